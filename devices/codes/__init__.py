@@ -1,0 +1,1 @@
+"""codes of the device layer."""

@@ -1,0 +1,39 @@
+"""Errors of the device layer.
+
+One tree rooted at :class:`DeviceError`. Each class carries a stable ``code``
+string that logs, metrics and the operations API use; the human text is the
+message. Foreign errors (``OSError``, ``serial.SerialException``, MQTT errors)
+are re-raised ``from`` the original so the cause stays visible.
+"""
+
+from __future__ import annotations
+
+
+class DeviceError(Exception):
+    """Root of every error raised by ``devices``."""
+
+    code = "device_error"
+
+
+class DeviceConfigError(DeviceError, ValueError):
+    """A device's configuration cannot work (unknown driver, bad URL, bad option)."""
+
+    code = "device_config_invalid"
+
+
+class DeviceDisconnectedError(DeviceError, ConnectionError):
+    """The transport to a device was lost; the supervisor reconnects."""
+
+    code = "device_disconnected"
+
+
+class FrameError(DeviceError, ValueError):
+    """A frame or payload could not be decoded; it is counted and dropped."""
+
+    code = "bad_frame"
+
+
+class CodeError(DeviceError, ValueError):
+    """A scanned code or EPC is invalid (bad check digit, malformed element string)."""
+
+    code = "invalid_code"

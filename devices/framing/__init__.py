@@ -1,0 +1,1 @@
+"""framing of the device layer."""
