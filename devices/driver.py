@@ -69,10 +69,19 @@ class MqttSettings:
 
 
 class Driver(Protocol):
-    """One small class per device family."""
+    """One small class per device family.
+
+    Constructed as ``cls(spec, *, mqtt=MqttSettings(...))``. The class method
+    ``check_options(options)`` validates ``spec.options`` at configuration time
+    (raising ``DeviceConfigError`` naming the option), so a bad device option is
+    reported by ``pickedge check-config`` before anything starts.
+    """
 
     spec: DeviceSpec
     stats: DeviceStats
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None: ...
 
     async def run(self, emit: Emit) -> None:
         """Connect, read and emit until cancelled or the transport fails.
