@@ -1,0 +1,588 @@
+"""Configuration: TOML file + environment, typed and validated in one place.
+
+``load_config(path)`` reads the file with :mod:`tomllib`, applies overrides from
+environment variables named ``PICKEDGE__SECTION__KEY`` (for example
+``PICKEDGE__API__PORT=8080``), validates every value against the dataclasses
+below and returns a frozen :class:`Config`. It collects *every* problem before
+failing, each with its key path and, where the key came from the file, its
+line; unknown keys are errors with a did-you-mean. Secrets are never part of
+the file: ``*_file`` keys name files whose content is read here, kept in
+:class:`Secret` (whose ``repr`` hides it) and never logged.
+
+Every value remembers where it came from (default, ``file:LINE``, ``env:NAME``);
+``pickedge check-config`` prints that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from devices.driver import DeviceSpec, MqttSettings
+from devices.errors import DeviceConfigError
+from devices.events import DeviceRole
+from devices.registry import DRIVERS, driver_class
+from edge.errors import ConfigError
+
+ENV_PREFIX = "PICKEDGE__"
+
+
+class Secret:
+    """A secret read from a file. ``str()`` and ``repr()`` never show it."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str) -> None:
+        self._value = value
+        self.source = source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(from {self.source})"
+
+    __str__ = __repr__
+
+
+# --------------------------------------------------------------------------- sections
+# Field metadata: "help" (one line for check-config and docs), optional "min"/"max".
+
+
+def _f(default: Any, help: str, **meta: Any) -> Any:  # noqa: A002 - reads like the docs
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass(frozen=True, slots=True)
+class BoxConfig:
+    id: str = _f("", "This box's id, unique in the fleet (sync-v1 X-Box-Id).")
+    secret_file: str = _f("", "File holding the sync-v1 shared secret (one line).")
+
+
+@dataclass(frozen=True, slots=True)
+class CloudConfig:
+    url: str = _f("", "Base URL of the cloud OMS (sync-v1); empty: no sync.")
+    timeout_s: float = _f(10.0, "Timeout of one sync request.", min=0.1, max=300)
+    batch_max_events: int = _f(500, "Most events in one upstream batch.", min=1, max=100_000)
+    batch_max_bytes: int = _f(
+        1_048_576, "Largest upstream batch body in bytes.", min=1024, max=1_048_576
+    )
+    backoff_max_s: float = _f(60.0, "Cap of the retry back-off.", min=1, max=3600)
+    pull_interval_s: float = _f(5.0, "Pause between downstream polls.", min=0.1, max=3600)
+    retention_days: float = _f(7.0, "Acked outbox rows are pruned after this.", min=0, max=3650)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    path: str = _f("var/pickedge.db", "SQLite database file.")
+    busy_timeout_ms: int = _f(5000, "How long a connection waits for a lock.", min=0, max=600_000)
+    max_backlog: int = _f(
+        2_000_000, "Unsent outbox events at which new work is refused.", min=1000
+    )
+    warn_backlog: int = _f(500_000, "Unsent outbox events at which an alert is raised.", min=100)
+    checkpoint_interval_s: float = _f(30.0, "WAL checkpoint period when idle.", min=1, max=3600)
+    wal_limit_mb: int = _f(64, "The WAL is truncated back to this size.", min=1, max=4096)
+    retention_days: float = _f(30.0, "Finished tours and scans are purged after this.", min=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    host: str = _f("127.0.0.1", "Address the PDA API listens on.")
+    port: int = _f(8470, "TCP port of the PDA API.", min=0, max=65535)
+    max_body_bytes: int = _f(65536, "Largest request body accepted.", min=1024, max=16_777_216)
+    token_ttl_s: int = _f(43200, "Lifetime of a picker session token.", min=60)
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    host: str = _f("127.0.0.1", "Broker on the box.")
+    port: int = _f(1883, "Broker port.", min=1, max=65535)
+    username: str = _f("pickedge", "Broker user of the daemon.")
+    password_file: str = _f("", "File holding the broker password; empty: no password.")
+    client_id_prefix: str = _f("pickedge", "Prefix of MQTT client ids (one per device).")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: Literal["debug", "info", "warning", "error"] = _f("info", "Log level.")
+    format: Literal["text", "json"] = _f("text", "One line per event: text or JSON.")
+
+
+@dataclass(frozen=True, slots=True)
+class DepotConfig:
+    x: float = _f(0.0, "Depot x in metres on the front cross aisle.")
+    y: float = _f(0.0, "Depot y (routing-v1: always 0).")
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutConfig:
+    """The routing-v1 layout of the zone (``kind = "blocks"``)."""
+
+    kind: Literal["blocks"] = _f("blocks", "Layout kind (routing-v1).")
+    aisles: int = _f(10, "Number of parallel pick aisles.", min=1, max=1000)
+    aisle_pitch_m: float = _f(3.0, "Distance between aisle centre lines.", min=0.1)
+    blocks: int = _f(1, "Blocks (cross aisles - 1).", min=1, max=8)
+    block_length_m: float = _f(20.0, "Length of one block.", min=0.1)
+    depot: DepotConfig = field(default_factory=DepotConfig, metadata={"help": "The depot."})
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    id: str = _f("", "Unique id of the device.")
+    driver: str = _f("", "Driver: " + ", ".join(sorted(DRIVERS)) + ".")
+    role: Literal["pack_station", "dock_door", "pick_zone"] = _f("pick_zone", "Where it stands.")
+    url: str = _f("", "Serial URL or path (serial drivers).")
+    topic: str = _f("", "MQTT topic filter (MQTT drivers).")
+    bound_to: str = _f("", "What it serves, e.g. a pack station or dock door id.")
+    enabled: bool = _f(True, "Set false to keep the entry but not run it.")
+    options: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "Driver options (see docs)."}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    box: BoxConfig = field(default_factory=BoxConfig)
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    layout: LayoutConfig = field(default_factory=LayoutConfig)
+    device_entries: tuple[DeviceConfig, ...] = ()
+    #: where each value came from: "box.id" -> "file:3", "api.port" -> "env:PICKEDGE__API__PORT"
+    sources: Mapping[str, str] = field(default_factory=dict)
+    #: secrets read from their files, by key path ("box.secret_file")
+    secrets: Mapping[str, Secret] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def devices(self) -> tuple[DeviceSpec, ...]:
+        """The enabled devices as the device layer sees them."""
+        return tuple(
+            DeviceSpec(
+                id=d.id,
+                driver=d.driver,
+                role=DeviceRole(d.role),
+                url=d.url or None,
+                topic=d.topic or None,
+                bound_to=d.bound_to or None,
+                options=dict(d.options),
+            )
+            for d in self.device_entries
+            if d.enabled
+        )
+
+    def box_secret(self) -> Secret | None:
+        return self.secrets.get("box.secret_file")
+
+    def mqtt_settings(self) -> MqttSettings:
+        password = self.secrets.get("mqtt.password_file")
+        return MqttSettings(
+            host=self.mqtt.host,
+            port=self.mqtt.port,
+            username=self.mqtt.username or None,
+            password=password.reveal() if password else None,
+            client_id_prefix=self.mqtt.client_id_prefix,
+        )
+
+    def layout_dict(self) -> dict[str, Any]:
+        """The ``[layout]`` table as a routing-v1 layout object."""
+        return dataclasses.asdict(self.layout)
+
+    def store_path(self) -> Path:
+        return resolve_relative(self.store.path, self.path)
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "box": BoxConfig,
+    "cloud": CloudConfig,
+    "store": StoreConfig,
+    "api": ApiConfig,
+    "mqtt": MqttConfig,
+    "logging": LoggingConfig,
+    "layout": LayoutConfig,
+}
+SECRET_KEYS = ("box.secret_file", "mqtt.password_file")
+
+
+def resolve_relative(value: str, config_path: Path | None) -> Path:
+    """Relative paths in a config file are relative to the file's directory."""
+    p = Path(value).expanduser()
+    if not p.is_absolute() and config_path is not None:
+        p = config_path.parent / p
+    return p
+
+
+# --------------------------------------------------------------------------- line index
+
+
+class _LineIndex:
+    """Finds the line of a key in TOML text, for error messages.
+
+    tomllib gives no positions, so this tracks table headers and ``key =`` lines.
+    It understands what configs use (tables, arrays of tables, dotted-free keys,
+    inline tables on one line) and answers None where it cannot tell.
+    """
+
+    _header = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?")
+    _key = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]+\")\s*=")
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[str, int] = {}
+        table = ""
+        counts: dict[str, int] = {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            m = self._header.match(line)
+            if m:
+                name = m.group(2)
+                if m.group(1) == "[[":
+                    index = counts.get(name, 0)
+                    counts[name] = index + 1
+                    table = f"{name}[{index}]"
+                else:
+                    table = self._resolve(name, counts)
+                self.lines.setdefault(table, number)
+                continue
+            k = self._key.match(line)
+            if k:
+                key = k.group(1).strip('"')
+                self.lines.setdefault(f"{table}.{key}" if table else key, number)
+
+    @staticmethod
+    def _resolve(name: str, counts: dict[str, int]) -> str:
+        # [devices.options] after [[devices]] belongs to the latest device entry
+        head, _, rest = name.partition(".")
+        if head in counts and rest:
+            return f"{head}[{counts[head] - 1}].{rest}"
+        return name
+
+    def line(self, path: str) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path.rpartition(".")[0]
+        return None
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Collector:
+    def __init__(self, file_label: str, index: _LineIndex | None) -> None:
+        self.problems: list[str] = []
+        self.sources: dict[str, str] = {}
+        self.file_label = file_label
+        self.index = index
+
+    def where(self, path: str, origin: str) -> str:
+        if origin.startswith("env:"):
+            return f"{origin[4:]} (environment)"
+        line = self.index.line(path) if self.index else None
+        return f"{self.file_label}:{line}" if line else self.file_label
+
+    def problem(self, path: str, origin: str, message: str) -> None:
+        self.problems.append(f"{self.where(path, origin)}: {path}: {message}")
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _coerce(tp: Any, value: Any) -> tuple[bool, Any]:
+    """Check ``value`` against a field type; ints are accepted where floats are."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return value in typing.get_args(tp), value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if tp is str:
+        return isinstance(value, str), value
+    if origin is dict:
+        return isinstance(value, dict), value
+    raise TypeError(f"unsupported config type {tp!r}")  # a programming error
+
+
+def _env_value(tp: Any, raw: str) -> Any:
+    """Parse an environment string the way the field's type reads."""
+    if tp is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        return raw
+    for parse in ((int,) if tp is int else (float,) if tp is float else ()):
+        try:
+            return parse(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _build(
+    cls: type[Any],
+    data: Mapping[str, Any],
+    prefix: str,
+    origin_of: dict[str, str],
+    out: _Collector,
+) -> Any:
+    """Validate ``data`` against the dataclass ``cls``; report problems into ``out``."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else key
+        origin = origin_of.get(path, "file")
+        if key not in fields:
+            guess = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            out.problem(path, origin, f"unknown key{hint}")
+            continue
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                out.problem(path, origin, "must be a table")
+                continue
+            values[key] = _build(tp, value, path, origin_of, out)  # type: ignore[arg-type]
+            continue
+        ok, coerced = _coerce(tp, value)
+        if not ok:
+            out.problem(path, origin, f"must be {_type_name(tp)}, not {value!r}")
+            continue
+        meta = fields[key].metadata
+        if "min" in meta and coerced < meta["min"]:
+            out.problem(path, origin, f"must be at least {meta['min']}, not {coerced!r}")
+            continue
+        if "max" in meta and coerced > meta["max"]:
+            out.problem(path, origin, f"must be at most {meta['max']}, not {coerced!r}")
+            continue
+        values[key] = coerced
+        out.sources[path] = origin
+    return cls(**values)
+
+
+def _apply_env(
+    raw: dict[str, Any], env: Mapping[str, str], origin_of: dict[str, str], out: _Collector
+) -> None:
+    for name, text in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        path = ".".join(parts)
+        origin = f"env:{name}"
+        cls = SECTIONS.get(parts[0])
+        if cls is None:
+            guess = difflib.get_close_matches(parts[0], list(SECTIONS), n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            out.problem(path, origin, f"unknown section{hint}")
+            continue
+        # walk nested dataclasses (layout.depot.x) to find the field type
+        target = raw.setdefault(parts[0], {})
+        tp: Any = cls
+        for part in parts[1:-1]:
+            hints = typing.get_type_hints(tp)
+            if part not in hints or not dataclasses.is_dataclass(hints[part]):
+                tp = None
+                break
+            tp = hints[part]
+            target = target.setdefault(part, {})
+        hints = typing.get_type_hints(tp) if tp is not None else {}
+        leaf = parts[-1]
+        if len(parts) < 2 or leaf not in hints:
+            guess = difflib.get_close_matches(leaf, list(hints), n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            out.problem(path, origin, f"unknown key{hint}")
+            continue
+        target[leaf] = _env_value(hints[leaf], text)
+        origin_of[path] = origin
+
+
+def _read_secret(path_value: str, key: str, config_path: Path | None, out: _Collector) -> Secret:
+    origin = out.sources.get(key, "file")
+    path = resolve_relative(path_value, config_path)
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        out.problem(key, origin, f"secret file {path} does not exist (create it, mode 0600)")
+    except PermissionError:
+        out.problem(key, origin, f"secret file {path} is not readable by this user")
+    except (OSError, UnicodeDecodeError) as exc:
+        out.problem(key, origin, f"secret file {path} cannot be read: {exc}")
+    else:
+        if not text:
+            out.problem(key, origin, f"secret file {path} is empty")
+        return Secret(text, str(path))
+    return Secret("", str(path))
+
+
+def _check_devices(entries: tuple[DeviceConfig, ...], out: _Collector) -> None:
+    seen: set[str] = set()
+    for i, d in enumerate(entries):
+        path = f"devices[{i}]"
+        if not d.id:
+            out.problem(f"{path}.id", "file", "is required")
+        elif d.id in seen:
+            out.problem(f"{path}.id", "file", f"duplicate device id {d.id!r}")
+        seen.add(d.id)
+        if not d.driver:
+            out.problem(f"{path}.driver", "file", "is required")
+            continue
+        try:
+            cls = driver_class(d.driver)
+        except DeviceConfigError as exc:
+            guess = difflib.get_close_matches(d.driver, list(DRIVERS), n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            out.problem(f"{path}.driver", "file", f"{exc}{hint}")
+            continue
+        except ImportError as exc:
+            out.problem(f"{path}.driver", "file", f"driver {d.driver!r} cannot load: {exc}")
+            continue
+        from devices.registry import MQTT_DRIVERS
+
+        if d.driver in MQTT_DRIVERS and not d.topic:
+            out.problem(f"{path}.topic", "file", f"is required for driver {d.driver!r}")
+        if d.driver not in MQTT_DRIVERS and not d.url:
+            out.problem(f"{path}.url", "file", f"is required for driver {d.driver!r}")
+        try:
+            cls.check_options(d.options)
+        except DeviceConfigError as exc:
+            out.problem(f"{path}.options", "file", str(exc))
+
+
+def _check_layout(layout: LayoutConfig, out: _Collector) -> None:
+    try:
+        from edge.routing import route
+    except ImportError:  # the routing engine is part of the package; guard for partial builds
+        return
+    try:
+        route({"layout": dataclasses.asdict(layout), "picks": []})
+    except ValueError as exc:
+        out.problem("layout", out.sources.get("layout.kind", "file"), str(exc))
+
+
+def load_config(
+    path: Path | None, env: Mapping[str, str] | None = None, *, read_secrets: bool = True
+) -> Config:
+    """Read, override and validate a configuration; raise ``ConfigError`` listing
+    every problem. ``path`` None means defaults + environment only."""
+    environ = os.environ if env is None else env
+    text = ""
+    label = "<defaults>"
+    if path is not None:
+        label = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError([f"{path}: no such configuration file"]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{path}: cannot be read: {exc}"]) from None
+    out = _Collector(label, _LineIndex(text) if text else None)
+    try:
+        raw: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{label}: not valid TOML: {exc}"]) from None
+
+    origin_of: dict[str, str] = {}
+    _apply_env(raw, environ, origin_of, out)
+    for key in raw:
+        origin_of.setdefault(key, "file")
+
+    sections: dict[str, Any] = {}
+    device_entries: list[DeviceConfig] = []
+    for key, value in raw.items():
+        if key == "devices":
+            if not isinstance(value, list):
+                out.problem("devices", "file", "must be an array of tables ([[devices]])")
+                continue
+            for i, entry in enumerate(value):
+                if not isinstance(entry, dict):
+                    out.problem(f"devices[{i}]", "file", "must be a table")
+                    continue
+                device_entries.append(_build(DeviceConfig, entry, f"devices[{i}]", {}, out))
+            continue
+        cls = SECTIONS.get(key)
+        if cls is None:
+            guess = difflib.get_close_matches(key, [*SECTIONS, "devices"], n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            out.problem(key, origin_of.get(key, "file"), f"unknown section{hint}")
+            continue
+        if not isinstance(value, dict):
+            out.problem(key, "file", "must be a table")
+            continue
+        sections[key] = _build(cls, value, key, origin_of, out)
+
+    # Sources of file values: mark them with their line.
+    for p, origin in list(out.sources.items()):
+        if origin == "file":
+            line = out.index.line(p) if out.index else None
+            out.sources[p] = f"file:{line}" if line else "file"
+
+    cfg = Config(**sections, device_entries=tuple(device_entries), path=path)
+
+    if not cfg.box.id:
+        out.problem("box.id", "file", "is required (this box's id in the fleet)")
+    elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}", cfg.box.id):
+        out.problem("box.id", "file", "letters, digits, '.', '_' and '-' only, at most 64")
+    if cfg.cloud.url and not re.match(r"^https?://[^\s/]+", cfg.cloud.url):
+        out.problem("cloud.url", "file", f"must be an http(s) URL, not {cfg.cloud.url!r}")
+    if cfg.cloud.url and not cfg.box.secret_file:
+        out.problem("box.secret_file", "file", "is required when cloud.url is set")
+    if cfg.store.warn_backlog >= cfg.store.max_backlog:
+        out.problem("store.warn_backlog", "file", "must be below store.max_backlog")
+    if not cfg.store.path:
+        out.problem("store.path", "file", "is required")
+    _check_devices(cfg.device_entries, out)
+    _check_layout(cfg.layout, out)
+
+    secrets: dict[str, Secret] = {}
+    if read_secrets:
+        for key in SECRET_KEYS:
+            section, _, name = key.partition(".")
+            value = getattr(getattr(cfg, section), name)
+            if value:
+                secrets[key] = _read_secret(value, key, path, out)
+    if out.problems:
+        raise ConfigError(out.problems)
+    return dataclasses.replace(cfg, sources=dict(out.sources), secrets=secrets)
+
+
+def effective_config(cfg: Config) -> list[tuple[str, Any, str]]:
+    """Every key with its value and where it came from, for ``check-config``.
+    Secret values are never included, only the files they come from."""
+    rows: list[tuple[str, Any, str]] = []
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            path = f"{prefix}.{f.name}" if prefix else f.name
+            if dataclasses.is_dataclass(value):
+                walk(value, path)
+            else:
+                rows.append((path, value, cfg.sources.get(path, "default")))
+
+    for name in SECTIONS:
+        walk(getattr(cfg, name), name)
+    for i, device in enumerate(cfg.device_entries):
+        for f in dataclasses.fields(device):
+            path = f"devices[{i}].{f.name}"
+            rows.append((path, getattr(device, f.name), cfg.sources.get(path, "default")))
+    return rows
+

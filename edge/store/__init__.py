@@ -1,0 +1,21 @@
+"""The SQLite store of the box (see :mod:`edge.store.db` for its promises)."""
+
+from edge.store.db import (
+    EVENT_TYPES,
+    OutboxEvent,
+    Store,
+    Transaction,
+    now_ms,
+    open_read_only,
+)
+from edge.store.migrations import SCHEMA_VERSION
+
+__all__ = [
+    "EVENT_TYPES",
+    "SCHEMA_VERSION",
+    "OutboxEvent",
+    "Store",
+    "Transaction",
+    "now_ms",
+    "open_read_only",
+]

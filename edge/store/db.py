@@ -1,0 +1,442 @@
+"""The box's SQLite store: one writer, many readers, the outbox in every write.
+
+Promises:
+
+- **One writer.** All writes go through :meth:`Store.transaction`, which takes a
+  lock and opens ``BEGIN IMMEDIATE`` on the single writer connection (stdlib
+  ``sqlite3``), so a write never fails half-way on a busy snapshot, as deferred
+  transactions can. ``await store.write(fn)`` runs ``fn(tx)`` in one transaction
+  on a dedicated writer thread, so the event loop never blocks on ``fsync``.
+- **Durable when it returns.** WAL with ``synchronous=FULL``: a transaction that
+  has returned is on disk, which is the promise a PDA's "OK" beep makes.
+- **The outbox rule.** :meth:`Transaction.append_event` is the only way to add
+  an outbox event; its ``seq`` is taken inside the caller's transaction, so a
+  rolled-back change leaves neither an event nor a gap.
+- **Bounded files.** ``journal_size_limit`` and periodic
+  :meth:`Store.checkpoint` keep the WAL from growing without limit.
+- **Clear failures.** A corrupt file, a schema from a newer PickEdge, a
+  read-only disk, a full disk: each raises its own :class:`StoreError` subclass
+  with a message that names the file, and the file is left as it was.
+
+Readers use separate read-only connections (through sqlite-utils) and never
+take the write lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgpack
+import sqlite_utils
+
+from edge.errors import (
+    BacklogFullError,
+    CorruptDatabaseError,
+    ReadOnlyStoreError,
+    SchemaTooNewError,
+    StorageFullError,
+    StoreError,
+)
+from edge.store.migrations import MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: sync-v1 event types; anything else is a programming error
+EVENT_TYPES = frozenset(
+    {"stock_delta", "pick_confirmed", "pick_exception", "shipment_confirmed", "alert"}
+)
+
+# SQLite primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF)
+_SQLITE_READONLY = 8
+_SQLITE_CORRUPT = 11
+_SQLITE_FULL = 13
+_SQLITE_CANTOPEN = 14
+_SQLITE_NOTADB = 26
+
+
+def now_ms() -> int:
+    """Wall clock in unix ms: informational only (DESIGN.md decision 5)."""
+    return time.time_ns() // 1_000_000
+
+
+def translate_error(exc: sqlite3.Error, path: Path) -> StoreError:
+    """Map a sqlite3 error to the project's error with a message for a person."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc)
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or "not a database" in text:
+        return CorruptDatabaseError(
+            f"{path}: the database is corrupt ({text}); restore it from a backup "
+            "(pickedge db backup) or move it aside to start empty"
+        )
+    if primary == _SQLITE_FULL:
+        return StorageFullError(
+            f"{path}: the disk is full; the change was rolled back and not confirmed"
+        )
+    if primary == _SQLITE_READONLY or "readonly" in text:
+        return ReadOnlyStoreError(
+            f"{path}: the database cannot be written ({text}); check the disk is mounted "
+            "read-write and the file and its directory belong to this user"
+        )
+    if primary == _SQLITE_CANTOPEN:
+        return ReadOnlyStoreError(
+            f"{path}: cannot open the database ({text}); check the directory exists "
+            "and is writable by this user"
+        )
+    return StoreError(f"{path}: {text}")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One outbox row as the uploader reads it."""
+
+    epoch: str
+    seq: int
+    type: str
+    at_ms: int
+    data: dict[str, Any]
+
+
+class Transaction:
+    """An open ``BEGIN IMMEDIATE`` transaction on the writer connection."""
+
+    __slots__ = ("_epoch", "_next_seq", "_store", "conn", "events")
+
+    def __init__(self, store: Store, conn: sqlite3.Connection) -> None:
+        self._store = store
+        self.conn = conn
+        self._epoch: str | None = None
+        self._next_seq = 0
+        #: seqs appended in this transaction (for callers and tests)
+        self.events: list[int] = []
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        return self.conn.executemany(sql, rows)
+
+    def append_event(self, type_: str, data: dict[str, Any], *, at_ms: int | None = None) -> int:
+        """Append one outbox event in this transaction and return its ``seq``.
+
+        The seq is contiguous within the epoch because it is taken and advanced
+        under the write lock of this transaction: roll the transaction back and
+        both the event and its seq are gone.
+        """
+        if type_ not in EVENT_TYPES:
+            raise ValueError(f"unknown outbox event type {type_!r}")
+        if self._epoch is None:
+            epoch, next_seq = self.conn.execute(
+                "SELECT epoch, next_seq FROM box WHERE id = 1"
+            ).fetchone()
+            self._check_backlog(epoch, next_seq)
+            self._epoch, self._next_seq = epoch, next_seq
+        seq = self._next_seq
+        payload = msgpack.packb(data, use_bin_type=True)
+        self.conn.execute(
+            "INSERT INTO outbox (epoch, seq, type, at_ms, payload) VALUES (?, ?, ?, ?, ?)",
+            (self._epoch, seq, type_, now_ms() if at_ms is None else at_ms, payload),
+        )
+        self._next_seq = seq + 1
+        self.conn.execute("UPDATE box SET next_seq = ? WHERE id = 1", (self._next_seq,))
+        self.events.append(seq)
+        return seq
+
+    def _check_backlog(self, epoch: str, next_seq: int) -> None:
+        limit = self._store.max_backlog
+        if limit is None:
+            return
+        row = self.conn.execute(
+            "SELECT acked_epoch, acked_seq FROM sync_state WHERE id = 1"
+        ).fetchone()
+        acked = row[1] if row[0] == epoch else 0
+        if next_seq - 1 - acked >= limit:
+            raise BacklogFullError(
+                f"{limit} events wait for the cloud; new work is refused until sync "
+                "catches up (nothing already confirmed is dropped)"
+            )
+
+
+class Store:
+    """The database of one box. Open with :meth:`Store.open`."""
+
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        *,
+        max_backlog: int | None,
+        wal_limit_bytes: int,
+    ) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self.max_backlog = max_backlog
+        self.wal_limit_bytes = wal_limit_bytes
+        row = conn.execute("SELECT box_id, epoch FROM box WHERE id = 1").fetchone()
+        self.box_id: str = row[0]
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        box_id: str,
+        busy_timeout_ms: int = 5000,
+        max_backlog: int | None = None,
+        wal_limit_bytes: int = 64 * 1024 * 1024,
+        migrate: bool = True,
+    ) -> Store:
+        """Open (creating when new) and migrate the database of box ``box_id``.
+
+        Raises ``CorruptDatabaseError``, ``SchemaTooNewError``,
+        ``ReadOnlyStoreError`` or ``StoreError``; in each case the file is left
+        as it was (the version is read before anything is written).
+        """
+        path = Path(path)
+        if not path.parent.exists():
+            raise ReadOnlyStoreError(f"{path}: the directory {path.parent} does not exist")
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+            )
+            version = cls._read_version(conn, path)
+            if version > SCHEMA_VERSION:
+                raise SchemaTooNewError(
+                    f"{path}: schema version {version} was written by a newer PickEdge "
+                    f"(this one knows up to {SCHEMA_VERSION}); upgrade PickEdge, "
+                    "or restore a backup made by this version"
+                )
+            if version < SCHEMA_VERSION and not migrate:
+                raise StoreError(
+                    f"{path}: schema version {version} is older than {SCHEMA_VERSION}; "
+                    "run `pickedge db migrate`"
+                )
+            cls._configure(conn, busy_timeout_ms, wal_limit_bytes)
+            cls._migrate(conn, version)
+            cls._ensure_box(conn, path, box_id)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise translate_error(exc, path) from exc
+        except StoreError:
+            if conn is not None:
+                conn.close()
+            raise
+        return cls(path, conn, max_backlog=max_backlog, wal_limit_bytes=wal_limit_bytes)
+
+    @staticmethod
+    def _read_version(conn: sqlite3.Connection, path: Path) -> int:
+        # Reading the schema forces SQLite to parse the header: a file that is
+        # not a database fails here, before anything is written.
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        return version
+
+    @staticmethod
+    def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, wal_limit: int) -> None:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"cannot switch the database to WAL (journal_mode={mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA journal_size_limit = {int(wal_limit)}")
+        conn.execute("PRAGMA wal_autocheckpoint = 1000")
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection, version: int) -> None:
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            script = MIGRATIONS[target - 1]
+            log.info("migrating database schema %d -> %d", target - 1, target)
+            try:
+                conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {target};\nCOMMIT;"
+                )
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _ensure_box(conn: sqlite3.Connection, path: Path, box_id: str) -> None:
+        row = conn.execute("SELECT box_id FROM box WHERE id = 1").fetchone()
+        if row is None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT INTO box (id, box_id, epoch, next_seq, created_ms) "
+                    "VALUES (1, ?, ?, 1, ?)",
+                    (box_id, new_epoch(), now_ms()),
+                )
+                conn.execute("UPDATE sync_state SET acked_epoch = (SELECT epoch FROM box)")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        elif row[0] != box_id:
+            raise StoreError(
+                f"{path}: this database belongs to box {row[0]!r}, but the configuration "
+                f"says {box_id!r}; a database is never shared between boxes"
+            )
+
+    # ------------------------------------------------------------------ writing
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer; rollback on any error.
+
+        Thread-safe (one writer at a time). Raises ``StorageFullError`` and the
+        other ``StoreError`` subclasses with the transaction rolled back.
+        """
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise translate_error(exc, self.path) from exc
+            tx = Transaction(self, conn)
+            try:
+                yield tx
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:  # pragma: no cover - rollback after I/O error
+                        log.exception("rollback failed on %s", self.path)
+                if isinstance(exc, sqlite3.Error):
+                    raise translate_error(exc, self.path) from exc
+                raise
+
+    def run(self, fn: Callable[[Transaction], T]) -> T:
+        """Run ``fn`` in one transaction, synchronously."""
+        with self.transaction() as tx:
+            return fn(tx)
+
+    async def write(self, fn: Callable[[Transaction], T]) -> T:
+        """Run ``fn(tx)`` in one transaction on the writer thread.
+
+        When this returns, the transaction is committed and on disk. ``fn`` must
+        not await; it runs on another thread.
+        """
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run, fn)
+
+    # ------------------------------------------------------------------ reading
+
+    def reader(self) -> sqlite_utils.Database:
+        """A read-only connection of this thread, wrapped by sqlite-utils."""
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=5
+            )
+            conn.execute("PRAGMA busy_timeout = 5000")
+            with self._readers_lock:
+                self._readers.append(conn)
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+        return db
+
+    def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only query as dicts."""
+        return list(self.reader().query(sql, params))
+
+    # ------------------------------------------------------------------ maintenance
+
+    @property
+    def epoch(self) -> str:
+        with self._lock:
+            row = self._conn.execute("SELECT epoch FROM box WHERE id = 1").fetchone()
+        return str(row[0])
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """Checkpoint the WAL and truncate it; returns (busy, wal pages, moved)."""
+        with self._lock:
+            try:
+                row = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                raise translate_error(exc, self.path) from exc
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def integrity_check(self) -> list[str]:
+        """``PRAGMA integrity_check``: ``["ok"]`` when the file is sound."""
+        with self._lock:
+            rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def backup(self, dest: Path) -> None:
+        """A consistent online copy (SQLite backup API), fsynced before returning."""
+        if dest.exists():
+            raise StoreError(f"{dest}: exists already; backups never overwrite")
+        target = sqlite3.connect(dest)
+        try:
+            with self._lock:
+                self._conn.backup(target)
+            target.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.Error as exc:
+            target.close()
+            dest.unlink(missing_ok=True)
+            raise translate_error(exc, dest) from exc
+        target.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                log.warning("final WAL checkpoint of %s failed", self.path)
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def new_epoch() -> str:
+    """A fresh outbox epoch id: random, never derived from the clock."""
+    return secrets.token_hex(8)
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection for inspection commands; writes nothing."""
+    if not path.exists():
+        raise StoreError(f"{path}: no such database")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    except sqlite3.Error as exc:
+        raise translate_error(exc, path) from exc
+    return conn

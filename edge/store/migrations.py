@@ -1,0 +1,195 @@
+"""Schema migrations, keyed on ``PRAGMA user_version``.
+
+``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``. Each runs in
+one transaction together with the ``user_version`` bump, so a crash leaves the
+database at the old version or the new one, never between. Migrations are only
+ever appended; a released one is never edited.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    -- The box's identity. One row. epoch names the outbox's sequence space
+    -- (sync-v1); next_seq is the seq the next event gets in that epoch.
+    CREATE TABLE box (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        box_id      TEXT NOT NULL,
+        epoch       TEXT NOT NULL,
+        next_seq    INTEGER NOT NULL CHECK (next_seq >= 1),
+        created_ms  INTEGER NOT NULL
+    ) STRICT;
+
+    -- Master data from the cloud.
+    CREATE TABLE items (
+        sku          TEXT PRIMARY KEY,
+        description  TEXT NOT NULL DEFAULT '',
+        uom          TEXT NOT NULL DEFAULT 'EA',
+        serialized   INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE item_gtins (
+        gtin  TEXT PRIMARY KEY CHECK (length(gtin) = 14),
+        sku   TEXT NOT NULL REFERENCES items(sku) ON DELETE CASCADE
+    ) STRICT;
+    CREATE INDEX item_gtins_sku ON item_gtins(sku);
+
+    -- Locations in routing-v1 terms: an aisle index and a depth y in metres.
+    CREATE TABLE locations (
+        code   TEXT PRIMARY KEY,
+        aisle  INTEGER NOT NULL CHECK (aisle >= 0),
+        y      REAL NOT NULL CHECK (y >= 0),
+        zone   TEXT NOT NULL DEFAULT ''
+    ) STRICT;
+
+    -- On-hand stock per (sku, location, lot); lot '' when not lot-controlled.
+    -- reserved: units promised to open tours, so two pickers are never sent for
+    -- the same units.
+    CREATE TABLE stock (
+        sku       TEXT NOT NULL,
+        location  TEXT NOT NULL,
+        lot       TEXT NOT NULL DEFAULT '',
+        expiry    TEXT,
+        qty       INTEGER NOT NULL,
+        reserved  INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+        PRIMARY KEY (sku, location, lot)
+    ) STRICT;
+    CREATE INDEX stock_location ON stock(location);
+
+    -- Work from the cloud. Customer data is minimal: postcode and region only.
+    CREATE TABLE tasks (
+        task           TEXT PRIMARY KEY,
+        kind           TEXT NOT NULL DEFAULT 'pick' CHECK (kind IN ('pick', 'count')),
+        order_ref      TEXT,
+        priority       INTEGER NOT NULL DEFAULT 0,
+        state          TEXT NOT NULL DEFAULT 'open'
+                       CHECK (state IN ('open', 'started', 'done', 'cancelled')),
+        ship_postcode  TEXT,
+        ship_region    TEXT,
+        carrier        TEXT,
+        received_ms    INTEGER NOT NULL,
+        finished_ms    INTEGER
+    ) STRICT;
+    CREATE INDEX tasks_open ON tasks(state, priority DESC);
+    CREATE INDEX tasks_order ON tasks(order_ref);
+    CREATE TABLE task_lines (
+        task      TEXT NOT NULL REFERENCES tasks(task) ON DELETE CASCADE,
+        line      TEXT NOT NULL,
+        sku       TEXT NOT NULL,
+        qty       INTEGER NOT NULL CHECK (qty >= 0),
+        location  TEXT,
+        picked    INTEGER NOT NULL DEFAULT 0,
+        state     TEXT NOT NULL DEFAULT 'open',
+        PRIMARY KEY (task, line)
+    ) STRICT;
+
+    -- People and handhelds.
+    CREATE TABLE pickers (
+        id      TEXT PRIMARY KEY,
+        name    TEXT NOT NULL,
+        badge   TEXT NOT NULL UNIQUE,
+        role    TEXT NOT NULL CHECK (role IN ('picker', 'supervisor', 'admin')),
+        active  INTEGER NOT NULL DEFAULT 1,
+        source  TEXT NOT NULL DEFAULT 'cloud'
+    ) STRICT;
+    CREATE TABLE pdas (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        key_hash    TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        revoked_ms  INTEGER
+    ) STRICT;
+    CREATE TABLE sessions (
+        token_hash  TEXT PRIMARY KEY,
+        picker      TEXT NOT NULL REFERENCES pickers(id),
+        pda         TEXT NOT NULL REFERENCES pdas(id),
+        expires_ms  INTEGER NOT NULL
+    ) STRICT;
+
+    -- Tours: the walk a picker is on, and its stops in route order.
+    CREATE TABLE tours (
+        tour        INTEGER PRIMARY KEY AUTOINCREMENT,
+        picker      TEXT NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'active'
+                    CHECK (state IN ('active', 'done', 'cancelled')),
+        route       BLOB,
+        length_m    REAL,
+        started_ms  INTEGER NOT NULL,
+        ended_ms    INTEGER
+    ) STRICT;
+    CREATE INDEX tours_picker ON tours(picker, state);
+    CREATE TABLE tour_stops (
+        tour      INTEGER NOT NULL REFERENCES tours(tour) ON DELETE CASCADE,
+        stop      INTEGER NOT NULL,
+        task      TEXT NOT NULL,
+        line      TEXT NOT NULL,
+        sku       TEXT NOT NULL,
+        location  TEXT NOT NULL,
+        lot       TEXT NOT NULL DEFAULT '',
+        qty       INTEGER NOT NULL,
+        picked    INTEGER NOT NULL DEFAULT 0,
+        state     TEXT NOT NULL DEFAULT 'pending',
+        PRIMARY KEY (tour, stop)
+    ) STRICT;
+
+    -- Every applied scan, by the PDA's scan_id, with the answer it got: a retry
+    -- returns the stored answer and changes nothing.
+    CREATE TABLE scans (
+        scan_id   TEXT PRIMARY KEY,
+        picker    TEXT NOT NULL,
+        tour      INTEGER,
+        code      TEXT NOT NULL,
+        result    TEXT NOT NULL,
+        answer    BLOB NOT NULL,
+        at_ms     INTEGER NOT NULL
+    ) STRICT;
+
+    -- The append-only outbox (sync-v1). seq is contiguous per epoch; rows are
+    -- only ever inserted, marked acked, and pruned once acked and old.
+    CREATE TABLE outbox (
+        epoch    TEXT NOT NULL,
+        seq      INTEGER NOT NULL CHECK (seq >= 1),
+        type     TEXT NOT NULL,
+        at_ms    INTEGER NOT NULL,
+        payload  BLOB NOT NULL,
+        acked    INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (epoch, seq)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX outbox_unacked ON outbox(acked, epoch, seq);
+
+    -- Sync progress: upstream ack per epoch, downstream cursor.
+    CREATE TABLE sync_state (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        acked_epoch     TEXT,
+        acked_seq       INTEGER NOT NULL DEFAULT 0,
+        cursor          TEXT,
+        last_ack_ms     INTEGER,
+        last_error      TEXT,
+        last_error_ms   INTEGER
+    ) STRICT;
+    INSERT INTO sync_state (id) VALUES (1);
+
+    -- Devices as last seen, for the dashboard after a restart.
+    CREATE TABLE devices (
+        id          TEXT PRIMARY KEY,
+        driver      TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'unknown',
+        last_seen_ms INTEGER
+    ) STRICT;
+
+    -- Alerts raised on the box (also sent upstream as alert events).
+    CREATE TABLE alerts (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind         TEXT NOT NULL,
+        severity     TEXT NOT NULL CHECK (severity IN ('info', 'warn', 'crit')),
+        subject      TEXT NOT NULL,
+        detail       BLOB NOT NULL,
+        raised_ms    INTEGER NOT NULL,
+        cleared_ms   INTEGER
+    ) STRICT;
+    CREATE INDEX alerts_open ON alerts(cleared_ms, severity);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

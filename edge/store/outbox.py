@@ -1,0 +1,150 @@
+"""Reading and settling the outbox: what the uploader needs from the store.
+
+Events are *appended* only through :meth:`edge.store.Transaction.append_event`
+(in the transaction of the change that caused them). This module reads them in
+``seq`` order, marks them acked when the cloud says so, moves unacked events to
+a new epoch when the cloud reports an ``epoch_conflict`` (sync-v1), and prunes
+acked rows after the retention period. It never deletes an unacked row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from edge.store.db import OutboxEvent, Store, Transaction, new_epoch, now_ms
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    epoch: str
+    next_seq: int
+    acked_seq: int
+    backlog: int
+    oldest_unacked_ms: int | None
+    last_ack_ms: int | None
+    last_error: str | None
+
+
+def status(store: Store) -> OutboxStatus:
+    """Backlog figures for ``pickedge sync status``, the dashboard and metrics."""
+    row = store.query(
+        "SELECT b.epoch, b.next_seq, s.acked_epoch, s.acked_seq, s.last_ack_ms, s.last_error "
+        "FROM box b, sync_state s"
+    )[0]
+    acked = row["acked_seq"] if row["acked_epoch"] == row["epoch"] else 0
+    oldest = store.query(
+        "SELECT at_ms FROM outbox WHERE epoch = ? AND seq = ?", (row["epoch"], acked + 1)
+    )
+    return OutboxStatus(
+        epoch=row["epoch"],
+        next_seq=row["next_seq"],
+        acked_seq=acked,
+        backlog=row["next_seq"] - 1 - acked,
+        oldest_unacked_ms=oldest[0]["at_ms"] if oldest else None,
+        last_ack_ms=row["last_ack_ms"],
+        last_error=row["last_error"],
+    )
+
+
+def read_unacked(
+    store: Store, *, limit: int, max_bytes: int | None = None, after_seq: int | None = None
+) -> list[OutboxEvent]:
+    """Up to ``limit`` unacked events of the current epoch, in seq order.
+
+    ``after_seq`` starts after a given seq (the uploader's send window);
+    ``max_bytes`` stops before the payloads exceed it (at least one event is
+    always returned so a single large event still goes out).
+    """
+    state = store.query(
+        "SELECT b.epoch, s.acked_epoch, s.acked_seq FROM box b, sync_state s"
+    )[0]
+    epoch = state["epoch"]
+    acked = state["acked_seq"] if state["acked_epoch"] == epoch else 0
+    start = max(acked, after_seq or 0)
+    rows = store.reader().execute(
+        "SELECT seq, type, at_ms, payload FROM outbox "
+        "WHERE epoch = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (epoch, start, limit),
+    )
+    events: list[OutboxEvent] = []
+    size = 0
+    for seq, type_, at_ms, payload in rows:
+        size += len(payload) + 32
+        if max_bytes is not None and events and size > max_bytes:
+            break
+        data: dict[str, Any] = msgpack.unpackb(payload, raw=False)
+        events.append(OutboxEvent(epoch, seq, type_, at_ms, data))
+    return events
+
+
+def mark_acked(tx: Transaction, epoch: str, upto: int) -> int:
+    """Record that the cloud durably applied every seq ≤ ``upto`` of ``epoch``.
+
+    Idempotent and monotonic: an older ack never moves the mark back, and an
+    ack for an epoch that is no longer current changes nothing. Returns the
+    acked seq now stored.
+    """
+    current_epoch, next_seq = tx.execute("SELECT epoch, next_seq FROM box WHERE id = 1").fetchone()
+    if epoch != current_epoch:
+        return 0
+    if upto >= next_seq:
+        # The cloud claims events the box never wrote: a lying or confused peer.
+        raise ValueError(f"ack {upto} is beyond the last event {next_seq - 1} of epoch {epoch}")
+    acked_epoch, acked_seq = tx.execute(
+        "SELECT acked_epoch, acked_seq FROM sync_state WHERE id = 1"
+    ).fetchone()
+    base = acked_seq if acked_epoch == epoch else 0
+    if upto <= base:
+        return int(base)
+    tx.execute(
+        "UPDATE outbox SET acked = 1 WHERE epoch = ? AND seq > ? AND seq <= ?",
+        (epoch, base, upto),
+    )
+    tx.execute(
+        "UPDATE sync_state SET acked_epoch = ?, acked_seq = ?, last_ack_ms = ?, "
+        "last_error = NULL WHERE id = 1",
+        (epoch, upto, now_ms()),
+    )
+    return upto
+
+
+def start_new_epoch(tx: Transaction) -> tuple[str, str, int]:
+    """Move every unacked event of the current epoch to a new epoch, from seq 1.
+
+    Used when the cloud answers ``epoch_conflict`` (a restored backup or cloned
+    card). Order and content are kept; acked rows stay under the old epoch until
+    pruned. Returns (old epoch, new epoch, events moved).
+    """
+    old, _ = tx.execute("SELECT epoch, next_seq FROM box WHERE id = 1").fetchone()
+    acked_epoch, acked_seq = tx.execute(
+        "SELECT acked_epoch, acked_seq FROM sync_state WHERE id = 1"
+    ).fetchone()
+    base = acked_seq if acked_epoch == old else 0
+    fresh = new_epoch()
+    rows = tx.execute(
+        "SELECT seq, type, at_ms, payload FROM outbox WHERE epoch = ? AND seq > ? ORDER BY seq",
+        (old, base),
+    ).fetchall()
+    tx.executemany(
+        "INSERT INTO outbox (epoch, seq, type, at_ms, payload) VALUES (?, ?, ?, ?, ?)",
+        [(fresh, i, r[1], r[2], r[3]) for i, r in enumerate(rows, start=1)],
+    )
+    tx.execute("DELETE FROM outbox WHERE epoch = ? AND seq > ?", (old, base))
+    tx.execute(
+        "UPDATE box SET epoch = ?, next_seq = ? WHERE id = 1", (fresh, len(rows) + 1)
+    )
+    tx.execute(
+        "UPDATE sync_state SET acked_epoch = ?, acked_seq = 0 WHERE id = 1", (fresh,)
+    )
+    return str(old), fresh, len(rows)
+
+
+def prune_acked(tx: Transaction, *, older_than_ms: int) -> int:
+    """Delete acked rows written before ``older_than_ms``; returns how many."""
+    cur = tx.execute(
+        "DELETE FROM outbox WHERE acked = 1 AND at_ms < ?", (older_than_ms,)
+    )
+    return int(cur.rowcount)
