@@ -150,6 +150,11 @@ class Transaction:
             "INSERT INTO outbox (epoch, seq, type, at_ms, payload) VALUES (?, ?, ?, ?, ?)",
             (self._epoch, seq, type_, now_ms() if at_ms is None else at_ms, payload),
         )
+        if type_ == "stock_delta":
+            self.conn.execute(
+                "INSERT INTO stock_ledger (epoch, seq, sku, location, qty) VALUES (?, ?, ?, ?, ?)",
+                (self._epoch, seq, data["sku"], data["location"], int(data["qty"])),
+            )
         self._next_seq = seq + 1
         self.conn.execute("UPDATE box SET next_seq = ? WHERE id = 1", (self._next_seq,))
         self.events.append(seq)
@@ -284,10 +289,14 @@ class Store:
         if row is None:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                epoch = new_epoch()
                 conn.execute(
                     "INSERT INTO box (id, box_id, epoch, next_seq, created_ms) "
                     "VALUES (1, ?, ?, 1, ?)",
-                    (box_id, new_epoch(), now_ms()),
+                    (box_id, epoch, now_ms()),
+                )
+                conn.execute(
+                    "INSERT INTO epochs (epoch, started_ms) VALUES (?, ?)", (epoch, now_ms())
                 )
                 conn.execute("UPDATE sync_state SET acked_epoch = (SELECT epoch FROM box)")
                 conn.execute("COMMIT")

@@ -157,6 +157,27 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX outbox_unacked ON outbox(acked, epoch, seq);
 
+    -- The box's own stock movements, one row per stock_delta event, written by
+    -- Transaction.append_event. The downstream `stock` rule of sync-v1 (on-hand
+    -- = the cloud's qty + this box's deltas after `acked`) is a SUM over it.
+    CREATE TABLE stock_ledger (
+        epoch     TEXT NOT NULL,
+        seq       INTEGER NOT NULL,
+        sku       TEXT NOT NULL,
+        location  TEXT NOT NULL,
+        qty       INTEGER NOT NULL,
+        PRIMARY KEY (epoch, seq)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX stock_ledger_item ON stock_ledger(sku, location);
+
+    -- The epochs of this box in the order they were started, so "deltas after
+    -- seq N of epoch E" also counts every later epoch.
+    CREATE TABLE epochs (
+        n           INTEGER PRIMARY KEY AUTOINCREMENT,
+        epoch       TEXT NOT NULL UNIQUE,
+        started_ms  INTEGER NOT NULL
+    ) STRICT;
+
     -- Sync progress: upstream ack per epoch, downstream cursor.
     CREATE TABLE sync_state (
         id              INTEGER PRIMARY KEY CHECK (id = 1),

@@ -133,6 +133,18 @@ def start_new_epoch(tx: Transaction) -> tuple[str, str, int]:
         [(fresh, i, r[1], r[2], r[3]) for i, r in enumerate(rows, start=1)],
     )
     tx.execute("DELETE FROM outbox WHERE epoch = ? AND seq > ?", (old, base))
+    # The ledger follows its events to the new epoch, seq for seq.
+    moved = {r[0]: i for i, r in enumerate(rows, start=1)}
+    ledger = tx.execute(
+        "SELECT seq, sku, location, qty FROM stock_ledger WHERE epoch = ? AND seq > ?",
+        (old, base),
+    ).fetchall()
+    tx.execute("DELETE FROM stock_ledger WHERE epoch = ? AND seq > ?", (old, base))
+    tx.executemany(
+        "INSERT INTO stock_ledger (epoch, seq, sku, location, qty) VALUES (?, ?, ?, ?, ?)",
+        [(fresh, moved[r[0]], r[1], r[2], r[3]) for r in ledger],
+    )
+    tx.execute("INSERT INTO epochs (epoch, started_ms) VALUES (?, ?)", (fresh, now_ms()))
     tx.execute(
         "UPDATE box SET epoch = ?, next_seq = ? WHERE id = 1", (fresh, len(rows) + 1)
     )
@@ -148,3 +160,28 @@ def prune_acked(tx: Transaction, *, older_than_ms: int) -> int:
         "DELETE FROM outbox WHERE acked = 1 AND at_ms < ?", (older_than_ms,)
     )
     return int(cur.rowcount)
+
+
+def deltas_after(tx: Transaction, sku: str, location: str, epoch: str | None, acked: int) -> int:
+    """This box's net stock movement of (sku, location) after seq ``acked`` of
+    ``epoch``, counting every later epoch in full (sync-v1 ``stock`` rule).
+
+    ``epoch`` None (or unknown to this box) means the cloud's figure includes
+    none of this box's deltas: every delta counts.
+    """
+    order = None
+    if epoch is not None:
+        row = tx.execute("SELECT n FROM epochs WHERE epoch = ?", (epoch,)).fetchone()
+        order = row[0] if row else None
+    if order is None:
+        row = tx.execute(
+            "SELECT COALESCE(SUM(qty), 0) FROM stock_ledger WHERE sku = ? AND location = ?",
+            (sku, location),
+        ).fetchone()
+        return int(row[0])
+    row = tx.execute(
+        "SELECT COALESCE(SUM(l.qty), 0) FROM stock_ledger l JOIN epochs e ON e.epoch = l.epoch "
+        "WHERE l.sku = ? AND l.location = ? AND (e.n > ? OR (e.n = ? AND l.seq > ?))",
+        (sku, location, order, order, acked),
+    ).fetchone()
+    return int(row[0])
