@@ -34,7 +34,10 @@ class BlockMetric:
         if p.block is not None:
             assert p.aisle is not None
             below = p.block * lay.block_length
-            return [((p.aisle, p.block), p.y - below), ((p.aisle, p.block + 1), below + lay.block_length - p.y)]
+            return [
+                ((p.aisle, p.block), p.y - below),
+                ((p.aisle, p.block + 1), below + lay.block_length - p.y),
+            ]
         assert p.cross is not None
         if p.aisle is not None:
             return [((p.aisle, p.cross), 0)]
@@ -65,8 +68,7 @@ class BlockMetric:
         for na, da in self.exits(p):
             for nb, db in self.exits(q):
                 d = da + self.node_dist(na, nb) + db
-                if d < best:
-                    best = d
+                best = min(best, d)
         return best
 
     def _dijkstra(self, source: Node) -> dict[Node, int]:

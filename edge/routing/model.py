@@ -207,7 +207,9 @@ def parse_block_layout(raw: Any, path: str = "layout") -> BlockLayout:
     dx = _number(_field(depot, "x", f"{path}.depot"), f"{path}.depot.x")
     dy = _number(_field(depot, "y", f"{path}.depot"), f"{path}.depot.y")
     if dy != 0:
-        raise _fail(f"{path}.depot.y", f"must be 0 (the depot lies on the front cross aisle), got {dy!r}")
+        raise _fail(
+            f"{path}.depot.y", f"must be 0 (the depot lies on the front cross aisle), got {dy!r}"
+        )
     return BlockLayout(aisles, pitch, blocks, length, to_mm(dx))
 
 
@@ -245,7 +247,9 @@ def _end_spot(layout: BlockLayout, raw: Any, path: str) -> Spot:
     if x % layout.pitch == 0 and 0 <= x // layout.pitch < layout.aisles:
         return block_spot(layout, x // layout.pitch, y_m, path)
     if not lo <= x <= hi:
-        raise _fail(f"{path}.x", f"{x_m!r} outside the cross aisles ({lo / MM_PER_M}..{hi / MM_PER_M})")
+        raise _fail(
+            f"{path}.x", f"{x_m!r} outside the cross aisles ({lo / MM_PER_M}..{hi / MM_PER_M})"
+        )
     if y % layout.block_length != 0 or not 0 <= y <= layout.depth:
         raise _fail(f"{path}.y", f"{y_m!r}: a point between aisles must lie on a cross aisle")
     return Spot(x, y, None, None, y // layout.block_length)
@@ -311,7 +315,9 @@ def parse_graph_problem(problem: dict[str, Any]) -> GraphProblem:
         if nid in index:
             raise _fail(f"{p}.id", f"duplicate node id {nid!r}")
         index[nid] = i
-        coords.append((_number(_field(obj, "x", p), f"{p}.x"), _number(_field(obj, "y", p), f"{p}.y")))
+        coords.append(
+            (_number(_field(obj, "x", p), f"{p}.x"), _number(_field(obj, "y", p), f"{p}.y"))
+        )
     raw_edges = _field(lay, "edges", "layout")
     if not isinstance(raw_edges, list):
         raise _fail("layout.edges", "must be a list")

@@ -1,0 +1,513 @@
+"""Exact pick paths on conventional layouts (1 … MAX_EXACT_BLOCKS blocks).
+
+The Ratliff–Rosenthal dynamic program, in the multi-block form of Pansart,
+Catusse & Cambazard (2018): sweep the layout column by column (a column is an
+aisle, or a virtual column at a depot/start/end that lies between aisles) and keep,
+for the ``blocks + 1`` cross-aisle nodes of the current column, the parity class of
+their degree (0, odd, even > 0) and which of them are already connected. A state
+is the cheapest partial *tour subgraph* with that frontier. Its optimum is a
+multiset of aisle and cross-aisle segments in which the start and the end (odd
+degree if they differ) and every pick are covered, every other vertex has even
+degree, and everything is connected: any Euler walk over it is an optimal route,
+which is rebuilt by Hierholzer from the start.
+
+Input is a validated :class:`~edge.routing.model.BlockProblem`; output a
+:class:`BlockSolution` in integer millimetres. Pure. The only module state is a
+memo of state transitions, which depend on no instance data and are computed
+deterministically, so concurrent callers can at worst compute one twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from edge.routing.model import BlockProblem, Spot
+
+# Requirements on a vertex: none, covered with even degree, odd degree.
+_FREE, _EVEN, _ODD = 0, 1, 2
+
+# A frontier state is a tuple of codes, one per cross aisle: 0 = degree 0, else
+# 3 * component + class, with class 1 = odd degree and 2 = even degree > 0 and
+# components numbered in order of first appearance (so equal frontiers are equal
+# tuples).
+State = tuple[int, ...]
+# A sub-aisle option: (copies added at the bottom node, at the top node, whether it
+# joins the two nodes).
+Option = tuple[int, int, int]
+
+_INF = 1 << 62
+_CLOSED: State = (-1,)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSolution:
+    length: int  # mm
+    sequence: tuple[int, ...]  # indices into problem.picks
+    walk: tuple[tuple[int, int], ...]  # (x, y) mm vertices of the Euler walk, start … end
+
+
+@dataclass(slots=True)
+class _SubAisle:
+    """Required points of one sub-aisle, bottom to top, and the options to serve them."""
+
+    ys: list[int]  # distinct y (mm) of required points
+    options: dict[Option, tuple[int, tuple[int, ...]]]  # option -> (cost, copies per segment)
+
+
+@dataclass(slots=True)
+class _Column:
+    x: int
+    aisle: int | None
+    subs: list[_SubAisle | None]  # None: no vertical travel possible (blocked, virtual)
+    node_req: tuple[int, ...]  # requirement per cross-aisle node
+    required: bool  # holds a pick or a required node
+
+
+# --------------------------------------------------------------------------- transitions
+
+_VMEMO: dict[tuple[int, Option], dict[State, State]] = {}
+_HMEMO: dict[
+    tuple[tuple[int, ...], bool], dict[State, list[tuple[State, int, tuple[int, ...]]]]
+] = {}
+
+
+def _canon(codes: Iterable[int]) -> State:
+    names: dict[int, int] = {}
+    out = []
+    for c in codes:
+        if c == 0:
+            out.append(0)
+        else:
+            lab = names.setdefault(c // 3, len(names))
+            out.append(3 * lab + c % 3)
+    return tuple(out)
+
+
+def _bump(code: int, copies: int, label: int) -> int:
+    if copies == 0:
+        return code
+    if code == 0:
+        return 3 * label + (1 if copies % 2 else 2)
+    odd = (code % 3 == 1) != (copies % 2 == 1)
+    return 3 * (code // 3) + (1 if odd else 2)
+
+
+def _vstep(state: State, b: int, opt: Option) -> State:
+    d_b, d_t, joins = opt
+    codes = list(state)
+    fresh = max((c // 3 for c in codes if c), default=-1) + 1
+    lb = codes[b] // 3 if codes[b] else -1
+    lt = codes[b + 1] // 3 if codes[b + 1] else -1
+    if d_b and lb < 0:
+        lb, fresh = fresh, fresh + 1
+    if d_t and lt < 0:
+        if joins:
+            lt = lb
+        else:
+            lt, fresh = fresh, fresh + 1
+    codes[b] = _bump(codes[b], d_b, lb)
+    codes[b + 1] = _bump(codes[b + 1], d_t, lt)
+    if joins and lb != lt:
+        codes = [3 * lb + c % 3 if c and c // 3 == lt else c for c in codes]
+    return _canon(codes)
+
+
+def _allowed(cls: int, req: int, last: bool) -> tuple[int, ...]:
+    """Copies of the cross-aisle segment leaving a node so its final degree is legal."""
+    if last:
+        ok = (
+            (req == _FREE and cls != 1) or (req == _EVEN and cls == 2) or (req == _ODD and cls == 1)
+        )
+        return (0,) if ok else ()
+    if req == _ODD:
+        return (1,) if cls != 1 else (0, 2)
+    if cls == 1:
+        return (1,)
+    if req == _EVEN and cls == 0:
+        return (2,)
+    return (0, 2)
+
+
+def _htrans(
+    state: State, req: tuple[int, ...], last: bool
+) -> list[tuple[State, int, tuple[int, ...]]]:
+    """All ways to leave this column: (next frontier or _CLOSED, copies, copies per node)."""
+    choices = [_allowed(c % 3 if c else 0, r, last) for c, r in zip(state, req, strict=True)]
+    labels = {c // 3 for c in state if c}
+    best: dict[State, tuple[int, tuple[int, ...]]] = {}
+    for hs in itertools.product(*choices):
+        total = sum(hs)
+        if total == 0:
+            if not labels:
+                nxt: State = state
+            elif len(labels) == 1:
+                nxt = _CLOSED
+            else:
+                continue
+        else:
+            carried = {c // 3 for c, h in zip(state, hs, strict=True) if c and h}
+            if carried != labels:
+                continue  # a component would be cut off from the rest of the tour
+            fresh = len(labels)
+            codes = []
+            for c, h in zip(state, hs, strict=True):
+                if h == 0:
+                    codes.append(0)
+                    continue
+                if c:
+                    lab = c // 3
+                else:
+                    lab, fresh = fresh, fresh + 1
+                codes.append(3 * lab + (1 if h == 1 else 2))
+            nxt = _canon(codes)
+        if nxt not in best or total < best[nxt][0]:
+            best[nxt] = (total, hs)
+    return [(s, t, hs) for s, (t, hs) in best.items()]
+
+
+# --------------------------------------------------------------------------- sub-aisle options
+
+
+def _classic_options(ts: list[int], length: int) -> dict[Option, tuple[int, tuple[int, ...]]]:
+    """Ratliff–Rosenthal options for picks at offsets ``ts`` (sorted, 0 < t < length)."""
+    m = len(ts)
+    if m == 0:
+        return {(0, 0, 0): (0, ()), (1, 1, 1): (length, (1,)), (2, 2, 1): (2 * length, (2,))}
+    opts: dict[Option, tuple[int, tuple[int, ...]]] = {
+        (1, 1, 1): (length, (1,) * (m + 1)),
+        (2, 2, 1): (2 * length, (2,) * (m + 1)),
+        (2, 0, 0): (2 * ts[-1], (2,) * m + (0,)),
+        (0, 2, 0): (2 * (length - ts[0]), (0,) + (2,) * m),
+    }
+    if m >= 2:
+        gap, k = max((ts[i + 1] - ts[i], i + 1) for i in range(m - 1))
+        opts[(2, 2, 0)] = (2 * (length - gap), (2,) * k + (0,) + (2,) * (m - k))
+    return opts
+
+
+def _general_options(
+    points: list[tuple[int, int]], length: int, isolated: bool = False
+) -> dict[Option, tuple[int, tuple[int, ...]]]:
+    """Cheapest copies per segment for points (offset, _EVEN/_ODD), by option.
+
+    Exact small DP along the sub-aisle; with ``isolated`` it returns instead the
+    cheapest walk that touches neither end (key (0, 0, 0)), for a tour that lives
+    entirely inside this sub-aisle.
+    """
+    bounds = [0, *(t for t, _ in points), length]
+    segs = [bounds[i + 1] - bounds[i] for i in range(len(bounds) - 1)]
+    # state: (first copies, last copies, zero seen, in a run detached from the bottom,
+    # closed detached runs) -> (cost, pattern)
+    cur: dict[tuple[int, int, bool, bool, int], tuple[int, tuple[int, ...]]] = {}
+    for m in (0, 1, 2):
+        cur[(m, m, m == 0, False, 0)] = (m * segs[0], (m,))
+    for k in range(1, len(segs)):
+        need = points[k - 1][1]
+        nxt: dict[tuple[int, int, bool, bool, int], tuple[int, tuple[int, ...]]] = {}
+        for (m0, last, zero, detached, closed), (cost, pat) in cur.items():
+            for m in (0, 1, 2):
+                deg = last + m
+                if deg == 0 or (deg % 2 == 1) != (need == _ODD):
+                    continue
+                det, clo = detached, closed
+                if last and not m and detached:
+                    det, clo = False, closed + 1
+                elif not last and m:
+                    det = True
+                if clo > 1:
+                    continue
+                skey = (m0, m, zero or m == 0, det, clo)
+                val = (cost + m * segs[k], (*pat, m))
+                if skey not in nxt or val[0] < nxt[skey][0]:
+                    nxt[skey] = val
+        cur = nxt
+    out: dict[Option, tuple[int, tuple[int, ...]]] = {}
+    for (m0, last, zero, detached, closed), val in cur.items():
+        if isolated:
+            if closed == 1 and m0 == 0 and last == 0 and not detached:
+                key: Option = (0, 0, 0)
+            else:
+                continue
+        elif closed:
+            continue
+        else:
+            key = (m0, last, 0 if zero else 1)
+        if key not in out or val[0] < out[key][0]:
+            out[key] = val
+    return out
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _requirements(
+    problem: BlockProblem,
+) -> tuple[dict[tuple[int, int, int], int], dict[tuple[int, int], int]]:
+    """Required interior points {(x, block, y): req} and nodes {(x, cross): req}."""
+    points: dict[tuple[int, int, int], int] = {}
+    nodes: dict[tuple[int, int], int] = {}
+    for pick in problem.picks:
+        s = pick.spot
+        assert s.block is not None
+        points.setdefault((s.x, s.block, s.y), _EVEN)
+    start, end = problem.start, problem.end
+    ends = [start] if start == end else [start, end]
+    req = _EVEN if start == end else _ODD
+    for s in ends:
+        if s.block is not None:
+            points[(s.x, s.block, s.y)] = req
+        else:
+            assert s.cross is not None
+            nodes[(s.x, s.cross)] = req
+    return points, nodes
+
+
+def _columns(problem: BlockProblem) -> list[_Column]:
+    lay = problem.layout
+    points, nodes = _requirements(problem)
+    xs_req = [x for x, _, _ in points] + [x for x, _ in nodes]
+    lo_req, hi_req = min(xs_req), max(xs_req)
+    aisle_xs = [lay.aisle_x(i) for i in range(lay.aisles)]
+    free = [
+        i
+        for i in range(lay.aisles)
+        if all((i, b) not in problem.blocked for b in range(lay.blocks))
+    ]
+    # A walk never needs to leave [lo, hi] when lo and hi are fully open aisles:
+    # clamping x to that range keeps every move legal and shortens the walk.
+    left = [aisle_xs[i] for i in free if aisle_xs[i] <= lo_req]
+    right = [aisle_xs[i] for i in free if aisle_xs[i] >= hi_req]
+    lo = max(left) if left else min([*aisle_xs, lo_req])
+    hi = min(right) if right else max([*aisle_xs, hi_req])
+    xs = sorted({x for x in aisle_xs if lo <= x <= hi} | {x for x, _ in nodes})
+    by_sub: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for (x, b, y), r in points.items():
+        by_sub.setdefault((x, b), []).append((y - b * lay.block_length, r))
+    cols: list[_Column] = []
+    for x in xs:
+        aisle = x // lay.pitch if x % lay.pitch == 0 and 0 <= x // lay.pitch < lay.aisles else None
+        subs: list[_SubAisle | None] = []
+        for b in range(lay.blocks):
+            if aisle is None or (aisle, b) in problem.blocked:
+                subs.append(None)
+                continue
+            pts = sorted(by_sub.get((x, b), []))
+            ts = [t for t, _ in pts]
+            if all(r == _EVEN for _, r in pts):
+                opts = _classic_options(ts, lay.block_length)
+            else:
+                opts = _general_options(pts, lay.block_length)
+            subs.append(_SubAisle(ts, opts))
+        req = tuple(nodes.get((x, c), _FREE) for c in range(lay.blocks + 1))
+        required = any(r != _FREE for r in req) or any(s is not None and s.ys for s in subs)
+        cols.append(_Column(x, aisle, subs, req, required))
+    return cols
+
+
+# --------------------------------------------------------------------------- solver
+
+
+def solve_blocks(problem: BlockProblem) -> BlockSolution:
+    """The provably shortest walk start → every pick → end (start = end = depot by default)."""
+    lay = problem.layout
+    if not problem.picks and problem.start == problem.end:
+        here = problem.start
+        return BlockSolution(0, (), ((here.x, here.y),))
+    cols = _columns(problem)
+    n_nodes = lay.blocks + 1
+    req_after = [False] * len(cols)
+    for j in range(len(cols) - 2, -1, -1):
+        req_after[j] = req_after[j + 1] or cols[j + 1].required
+
+    zero: State = (0,) * n_nodes
+    cur: dict[State, int] = {zero: 0}
+    # back[k][state] = (previous state, choice) for step k
+    back: list[dict[State, tuple[State, object]]] = []
+    steps: list[tuple[int, int]] = []  # (column, block) for vertical steps, (column, -1) horizontal
+    best, best_at = _INF, (-1, zero, 0)
+
+    for j, col in enumerate(cols):
+        for b, sub in enumerate(col.subs):
+            if sub is None:
+                continue
+            nxt: dict[State, int] = {}
+            bk: dict[State, tuple[State, object]] = {}
+            opts = [(opt, cost) for opt, (cost, _) in sub.options.items()]
+            for opt, ocost in opts:
+                table = _VMEMO.get((b, opt))
+                if table is None:
+                    table = _VMEMO.setdefault((b, opt), {})
+                for s, c in cur.items():
+                    ns = table.get(s)
+                    if ns is None:
+                        ns = _vstep(s, b, opt)
+                        table[s] = ns
+                    nc = c + ocost
+                    if nc < nxt.get(ns, _INF):
+                        nxt[ns] = nc
+                        bk[ns] = (s, opt)
+            cur = nxt
+            back.append(bk)
+            steps.append((j, b))
+        last = j == len(cols) - 1
+        dx = 0 if last else cols[j + 1].x - col.x
+        key = (col.node_req, last)
+        htable = _HMEMO.get(key)
+        if htable is None:
+            htable = _HMEMO.setdefault(key, {})
+        nxt = {}
+        bk = {}
+        for s, c in cur.items():
+            trans = htable.get(s)
+            if trans is None:
+                trans = _htrans(s, col.node_req, last)
+                htable[s] = trans
+            for ns, copies, hs in trans:
+                if ns == _CLOSED:
+                    if not req_after[j] and c < best:
+                        best, best_at = c, (len(back), s, j)
+                    continue
+                nc = c + copies * dx
+                if nc < nxt.get(ns, _INF):
+                    nxt[ns] = nc
+                    bk[ns] = (s, hs)
+        cur = nxt
+        back.append(bk)
+        steps.append((j, -1))
+
+    iso = _isolated_candidate(problem)
+    if best >= _INF and iso is None:
+        raise ValueError("no route exists (the blocked sub-aisles cut a pick off)")
+    if iso is not None and iso[0] < best:
+        return _rebuild_isolated(problem, iso[0], iso[1])
+
+    # Walk the back-pointers: which option each sub-aisle took, copies per cross aisle.
+    vchoice: dict[tuple[int, int], Option] = {}
+    hchoice: dict[int, tuple[int, ...]] = {}
+    k, s, j_close = best_at
+    for idx in range(k - 1, -1, -1):
+        prev, choice = back[idx][s]
+        j, b = steps[idx]
+        if b >= 0:
+            assert isinstance(choice, tuple)
+            vchoice[(j, b)] = choice
+        else:
+            assert isinstance(choice, tuple)
+            hchoice[j] = choice
+        s = prev
+    return _rebuild(problem, cols[: j_close + 1], vchoice, hchoice, best)
+
+
+def _isolated_candidate(problem: BlockProblem) -> tuple[int, tuple[int, ...]] | None:
+    """A walk that never leaves one sub-aisle, when start, end and picks all lie inside it."""
+    spots = [p.spot for p in problem.picks] + [problem.start, problem.end]
+    first = spots[0]
+    if first.block is None or any(s.block != first.block or s.x != first.x for s in spots):
+        return None
+    points, _ = _requirements(problem)
+    lay = problem.layout
+    base = first.block * lay.block_length
+    pts = sorted((y - base, r) for (_, _, y), r in points.items())
+    opts = _general_options(pts, lay.block_length, isolated=True)
+    if (0, 0, 0) not in opts:
+        return None
+    return opts[(0, 0, 0)]
+
+
+# --------------------------------------------------------------------------- walk
+
+
+def _rebuild_isolated(problem: BlockProblem, cost: int, pattern: tuple[int, ...]) -> BlockSolution:
+    lay = problem.layout
+    first = problem.start
+    assert first.block is not None
+    base = first.block * lay.block_length
+    points, _ = _requirements(problem)
+    ys = [base, *sorted(y for (_, _, y) in points), base + lay.block_length]
+    coords = [(first.x, y) for y in ys]
+    edges = [(i, i + 1) for i, m in enumerate(pattern) for _ in range(m)]
+    return _euler_solution(problem, coords, edges, cost)
+
+
+def _rebuild(
+    problem: BlockProblem,
+    cols: list[_Column],
+    vchoice: dict[tuple[int, int], Option],
+    hchoice: dict[int, tuple[int, ...]],
+    cost: int,
+) -> BlockSolution:
+    lay = problem.layout
+    n_nodes = lay.blocks + 1
+    coords: list[tuple[int, int]] = []
+    for col in cols:
+        coords.extend((col.x, c * lay.block_length) for c in range(n_nodes))
+    edges: list[tuple[int, int]] = []
+    for (j, b), opt in vchoice.items():
+        sub = cols[j].subs[b]
+        assert sub is not None
+        _, pattern = sub.options[opt]
+        chain = [j * n_nodes + b]
+        for t in sub.ys:
+            chain.append(len(coords))
+            coords.append((cols[j].x, b * lay.block_length + t))
+        chain.append(j * n_nodes + b + 1)
+        for i, m in enumerate(pattern):
+            edges.extend([(chain[i], chain[i + 1])] * m)
+    for j, hs in hchoice.items():
+        for c, h in enumerate(hs):
+            edges.extend([(j * n_nodes + c, (j + 1) * n_nodes + c)] * h)
+    return _euler_solution(problem, coords, edges, cost)
+
+
+def _euler_solution(
+    problem: BlockProblem, coords: list[tuple[int, int]], edges: list[tuple[int, int]], cost: int
+) -> BlockSolution:
+    where = {xy: i for i, xy in enumerate(coords)}
+    start = where[(problem.start.x, problem.start.y)]
+    length = sum(
+        abs(coords[u][0] - coords[v][0]) + abs(coords[u][1] - coords[v][1]) for u, v in edges
+    )
+    assert length == cost, (length, cost)
+    walk = [coords[v] for v in euler_walk(len(coords), edges, start)] if edges else [coords[start]]
+    at: dict[tuple[int, int], list[int]] = {}
+    for i, pick in enumerate(problem.picks):
+        at.setdefault((pick.spot.x, pick.spot.y), []).append(i)
+    sequence: list[int] = []
+    for xy in walk:
+        found = at.pop(xy, None)
+        if found:
+            sequence.extend(found)
+    assert not at, "the tour subgraph misses a pick"
+    return BlockSolution(cost, tuple(sequence), tuple(walk))
+
+
+def euler_walk(n: int, edges: list[tuple[int, int]], start: int) -> list[int]:
+    """Hierholzer: an Euler walk from ``start`` over an undirected multigraph (connected)."""
+    adj: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    for e, (u, v) in enumerate(edges):
+        adj[u].append((v, e))
+        adj[v].append((u, e))
+    used = [False] * len(edges)
+    ptr = [0] * n
+    stack = [start]
+    out: list[int] = []
+    while stack:
+        v = stack[-1]
+        lst = adj[v]
+        while ptr[v] < len(lst) and used[lst[ptr[v]][1]]:
+            ptr[v] += 1
+        if ptr[v] == len(lst):
+            out.append(stack.pop())
+        else:
+            w, e = lst[ptr[v]]
+            used[e] = True
+            stack.append(w)
+    out.reverse()
+    assert all(used), "tour subgraph is not connected"
+    return out
+
+
+def spot_xy(spot: Spot) -> tuple[int, int]:
+    return spot.x, spot.y
