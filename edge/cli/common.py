@@ -1,0 +1,56 @@
+"""What CLI commands share: loading the config and opening the store, with the
+project's errors turned into one clear message on stderr and exit code 2."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from edge.config import Config, load_config
+from edge.errors import PickEdgeError
+from edge.store import Store
+
+
+def fail(message: str, code: int = 2) -> click.exceptions.Exit:
+    click.echo(message, err=True)
+    return click.exceptions.Exit(code)
+
+
+def config_or_exit(path: Path | None, *, read_secrets: bool = True) -> Config:
+    try:
+        return load_config(path, read_secrets=read_secrets)
+    except PickEdgeError as exc:
+        raise fail(f"error: {exc}", exc.exit_code) from None
+
+
+@contextmanager
+def store_or_exit(cfg: Config, *, migrate: bool = True) -> Iterator[Store]:
+    try:
+        store = Store.open(
+            cfg.store_path(),
+            box_id=cfg.box.id,
+            busy_timeout_ms=cfg.store.busy_timeout_ms,
+            max_backlog=cfg.store.max_backlog,
+            wal_limit_bytes=cfg.store.wal_limit_mb * 1024 * 1024,
+            migrate=migrate,
+        )
+    except PickEdgeError as exc:
+        raise fail(f"error: {exc}", exc.exit_code) from None
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    envvar="PICKEDGE_CONFIG",
+    help="Configuration file (TOML). Also from $PICKEDGE_CONFIG.",
+)
