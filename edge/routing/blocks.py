@@ -23,7 +23,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from edge.routing.model import BlockProblem, Spot
+from edge.routing.model import BlockProblem, RoutingProblemError, Spot
 
 # Requirements on a vertex: none, covered with even degree, odd degree.
 _FREE, _EVEN, _ODD = 0, 1, 2
@@ -379,7 +379,9 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
 
     iso = _isolated_candidate(problem)
     if best >= _INF and iso is None:
-        raise ValueError("no route exists (the blocked sub-aisles cut a pick off)")
+        raise RoutingProblemError(
+            "blocked: the blocked sub-aisles cut a pick, the start or the end off the route"
+        )
     if iso is not None and iso[0] < best:
         return _rebuild_isolated(problem, iso[0], iso[1])
 
