@@ -67,11 +67,15 @@ MIGRATIONS: tuple[str, ...] = (
         ship_postcode  TEXT,
         ship_region    TEXT,
         carrier        TEXT,
+        -- the tote barcode the task travels in, when the cloud assigns one (a
+        -- picker may start the task by scanning it)
+        tote           TEXT,
         received_ms    INTEGER NOT NULL,
         finished_ms    INTEGER
     ) STRICT;
     CREATE INDEX tasks_open ON tasks(state, priority DESC);
     CREATE INDEX tasks_order ON tasks(order_ref);
+    CREATE INDEX tasks_tote ON tasks(tote);
     CREATE TABLE task_lines (
         task      TEXT NOT NULL REFERENCES tasks(task) ON DELETE CASCADE,
         line      TEXT NOT NULL,
@@ -126,9 +130,12 @@ MIGRATIONS: tuple[str, ...] = (
         sku       TEXT NOT NULL,
         location  TEXT NOT NULL,
         lot       TEXT NOT NULL DEFAULT '',
+        expiry    TEXT,
         qty       INTEGER NOT NULL,
         picked    INTEGER NOT NULL DEFAULT 0,
         state     TEXT NOT NULL DEFAULT 'pending',
+        -- position in the walk; stop numbers stay fixed when a re-route reorders
+        ord       INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (tour, stop)
     ) STRICT;
 
