@@ -9,6 +9,7 @@ Held–Karp. Slow, simple, and shares no code with the engine.
 from __future__ import annotations
 
 import heapq
+import itertools
 from typing import Any
 
 INF = 1 << 60
@@ -37,13 +38,13 @@ class Grid:
         self.adj: dict[Point, list[tuple[Point, int]]] = {}
         for c in range(self.blocks + 1):
             y = c * self.length
-            for x1, x2 in zip(xs, xs[1:], strict=False):
+            for x1, x2 in itertools.pairwise(xs):
                 self._edge((x1, y), (x2, y))
         for i, x in enumerate(aisle_xs):
             ys = {c * self.length for c in range(self.blocks + 1)}
             ys |= {y for px, y in special if px == x}
             ys_sorted = sorted(ys)
-            for y1, y2 in zip(ys_sorted, ys_sorted[1:], strict=False):
+            for y1, y2 in itertools.pairwise(ys_sorted):
                 block = y1 // self.length
                 if (i, block) not in blocked:
                     self._edge((x, y1), (x, y2))
@@ -115,4 +116,4 @@ def sequence_length(problem: dict[str, Any], sequence: list[str]) -> int:
     grid = Grid(problem)
     where = dict(grid.picks)
     stops = [grid.start, *(where[i] for i in sequence), grid.end]
-    return sum(grid.dist(a, b) for a, b in zip(stops, stops[1:], strict=False))
+    return sum(grid.dist(a, b) for a, b in itertools.pairwise(stops))

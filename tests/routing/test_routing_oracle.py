@@ -9,6 +9,7 @@ the drawn waypoints are an axis-parallel walk of the same length.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -91,7 +92,7 @@ def check(problem: dict[str, Any], result: dict[str, Any], optimum: int) -> None
     assert abs(sum(result["legs_m"]) - result["length_m"]) < 0.001
     walk = result["waypoints"]
     walked = 0
-    for (x1, y1), (x2, y2) in zip(walk, walk[1:], strict=False):
+    for (x1, y1), (x2, y2) in itertools.pairwise(walk):
         assert x1 == x2 or y1 == y2, "waypoints must follow aisles and cross aisles"
         walked += mm(abs(x1 - x2) + abs(y1 - y2))
     assert abs(walked - optimum) <= len(walk), "the drawn walk has the route's length"
