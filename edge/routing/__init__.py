@@ -14,6 +14,22 @@ Bad problems raise :class:`RoutingProblemError` (a ``ValueError``) naming the fi
 """
 
 from edge.routing.api import route
+from edge.routing.heuristics import (
+    HEURISTICS,
+    heuristic_length,
+    heuristic_lengths,
+    heuristic_sequence,
+)
+from edge.routing.locations import choose_locations
 from edge.routing.model import RoutingProblemError, parse_problem
 
-__all__ = ["RoutingProblemError", "parse_problem", "route"]
+__all__ = [
+    "HEURISTICS",
+    "RoutingProblemError",
+    "choose_locations",
+    "heuristic_length",
+    "heuristic_lengths",
+    "heuristic_sequence",
+    "parse_problem",
+    "route",
+]

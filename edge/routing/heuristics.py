@@ -133,7 +133,7 @@ def _one_block(problem: BlockProblem, name: str) -> tuple[int, list[int]]:
             else:
                 gaps = [(ts[0], 0)] + [(ts[k + 1] - ts[k], k + 1) for k in range(len(ts) - 1)]
                 gaps.append((length - ts[-1], len(ts)))
-                gap, cut = max(gaps)
+                _, cut = max(gaps)
                 split = ts[cut - 1] if cut > 0 else 0
             f = [i for t, i in picks if t <= split]
             b = [i for t, i in picks if t > split]

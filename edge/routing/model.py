@@ -225,7 +225,7 @@ def block_spot(layout: BlockLayout, aisle: int, y_m: float, path: str) -> Spot:
     return Spot(x, y, aisle, y // layout.block_length, None)
 
 
-def _pick_spot(layout: BlockLayout, raw: dict[str, Any], path: str) -> Spot:
+def pick_spot(layout: BlockLayout, raw: dict[str, Any], path: str) -> Spot:
     aisle = _index(_field(raw, "aisle", path), f"{path}.aisle", layout.aisles)
     y_m = _number(_field(raw, "y", path), f"{path}.y")
     spot = block_spot(layout, aisle, y_m, path)
@@ -279,7 +279,7 @@ def parse_block_problem(problem: dict[str, Any]) -> BlockProblem:
         if pid in seen:
             raise _fail(f"{p}.id", f"duplicate id {pid!r} (also picks[{seen[pid]}])")
         seen[pid] = i
-        spot = _pick_spot(layout, obj, p)
+        spot = pick_spot(layout, obj, p)
         if (spot.aisle, spot.block) in blocked:
             raise _fail(p, f"lies in blocked sub-aisle (aisle {spot.aisle}, block {spot.block})")
         picks.append(BlockPick(pid, spot))
