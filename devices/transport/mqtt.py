@@ -1,0 +1,241 @@
+"""MQTT transport: one persistent-session subscription per device, acknowledged
+by hand after the consumer took each message.
+
+:class:`MqttSubscription` is an async context manager over an aiomqtt 2.x
+client (paho-mqtt 2.x underneath). It promises:
+
+- **QoS 1** subscriptions and a **persistent session** (MQTT 3.1.1
+  ``clean_session=False``) under a stable client id ``f"{prefix}-{device_id}"``,
+  so messages published while the box is away wait in the broker;
+- **manual acknowledgement**: a message's PUBACK is sent only when the caller
+  calls :meth:`MqttSubscription.ack`, which drivers do after ``emit`` returned
+  (after the consumer's SQLite commit). A crash before that makes the broker
+  redeliver — at least once, never lost. aiomqtt 2.5 has no public switch for
+  this, so the wrapper turns on paho's own ``manual_ack`` on the client aiomqtt
+  wraps and sends acks through paho's ``ack(mid, qos)``;
+- a **bounded** incoming queue: with manual acks the broker never has more than
+  its ``max_inflight_messages`` unacknowledged messages out to us, so the queue
+  cannot grow past that; should it overflow anyway (a broker configured with a
+  larger window than the queue), the subscription fails with
+  :class:`~devices.errors.DeviceDisconnectedError` so that the reconnect makes
+  the broker redeliver what aiomqtt had to drop;
+- broker loss, refused credentials or a failed subscription surface as
+  :class:`~devices.errors.DeviceDisconnectedError` raised ``from`` the MQTT
+  error; it never reconnects by itself (the supervisor does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.reasoncodes import ReasonCode
+
+from devices.driver import MqttSettings
+from devices.errors import DeviceConfigError, DeviceDisconnectedError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class MqttMessage:
+    """One received message; pass it back to :meth:`MqttSubscription.ack`."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    retain: bool
+    received_at: float  # box wall clock, informational
+    received_mono: float  # box monotonic clock, for latency and silence
+
+
+def client_id(settings: MqttSettings, device_id: str) -> str:
+    """The stable client id that keeps one device's persistent session."""
+    return f"{settings.client_id_prefix}-{device_id}"
+
+
+class _OverflowQueue(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's bounded queue, remembering that it ever had to drop a message."""
+
+    overflowed = False
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        try:
+            super().put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            raise
+
+
+class MqttSubscription:
+    """Connect, subscribe with QoS 1 on a persistent session, iterate, ack by hand."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        device_id: str,
+        topics: Sequence[str],
+        qos: int = 1,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        keepalive: int = 30,
+        timeout: float = 10.0,
+    ) -> None:
+        if not topics:
+            raise DeviceConfigError(f"device {device_id!r}: no MQTT topic configured")
+        if qos not in (0, 1):
+            raise DeviceConfigError(f"device {device_id!r}: qos must be 0 or 1, got {qos}")
+        if queue_size < 1:
+            raise DeviceConfigError(f"device {device_id!r}: queue_size must be ≥ 1")
+        self.settings = settings
+        self.device_id = device_id
+        self.client_id = client_id(settings, device_id)
+        self.topics = tuple(topics)
+        self.qos = qos
+        self.queue_size = queue_size
+        self.keepalive = keepalive
+        self.timeout = timeout
+        self._client: aiomqtt.Client | None = None
+        self._queue: _OverflowQueue | None = None
+        self.session_present = False
+
+    def _where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port} as {self.client_id}"
+
+    async def __aenter__(self) -> MqttSubscription:
+        queue_size = self.queue_size
+        created: list[_OverflowQueue] = []
+
+        def make_queue(maxsize: int = 0) -> _OverflowQueue:
+            queue = _OverflowQueue(maxsize=queue_size)
+            created.append(queue)
+            return queue
+
+        client = aiomqtt.Client(
+            self.settings.host,
+            self.settings.port,
+            username=self.settings.username,
+            password=self.settings.password,
+            identifier=self.client_id,
+            clean_session=False,
+            keepalive=self.keepalive,
+            timeout=self.timeout,
+            queue_type=make_queue,  # type: ignore[arg-type]  # a factory with Queue's signature
+            max_queued_incoming_messages=queue_size,
+            logger=logging.getLogger("devices.transport.mqtt.paho"),
+        )
+        # aiomqtt 2.5 exposes no manual-ack switch; paho (which it wraps) has one.
+        # With it on, paho sends no PUBACK until ack(mid, qos) is called.
+        client._client.manual_ack_set(True)
+        try:
+            await client.__aenter__()
+        except aiomqtt.MqttError as exc:
+            raise DeviceDisconnectedError(f"MQTT connect to {self._where()} failed: {exc}") from exc
+        except OSError as exc:
+            raise DeviceDisconnectedError(f"MQTT connect to {self._where()} failed: {exc}") from exc
+        self._client = client
+        self._queue = created[0] if created else None
+        try:
+            for topic in self.topics:
+                granted = await client.subscribe(topic, qos=self.qos)
+                if any(g.is_failure if isinstance(g, ReasonCode) else g >= 0x80 for g in granted):
+                    raise DeviceDisconnectedError(
+                        f"broker refused subscription to {topic!r} for {self.client_id}"
+                    )
+        except aiomqtt.MqttError as exc:
+            await self._close()
+            raise DeviceDisconnectedError(
+                f"MQTT subscribe on {self._where()} failed: {exc}"
+            ) from exc
+        except BaseException:
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            await client.__aexit__(None, None, None)
+        except (aiomqtt.MqttError, OSError) as exc:
+            # Closing a connection the broker already dropped: nothing to save.
+            log.debug("closing MQTT client %s: %s", self.client_id, exc)
+
+    async def messages(self) -> AsyncIterator[MqttMessage]:
+        """Received messages, in order; raises ``DeviceDisconnectedError`` on loss."""
+        client = self._client
+        if client is None:
+            raise DeviceDisconnectedError(f"MQTT subscription {self.client_id} is not open")
+        queue = self._queue
+        iterator = client.messages
+        while True:
+            if queue is not None and queue.overflowed:
+                raise DeviceDisconnectedError(
+                    f"incoming queue of {self.client_id} overflowed ({self.queue_size}); "
+                    "reconnecting so that the broker redelivers"
+                )
+            try:
+                message = await iterator.__anext__()
+            except aiomqtt.MqttError as exc:
+                raise DeviceDisconnectedError(
+                    f"lost MQTT broker {self.settings.host}:{self.settings.port}: {exc}"
+                ) from exc
+            payload = message.payload
+            yield MqttMessage(
+                topic=message.topic.value,
+                payload=payload if isinstance(payload, bytes) else _as_bytes(payload),
+                qos=message.qos,
+                mid=message.mid,
+                retain=message.retain,
+                received_at=time.time(),
+                received_mono=time.monotonic(),
+            )
+
+    def ack(self, message: MqttMessage) -> None:
+        """Acknowledge one message to the broker (after the consumer committed it)."""
+        client = self._client
+        if client is None or message.qos == 0:
+            return
+        rc = client._client.ack(message.mid, message.qos)
+        if rc != paho.MQTT_ERR_SUCCESS:
+            # The connection is gone; the broker will redeliver on reconnect.
+            log.debug("PUBACK of mid %d for %s not sent: %s", message.mid, self.client_id, rc)
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
+        """Publish on the same connection (used by simulators and tests)."""
+        client = self._client
+        if client is None:
+            raise DeviceDisconnectedError(f"MQTT subscription {self.client_id} is not open")
+        try:
+            await client.publish(topic, payload, qos=qos)
+        except aiomqtt.MqttError as exc:
+            raise DeviceDisconnectedError(f"MQTT publish failed: {exc}") from exc
+
+
+def _as_bytes(payload: Any) -> bytes:
+    if payload is None:
+        return b""
+    if isinstance(payload, str):
+        return payload.encode()
+    if isinstance(payload, bytearray):
+        return bytes(payload)
+    return str(payload).encode()
