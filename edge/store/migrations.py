@@ -193,7 +193,12 @@ MIGRATIONS: tuple[str, ...] = (
         cursor          TEXT,
         last_ack_ms     INTEGER,
         last_error      TEXT,
-        last_error_ms   INTEGER
+        last_error_ms   INTEGER,
+        -- the uploader's current retry pause (0 when sending normally) and when
+        -- it retries next; the downloader's last successful pull
+        backoff_s       REAL NOT NULL DEFAULT 0,
+        retry_at_ms     INTEGER,
+        last_pull_ms    INTEGER
     ) STRICT;
     INSERT INTO sync_state (id) VALUES (1);
 

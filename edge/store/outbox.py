@@ -9,6 +9,7 @@ acked rows after the retention period. It never deletes an unacked row.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,33 @@ def read_unacked(
         data: dict[str, Any] = msgpack.unpackb(payload, raw=False)
         events.append(OutboxEvent(epoch, seq, type_, at_ms, data))
     return events
+
+
+def read_raw(
+    store: Store, epoch: str, *, after_seq: int, limit: int
+) -> list[tuple[int, str, int, bytes]]:
+    """Up to ``limit`` rows of ``epoch`` after ``after_seq``, in seq order, with
+    ``data`` as the stored msgpack bytes (no decode): the uploader's fast path.
+
+    Rows are returned whether acked or not, so a cloud that lost acked events
+    can be sent them again while they are still kept (until pruned).
+    """
+    cur = store.reader().execute(
+        "SELECT seq, type, at_ms, payload FROM outbox "
+        "WHERE epoch = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (epoch, after_seq, limit),
+    )
+    rows: list[tuple[int, str, int, bytes]] = cur.fetchall()
+    return rows
+
+
+def send_state(store: Store) -> tuple[str, int, int]:
+    """(current epoch, its acked seq, its next seq) as a reader sees them now."""
+    row = store.reader().execute(
+        "SELECT b.epoch, b.next_seq, s.acked_epoch, s.acked_seq FROM box b, sync_state s"
+    ).fetchone()
+    epoch, next_seq, acked_epoch, acked_seq = row
+    return str(epoch), int(acked_seq) if acked_epoch == epoch else 0, int(next_seq)
 
 
 def mark_acked(tx: Transaction, epoch: str, upto: int) -> int:
@@ -185,3 +213,48 @@ def deltas_after(tx: Transaction, sku: str, location: str, epoch: str | None, ac
         (sku, location, order, order, acked),
     ).fetchone()
     return int(row[0])
+
+
+def raise_alert(
+    tx: Transaction,
+    kind: str,
+    severity: str,
+    subject: str,
+    detail: dict[str, Any] | None = None,
+    *,
+    once: bool = True,
+) -> bool:
+    """Raise an alert: a row in ``alerts`` and an ``alert`` outbox event, in ``tx``.
+
+    With ``once`` (the default) an alert of a ``kind`` that is still open (not
+    cleared) is not raised again: one alert per episode, not one per retry.
+    Returns whether it was raised.
+    """
+    if severity not in ("info", "warn", "crit"):
+        raise ValueError(f"unknown alert severity {severity!r}")
+    if once and tx.execute(
+        "SELECT 1 FROM alerts WHERE kind = ? AND cleared_ms IS NULL LIMIT 1", (kind,)
+    ).fetchone():
+        return False
+    detail = dict(detail or {})
+    tx.execute(
+        "INSERT INTO alerts (kind, severity, subject, detail, raised_ms) VALUES (?, ?, ?, ?, ?)",
+        (kind, severity, subject, msgpack.packb(detail, use_bin_type=True), now_ms()),
+    )
+    tx.append_event(
+        "alert", {"kind": kind, "severity": severity, "subject": subject, "detail": detail}
+    )
+    return True
+
+
+def clear_alerts(tx: Transaction, kinds: Iterable[str]) -> int:
+    """End the open episodes of ``kinds``; returns how many alerts were cleared."""
+    kinds = list(kinds)
+    if not kinds:
+        return 0
+    marks = ", ".join("?" * len(kinds))
+    cur = tx.execute(
+        f"UPDATE alerts SET cleared_ms = ? WHERE cleared_ms IS NULL AND kind IN ({marks})",  # noqa: S608 - placeholders only
+        (now_ms(), *kinds),
+    )
+    return int(cur.rowcount)

@@ -1,0 +1,225 @@
+"""The sync-v1 wire formats: upstream batches (msgpack) and answers.
+
+Promises:
+
+- :func:`encode_batch_raw` builds a batch body from outbox rows whose ``data``
+  is *already* msgpack (as the outbox stores it), by writing the envelope and
+  each event map's header by hand and splicing the stored bytes in: no decode
+  and re-encode per event. The result is an ordinary msgpack map that any
+  msgpack library reads (keys ``v, box, epoch, first, last, events``; each
+  event ``seq, type, at, data``). :func:`encode_batch` is the same for decoded
+  events (tests, other producers).
+- :func:`decode_batch` accepts only a well-formed batch: the size limit, ``v``
+  1, ``box`` equal to the authenticated box, a non-empty ``epoch``, ``first`` ≥ 1,
+  ``events`` exactly ``first..last`` in order, every event a map with an int
+  ``seq``, str ``type``, int ``at`` and map ``data``; a ``stock_delta`` carries
+  str ``sku``/``location`` and int ``qty`` (the receiver sums them). Anything
+  else raises :class:`BatchError` with a stable ``code``, which the receiver
+  answers as 400 (or 413 for size). Unknown event *types* are accepted: a newer
+  edge may send more than an older cloud knows (the contract adds, never
+  changes).
+- Answers are JSON unless the request's ``Accept`` asks for msgpack.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from edge.store.db import OutboxEvent
+
+VERSION = 1
+#: sync-v1 caps a batch body at 1 MiB (config ``cloud.batch_max_bytes`` ≤ this)
+MAX_BATCH_BYTES = 1_048_576
+MSGPACK = "application/msgpack"
+JSON = "application/json"
+
+#: one stored outbox row: (seq, type, at_ms, msgpack-encoded data)
+RawEvent = tuple[int, str, int, bytes]
+
+
+class BatchError(ValueError):
+    """A batch that breaks sync-v1; ``code`` is stable, the message is for a person."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    box: str
+    epoch: str
+    first: int
+    last: int
+    events: list[dict[str, Any]]
+
+
+_pack = msgpack.Packer(use_bin_type=True).pack
+_EVENT_SEQ = b"\x84" + _pack("seq")  # fixmap of 4 keys, then the first key
+_EVENT_TYPE = _pack("type")
+_EVENT_AT = _pack("at")
+_EVENT_DATA = _pack("data")
+_type_cache: dict[str, bytes] = {}
+
+
+def _array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 0x10000:
+        return b"\xdc" + struct.pack(">H", n)
+    return b"\xdd" + struct.pack(">I", n)
+
+
+def batch_header(box: str, epoch: str, first: int, last: int) -> bytes:
+    """The bytes of a batch map up to (and including) the ``events`` array header."""
+    return b"".join(
+        (
+            b"\x86",  # fixmap of 6 keys
+            _pack("v"),
+            _pack(VERSION),
+            _pack("box"),
+            _pack(box),
+            _pack("epoch"),
+            _pack(epoch),
+            _pack("first"),
+            _pack(first),
+            _pack("last"),
+            _pack(last),
+            _pack("events"),
+            _array_header(last - first + 1),
+        )
+    )
+
+
+def raw_event_size(event: RawEvent) -> int:
+    """Upper bound of the bytes one event adds to a batch (for size limits)."""
+    return len(event[3]) + len(event[1]) + 40
+
+
+def encode_event_raw(event: RawEvent) -> bytes:
+    seq, type_, at_ms, payload = event
+    tb = _type_cache.get(type_)
+    if tb is None:
+        tb = _type_cache.setdefault(type_, _pack(type_))
+    return b"".join(
+        (_EVENT_SEQ, _pack(seq), _EVENT_TYPE, tb, _EVENT_AT, _pack(at_ms), _EVENT_DATA, payload)
+    )
+
+
+def encode_batch_raw(box: str, epoch: str, events: Sequence[RawEvent]) -> bytes:
+    """A batch body from contiguous stored rows (``data`` already msgpack)."""
+    if not events:
+        raise ValueError("a batch holds at least one event")
+    first, last = events[0][0], events[-1][0]
+    if last - first + 1 != len(events):
+        raise ValueError(f"events {first}..{last} are not contiguous ({len(events)} rows)")
+    parts = [batch_header(box, epoch, first, last)]
+    parts.extend(map(encode_event_raw, events))
+    return b"".join(parts)
+
+
+def encode_batch(box: str, epoch: str, events: Iterable[OutboxEvent]) -> bytes:
+    """A batch body from decoded events (same bytes layout as the raw path)."""
+    rows = [(e.seq, e.type, e.at_ms, _pack(e.data)) for e in events]
+    return encode_batch_raw(box, epoch, rows)
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def decode_batch(body: bytes, *, box: str, max_bytes: int = MAX_BATCH_BYTES) -> Batch:
+    """Parse and validate a batch body sent by ``box``; raise :class:`BatchError`."""
+    if len(body) > max_bytes:
+        raise BatchError("batch_too_large", f"{len(body)} bytes, the limit is {max_bytes}")
+    try:
+        doc = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:  # msgpack raises several unrelated types on junk
+        raise BatchError("malformed", f"not a msgpack document: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BatchError("malformed", "the batch is not a map")
+    if doc.get("v") != VERSION:
+        raise BatchError("unsupported_version", f"v must be {VERSION}, not {doc.get('v')!r}")
+    if doc.get("box") != box:
+        raise BatchError("box_mismatch", "box differs from X-Box-Id")
+    epoch: Any = doc.get("epoch")
+    first: Any = doc.get("first")
+    last: Any = doc.get("last")
+    events: Any = doc.get("events")
+    if not isinstance(epoch, str) or not epoch:
+        raise BatchError("malformed", "epoch must be a non-empty string")
+    if not (_int(first) and _int(last)) or first < 1 or last < first:
+        raise BatchError("malformed", "first and last must be ints with 1 <= first <= last")
+    if not isinstance(events, list) or len(events) != last - first + 1:
+        raise BatchError("not_contiguous", f"events must hold exactly seqs {first}..{last}")
+    for i, ev in enumerate(events):
+        if not isinstance(ev, dict):
+            raise BatchError("malformed", f"event {i} is not a map")
+        if ev.get("seq") != first + i or not _int(ev.get("seq")):
+            raise BatchError(
+                "not_contiguous", f"event {i} has seq {ev.get('seq')!r}, expected {first + i}"
+            )
+        type_, data = ev.get("type"), ev.get("data")
+        if not isinstance(type_, str) or not _int(ev.get("at")) or not isinstance(data, dict):
+            raise BatchError(
+                "malformed", f"event seq {first + i}: needs str type, int at, map data"
+            )
+        if type_ == "stock_delta" and not (
+            isinstance(data.get("sku"), str)
+            and isinstance(data.get("location"), str)
+            and _int(data.get("qty"))
+        ):
+            raise BatchError(
+                "malformed", f"stock_delta seq {first + i}: needs str sku, str location, int qty"
+            )
+    return Batch(box=box, epoch=epoch, first=first, last=last, events=events)
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def wants_msgpack(accept: str | None) -> bool:
+    """True when ``Accept`` names msgpack before (or without) JSON."""
+    if not accept:
+        return False
+    best: tuple[float, str] | None = None
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for p in params.split(";"):
+            k, _, v = p.strip().partition("=")
+            if k == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        media = media.strip().lower()
+        if media in (MSGPACK, JSON) and (best is None or q > best[0]):
+            best = (q, media)
+    return best is not None and best[1] == MSGPACK and best[0] > 0
+
+
+def encode_answer(doc: Any, accept: str | None) -> tuple[bytes, str]:
+    """Body and content type of an answer, by the request's ``Accept``."""
+    if wants_msgpack(accept):
+        return _pack(doc), MSGPACK
+    return json.dumps(doc, separators=(",", ":")).encode(), JSON
+
+
+def decode_answer(body: bytes, content_type: str | None) -> Any:
+    """The document of an answer; raises ``ValueError`` on junk."""
+    if not body:
+        return None
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if ctype == MSGPACK:
+        try:
+            return msgpack.unpackb(body, raw=False)
+        except Exception as exc:
+            raise ValueError(f"answer is not msgpack: {exc}") from None
+    return json.loads(body)

@@ -1,0 +1,368 @@
+"""A cloud OMS that speaks sync-v1, with fault injection, for tests, benches and demos.
+
+The receiving logic is :mod:`cloud_sync.receiver` (dedup by digests per
+``(box, epoch, seq)``, gaps, ``epoch_conflict``, net stock); this module adds
+HTTP (aiohttp), request signatures (401 when wrong), signed answers, a changes
+feed and faults. Faults are drawn per request, first from a *script* (a list
+consumed in order, for tests that need an exact sequence) and then by
+probability:
+
+============== ===========================================================
+fault          effect on ``POST /sync/v1/batches`` (and on ``GET /changes``)
+============== ===========================================================
+fail_before    500, nothing applied
+fail_after     the batch is applied (committed), then 500: forces a resend
+drop_before    the connection is closed without an answer, nothing applied
+drop_after     applied, then the connection is closed without an answer
+slow           the answer waits ``slow_s`` seconds (to trip client timeouts)
+400 401 413    that status with an error body, nothing applied
+429 500 503    that status, nothing applied
+409            409 ``{"acked": N}`` with the true N, nothing applied
+bad_sig        applied, answered with a wrong signature
+unsigned       applied, answered without a signature
+lying_ack      applied, answered 200 with an ``acked`` beyond what was sent
+============== ===========================================================
+
+On ``GET /changes`` the "after" faults behave like their "before" twins
+except ``bad_sig``/``unsigned``, which serve a page with a bad signature.
+
+Run in-process (:class:`CloudSimulator`, ``async with``) or as
+``python -m simulators.cloud --port P --secret-file F`` (``pickedge sim cloud``).
+State is in memory, or in a SQLite file (``--db``) that survives a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter, deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from cloud_sync.codec import MAX_BATCH_BYTES, MSGPACK, encode_answer
+from cloud_sync.receiver import Answer, ChangeFeed, Receiver
+from cloud_sync.signing import BOX_HEADER, HEADER, Signer
+
+log = logging.getLogger(__name__)
+
+BATCH_FAULTS = frozenset(
+    {
+        "fail_before",
+        "fail_after",
+        "drop_before",
+        "drop_after",
+        "slow",
+        "400",
+        "401",
+        "409",
+        "413",
+        "429",
+        "500",
+        "503",
+        "bad_sig",
+        "unsigned",
+        "lying_ack",
+    }
+)
+
+
+class Faults:
+    """Which fault (or None) the next request gets: script first, then chance."""
+
+    def __init__(
+        self,
+        probabilities: dict[str, float] | None = None,
+        script: Iterable[str | None] = (),
+        *,
+        seed: int | None = None,
+    ) -> None:
+        self.probabilities = dict(probabilities or {})
+        for name in (*self.probabilities, *(s for s in script if s)):
+            if name not in BATCH_FAULTS:
+                raise ValueError(
+                    f"unknown fault {name!r}; known: {', '.join(sorted(BATCH_FAULTS))}"
+                )
+        self.script: deque[str | None] = deque(script)
+        self.rng = random.Random(seed)
+        self.drawn: Counter[str] = Counter()
+
+    def draw(self) -> str | None:
+        if self.script:
+            fault = self.script.popleft()
+        else:
+            fault = None
+            r = self.rng.random()
+            for name, p in self.probabilities.items():
+                if r < p:
+                    fault = name
+                    break
+                r -= p
+        if fault:
+            self.drawn[fault] += 1
+        return fault
+
+    def clear(self) -> None:
+        self.probabilities.clear()
+        self.script.clear()
+
+
+class CloudSimulator:
+    """The cloud side of sync-v1 on loopback."""
+
+    def __init__(
+        self,
+        secret: str | bytes,
+        *,
+        db_path: Path | str | None = None,
+        feed: list[dict[str, Any]] | None = None,
+        batch_faults: Faults | None = None,
+        changes_faults: Faults | None = None,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+        slow_s: float = 0.5,
+    ) -> None:
+        self.signer = Signer(secret)
+        self.receiver = Receiver(db_path, max_batch_bytes=max_batch_bytes)
+        self.feed = ChangeFeed(self.receiver, feed)
+        self.batch_faults = batch_faults or Faults()
+        self.changes_faults = changes_faults or Faults()
+        self.slow_s = slow_s
+        #: (endpoint, outcome) -> count, e.g. ("batches", "200"), ("batches", "fail_after")
+        self.stats: Counter[tuple[str, str]] = Counter()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=4 * MAX_BATCH_BYTES)
+        app.router.add_post("/sync/v1/batches", self._batches)
+        app.router.add_get("/sync/v1/changes", self._changes)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = self._runner.addresses[-1][1]
+        self.url = f"http://{host}:{bound}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def close(self) -> None:
+        self.receiver.close()
+
+    async def __aenter__(self) -> CloudSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+        self.close()
+
+    # ------------------------------------------------------------------ handlers
+
+    def _answer(self, request: web.Request, answer: Answer, *, sign: str = "ok") -> web.Response:
+        body, ctype = encode_answer(answer.doc, request.headers.get("Accept"))
+        headers = {}
+        if sign == "ok":
+            headers[HEADER] = self.signer.answer(answer.status, request.raw_path, body)
+        elif sign == "bad":
+            headers[HEADER] = self.signer.answer(answer.status, request.raw_path, body + b"!")
+        return web.Response(status=answer.status, body=body, content_type=ctype, headers=headers)
+
+    def _authenticate(self, request: web.Request, body: bytes) -> str | None:
+        box = request.headers.get(BOX_HEADER)
+        if not box:
+            return None
+        ok = self.signer.verify_request(
+            request.headers.get(HEADER), request.method, request.raw_path, body
+        )
+        return box if ok else None
+
+    @staticmethod
+    def _drop(request: web.Request) -> web.Response:
+        # Close the socket under the request: the client sees a reset/disconnect.
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        raise asyncio.CancelledError
+
+    async def _batches(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        box = self._authenticate(request, body)
+        if box is None:
+            self.stats["batches", "401"] += 1
+            return self._answer(request, Answer(401, {"error": {"code": "bad_signature"}}))
+        fault = self.batch_faults.draw()
+        if fault:
+            self.stats["batches", fault] += 1
+        if fault == "slow":
+            await asyncio.sleep(self.slow_s)
+        elif fault == "fail_before":
+            return self._answer(request, Answer(500, {"error": {"code": "injected"}}))
+        elif fault == "drop_before":
+            return self._drop(request)
+        elif fault in ("400", "401", "413", "429", "500", "503"):
+            status = int(fault)
+            return self._answer(request, Answer(status, {"error": {"code": f"injected_{fault}"}}))
+        elif fault == "409":
+            # a gap answer carrying the true mark: the edge resends from there
+            epoch = _peek_epoch(body)
+            acked = self.receiver.acked(box, epoch) if epoch else 0
+            return self._answer(request, Answer(409, {"acked": acked}))
+        answer = self.receiver.receive(box, body)
+        self.stats["batches", str(answer.status)] += 1
+        if fault == "fail_after":
+            return self._answer(request, Answer(500, {"error": {"code": "injected"}}))
+        if fault == "drop_after":
+            return self._drop(request)
+        if fault == "bad_sig":
+            return self._answer(request, answer, sign="bad")
+        if fault == "unsigned":
+            return self._answer(request, answer, sign="none")
+        if fault == "lying_ack" and answer.status == 200:
+            answer = Answer(200, {"acked": int(answer.doc["acked"]) + 1000})
+        return self._answer(request, answer)
+
+    async def _changes(self, request: web.Request) -> web.StreamResponse:
+        box = self._authenticate(request, b"")
+        if box is None:
+            self.stats["changes", "401"] += 1
+            return self._answer(request, Answer(401, {"error": {"code": "bad_signature"}}))
+        fault = self.changes_faults.draw()
+        if fault:
+            self.stats["changes", fault] += 1
+        if fault == "slow":
+            await asyncio.sleep(self.slow_s)
+        elif fault in ("fail_before", "fail_after"):
+            return self._answer(request, Answer(500, {"error": {"code": "injected"}}))
+        elif fault in ("drop_before", "drop_after"):
+            return self._drop(request)
+        elif fault in ("400", "401", "409", "413", "429", "500", "503"):
+            status = int(fault)
+            return self._answer(request, Answer(status, {"error": {"code": f"injected_{fault}"}}))
+        try:
+            limit = int(request.query.get("limit", "500"))
+        except ValueError:
+            limit = 0
+        answer = self.feed.page(box, request.query.get("cursor"), min(limit, 5000))
+        self.stats["changes", str(answer.status)] += 1
+        if fault == "bad_sig":
+            return self._answer(request, answer, sign="bad")
+        if fault == "unsigned":
+            return self._answer(request, answer, sign="none")
+        return self._answer(request, answer)
+
+
+def _peek_epoch(body: bytes) -> str | None:
+    import msgpack
+
+    try:
+        doc = msgpack.unpackb(body, raw=False)
+    except Exception:
+        return None
+    epoch = doc.get("epoch") if isinstance(doc, dict) else None
+    return epoch if isinstance(epoch, str) else None
+
+
+# --------------------------------------------------------------------------- feed
+
+
+def gtin14(n: int) -> str:
+    """A valid GTIN-14 (GS1 mod-10 check digit) numbered ``n``."""
+    body = f"0{4000000000000 + n:013d}"[:13]
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return body + str((10 - total % 10) % 10)
+
+
+def task_feed(
+    *,
+    seed: int = 1,
+    items: int = 20,
+    locations: int = 20,
+    pickers: int = 3,
+    tasks: int = 10,
+    stock_qty: int = 100,
+) -> list[dict[str, Any]]:
+    """A plausible initial load: items, locations, stock, pickers, then tasks."""
+    rng = random.Random(seed)
+    out: list[dict[str, Any]] = []
+    skus = [f"SKU-{i:04d}" for i in range(1, items + 1)]
+    for i, sku in enumerate(skus, start=1):
+        out.append(
+            {
+                "type": "item",
+                "data": {
+                    "sku": sku,
+                    "gtins": [gtin14(i)],
+                    "description": f"Item {i}",
+                    "uom": "EA",
+                    "serialized": False,
+                },
+            }
+        )
+    codes = []
+    for i in range(locations):
+        aisle, slot = divmod(i, 10)
+        code = f"A{aisle + 1:02d}-{slot + 1:02d}"
+        codes.append(code)
+        out.append(
+            {
+                "type": "location",
+                "data": {"code": code, "aisle": aisle, "y": 1.0 + 2.0 * slot, "zone": "A"},
+            }
+        )
+    home = {sku: codes[i % len(codes)] for i, sku in enumerate(skus)}
+    for sku in skus:
+        out.append(
+            {"type": "stock", "data": {"sku": sku, "location": home[sku], "base": stock_qty}}
+        )
+    for i in range(1, pickers + 1):
+        out.append(
+            {
+                "type": "picker",
+                "data": {
+                    "id": f"p{i}",
+                    "name": f"Picker {i}",
+                    "badge": f"BADGE{i:04d}",
+                    "role": "picker",
+                    "active": True,
+                },
+            }
+        )
+    for t in range(1, tasks + 1):
+        lines = []
+        for n, sku in enumerate(rng.sample(skus, k=min(len(skus), rng.randint(1, 4))), start=1):
+            lines.append({"line": n, "sku": sku, "qty": rng.randint(1, 5)})
+        out.append(
+            {
+                "type": "task",
+                "data": {
+                    "task": f"T{t:05d}",
+                    "kind": "pick",
+                    "order": f"O{t:05d}",
+                    "priority": rng.randint(0, 3),
+                    "lines": lines,
+                    "ship_to": {"postcode": f"{rng.randint(10000, 99999)}", "region": "north"},
+                    "carrier": "dhl",
+                },
+            }
+        )
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m simulators.cloud
+    from simulators.cloud_cli import cloud_command
+
+    cloud_command()
+
+__all__ = ["MSGPACK", "CloudSimulator", "Faults", "gtin14", "task_feed"]
