@@ -7,7 +7,6 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -28,39 +27,9 @@ from devices.events import (
 )
 from devices.registry import create_driver
 from simulators.rfid_mqtt import ImpinjReaderSim, MqttScannerSim, ZebraReaderSim, make_epcs
-from tests.support.mosquitto import MosquittoBroker
+from tests.support.mosquitto import Collector, MosquittoBroker, until
 
 ROLE = DeviceRole.PICK_ZONE
-
-
-class Collector:
-    """An ``emit`` that records events and lets a test await a condition."""
-
-    def __init__(self) -> None:
-        self.events: list[DeviceEvent] = []
-        self._changed = asyncio.Event()
-
-    async def emit(self, event: DeviceEvent) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def wait(
-        self, predicate: Callable[[list[DeviceEvent]], bool], timeout: float = 10
-    ) -> None:
-        async with asyncio.timeout(timeout):
-            while not predicate(self.events):
-                self._changed.clear()
-                await self._changed.wait()
-
-    def presence(self, kind: PresenceKind) -> list[TagPresenceEvent]:
-        return [e for e in self.events if isinstance(e, TagPresenceEvent) and e.kind is kind]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10) -> None:
-    """Poll a driver-side condition that has no awaitable of its own."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 async def start(driver: MqttDriverBase, collector: Collector) -> asyncio.Task[None]:
@@ -299,7 +268,7 @@ async def test_wrong_password_is_a_disconnect_error(mosquitto_broker: MosquittoB
     good = mosquitto_broker.settings()
     bad = MqttSettings(host=good.host, port=good.port, username=good.username, password="nope")
     driver = create_driver(impinj_spec(), mqtt=bad)
-    with pytest.raises(DeviceDisconnectedError, match="(?i)not authori"):
+    with pytest.raises(DeviceDisconnectedError, match=r"(?i)not authori"):
         await driver.run(Collector().emit)
     assert driver.stats.connected is False
 

@@ -7,11 +7,14 @@ so persistent sessions and their queued QoS 1 messages survive a restart — and
 can be stopped (gracefully or with SIGKILL) and restarted on the same port.
 
 The pytest fixture ``mosquitto_broker`` *fails* (never skips) when no mosquitto
-binary exists: the test command is expected to install it.
+binary exists: the test command is expected to install it. :class:`Collector`
+(an ``emit`` that tests can await) and :func:`until` help tests that drive
+devices through the broker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import getpass
@@ -23,12 +26,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from devices.driver import MqttSettings
+from devices.events import DeviceEvent, PresenceKind, TagPresenceEvent
 
 USERNAME = "pickedge"
 
@@ -200,6 +204,36 @@ class MosquittoBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Collector:
+    """An ``emit`` that records events and lets a test await a condition."""
+
+    def __init__(self) -> None:
+        self.events: list[DeviceEvent] = []
+        self._changed = asyncio.Event()
+
+    async def emit(self, event: DeviceEvent) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    async def wait(
+        self, predicate: Callable[[list[DeviceEvent]], bool], within: float = 10
+    ) -> None:
+        async with asyncio.timeout(within):
+            while not predicate(self.events):
+                self._changed.clear()
+                await self._changed.wait()
+
+    def presence(self, kind: PresenceKind) -> list[TagPresenceEvent]:
+        return [e for e in self.events if isinstance(e, TagPresenceEvent) and e.kind is kind]
+
+
+async def until(condition: Callable[[], bool], within: float = 10) -> None:
+    """Poll a driver-side condition that has no awaitable of its own."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - counters have no event to await
+            await asyncio.sleep(0.01)
 
 
 @pytest.fixture
