@@ -68,6 +68,12 @@ class _Place:
         if not e.one_way:
             self.exits.append((e.u, offset))
             self.entries.append((e.v, e.length - offset))
+        else:
+            # a pick at an end of a one-way edge stands on that node: any direction
+            if offset == 0:
+                self.exits.append((e.u, 0))
+            if offset == e.length:
+                self.entries.append((e.v, 0))
 
 
 def _direct(layout: GraphLayout, a: _Place, b: _Place) -> int:
