@@ -1,0 +1,138 @@
+"""The HTTP side of sync-v1 for the edge: signed requests, verified answers.
+
+One :class:`SyncClient` (one aiohttp session, bounded timeouts) serves the
+uploader and the downloader. It promises:
+
+- every request carries ``X-Box-Id`` and ``X-Signature`` over the exact method,
+  path-and-query and body it sends (the URL is passed to aiohttp pre-encoded,
+  so what is signed is what goes on the wire);
+- every answer comes back as a :class:`Reply` that says whether its signature
+  verified; the callers trust no ack and apply no change whose reply is not
+  ``signed``;
+- timeouts, refused connections and resets become :class:`CloudUnreachableError`;
+  nothing is retried here (the callers own their back-off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from yarl import URL
+
+from cloud_sync.codec import MSGPACK, decode_answer
+from cloud_sync.signing import BOX_HEADER, HEADER, Signer
+from edge.config import Secret
+from edge.errors import PickEdgeError
+
+BATCHES_PATH = "/sync/v1/batches"
+CHANGES_PATH = "/sync/v1/changes"
+
+
+class SyncError(PickEdgeError):
+    """Sync with the cloud did not succeed this time."""
+
+    code = "sync_error"
+
+
+class CloudUnreachableError(SyncError, ConnectionError):
+    """No answer: refused, reset, or timed out."""
+
+    code = "cloud_unreachable"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    #: the decoded body (None when empty or undecodable)
+    doc: Any
+    #: the answer carries a signature that verifies
+    signed: bool
+    #: the answer carries a signature (valid or not)
+    has_signature: bool
+
+
+class SyncClient:
+    """Signed sync-v1 requests of one box to one cloud."""
+
+    def __init__(
+        self,
+        base_url: str,
+        box_id: str,
+        secret: Secret | str | bytes,
+        *,
+        timeout_s: float = 10.0,
+        accept: str = MSGPACK,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"cloud url must be http(s)://host[:port][/prefix], not {base_url!r}")
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._prefix = parts.path.rstrip("/")
+        self.box_id = box_id
+        self._signer = Signer(secret.reveal() if isinstance(secret, Secret) else secret)
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._accept = accept
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"SyncClient({self._origin}{self._prefix}, box={self.box_id!r})"
+
+    async def __aenter__(self) -> SyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def post_batch(self, body: bytes) -> Reply:
+        headers = {"Content-Type": MSGPACK}
+        return await self._request("POST", self._prefix + BATCHES_PATH, body, headers)
+
+    async def get_changes(self, cursor: str | None, limit: int) -> Reply:
+        query = f"limit={int(limit)}"
+        if cursor is not None:
+            query = f"cursor={quote(cursor, safe='')}&" + query
+        return await self._request("GET", f"{self._prefix}{CHANGES_PATH}?{query}", b"", {})
+
+    async def _request(
+        self, method: str, path_and_query: str, body: bytes, headers: dict[str, str]
+    ) -> Reply:
+        headers = {
+            **headers,
+            "Accept": self._accept,
+            BOX_HEADER: self.box_id,
+            HEADER: self._signer.request(method, path_and_query, body),
+        }
+        url = URL(self._origin + path_and_query, encoded=True)
+        try:
+            async with self._get_session().request(
+                method, url, data=body or None, headers=headers
+            ) as resp:
+                payload = await resp.read()
+                status = resp.status
+                ctype = resp.headers.get("Content-Type")
+                signature = resp.headers.get(HEADER)
+        except TimeoutError as exc:
+            raise CloudUnreachableError(f"{method} {path_and_query}: timed out") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise CloudUnreachableError(
+                f"{method} {path_and_query}: {type(exc).__name__}: {exc}"
+            ) from exc
+        signed = self._signer.verify_answer(signature, status, path_and_query, payload)
+        try:
+            doc = decode_answer(payload, ctype)
+        except ValueError:
+            doc = None
+        return Reply(status=status, doc=doc, signed=signed, has_signature=signature is not None)

@@ -1,0 +1,469 @@
+"""The uploader: the outbox, in seq order, to the cloud, until every event is acked.
+
+Promises (contracts/sync-v1.md, "Upstream"):
+
+- **Nothing is dropped.** Events leave the outbox only by being acked (and then
+  pruned after ``cloud.retention_days``); every failure keeps them.
+- **Only signed acks count.** An answer whose signature is missing or wrong
+  moves nothing; an ack is never taken beyond what this process sent in the
+  epoch (a 200 after a restart may vouch for more than we can check, so we
+  take what we sent and let the cloud confirm the rest as duplicates), and an
+  ack beyond the box's last event is a lying cloud: alert, back off.
+- **One transaction per ack**: the acked mark, clearing the episode's alerts
+  and the status row.
+- **The answers table, row by row**: 200 → drop ≤ N, send from N+1; 409 gap →
+  resend from N+1; 409 ``epoch_conflict`` → new epoch (unacked events move
+  to it from seq 1) + ``crit`` alert, send at once; 400 / 401 → keep, ``crit``
+  alert, back off; 413 → halve the batch (a single event still too large:
+  alert, back off); 429 / 5xx / timeout / reset → back off.
+- **Back-off** is capped exponential with jitter, never below
+  ``backoff_min_s`` (1 s: at most one request a second while the cloud is
+  down) and never above ``backoff_max_s``; any success resets it.
+- **Alerts once per episode**: each kind is raised (``alerts`` row + ``alert``
+  outbox event) when its trouble starts and cleared by the next ack.
+- **Prompt**: :meth:`Uploader.notify` wakes it after a commit; it also polls.
+- Status for ``pickedge sync status``: ``last_error``/``last_error_ms``,
+  ``backoff_s``, ``retry_at_ms`` and the ack columns of ``sync_state``.
+
+Wall-clock time is only written for people (status, pruning age); ordering,
+dedup and back-off never depend on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from cloud_sync.client import CloudUnreachableError, Reply, SyncClient
+from cloud_sync.codec import MAX_BATCH_BYTES, RawEvent, encode_batch_raw, raw_event_size
+from edge.daemon import Backoff
+from edge.store.db import Store, Transaction, now_ms
+from edge.store.outbox import (
+    clear_alerts,
+    mark_acked,
+    prune_acked,
+    raise_alert,
+    read_raw,
+    send_state,
+    start_new_epoch,
+)
+
+if TYPE_CHECKING:
+    from cloud_sync.metrics import SyncMetrics
+    from edge.config import Config
+
+log = logging.getLogger(__name__)
+
+#: alert kinds whose episode the next ack ends
+EPISODE_KINDS = (
+    "sync_batch_rejected",
+    "sync_unauthorized",
+    "sync_answer_unsigned",
+    "sync_lying_ack",
+    "sync_event_too_large",
+    "sync_events_missing",
+    "sync_cloud_behind",
+    "sync_epoch_conflict",
+)
+_HEADER_ALLOWANCE = 256  # envelope bytes beyond the events (box id, epoch, ints)
+
+
+class Step(enum.Enum):
+    """What one :meth:`Uploader.step` did."""
+
+    IDLE = "idle"  # nothing to send
+    SENT = "sent"  # progress (or a decision that needs no pause): go again
+    RETRY = "retry"  # failed: back off
+
+
+class Uploader:
+    """Component ``uploader``; ``run()`` until cancelled."""
+
+    name = "uploader"
+
+    def __init__(
+        self,
+        store: Store,
+        client: SyncClient,
+        *,
+        batch_max_events: int = 500,
+        batch_max_bytes: int = MAX_BATCH_BYTES,
+        backoff_min_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        poll_interval_s: float = 1.0,
+        retention_days: float = 7.0,
+        prune_interval_s: float = 600.0,
+        metrics: SyncMetrics | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not 1024 <= batch_max_bytes <= MAX_BATCH_BYTES:
+            raise ValueError(f"batch_max_bytes must be 1024..{MAX_BATCH_BYTES}")
+        self.store = store
+        self.client = client
+        self.box_id = store.box_id
+        self.batch_max_events = max(1, batch_max_events)
+        self.batch_max_bytes = batch_max_bytes
+        self.backoff_min_s = backoff_min_s
+        self.backoff_max_s = backoff_max_s
+        self._backoff = Backoff(initial_s=2 * backoff_min_s, cap_s=backoff_max_s)
+        self.poll_interval_s = poll_interval_s
+        self.retention_ms = int(retention_days * 86_400_000)
+        self.prune_interval_s = prune_interval_s
+        self.metrics = metrics
+        self._rng = rng or random.Random()
+        # send window of the current epoch, in memory (rebuilt from the store)
+        self._epoch: str | None = None
+        self._from = 0  # the next batch starts after this seq
+        self._sent_max = 0  # highest seq this process sent in _epoch
+        self._limit = self.batch_max_events
+        self._attempt = 0
+        self._open_alerts: set[str] | None = None
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uploader-io")
+        self._last_prune = -float("inf")
+        self._draining = False
+        self._in_flight = asyncio.Lock()
+        #: the last error text (also in sync_state.last_error)
+        self.last_error: str | None = None
+        self.backoff_s = 0.0
+
+    @classmethod
+    def from_config(cls, store: Store, cfg: Config, client: SyncClient, **kwargs: Any) -> Uploader:
+        c = cfg.cloud
+        return cls(
+            store,
+            client,
+            batch_max_events=c.batch_max_events,
+            batch_max_bytes=c.batch_max_bytes,
+            backoff_max_s=c.backoff_max_s,
+            retention_days=c.retention_days,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ control
+
+    def notify(self) -> None:
+        """New events were committed: send soon. Safe from any thread."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
+
+    async def drain(self) -> None:
+        """Stop after the request in flight (its ack, if any, is stored)."""
+        self._draining = True
+        async with self._in_flight:
+            pass
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        try:
+            while not self._draining:
+                self._wake.clear()
+                step = await self.step()
+                if step is Step.SENT:
+                    continue
+                if step is Step.IDLE:
+                    await self._maybe_prune()
+                    await self._sleep(self.poll_interval_s, wakeable=True)
+                else:
+                    await self._sleep(self.backoff_s, wakeable=False)
+        finally:
+            self._io.shutdown(wait=False)
+
+    async def _sleep(self, seconds: float, *, wakeable: bool) -> None:
+        if wakeable and self._wake is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+    async def send_all(self, *, max_steps: int = 1_000_000) -> int:
+        """Send until nothing is unacked (tests, benches, ``drain`` tools);
+        backs off between failures like :meth:`run`. Returns the acked seq."""
+        for _ in range(max_steps):
+            step = await self.step()
+            if step is Step.IDLE:
+                break
+            if step is Step.RETRY:
+                await asyncio.sleep(self.backoff_s)
+        return send_state(self.store)[1]
+
+    # ------------------------------------------------------------------ one step
+
+    async def step(self) -> Step:
+        """Read one batch, send it, act on the answer."""
+        async with self._in_flight:
+            return await self._step()
+
+    def _read(self) -> tuple[str, int, list[RawEvent]]:
+        epoch, acked, next_seq = send_state(self.store)
+        if epoch != self._epoch:
+            # first read, or a new epoch: the window starts at the stored ack.
+            # Otherwise it is ours alone (it may lie below the stored ack after
+            # a cloud that lost events asked for them again).
+            self._epoch, self._from, self._sent_max = epoch, acked, acked
+        rows = read_raw(self.store, epoch, after_seq=self._from, limit=self._limit)
+        budget = self.batch_max_bytes - _HEADER_ALLOWANCE - len(self.box_id) - len(epoch)
+        size = 0
+        for i, row in enumerate(rows):
+            size += raw_event_size(row)
+            if size > budget and i > 0:
+                rows = rows[:i]
+                break
+        return epoch, next_seq, rows
+
+    async def _step(self) -> Step:
+        loop = asyncio.get_running_loop()
+        epoch, next_seq, rows = await loop.run_in_executor(self._io, self._read)
+        if self._open_alerts is None:
+            self._open_alerts = await loop.run_in_executor(self._io, self._load_open_alerts)
+        if not rows:
+            if self._from < next_seq - 1:
+                return await self._fail(
+                    f"events {self._from + 1}.. of epoch {epoch} are no longer kept",
+                    alert=(
+                        "sync_events_missing",
+                        "crit",
+                        "outbox rows needed by the cloud are gone",
+                    ),
+                )
+            return Step.IDLE
+        first, last = rows[0][0], rows[-1][0]
+        if first != self._from + 1:
+            return await self._fail(
+                f"event {self._from + 1} of epoch {epoch} is no longer kept",
+                alert=("sync_events_missing", "crit", "outbox rows needed by the cloud are gone"),
+            )
+        body = await loop.run_in_executor(self._io, encode_batch_raw, self.box_id, epoch, rows)
+        started = time.monotonic()
+        try:
+            reply = await self.client.post_batch(body)
+        except CloudUnreachableError as exc:
+            self._count("unreachable", 0, started)
+            return await self._fail(str(exc))
+        self._count(str(reply.status), len(rows), started)
+        self._sent_max = max(self._sent_max, last)
+        return await self._answer(
+            reply, epoch, first=first, last=last, next_seq=next_seq, count=len(rows)
+        )
+
+    async def _answer(
+        self, reply: Reply, epoch: str, *, first: int, last: int, next_seq: int, count: int
+    ) -> Step:
+        status, doc = reply.status, reply.doc
+        if (200 <= status < 300 and not reply.signed) or (reply.has_signature and not reply.signed):
+            what = "unsigned" if not reply.has_signature else "wrongly signed"
+            return await self._fail(
+                f"{status} answer {what}: ignored",
+                alert=("sync_answer_unsigned", "crit", f"the cloud's answer was {what}"),
+            )
+        acked_doc = doc.get("acked") if isinstance(doc, dict) else None
+        error = doc.get("error") if isinstance(doc, dict) else None
+        if status == 200:
+            if not isinstance(acked_doc, int) or isinstance(acked_doc, bool):
+                return await self._fail(f"200 without an int 'acked': {doc!r:.200}")
+            return await self._ack(epoch, acked_doc, first, next_seq)
+        if status == 409 and isinstance(error, dict) and error.get("code") == "epoch_conflict":
+            return await self._new_epoch(epoch, error)
+        if status == 409:
+            if not isinstance(acked_doc, int) or isinstance(acked_doc, bool) or acked_doc < 0:
+                return await self._fail(f"409 without an int 'acked': {doc!r:.200}")
+            if acked_doc + 1 >= first:
+                # not a gap from where we stand: the cloud and we disagree; pause
+                return await self._fail(f"409 with acked {acked_doc} for a batch from {first}")
+            log.warning(
+                "cloud holds epoch %s only up to %d; resending from %d",
+                epoch,
+                acked_doc,
+                acked_doc + 1,
+            )
+            stored_acked = send_state(self.store)[1]
+            self._from = acked_doc
+            self._sent_max = min(self._sent_max, acked_doc)
+            if acked_doc < stored_acked:
+                await self._raise(
+                    ("sync_cloud_behind", "warn", "the cloud lost events it had acked"),
+                    {"epoch": epoch, "cloud_acked": acked_doc, "box_acked": stored_acked},
+                )
+            return Step.SENT
+        if status == 413:
+            if count > 1:
+                self._limit = max(1, count // 2)
+                log.info("cloud refused a batch of %d events as too large; halving", count)
+                return Step.SENT
+            return await self._fail(
+                f"413 for a single event {first}",
+                alert=("sync_event_too_large", "crit", "an event is too large for the cloud"),
+            )
+        if status == 400:
+            return await self._fail(
+                f"400 batch rejected: {error!r:.300}",
+                alert=("sync_batch_rejected", "crit", "the cloud rejected a batch as malformed"),
+                detail={"epoch": epoch, "first": first, "last": last, "error": _plain(error)},
+            )
+        if status == 401:
+            return await self._fail(
+                "401 the cloud did not accept this box's signature",
+                alert=("sync_unauthorized", "crit", "the cloud refused this box's credentials"),
+            )
+        return await self._fail(f"{status} from the cloud; will retry")
+
+    async def _ack(self, epoch: str, cloud_acked: int, first: int, next_seq: int) -> Step:
+        if cloud_acked >= next_seq:
+            return await self._fail(
+                f"ack {cloud_acked} is beyond the last event {next_seq - 1} of epoch {epoch}",
+                alert=("sync_lying_ack", "crit", "the cloud acked events this box never wrote"),
+                detail={"epoch": epoch, "acked": cloud_acked, "last": next_seq - 1},
+            )
+        if cloud_acked < first - 1:
+            # 200 yet short of where we started: treat it as the gap it is
+            self._from = cloud_acked
+            self._sent_max = min(self._sent_max, cloud_acked)
+            return Step.SENT
+        upto = min(cloud_acked, self._sent_max)
+        clear = sorted(self._open_alerts or ())
+
+        def settle(tx: Transaction) -> int:
+            stored = mark_acked(tx, epoch, upto)
+            tx.execute("UPDATE sync_state SET backoff_s = 0, retry_at_ms = NULL WHERE id = 1")
+            if clear:
+                clear_alerts(tx, clear)
+            return stored
+
+        try:
+            stored = await self.store.write(settle)
+        except ValueError as exc:  # mark_acked: beyond the last event (a race-free re-check)
+            return await self._fail(
+                str(exc),
+                alert=("sync_lying_ack", "crit", "the cloud acked events this box never wrote"),
+            )
+        if self._open_alerts:
+            self._open_alerts.clear()
+        self._from = max(self._from, upto)
+        self._attempt = 0
+        self.backoff_s = 0.0
+        self.last_error = None
+        self._limit = min(self.batch_max_events, self._limit * 2)
+        if self.metrics is not None:
+            self.metrics.acked(stored)
+        return Step.SENT
+
+    async def _new_epoch(self, epoch: str, error: dict[str, Any]) -> Step:
+        def conflict(tx: Transaction) -> tuple[str, str, int]:
+            old, new, moved = start_new_epoch(tx)
+            raise_alert(
+                tx,
+                "sync_epoch_conflict",
+                "crit",
+                "the cloud holds other events under this box's seqs (restored backup "
+                "or cloned card?); unsent events moved to a new epoch",
+                {"old_epoch": old, "new_epoch": new, "moved": moved},
+                once=False,
+            )
+            return old, new, moved
+
+        old, new, moved = await self.store.write(conflict)
+        if self._open_alerts is not None:
+            self._open_alerts.add("sync_epoch_conflict")
+        log.error(
+            "epoch conflict on %s (%s): %d unsent events moved to new epoch %s",
+            old,
+            error.get("message", "no detail"),
+            moved,
+            new,
+        )
+        self._epoch = None  # rebuild the window under the new epoch
+        return Step.SENT
+
+    # ------------------------------------------------------------------ failures
+
+    async def _fail(
+        self,
+        message: str,
+        *,
+        alert: tuple[str, str, str] | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Step:
+        delay = max(self.backoff_min_s, self._backoff.delay(self._attempt, self._rng))
+        self._attempt += 1
+        self.backoff_s = delay
+        if message != self.last_error:
+            log.warning("upload: %s (retrying in %.1f s)", message, delay)
+        self.last_error = message
+        if self.metrics is not None:
+            self.metrics.backoff(delay)
+        retry_at = now_ms() + int(delay * 1000)
+        raise_it = alert is not None and (
+            self._open_alerts is None or alert[0] not in self._open_alerts
+        )
+
+        def record(tx: Transaction) -> None:
+            tx.execute(
+                "UPDATE sync_state SET last_error = ?, last_error_ms = ?, backoff_s = ?, "
+                "retry_at_ms = ? WHERE id = 1",
+                (f"upload: {message}"[:500], now_ms(), delay, retry_at),
+            )
+            if raise_it and alert is not None:
+                raise_alert(tx, alert[0], alert[1], alert[2], detail or {"error": message[:300]})
+
+        await self.store.write(record)
+        if raise_it and alert is not None and self._open_alerts is not None:
+            self._open_alerts.add(alert[0])
+        return Step.RETRY
+
+    async def _raise(self, alert: tuple[str, str, str], detail: dict[str, Any]) -> None:
+        if self._open_alerts is not None and alert[0] in self._open_alerts:
+            return
+        await self.store.write(lambda tx: raise_alert(tx, *alert, detail))
+        if self._open_alerts is not None:
+            self._open_alerts.add(alert[0])
+
+    def _load_open_alerts(self) -> set[str]:
+        marks = ", ".join("?" * len(EPISODE_KINDS))
+        rows = self.store.reader().execute(
+            f"SELECT DISTINCT kind FROM alerts WHERE cleared_ms IS NULL AND kind IN ({marks})",  # noqa: S608
+            EPISODE_KINDS,
+        )
+        return {str(r[0]) for r in rows}
+
+    # ------------------------------------------------------------------ upkeep
+
+    async def _maybe_prune(self) -> None:
+        if time.monotonic() - self._last_prune < self.prune_interval_s:
+            return
+        self._last_prune = time.monotonic()
+        cutoff = now_ms() - self.retention_ms
+        pruned = await self.store.write(lambda tx: prune_acked(tx, older_than_ms=cutoff))
+        if pruned:
+            log.info("pruned %d acked outbox rows older than the retention period", pruned)
+
+    def _count(self, outcome: str, events: int, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.batch(outcome, events, time.monotonic() - started)
+
+
+def _plain(value: Any) -> Any:
+    """A value safe to put in an alert's msgpack detail (str fallback)."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return repr(value)
