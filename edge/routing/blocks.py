@@ -20,8 +20,10 @@ deterministically, so concurrent callers can at worst compute one twice.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from edge.routing.model import BlockProblem, RoutingProblemError, Spot
 
@@ -39,6 +41,10 @@ Option = tuple[int, int, int]
 
 _INF = 1 << 62
 _CLOSED: State = (-1,)
+_OPTIONS: list[Option] = [(d_b, d_t, j) for d_b in range(3) for d_t in range(3) for j in range(2)]
+_OPT_CODE: dict[Option, int] = {opt: i for i, opt in enumerate(_OPTIONS)}
+_NONE: Option = (0, 0, 0)
+_NONE_CODE = _OPT_CODE[_NONE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +73,80 @@ class _Column:
 
 # --------------------------------------------------------------------------- transitions
 
-_VMEMO: dict[tuple[int, Option], dict[State, State]] = {}
-_HMEMO: dict[
-    tuple[tuple[int, ...], bool], dict[State, list[tuple[State, int, tuple[int, ...]]]]
-] = {}
+
+class _Transitions:
+    """Interned frontier states and memoised transitions, shared by all calls.
+
+    States are numbered once (``ids``) so the DP hashes small ints, and every
+    transition table is a list indexed by state number (-1 / None = not yet
+    computed). Transitions depend on no instance data, so the tables only ever
+    gain entries and never change an answer; interning and growing the tables
+    happen under a lock, and a caller only ever indexes with numbers whose
+    tables were grown before the number was handed out.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.states: list[State] = []
+        self.ids: dict[State, int] = {}
+        self.vert: dict[tuple[int, Option], list[int]] = {}
+        self.horiz: dict[
+            tuple[tuple[int, ...], bool], list[list[tuple[int, int, tuple[int, ...]]] | None]
+        ] = {}
+
+    def intern(self, state: State) -> int:
+        sid = self.ids.get(state)
+        if sid is not None:
+            return sid
+        with self.lock:
+            sid = self.ids.get(state)
+            if sid is None:
+                sid = len(self.states)
+                for vt in self.vert.values():
+                    vt.append(-1)
+                for ht in self.horiz.values():
+                    ht.append(None)
+                self.states.append(state)
+                self.ids[state] = sid
+            return sid
+
+    def vtable(self, b: int, opt: Option) -> list[int]:
+        table = self.vert.get((b, opt))
+        if table is None:
+            with self.lock:
+                table = self.vert.setdefault((b, opt), [-1] * len(self.states))
+        return table
+
+    def htable(
+        self, req: tuple[int, ...], last: bool
+    ) -> list[list[tuple[int, int, tuple[int, ...]]] | None]:
+        table = self.horiz.get((req, last))
+        if table is None:
+            with self.lock:
+                table = self.horiz.setdefault((req, last), [None] * len(self.states))
+        return table
+
+    def vfill(self, table: list[int], sid: int, b: int, opt: Option) -> int:
+        ns = self.intern(_vstep(self.states[sid], b, opt))
+        table[sid] = ns
+        return ns
+
+    def hfill(
+        self,
+        table: list[list[tuple[int, int, tuple[int, ...]]] | None],
+        sid: int,
+        req: tuple[int, ...],
+        last: bool,
+    ) -> list[tuple[int, int, tuple[int, ...]]]:
+        out = [
+            (-1 if ns == _CLOSED else self.intern(ns), copies, hs)
+            for ns, copies, hs in _htrans(self.states[sid], req, last)
+        ]
+        table[sid] = out
+        return out
+
+
+_MEMO = _Transitions()
 
 
 def _canon(codes: Iterable[int]) -> State:
@@ -321,10 +397,12 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
     for j in range(len(cols) - 2, -1, -1):
         req_after[j] = req_after[j + 1] or cols[j + 1].required
 
-    zero: State = (0,) * n_nodes
-    cur: dict[State, int] = {zero: 0}
-    # back[k][state] = (previous state, choice) for step k
-    back: list[dict[State, tuple[State, object]]] = []
+    memo = _MEMO
+    zero = memo.intern((0,) * n_nodes)
+    cur: dict[int, int] = {zero: 0}
+    # back[k][state] = previous state and choice at step k: for vertical steps an
+    # int (previous * 32 + option code), for horizontal ones (previous, copies)
+    back: list[dict[int, Any]] = []
     steps: list[tuple[int, int]] = []  # (column, block) for vertical steps, (column, -1) horizontal
     best, best_at = _INF, (-1, zero, 0)
 
@@ -332,47 +410,50 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
         for b, sub in enumerate(col.subs):
             if sub is None:
                 continue
-            nxt: dict[State, int] = {}
-            bk: dict[State, tuple[State, object]] = {}
-            opts = [(opt, cost) for opt, (cost, _) in sub.options.items()]
-            for opt, ocost in opts:
-                table = _VMEMO.get((b, opt))
-                if table is None:
-                    table = _VMEMO.setdefault((b, opt), {})
-                for s, c in cur.items():
-                    ns = table.get(s)
-                    if ns is None:
-                        ns = _vstep(s, b, opt)
-                        table[s] = ns
+            items = list(cur.items())
+            if _NONE in sub.options:
+                # "walk none of it" (empty sub-aisle) leaves every state as it is
+                nxt: dict[int, int] = dict(items)
+                bk: dict[int, Any] = {sid: sid * 32 + _NONE_CODE for sid in cur}
+            else:
+                nxt = {}
+                bk = {}
+            get = nxt.get
+            for opt, (ocost, _) in sub.options.items():
+                if opt == _NONE:
+                    continue
+                table = memo.vtable(b, opt)
+                code = _OPT_CODE[opt]
+                for sid, c in items:
+                    ns = table[sid]
+                    if ns < 0:
+                        ns = memo.vfill(table, sid, b, opt)
                     nc = c + ocost
-                    if nc < nxt.get(ns, _INF):
+                    if nc < get(ns, _INF):
                         nxt[ns] = nc
-                        bk[ns] = (s, opt)
+                        bk[ns] = sid * 32 + code
             cur = nxt
             back.append(bk)
             steps.append((j, b))
         last = j == len(cols) - 1
         dx = 0 if last else cols[j + 1].x - col.x
-        key = (col.node_req, last)
-        htable = _HMEMO.get(key)
-        if htable is None:
-            htable = _HMEMO.setdefault(key, {})
+        htable = memo.htable(col.node_req, last)
         nxt = {}
         bk = {}
-        for s, c in cur.items():
-            trans = htable.get(s)
+        get = nxt.get
+        for sid, c in cur.items():
+            trans = htable[sid]
             if trans is None:
-                trans = _htrans(s, col.node_req, last)
-                htable[s] = trans
+                trans = memo.hfill(htable, sid, col.node_req, last)
             for ns, copies, hs in trans:
-                if ns == _CLOSED:
-                    if not req_after[j] and c < best:
-                        best, best_at = c, (len(back), s, j)
+                if ns < 0:
+                    if c < best and not req_after[j]:
+                        best, best_at = c, (len(back), sid, j)
                     continue
                 nc = c + copies * dx
-                if nc < nxt.get(ns, _INF):
+                if nc < get(ns, _INF):
                     nxt[ns] = nc
-                    bk[ns] = (s, hs)
+                    bk[ns] = (sid, hs)
         cur = nxt
         back.append(bk)
         steps.append((j, -1))
@@ -390,15 +471,13 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
     hchoice: dict[int, tuple[int, ...]] = {}
     k, s, j_close = best_at
     for idx in range(k - 1, -1, -1):
-        prev, choice = back[idx][s]
+        entry = back[idx][s]
         j, b = steps[idx]
         if b >= 0:
-            assert isinstance(choice, tuple)
-            vchoice[(j, b)] = choice
+            s, code = divmod(entry, 32)
+            vchoice[(j, b)] = _OPTIONS[code]
         else:
-            assert isinstance(choice, tuple)
-            hchoice[j] = choice
-        s = prev
+            s, hchoice[j] = entry
     return _rebuild(problem, cols[: j_close + 1], vchoice, hchoice, best)
 
 

@@ -19,7 +19,7 @@ from oracle_routing import INF, mm, optimal_length, sequence_length
 from edge.routing import route
 
 SETTINGS = settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
 
 
