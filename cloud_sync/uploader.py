@@ -125,6 +125,10 @@ class Uploader:
         self._attempt = 0
         self._open_alerts: set[str] | None = None
         self._wake: asyncio.Event | None = None
+        #: set while run() waits with nothing to send (for drains and tests)
+        self.idle = asyncio.Event()
+        self._acked_seq = 0
+        self._progress: asyncio.Condition | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uploader-io")
         self._last_prune = -float("inf")
@@ -180,7 +184,11 @@ class Uploader:
                     continue
                 if step is Step.IDLE:
                     await self._maybe_prune()
-                    await self._sleep(self.poll_interval_s, wakeable=True)
+                    self.idle.set()
+                    try:
+                        await self._sleep(self.poll_interval_s, wakeable=True)
+                    finally:
+                        self.idle.clear()
                 else:
                     await self._sleep(self.backoff_s, wakeable=False)
         finally:
@@ -192,6 +200,13 @@ class Uploader:
                 await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         else:
             await asyncio.sleep(seconds)
+
+    async def wait_acked(self, seq: int) -> None:
+        """Return once this uploader stored an ack ≥ ``seq`` (in any epoch)."""
+        if self._progress is None:
+            self._progress = asyncio.Condition()
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._acked_seq >= seq)
 
     async def send_all(self, *, max_steps: int = 1_000_000) -> int:
         """Send until nothing is unacked (tests, benches, ``drain`` tools);
@@ -267,7 +282,13 @@ class Uploader:
         self, reply: Reply, epoch: str, *, first: int, last: int, next_seq: int, count: int
     ) -> Step:
         status, doc = reply.status, reply.doc
-        if (200 <= status < 300 and not reply.signed) or (reply.has_signature and not reply.signed):
+        # An ack (2xx) must be signed; a 409 is acted on too, so a signature it
+        # carries must verify (sync-v1 does not require 409s to be signed). Other
+        # statuses only make us wait or shrink the batch, whoever sent them;
+        # a box with a wrong secret cannot verify its own 401 either.
+        if (200 <= status < 300 and not reply.signed) or (
+            status == 409 and reply.has_signature and not reply.signed
+        ):
             what = "unsigned" if not reply.has_signature else "wrongly signed"
             return await self._fail(
                 f"{status} answer {what}: ignored",
@@ -362,6 +383,10 @@ class Uploader:
         self._limit = min(self.batch_max_events, self._limit * 2)
         if self.metrics is not None:
             self.metrics.acked(stored)
+        self._acked_seq = stored
+        if self._progress is not None:
+            async with self._progress:
+                self._progress.notify_all()
         return Step.SENT
 
     async def _new_epoch(self, epoch: str, error: dict[str, Any]) -> Step:

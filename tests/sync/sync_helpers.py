@@ -66,7 +66,12 @@ def box_rows(store: Store, epoch: str) -> list[dict[str, Any]]:
         "SELECT seq, type, at_ms, payload FROM outbox WHERE epoch = ? ORDER BY seq", (epoch,)
     )
     return [
-        {"seq": r["seq"], "type": r["type"], "at": r["at_ms"], "data": msgpack.unpackb(r["payload"])}
+        {
+            "seq": r["seq"],
+            "type": r["type"],
+            "at": r["at_ms"],
+            "data": msgpack.unpackb(r["payload"]),
+        }
         for r in rows
     ]
 

@@ -1,14 +1,19 @@
 """The uploader against the real simulator on loopback, row by row of the
-sync-v1 answers table."""
+sync-v1 answers table, plus back-off, wake-up and pruning."""
 
 from __future__ import annotations
 
-from sync_helpers import assert_converged, uploader, write_moves
+import asyncio
+import random
+
+import msgpack
+import pytest
+from sync_helpers import BOX, SECRET, assert_converged, uploader, write_moves
 
 from cloud_sync.client import SyncClient
-from cloud_sync.uploader import Step
+from cloud_sync.uploader import Step, Uploader
 from edge.store import Store
-from simulators.cloud import CloudSimulator
+from simulators.cloud import CloudSimulator, Faults
 
 
 async def test_200_acks_everything_in_batches(
@@ -20,3 +25,232 @@ async def test_200_acks_everything_in_batches(
     assert_converged(sim, store)
     assert sim.stats["batches", "200"] == 5
     assert await up.step() is Step.IDLE
+
+
+def alerts(store: Store, kind: str) -> list[dict[str, object]]:
+    return store.query("SELECT * FROM alerts WHERE kind = ? ORDER BY id", (kind,))
+
+
+def alert_events(store: Store, kind: str) -> int:
+    rows = store.query("SELECT payload FROM outbox WHERE type = 'alert'")
+    return sum(1 for r in rows if msgpack.unpackb(r["payload"])["kind"] == kind)
+
+
+def acked(store: Store) -> int:
+    return int(store.query("SELECT acked_seq FROM sync_state")[0]["acked_seq"])
+
+
+@pytest.mark.parametrize(
+    "fault", ["fail_before", "fail_after", "drop_before", "drop_after", "429", "500", "503"]
+)
+async def test_retryable_answers_are_retried_until_converged(
+    store: Store, sim: CloudSimulator, client: SyncClient, fault: str
+) -> None:
+    write_moves(store, 60)
+    sim.batch_faults = Faults(script=[fault, fault, None, fault])
+    up = uploader(store, client)
+    await up.send_all()
+    assert sim.batch_faults.drawn[fault] == 3
+    assert_converged(sim, store)
+    row = store.query("SELECT last_error, last_error_ms, backoff_s FROM sync_state")[0]
+    assert row["last_error_ms"] is not None  # the failures were recorded ...
+    assert row["backoff_s"] == 0  # ... and the back-off ended with the ack
+
+
+async def test_fail_after_commit_is_answered_as_duplicate(
+    store: Store, sim: CloudSimulator, client: SyncClient
+) -> None:
+    write_moves(store, 10)  # 20 events, one batch
+    sim.batch_faults = Faults(script=["fail_after"])
+    up = uploader(store, client)
+    assert await up.step() is Step.RETRY
+    assert sim.receiver.acked(BOX, store.epoch) == 20  # applied before the 500
+    assert acked(store) == 0  # but the box was not told
+    assert await up.step() is Step.SENT  # the resend: 200 with the current mark
+    assert_converged(sim, store)
+    assert sim.receiver.count(BOX) == 20  # applied once
+
+
+async def test_timeout_is_retried(store: Store) -> None:
+    write_moves(store, 10)
+    async with CloudSimulator(SECRET, slow_s=1.0) as sim:
+        sim.batch_faults = Faults(script=["slow"])
+        async with SyncClient(sim.url, BOX, SECRET, timeout_s=0.2) as client:
+            up = uploader(store, client)
+            assert await up.step() is Step.RETRY
+            assert "timed out" in (up.last_error or "")
+            await up.send_all()
+            assert_converged(sim, store)
+
+
+async def test_400_keeps_events_alerts_once_and_backs_off(
+    store: Store, sim: CloudSimulator, client: SyncClient
+) -> None:
+    write_moves(store, 10)
+    sim.batch_faults = Faults(script=["400"] * 4)
+    up = uploader(store, client)
+    for _ in range(4):
+        assert await up.step() is Step.RETRY
+        assert up.backoff_s > 0
+    assert acked(store) == 0
+    assert store.query("SELECT count(*) AS n FROM outbox")[0]["n"] == 21  # 20 + the alert
+    [alert] = alerts(store, "sync_batch_rejected")
+    assert alert["severity"] == "crit" and alert["cleared_ms"] is None
+    assert alert_events(store, "sync_batch_rejected") == 1
+    await up.send_all()
+    assert_converged(sim, store)  # the alert event went up too
+    assert alerts(store, "sync_batch_rejected")[0]["cleared_ms"] is not None
+
+
+async def test_401_wrong_secret_keeps_events_and_alerts_once(
+    store: Store, sim: CloudSimulator
+) -> None:
+    write_moves(store, 5)
+    async with SyncClient(sim.url, BOX, "not-the-secret") as wrong:
+        up = uploader(store, wrong)
+        for _ in range(3):
+            assert await up.step() is Step.RETRY
+    assert sim.stats["batches", "401"] == 3
+    assert sim.receiver.count(BOX) == 0 and acked(store) == 0
+    assert len(alerts(store, "sync_unauthorized")) == 1
+    async with SyncClient(sim.url, BOX, SECRET) as right:
+        await uploader(store, right).send_all()
+    assert_converged(sim, store)
+
+
+async def test_413_halves_the_batch_until_it_fits(store: Store) -> None:
+    write_moves(store, 100)
+    async with (
+        CloudSimulator(SECRET, max_batch_bytes=4096) as sim,
+        SyncClient(sim.url, BOX, SECRET) as client,
+    ):
+        up = uploader(store, client, batch_max_events=500)
+        await up.send_all()
+        assert sim.stats["batches", "413"] >= 2
+        assert_converged(sim, store)
+
+
+async def test_413_for_one_event_alerts_and_keeps_it(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.append_event(
+            "alert", {"kind": "big", "severity": "info", "subject": "x" * 8000, "detail": {}}
+        )
+    async with (
+        CloudSimulator(SECRET, max_batch_bytes=4096) as sim,
+        SyncClient(sim.url, BOX, SECRET) as client,
+    ):
+        up = uploader(store, client)
+        steps = [await up.step() for _ in range(4)]
+        assert steps[-1] is Step.RETRY
+    assert acked(store) == 0
+    assert len(alerts(store, "sync_event_too_large")) == 1
+
+
+async def test_injected_409_with_the_true_mark_is_not_a_gap(
+    store: Store, sim: CloudSimulator, client: SyncClient
+) -> None:
+    write_moves(store, 10)
+    sim.batch_faults = Faults(script=["409"])
+    up = uploader(store, client)
+    assert await up.step() is Step.RETRY
+    await up.send_all()
+    assert_converged(sim, store)
+
+
+async def test_409_gap_resends_from_the_clouds_mark(
+    store: Store, client: SyncClient, sim: CloudSimulator
+) -> None:
+    write_moves(store, 30)  # 60 events, acked by the first cloud
+    await uploader(store, client).send_all()
+    assert acked(store) == 60
+    # A cloud that lost everything (restored from an old backup) answers 409 {"acked": 0}.
+    async with CloudSimulator(SECRET) as fresh:
+        write_moves(store, 5, seed=2)
+        async with SyncClient(fresh.url, BOX, SECRET) as c2:
+            up = uploader(store, c2, batch_max_events=25)
+            await up.send_all()
+        assert fresh.stats["batches", "409"] == 1
+        assert_converged(fresh, store)
+    [alert] = alerts(store, "sync_cloud_behind")
+    assert alert["severity"] == "warn"
+
+
+@pytest.mark.parametrize("fault", ["bad_sig", "unsigned"])
+async def test_wrongly_signed_or_unsigned_answers_never_ack(
+    store: Store, sim: CloudSimulator, client: SyncClient, fault: str
+) -> None:
+    write_moves(store, 10)
+    sim.batch_faults = Faults(script=[fault] * 5)
+    up = uploader(store, client)
+    for _ in range(5):
+        assert await up.step() is Step.RETRY
+    assert sim.receiver.acked(BOX, store.epoch) >= 20  # the cloud applied them (+ alert)...
+    assert acked(store) == 0  # ... but the box trusts no such ack
+    assert len(alerts(store, "sync_answer_unsigned")) == 1
+    await up.send_all()
+    assert_converged(sim, store)
+
+
+async def test_lying_ack_is_an_error_not_an_ack(
+    store: Store, sim: CloudSimulator, client: SyncClient
+) -> None:
+    write_moves(store, 10)
+    sim.batch_faults = Faults(script=["lying_ack", "lying_ack"])
+    up = uploader(store, client)
+    assert await up.step() is Step.RETRY
+    assert await up.step() is Step.RETRY
+    assert acked(store) == 0
+    [alert] = alerts(store, "sync_lying_ack")
+    assert alert["severity"] == "crit"
+    await up.send_all()
+    assert_converged(sim, store)
+
+
+async def test_back_off_stays_between_one_second_and_the_cap(store: Store) -> None:
+    write_moves(store, 1)
+    # a port nobody listens on: every request is refused at once
+    async with CloudSimulator(SECRET) as sim:
+        url = sim.url
+    async with SyncClient(url, BOX, SECRET, timeout_s=0.5) as client:
+        up = Uploader(store, client, rng=random.Random(3))
+        delays = []
+        for _ in range(12):
+            assert await up.step() is Step.RETRY
+            delays.append(up.backoff_s)
+    assert all(1.0 <= d <= 60.0 for d in delays)  # ≤ 1 request/s while down, capped
+    assert max(delays) >= 30.0  # it grows to near the cap
+    state = store.query("SELECT last_error, backoff_s, retry_at_ms FROM sync_state")[0]
+    assert state["last_error"].startswith("upload:") and state["backoff_s"] == delays[-1]
+
+
+async def test_notify_wakes_the_uploader_before_the_poll(
+    store: Store, sim: CloudSimulator, client: SyncClient
+) -> None:
+    up = uploader(store, client, poll_interval_s=30.0)
+    task = asyncio.create_task(up.run())
+    try:
+        async with asyncio.timeout(3.0):  # far below the 30 s poll
+            await up.idle.wait()  # nothing to send: it sleeps until the poll
+            write_moves(store, 3)
+            up.notify()
+            await up.wait_acked(6)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert_converged(sim, store)
+
+
+async def test_acked_rows_are_pruned_after_retention_unacked_never(
+    store: Store, sim: CloudSimulator, client: SyncClient
+) -> None:
+    write_moves(store, 10)
+    await uploader(store, client).send_all()
+    write_moves(store, 3, seed=5)  # unacked
+    up = uploader(store, client, retention_days=0.0, prune_interval_s=0.0)
+    await up._maybe_prune()
+    rows = store.query("SELECT seq, acked FROM outbox ORDER BY seq")
+    assert [r["seq"] for r in rows] == list(range(21, 27))
+    assert all(r["acked"] == 0 for r in rows)
+    await up.send_all()
+    assert sim.receiver.acked(BOX, store.epoch) == 26
