@@ -1,0 +1,81 @@
+"""The PDA WebSocket hub: pushes to every open socket of a picker.
+
+Promises: :meth:`PdaHub.push` never blocks the caller (sends are scheduled on
+the event loop); a socket that fails is dropped; :meth:`close_all` ends every
+socket with "going away" when the server drains. Messages are the contract's
+``{"type": "tour_assigned|tour_rerouted|task_cancelled|message", …}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+log = logging.getLogger(__name__)
+
+
+class PdaHub:
+    def __init__(self) -> None:
+        self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, picker: str, ws: web.WebSocketResponse) -> None:
+        self._sockets.setdefault(picker, set()).add(ws)
+
+    def remove(self, picker: str, ws: web.WebSocketResponse) -> None:
+        sockets = self._sockets.get(picker)
+        if sockets is not None:
+            sockets.discard(ws)
+            if not sockets:
+                del self._sockets[picker]
+
+    def connected(self, picker: str) -> int:
+        return len(self._sockets.get(picker, ()))
+
+    def push(self, picker: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to every socket of ``picker`` (fire and forget)."""
+        for ws in list(self._sockets.get(picker, ())):
+            task = asyncio.get_running_loop().create_task(self._send(picker, ws, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def task_cancelled(self, picker: str, task: str, message: str | None = None) -> None:
+        """Tell a picker that a task of the tour was cancelled by the cloud."""
+        self.push(
+            picker,
+            {
+                "type": "task_cancelled",
+                "task": task,
+                "message": message or f"task {task} was cancelled: stop picking it",
+            },
+        )
+
+    def deliver(self, notices: Iterable[Any]) -> None:
+        """Push master-data notices (objects with ``picker``, ``task`` and an
+        optional ``message``); notices without a picker are ignored."""
+        for notice in notices:
+            picker = getattr(notice, "picker", None)
+            task = getattr(notice, "task", None)
+            if picker and task:
+                self.task_cancelled(str(picker), str(task), getattr(notice, "message", None))
+
+    async def _send(self, picker: str, ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
+        try:
+            await ws.send_json(message)
+        except (ConnectionError, RuntimeError):
+            log.info("dropping a closed PDA socket", extra={"picker": picker})
+            self.remove(picker, ws)
+
+    async def close_all(self) -> None:
+        for picker, sockets in list(self._sockets.items()):
+            for ws in list(sockets):
+                with contextlib.suppress(Exception):
+                    await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
+                self.remove(picker, ws)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,376 @@
+"""The OpenAPI 3.1 document of the PDA API, served at ``/api/v1/openapi.json``.
+
+Built from plain dicts so it needs no generator; a test checks that every route
+of the application appears here and that every path here is a route.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+_ERROR_CODES = [
+    "bad_json",
+    "invalid_request",
+    "body_too_large",
+    "not_found",
+    "method_not_allowed",
+    "unauthorized",
+    "unknown_device",
+    "unknown_badge",
+    "too_many_attempts",
+    "no_tour",
+    "unknown_stop",
+    "stop_closed",
+    "invalid_short",
+    "scan_id_conflict",
+    "draining",
+    "backlog_full",
+    "storage_full",
+    "store_error",
+    "internal_error",
+]
+
+SCAN_RESULTS = [
+    "tour_started",
+    "location_ok",
+    "wrong_location",
+    "item_ok",
+    "stop_done",
+    "wrong_item",
+    "unknown_code",
+    "over_pick",
+    "tour_done",
+    "location_required",
+    "no_work",
+    "no_stock",
+    "task_unavailable",
+    "tour_active",
+]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed JSON (`bad_json`) or fields (`invalid_request`)",
+        401: "Not logged in (`unauthorized`)",
+        404: "Not found",
+        409: "Conflict with the picker's state",
+        413: "Body larger than `api.max_body_bytes` (`body_too_large`)",
+        429: "Too many failed logins (`too_many_attempts`)",
+        500: "Internal error (`internal_error`), nothing leaked",
+        503: "The store refused the write (`backlog_full`, `storage_full`, …) or draining",
+    }
+    return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
+
+
+_COMMON = (400, 401, 413, 500, 503)
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "examples": _ERROR_CODES},
+                        "message": {"type": "string"},
+                    },
+                }
+            },
+        },
+        "Stop": {
+            "type": "object",
+            "required": ["stop", "location", "sku", "description", "qty", "picked", "state"],
+            "properties": {
+                "stop": {"type": "integer"},
+                "location": {"type": "string"},
+                "sku": {"type": "string"},
+                "description": {"type": "string"},
+                "qty": {"type": "integer"},
+                "picked": {"type": "integer"},
+                "state": {"enum": ["pending", "location_ok", "done", "short"]},
+                "lot": {"type": ["string", "null"]},
+                "expiry": {"type": ["string", "null"], "format": "date"},
+                "task": {"type": "string"},
+                "x": {"type": ["number", "null"], "description": "metres, for the map"},
+                "y": {"type": ["number", "null"], "description": "metres, for the map"},
+            },
+        },
+        "Tour": {
+            "type": "object",
+            "required": ["tour", "state", "stops", "next_stop", "route"],
+            "properties": {
+                "tour": {"type": "integer"},
+                "state": {"enum": ["active", "done", "cancelled"]},
+                "stops": {"type": "array", "items": _ref("Stop"), "description": "walk order"},
+                "next_stop": {"type": ["integer", "null"]},
+                "route": {
+                    "type": "object",
+                    "required": ["length_m", "waypoints"],
+                    "properties": {
+                        "length_m": {"type": ["number", "null"]},
+                        "waypoints": {
+                            "type": "array",
+                            "items": {
+                                "type": "array",
+                                "items": {"type": "number"},
+                                "minItems": 2,
+                                "maxItems": 2,
+                            },
+                        },
+                        "algorithm": {"type": "string"},
+                        "from": {
+                            "type": "array",
+                            "items": {"type": "number"},
+                            "description": "where a re-route started (the picker's position)",
+                        },
+                    },
+                },
+            },
+        },
+        "ScanAnswer": {
+            "type": "object",
+            "required": ["result", "feedback", "message", "tour"],
+            "properties": {
+                "result": {"enum": SCAN_RESULTS},
+                "feedback": {"enum": ["success", "warning", "error"]},
+                "message": {"type": "string"},
+                "tour": {"oneOf": [_ref("Tour"), {"type": "null"}]},
+                "exceptions": {
+                    "type": "array",
+                    "description": "lines the zone cannot fill (sent upstream as pick_exception)",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "task": {"type": "string"},
+                            "line": {"type": "string"},
+                            "sku": {"type": "string"},
+                            "missing": {"type": "integer"},
+                        },
+                    },
+                },
+            },
+        },
+        "Layout": {
+            "type": "object",
+            "description": "the zone's routing-v1 layout (kind blocks)",
+            "additionalProperties": True,
+        },
+    }
+    paths: dict[str, Any] = {
+        "/": {
+            "get": {
+                "summary": "The PDA page (HTML, no build step)",
+                "security": [],
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness",
+                "security": [],
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "properties": {"status": {"const": "ok"}}}, "alive"
+                    )
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": bearer,
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"), **_errors(401)},
+            }
+        },
+        "/api/v1/sessions": {
+            "post": {
+                "summary": "Log a picker in by badge on an enrolled PDA",
+                "security": [{"deviceKey": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["badge"],
+                                "properties": {"badge": {"type": "string", "maxLength": 256}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(
+                        {
+                            "type": "object",
+                            "required": ["token", "picker"],
+                            "properties": {
+                                "token": {"type": "string"},
+                                "picker": {
+                                    "type": "object",
+                                    "properties": {
+                                        "id": {"type": "string"},
+                                        "name": {"type": "string"},
+                                        "role": {"enum": ["picker", "supervisor", "admin"]},
+                                    },
+                                },
+                            },
+                        },
+                        "session opened",
+                    ),
+                    **_errors(400, 401, 413, 429, 500, 503),
+                },
+            },
+            "delete": {
+                "summary": "Log out (end this session)",
+                "security": bearer,
+                "responses": {"204": {"description": "ended"}, **_errors(401, 500, 503)},
+            },
+        },
+        "/api/v1/scan": {
+            "post": {
+                "summary": "One scan; idempotent by scan_id",
+                "security": bearer,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["code", "scan_id"],
+                                "properties": {
+                                    "code": {"type": "string", "maxLength": 4096},
+                                    "scan_id": {"type": "string", "maxLength": 128},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("ScanAnswer"), "the answer (stored; a retry gets it again)"),
+                    **_errors(*_COMMON, 409),
+                },
+            }
+        },
+        "/api/v1/tour": {
+            "get": {
+                "summary": "The picker's active tour",
+                "security": bearer,
+                "responses": {"200": _json(_ref("Tour"), "the tour"), **_errors(401, 404, 500)},
+            }
+        },
+        "/api/v1/tour/short": {
+            "post": {
+                "summary": "Short pick at a stop; the rest is re-routed from there",
+                "security": bearer,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["stop", "found"],
+                                "properties": {
+                                    "stop": {"type": "integer"},
+                                    "found": {
+                                        "type": "integer",
+                                        "description": "units of the stop in hand, scanned "
+                                        "ones included",
+                                    },
+                                    "reason": {"enum": ["empty", "damaged", "other"]},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        _ref("ScanAnswer"), "result rerouted, short_recorded or tour_done"
+                    ),
+                    **_errors(*_COMMON, 404, 409),
+                },
+            }
+        },
+        "/api/v1/tour/skip": {
+            "post": {
+                "summary": "Move a stop to the end of the walk",
+                "security": bearer,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["stop"],
+                                "properties": {"stop": {"type": "integer"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("ScanAnswer"), "result skipped"),
+                    **_errors(*_COMMON, 404, 409),
+                },
+            }
+        },
+        "/api/v1/layout": {
+            "get": {
+                "summary": "The zone's layout, to draw the floor map",
+                "security": bearer,
+                "responses": {"200": _json(_ref("Layout"), "layout"), **_errors(401)},
+            }
+        },
+        "/api/v1/ws": {
+            "get": {
+                "summary": "WebSocket of pushes: tour_assigned, tour_rerouted, task_cancelled, "
+                "message",
+                "description": "Authenticate with the Authorization header or a first message "
+                '`{"type": "auth", "token": "…"}` (never in the URL). An invalid first message '
+                "closes the socket with code 4401.",
+                "security": [{"bearer": []}, {}],
+                "responses": {"101": {"description": "switching protocols"}, **_errors(401)},
+            }
+        },
+        "/static/{file}": {
+            "get": {
+                "summary": "Static files of the PDA page",
+                "security": [],
+                "parameters": [
+                    {"name": "file", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "file"}, **_errors(404)},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "PickEdge PDA API",
+            "version": "1.0.0",
+            "description": "contracts/pda-api-v1.md as implemented; see docs/pda.md",
+        },
+        "servers": [{"url": "/"}],
+        "security": bearer,
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "deviceKey": {"type": "apiKey", "in": "header", "name": "X-Device-Key"},
+            },
+        },
+    }

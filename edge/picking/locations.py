@@ -1,0 +1,142 @@
+"""Which stocked locations serve a line: FEFO first, then the shortest walk.
+
+Input: the stock rows of one SKU that still have unreserved units
+(:class:`Candidate`) and the units a line needs. Rules, in order:
+
+1. **FEFO.** Rows are taken in expiry order (earliest first, rows without an
+   expiry last). A later-expiring lot is only used when every earlier one is
+   exhausted.
+2. **Fewest stops.** Within the earliest usable expiry tier, when one location
+   alone can fill what is left, the line becomes one stop at one of those
+   locations; which one is left to the routing engine
+   (:func:`edge.routing.choose_locations`), so that the tour is shortest. When no
+   single location can, the tier's largest rows are taken first.
+3. **What cannot be filled** is reported as missing, never invented.
+
+Pure: no database, no clock. The caller reserves what this module chooses.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.routing import choose_locations
+
+log = logging.getLogger(__name__)
+
+#: flexible choices are handed to the engine only while the combinations stay
+#: few enough to fit the order-scan latency budget; beyond it, nearest wins
+MAX_COMBINATIONS = 64
+MAX_OPTIONS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    location: str
+    lot: str
+    expiry: str | None
+    avail: int
+    aisle: int
+    y: float
+
+
+@dataclass(slots=True)
+class LinePlan:
+    """Allocations of one line: ``fixed`` by FEFO, plus one of ``options`` for ``units``."""
+
+    fixed: list[tuple[Candidate, int]] = field(default_factory=list)
+    options: list[Candidate] = field(default_factory=list)
+    units: int = 0
+    missing: int = 0
+    choice: int = 0
+
+    def allocations(self) -> list[tuple[Candidate, int]]:
+        out = list(self.fixed)
+        if self.options:
+            out.append((self.options[self.choice], self.units))
+        return out
+
+
+def _fefo_key(c: Candidate) -> tuple[bool, str, int, str, str]:
+    return (c.expiry is None, c.expiry or "", -c.avail, c.location, c.lot)
+
+
+def plan_line(candidates: list[Candidate], need: int) -> LinePlan:
+    """Split ``need`` units over ``candidates`` by the rules of the module docstring."""
+    plan = LinePlan()
+    rows = sorted((c for c in candidates if c.avail > 0), key=_fefo_key)
+    remaining = need
+    i = 0
+    while remaining > 0 and i < len(rows):
+        j = i
+        while j < len(rows) and rows[j].expiry == rows[i].expiry:
+            j += 1
+        tier = rows[i:j]
+        covering = [c for c in tier if c.avail >= remaining]
+        if covering:
+            plan.options = covering[:MAX_OPTIONS]
+            plan.units = remaining
+            return plan
+        for c in tier:  # largest first (FEFO key sorts by -avail within a date)
+            take = min(c.avail, remaining)
+            plan.fixed.append((c, take))
+            remaining -= take
+            if remaining == 0:
+                break
+        i = j
+    plan.missing = remaining
+    return plan
+
+
+def choose(
+    plans: list[LinePlan], layout: dict[str, Any], start: tuple[int, float] | None = None
+) -> None:
+    """Set each plan's ``choice`` so the walk over all stops is short."""
+    flexible = [p for p in plans if len(p.options) > 1]
+    if not flexible:
+        return
+    combos = math.prod(len(p.options) for p in flexible)
+    if combos <= MAX_COMBINATIONS and layout.get("kind") == "blocks":
+        groups: list[dict[str, Any]] = []
+        for n, plan in enumerate(plans):
+            for m, (c, _) in enumerate(plan.fixed):
+                groups.append({"id": f"f{n}.{m}", "candidates": [{"aisle": c.aisle, "y": c.y}]})
+            if plan.options:
+                groups.append(
+                    {
+                        "id": f"o{n}",
+                        "candidates": [{"aisle": c.aisle, "y": c.y} for c in plan.options],
+                    }
+                )
+        try:
+            result = choose_locations(
+                layout,
+                groups,
+                start={"aisle": start[0], "y": start[1]} if start is not None else None,
+            )
+        except ValueError as exc:
+            log.warning("location choice failed, taking the nearest: %s", exc)
+        else:
+            index = {g["id"]: c for g, c in zip(groups, result["choice"], strict=True)}
+            for n, plan in enumerate(plans):
+                if plan.options:
+                    plan.choice = int(index[f"o{n}"])
+            return
+    # Too many combinations for the latency budget: prefer an aisle the tour
+    # visits anyway, then the one nearest the front.
+    visited = {c.aisle for p in plans for c, _ in p.fixed} | {
+        p.options[0].aisle for p in plans if len(p.options) == 1
+    }
+    for plan in flexible:
+        best = min(
+            range(len(plan.options)),
+            key=lambda k: (
+                plan.options[k].aisle not in visited,
+                plan.options[k].aisle,
+                plan.options[k].y,
+            ),
+        )
+        plan.choice = best
