@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -27,8 +28,6 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import contextlib
 
 from devices.driver import DeviceSpec, MqttSettings
 from devices.drivers.serial_scanner import SerialScannerDriver

@@ -21,6 +21,7 @@ Never decides anything from time alone except the M100 polling rhythm.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import os
@@ -54,7 +55,7 @@ def sgtin_population(n: int, *, start: int = 1) -> list[Tag]:
     ]
 
 
-class _ReaderSimulator:
+class _ReaderSimulator(abc.ABC):
     """What both reader simulators share: the pty, faults, command counting."""
 
     def __init__(
@@ -113,8 +114,9 @@ class _ReaderSimulator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @abc.abstractmethod
     def _on_data(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Frame and answer what the driver wrote."""
 
     def _counted(self) -> None:
         self.commands += 1

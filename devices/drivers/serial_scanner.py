@@ -16,6 +16,7 @@ log-once rule.
 
 from __future__ import annotations
 
+import abc
 import logging
 import time
 from collections.abc import Mapping
@@ -62,7 +63,7 @@ class Option:
             raise DeviceConfigError(f"option {name!r} must be ≤ {self.maximum:g}, got {value!r}")
 
 
-class SerialDriverBase:
+class SerialDriverBase(abc.ABC):
     """What the serial drivers share; subclasses set ``OPTIONS`` and ``session``."""
 
     OPTIONS: ClassVar[dict[str, Option]] = {}
@@ -110,8 +111,9 @@ class SerialDriverBase:
             self.stats.connected = False
         raise DeviceDisconnectedError(f"{url}: session of {self.spec.id} ended")
 
+    @abc.abstractmethod
     async def session(self, transport: SerialTransport, emit: Emit) -> None:
-        raise NotImplementedError
+        """Talk to the device until the transport fails (it raises then)."""
 
     # -- bookkeeping -----------------------------------------------------------------
 

@@ -42,7 +42,6 @@ _AIM_RE = re.compile(rb"\][A-Za-z][0-9A-Za-z]")
 # Bytes that never belong to a scan: C0 controls except GS, DEL, 0xFF. The line
 # ends and STX/ETX are handled before this table is consulted.
 _NOISE = bytes(b for b in range(256) if (b < 0x20 and b != GS) or b in (0x7F, 0xFF))
-_DELETE_NOISE = _NOISE
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +160,7 @@ class LineFramer:
     def _append(self, chunk: bytes) -> None:
         if not chunk:
             return
-        clean = chunk.translate(None, _DELETE_NOISE)
+        clean = chunk.translate(None, _NOISE)
         self.stats.dropped_bytes += len(chunk) - len(clean)
         if self._discarding:
             self.stats.dropped_bytes += len(clean)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 from types import TracebackType
@@ -283,7 +282,3 @@ def _blocking_read(port: _PySerial) -> bytes:
     """One worker-thread read: what is waiting, or wait up to the port timeout for 1 byte."""
     waiting = port.in_waiting
     return port.read(waiting if waiting > 0 else 1)
-
-
-def is_disconnect_errno(exc: OSError) -> bool:
-    return exc.errno in (errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF)
