@@ -1,0 +1,193 @@
+"""The downloader: ``GET /sync/v1/changes`` into the box, page by page.
+
+Promises (contracts/sync-v1.md, "Downstream"):
+
+- **Signed or nothing.** A page whose answer is unsigned or wrongly signed is
+  not applied (a ``crit`` alert once per episode, then back-off).
+- **One transaction per page**: the ``apply`` callback gets the page's changes
+  and the store transaction, and the new cursor is stored in that same
+  transaction, so a crash applies a page wholly or not at all, and a page is
+  never applied under a cursor that does not follow it.
+- It loops at once while the cloud says ``more``, and otherwise pulls every
+  ``pull_interval_s``; errors back off (capped exponential with jitter, never
+  below ``backoff_min_s``).
+- It knows nothing about warehouse tables: the daemon passes
+  :func:`edge.masterdata.apply_changes` as ``apply`` and receives what it
+  returns through ``on_applied`` (after the commit) — the notices a picker
+  must hear about at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from cloud_sync.client import CloudUnreachableError, SyncClient
+from edge.daemon import Backoff
+from edge.store.db import Store, Transaction, now_ms
+from edge.store.outbox import clear_alerts, raise_alert
+
+if TYPE_CHECKING:
+    from cloud_sync.metrics import SyncMetrics
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+ApplyFn = Callable[[Transaction, list[Mapping[str, Any]]], R]
+
+_EPISODE_KINDS = ("sync_changes_unsigned", "sync_changes_invalid")
+
+
+class Downloader(Generic[R]):
+    """Component ``downloader``; ``run()`` until cancelled."""
+
+    name = "downloader"
+
+    def __init__(
+        self,
+        store: Store,
+        client: SyncClient,
+        apply: ApplyFn[R],
+        *,
+        on_applied: Callable[[R], Awaitable[None] | None] | None = None,
+        limit: int = 500,
+        pull_interval_s: float = 5.0,
+        backoff_min_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        metrics: SyncMetrics | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.apply = apply
+        self.on_applied = on_applied
+        self.limit = limit
+        self.pull_interval_s = pull_interval_s
+        self.backoff_min_s = backoff_min_s
+        self._backoff = Backoff(initial_s=2 * backoff_min_s, cap_s=backoff_max_s)
+        self.metrics = metrics
+        self._rng = rng or random.Random()
+        self._attempt = 0
+        self._open_alerts: set[str] | None = None
+        self.backoff_s = 0.0
+        self.last_error: str | None = None
+
+    async def run(self) -> None:
+        while True:
+            ok, more = await self.pull_once()
+            if ok and more:
+                continue
+            await asyncio.sleep(self.pull_interval_s if ok else self.backoff_s)
+
+    async def pull_all(self, *, max_pages: int = 100_000) -> int:
+        """Pull until the cloud has no more; returns the pages applied. Raises
+        :class:`CloudUnreachableError`-free: failures back off and retry."""
+        pages = 0
+        for _ in range(max_pages):
+            ok, more = await self.pull_once()
+            if ok:
+                pages += 1
+                if not more:
+                    break
+            else:
+                await asyncio.sleep(self.backoff_s)
+        return pages
+
+    async def pull_once(self) -> tuple[bool, bool]:
+        """Fetch and apply one page: (succeeded, the cloud has more)."""
+        if self._open_alerts is None:
+            self._open_alerts = await asyncio.to_thread(self._load_open_alerts)
+        cursor = await asyncio.to_thread(self._cursor)
+        try:
+            reply = await self.client.get_changes(cursor, self.limit)
+        except CloudUnreachableError as exc:
+            return await self._fail(str(exc)), False
+        if 200 <= reply.status < 300 and not reply.signed:
+            what = "wrongly signed" if reply.has_signature else "unsigned"
+            return await self._fail(
+                f"changes answer {what}: not applied",
+                alert=("sync_changes_unsigned", f"the cloud's changes answer was {what}"),
+            ), False
+        if reply.status != 200:
+            return await self._fail(f"changes: {reply.status} from the cloud"), False
+        doc = reply.doc
+        if not (
+            isinstance(doc, dict)
+            and isinstance(doc.get("cursor"), str)
+            and isinstance(doc.get("more"), bool)
+            and isinstance(doc.get("changes"), list)
+        ):
+            return await self._fail(
+                "changes answer is not {cursor, more, changes}",
+                alert=("sync_changes_invalid", "the cloud's changes answer is malformed"),
+            ), False
+        changes: list[Mapping[str, Any]] = doc["changes"]
+        new_cursor: str = doc["cursor"]
+        clear = sorted(self._open_alerts or ())
+
+        def apply_page(tx: Transaction) -> R:
+            result = self.apply(tx, changes)
+            tx.execute(
+                "UPDATE sync_state SET cursor = ?, last_pull_ms = ? WHERE id = 1",
+                (new_cursor, now_ms()),
+            )
+            if clear:
+                clear_alerts(tx, clear)
+            return result
+
+        try:
+            result = await self.store.write(apply_page)
+        except ValueError as exc:  # ChangeError and friends: the page is refused whole
+            return await self._fail(
+                f"changes page not applied: {exc}",
+                alert=("sync_changes_invalid", "a downstream change could not be applied"),
+            ), False
+        self._open_alerts = set()
+        self._attempt = 0
+        self.backoff_s = 0.0
+        self.last_error = None
+        if self.metrics is not None:
+            self.metrics.applied(len(changes))
+        if self.on_applied is not None:
+            pending = self.on_applied(result)
+            if pending is not None:
+                await pending
+        return True, bool(doc["more"])
+
+    def _cursor(self) -> str | None:
+        row = self.store.reader().execute("SELECT cursor FROM sync_state WHERE id = 1").fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    async def _fail(self, message: str, *, alert: tuple[str, str] | None = None) -> bool:
+        delay = max(self.backoff_min_s, self._backoff.delay(self._attempt, self._rng))
+        self._attempt += 1
+        self.backoff_s = delay
+        if message != self.last_error:
+            log.warning("download: %s (retrying in %.1f s)", message, delay)
+        self.last_error = message
+        open_alerts = self._open_alerts if self._open_alerts is not None else set()
+        raise_it = alert is not None and alert[0] not in open_alerts
+
+        def record(tx: Transaction) -> None:
+            tx.execute(
+                "UPDATE sync_state SET last_error = ?, last_error_ms = ? WHERE id = 1",
+                (f"download: {message}"[:500], now_ms()),
+            )
+            if raise_it and alert is not None:
+                raise_alert(tx, alert[0], "crit", alert[1], {"error": message[:300]})
+
+        await self.store.write(record)
+        if raise_it and alert is not None:
+            open_alerts.add(alert[0])
+            self._open_alerts = open_alerts
+        return False
+
+    def _load_open_alerts(self) -> set[str]:
+        rows = self.store.reader().execute(
+            "SELECT DISTINCT kind FROM alerts WHERE cleared_ms IS NULL AND kind IN (?, ?)",
+            _EPISODE_KINDS,
+        )
+        return {str(r[0]) for r in rows}

@@ -1,0 +1,328 @@
+"""Downstream changes of sync-v1 applied to the box's tables.
+
+:func:`apply_changes` runs inside the caller's store transaction (the
+downloader stores the new cursor in the same one) and promises:
+
+- **Idempotent**: applying the same page twice leaves the same state (upserts;
+  a task whose update equals what is stored is left alone; a cancel of a
+  cancelled task changes nothing).
+- ``item``: upsert of ``items``; its GTINs *replace* the item's rows in
+  ``item_gtins`` (a GTIN moved from another SKU follows it).
+- ``location``: upsert of ``locations``.
+- ``stock``: the acked-baseline rule — on-hand = ``qty`` + this box's own
+  deltas after seq ``acked`` of ``epoch`` (every later epoch in full; all of
+  them when ``epoch`` is null), via :func:`edge.store.outbox.deltas_after`.
+  It sets the row of lot ``''``; ``reserved`` is kept.
+- ``task``: inserted when new; replaced (header and lines) while ``open``;
+  once started, done or cancelled a *different* update is ignored and a
+  ``warn`` alert (``task_update_ignored``) goes upstream. Of ``ship_to`` only
+  ``postcode`` and ``region`` are stored; nothing else of the customer.
+- ``task_cancel``: an open task is cancelled; a started one is cancelled and
+  a :class:`Notice` returned so the daemon can tell its picker at once.
+- ``picker``: upsert of ``pickers``; ``active`` false deactivates (and a
+  :class:`Notice` says so, for logging the picker out). A badge that moves to
+  another picker is taken from its old holder, which is deactivated.
+- **Unknown change types** are skipped (forward compatible: a newer cloud may
+  send more than this box knows), counted in :data:`UNKNOWN_CHANGES` and
+  logged once per type per process.
+- A known change with missing or mistyped fields raises
+  :class:`ChangeError`; the caller's transaction rolls back, so a page is
+  applied whole or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.errors import PickEdgeError
+from edge.store.db import Transaction, now_ms
+from edge.store.outbox import deltas_after, raise_alert
+
+log = logging.getLogger(__name__)
+
+#: change type -> how many were skipped as unknown (this process)
+UNKNOWN_CHANGES: Counter[str] = Counter()
+
+_GTIN = re.compile(r"\d{14}")
+
+
+class ChangeError(PickEdgeError, ValueError):
+    """A downstream change that cannot be applied as sync-v1 defines it."""
+
+    code = "change_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something a person on the floor must hear about now.
+
+    ``kind`` is ``task_cancelled`` (a started task was cancelled: ``pickers``
+    are on it, ``tours`` its active tours) or ``picker_deactivated``.
+    """
+
+    kind: str
+    task: str | None = None
+    pickers: tuple[str, ...] = ()
+    tours: tuple[int, ...] = ()
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def apply_changes(tx: Transaction, changes: Iterable[Mapping[str, Any]]) -> list[Notice]:
+    """Apply downstream changes in order, in ``tx``; returns the notices."""
+    notices: list[Notice] = []
+    for index, change in enumerate(changes):
+        if not isinstance(change, Mapping):
+            raise ChangeError(f"change {index} is not a map")
+        type_ = change.get("type")
+        data = change.get("data")
+        handler = _HANDLERS.get(type_) if isinstance(type_, str) else None
+        if handler is None:
+            name = str(type_)
+            if UNKNOWN_CHANGES[name] == 0:
+                log.warning("skipping downstream change of unknown type %r (logged once)", name)
+            UNKNOWN_CHANGES[name] += 1
+            continue
+        if not isinstance(data, Mapping):
+            raise ChangeError(f"change {index} ({type_}): data is not a map")
+        try:
+            handler(tx, data, notices)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ChangeError):
+                raise
+            raise ChangeError(f"change {index} ({type_}): {type(exc).__name__}: {exc}") from exc
+    return notices
+
+
+# --------------------------------------------------------------------------- fields
+
+
+def _str(data: Mapping[str, Any], key: str, *, optional: bool = False) -> Any:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ChangeError(f"{key} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _int(data: Mapping[str, Any], key: str, default: int | None = None) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ChangeError(f"{key} must be an integer, not {value!r}")
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def _item(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+    sku = _str(d, "sku")
+    gtins = d.get("gtins") or []
+    if not isinstance(gtins, list) or not all(
+        isinstance(g, str) and _GTIN.fullmatch(g) for g in gtins
+    ):
+        raise ChangeError(f"item {sku}: gtins must be a list of 14-digit strings")
+    tx.execute(
+        "INSERT INTO items (sku, description, uom, serialized) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (sku) DO UPDATE SET description = excluded.description, "
+        "uom = excluded.uom, serialized = excluded.serialized",
+        (
+            sku,
+            str(d.get("description") or ""),
+            str(d.get("uom") or "EA"),
+            int(bool(d.get("serialized"))),
+        ),
+    )
+    tx.execute("DELETE FROM item_gtins WHERE sku = ?", (sku,))
+    tx.executemany(
+        "INSERT INTO item_gtins (gtin, sku) VALUES (?, ?) "
+        "ON CONFLICT (gtin) DO UPDATE SET sku = excluded.sku",
+        [(g, sku) for g in dict.fromkeys(gtins)],
+    )
+
+
+def _location(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+    code = _str(d, "code")
+    aisle = _int(d, "aisle")
+    y = d.get("y")
+    if not isinstance(y, int | float) or isinstance(y, bool) or y < 0 or aisle < 0:
+        raise ChangeError(f"location {code}: aisle and y must be numbers ≥ 0")
+    tx.execute(
+        "INSERT INTO locations (code, aisle, y, zone) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (code) DO UPDATE SET aisle = excluded.aisle, y = excluded.y, "
+        "zone = excluded.zone",
+        (code, aisle, float(y), str(d.get("zone") or "")),
+    )
+
+
+def _stock(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+    sku, location = _str(d, "sku"), _str(d, "location")
+    qty = _int(d, "qty")
+    epoch = _str(d, "epoch", optional=True)
+    acked = _int(d, "acked", 0)
+    on_hand = qty + deltas_after(tx, sku, location, epoch, acked if epoch is not None else 0)
+    tx.execute(
+        "INSERT INTO stock (sku, location, lot, qty) VALUES (?, ?, '', ?) "
+        "ON CONFLICT (sku, location, lot) DO UPDATE SET qty = excluded.qty",
+        (sku, location, on_hand),
+    )
+
+
+def _task_lines(
+    d: Mapping[str, Any], task: str, kind: str
+) -> list[tuple[str, str, int, str | None]]:
+    lines = d.get("lines")
+    if not isinstance(lines, list) or not lines:
+        raise ChangeError(f"task {task}: lines must be a non-empty list")
+    out = []
+    for line in lines:
+        if not isinstance(line, Mapping) or line.get("line") is None:
+            raise ChangeError(f"task {task}: every line needs a line id")
+        qty = _int(line, "qty")
+        if qty < 0:
+            raise ChangeError(f"task {task}: line {line['line']}: qty must be ≥ 0")
+        location = _str(line, "location", optional=kind != "count")
+        out.append((str(line["line"]), _str(line, "sku"), qty, location))
+    return out
+
+
+def _task(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+    task = _str(d, "task")
+    kind = d.get("kind") or "pick"
+    if kind not in ("pick", "count"):
+        raise ChangeError(f"task {task}: kind must be pick or count, not {kind!r}")
+    ship_to = d.get("ship_to") or {}
+    if not isinstance(ship_to, Mapping):
+        raise ChangeError(f"task {task}: ship_to must be a map")
+    # Customer data stays minimal (DESIGN decision 6): postcode and region only.
+    header = (
+        kind,
+        _text(d.get("order")),
+        _int(d, "priority", 0),
+        _text(ship_to.get("postcode")),
+        _text(ship_to.get("region")),
+        _text(d.get("carrier")),
+    )
+    lines = _task_lines(d, task, kind)
+    row = tx.execute(
+        "SELECT state, kind, order_ref, priority, ship_postcode, ship_region, carrier "
+        "FROM tasks WHERE task = ?",
+        (task,),
+    ).fetchone()
+    if row is None:
+        tx.execute(
+            "INSERT INTO tasks (task, kind, order_ref, priority, ship_postcode, ship_region, "
+            "carrier, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (task, *header, now_ms()),
+        )
+        _replace_lines(tx, task, lines)
+        return
+    stored_lines = tx.execute(
+        "SELECT line, sku, qty, location FROM task_lines WHERE task = ? ORDER BY rowid", (task,)
+    ).fetchall()
+    if tuple(row[1:]) == header and [tuple(r) for r in stored_lines] == lines:
+        return  # the same task again: nothing to do (idempotent)
+    if row[0] != "open":
+        log.warning("ignoring an update of task %s, which is %s", task, row[0])
+        raise_alert(
+            tx,
+            "task_update_ignored",
+            "warn",
+            f"task {task} changed in the cloud after picking began; the change was ignored",
+            {"task": task, "state": row[0]},
+            once=False,
+        )
+        return
+    tx.execute(
+        "UPDATE tasks SET kind = ?, order_ref = ?, priority = ?, ship_postcode = ?, "
+        "ship_region = ?, carrier = ? WHERE task = ?",
+        (*header, task),
+    )
+    _replace_lines(tx, task, lines)
+
+
+def _replace_lines(
+    tx: Transaction, task: str, lines: list[tuple[str, str, int, str | None]]
+) -> None:
+    tx.execute("DELETE FROM task_lines WHERE task = ?", (task,))
+    tx.executemany(
+        "INSERT INTO task_lines (task, line, sku, qty, location) VALUES (?, ?, ?, ?, ?)",
+        [(task, *line) for line in lines],
+    )
+
+
+def _task_cancel(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+    task = _str(d, "task")
+    row = tx.execute("SELECT state FROM tasks WHERE task = ?", (task,)).fetchone()
+    if row is None or row[0] in ("cancelled", "done"):
+        if row is None:
+            log.info("cancel of unknown task %s ignored", task)
+        return
+    tx.execute(
+        "UPDATE tasks SET state = 'cancelled', finished_ms = ? WHERE task = ?", (now_ms(), task)
+    )
+    if row[0] == "started":
+        on_it = tx.execute(
+            "SELECT DISTINCT t.tour, t.picker FROM tour_stops s JOIN tours t ON t.tour = s.tour "
+            "WHERE s.task = ? AND t.state = 'active' ORDER BY t.tour",
+            (task,),
+        ).fetchall()
+        notices.append(
+            Notice(
+                kind="task_cancelled",
+                task=task,
+                pickers=tuple(dict.fromkeys(str(r[1]) for r in on_it)),
+                tours=tuple(int(r[0]) for r in on_it),
+            )
+        )
+
+
+def _picker(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+    picker = _str(d, "id")
+    badge = _str(d, "badge")
+    role = d.get("role") or "picker"
+    if role not in ("picker", "supervisor", "admin"):
+        raise ChangeError(f"picker {picker}: role must be picker, supervisor or admin")
+    active = d.get("active", True)
+    if not isinstance(active, bool):
+        raise ChangeError(f"picker {picker}: active must be true or false")
+    holder = tx.execute(
+        "SELECT id FROM pickers WHERE badge = ? AND id != ?", (badge, picker)
+    ).fetchone()
+    if holder is not None:
+        # The badge was reissued: its old holder can no longer log in with it.
+        tx.execute(
+            "UPDATE pickers SET badge = ?, active = 0 WHERE id = ?",
+            (f"~reissued:{holder[0]}", holder[0]),
+        )
+        notices.append(Notice(kind="picker_deactivated", pickers=(str(holder[0]),)))
+    before = tx.execute("SELECT active FROM pickers WHERE id = ?", (picker,)).fetchone()
+    tx.execute(
+        "INSERT INTO pickers (id, name, badge, role, active, source) "
+        "VALUES (?, ?, ?, ?, ?, 'cloud') ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+        "badge = excluded.badge, role = excluded.role, active = excluded.active",
+        (picker, str(d.get("name") or picker), badge, role, int(active)),
+    )
+    if not active and before is not None and before[0]:
+        notices.append(Notice(kind="picker_deactivated", pickers=(picker,)))
+
+
+_HANDLERS = {
+    "item": _item,
+    "location": _location,
+    "stock": _stock,
+    "task": _task,
+    "task_cancel": _task_cancel,
+    "picker": _picker,
+}
+
+__all__ = ["UNKNOWN_CHANGES", "ChangeError", "Notice", "apply_changes"]
