@@ -1,7 +1,7 @@
 """Routes on general graph layouts (``"kind": "graph"``), one-way edges included.
 
-Shortest paths by Dijkstra from the nodes a pick can leave by (memoised per
-layout: the same floor is routed many times a minute), a pick-to-pick distance
+Shortest paths by Dijkstra from the nodes a pick can leave by (the adjacency
+is memoised per layout: the same floor is routed many times a minute), a pick-to-pick distance
 matrix that respects one-way edges, then :func:`~edge.routing.localsearch.solve_path`:
 exact Held–Karp for a handful of picks (``optimal: true``), bounded local search
 beyond (``optimal: false``). Returns the routing-v1 route dict. Pure.
@@ -31,9 +31,7 @@ def _adjacency(layout: GraphLayout) -> tuple[tuple[tuple[int, int], ...], ...]:
     return tuple(tuple(a) for a in adj)
 
 
-@lru_cache(maxsize=16384)
-def _tree(layout: GraphLayout, source: int) -> Tree:
-    adj = _adjacency(layout)
+def _tree(adj: tuple[tuple[tuple[int, int], ...], ...], source: int) -> Tree:
     dist = {source: 0}
     pred: dict[int, int] = {}
     heap = [(0, source)]
@@ -84,11 +82,28 @@ def _direct(layout: GraphLayout, a: _Place, b: _Place) -> int:
     return abs(a.offset - b.offset)
 
 
-def _dist(layout: GraphLayout, a: _Place, b: _Place) -> tuple[int, int, int]:
+class _Paths:
+    """Shortest-path trees of one call, grown on demand from the cached adjacency."""
+
+    __slots__ = ("adj", "layout", "trees")
+
+    def __init__(self, layout: GraphLayout) -> None:
+        self.layout = layout
+        self.adj = _adjacency(layout)  # one hash of the layout per call
+        self.trees: dict[int, Tree] = {}
+
+    def tree(self, source: int) -> Tree:
+        tree = self.trees.get(source)
+        if tree is None:
+            tree = self.trees[source] = _tree(self.adj, source)
+        return tree
+
+
+def _dist(paths: _Paths, a: _Place, b: _Place) -> tuple[int, int, int]:
     """(distance, exit node of a, entry node of b); nodes -1 for a direct hop."""
-    best, bx, by = _direct(layout, a, b), -1, -1
+    best, bx, by = _direct(paths.layout, a, b), -1, -1
     for x, cx in a.exits:
-        dist = _tree(layout, x)[0]
+        dist = paths.tree(x)[0]
         for y, cy in b.entries:
             d = cx + dist.get(y, UNREACHABLE) + cy
             if d < best:
@@ -111,7 +126,8 @@ def route_graph(problem: GraphProblem, budget_ms: float) -> dict[str, Any]:
     depot = _Place(lay, None, 0, lay.depot)
     everything = [*places, depot]
     n = len(places)
-    matrix = [[_dist(lay, a, b)[0] if a is not b else 0 for b in everything] for a in everything]
+    paths = _Paths(lay)
+    matrix = [[_dist(paths, a, b)[0] if a is not b else 0 for b in everything] for a in everything]
     for i in range(n):
         if matrix[n][i] >= UNREACHABLE or matrix[i][n] >= UNREACHABLE:
             raise RoutingProblemError(f"picks[{i}]: cannot be reached from the depot and back")
@@ -121,9 +137,9 @@ def route_graph(problem: GraphProblem, budget_ms: float) -> dict[str, Any]:
     walk: list[tuple[float, float]] = [lay.coords[lay.depot]]
     for a, b in itertools.pairwise(seq):
         pa, pb = everything[a], everything[b]
-        _, x, y = _dist(lay, pa, pb) if a != b else (0, -1, -1)
+        _, x, y = _dist(paths, pa, pb) if a != b else (0, -1, -1)
         if x >= 0:
-            pred = _tree(lay, x)[1]
+            pred = paths.tree(x)[1]
             nodes = [y]
             while nodes[-1] != x:
                 nodes.append(pred[nodes[-1]])
@@ -149,4 +165,5 @@ def graph_matrix(problem: GraphProblem) -> list[list[int]]:
     lay = problem.layout
     places = [_Place(lay, p.edge, p.offset) for p in problem.picks]
     everything = [*places, _Place(lay, None, 0, lay.depot)]
-    return [[_dist(lay, a, b)[0] if a is not b else 0 for b in everything] for a in everything]
+    paths = _Paths(lay)
+    return [[_dist(paths, a, b)[0] if a is not b else 0 for b in everything] for a in everything]

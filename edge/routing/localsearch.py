@@ -4,9 +4,11 @@
 distance matrix into a short path start → cities → end (start may equal end: a
 tour). Up to HELD_KARP_MAX cities it is solved exactly by Held–Karp and says so;
 beyond, it runs nearest-neighbour + cheapest-insertion starts improved by Or-opt
-and 2-opt (both evaluated in O(1) per move with prefix sums, so one-way edges are
-priced correctly), then iterated local search with seeded double-bridge kicks
-until a kick count or the time budget runs out. The seed is fixed, so on an
+(segments of 1–SEGMENT_MAX cities, either way round) and 2-opt (a reversed stretch
+priced in O(1) with prefix sums of the path walked both ways, so one-way edges are
+priced correctly), then iterated local search — seeded double-bridge kicks (no
+reversal), re-optimised with don't-look bits, threshold acceptance — until a kick
+count or the time budget runs out. The seed is fixed, so on an
 unloaded machine the same input gives the same answer; under load the time
 budget can cut the search short (never below the first local optimum).
 Pure, no I/O.
@@ -20,6 +22,10 @@ import time
 
 #: largest city count solved exactly (2^n · n² work in plain Python)
 HELD_KARP_MAX = 8
+#: accept a kicked path up to ACCEPT_NUM / ACCEPT_DEN times the current length
+ACCEPT_NUM, ACCEPT_DEN = 1005, 1000
+#: longest segment an Or-opt move relocates
+SEGMENT_MAX = 10
 #: kicks of the iterated local search per city (the time budget caps it too)
 KICKS_PER_CITY = 12
 
@@ -56,9 +62,12 @@ def solve_path(
     for _ in range(KICKS_PER_CITY * n):
         if time.perf_counter() > deadline:
             break
-        cand = _improve(matrix, _double_bridge(current, rng), start, end)
+        kicked, touched = _double_bridge(current, rng)
+        cand = _improve(matrix, kicked, start, end, touched)
         cost = path_cost(matrix, cand, start, end)
-        if cost <= current_cost:
+        # accept slightly worse paths too (threshold accepting): the search then
+        # drifts across plateaus instead of kicking the same local optimum again
+        if cost * ACCEPT_DEN <= current_cost * ACCEPT_NUM:
             current, current_cost = cand, cost
             if cost < best_cost:
                 best, best_cost = cand, cost
@@ -122,78 +131,116 @@ def _cheapest_insertion(matrix: Matrix, n: int, start: int, end: int) -> list[in
     return seq[1:-1]
 
 
-def _double_bridge(order: list[int], rng: random.Random) -> list[int]:
+def _double_bridge(order: list[int], rng: random.Random) -> tuple[list[int], list[int]]:
+    """A random segment swap (no reversal, so fine for one-way edges) and the cities it touched."""
     n = len(order)
     if n < 8:
         out = order[:]
         i, j = rng.sample(range(n), 2)
         out[i], out[j] = out[j], out[i]
-        return out
+        return out, out
     a, b, c = sorted(rng.sample(range(1, n), 3))
-    return order[:a] + order[b:c] + order[a:b] + order[c:]
+    out = order[:a] + order[b:c] + order[a:b] + order[c:]
+    ends = {a - 1, a, b - 1, b, c - 1, min(c, n - 1), 0, n - 1}
+    return out, [order[k] for k in ends]
 
 
-def _improve(matrix: Matrix, order: list[int], start: int, end: int) -> list[int]:
-    """First-improvement 2-opt and Or-opt (segments of 1–3, both ways) to a local optimum."""
+def _improve(
+    matrix: Matrix,
+    order: list[int],
+    start: int,
+    end: int,
+    active: list[int] | None = None,
+) -> list[int]:
+    """2-opt and Or-opt (segments of 1–3, either way round) to a local optimum.
+
+    Don't-look bits: only cities in ``active`` (all when None) are examined, and a
+    city is re-queued only when an edge at it changes, so re-optimising after a
+    kick touches a handful of cities instead of rescanning the whole path.
+    """
     seq = [start, *order, end]
     m = len(seq)
-    improved = True
-    while improved:
-        improved = False
-        # prefix sums of the path forwards and of each edge walked backwards, for
-        # O(1) pricing of reversed stretches on asymmetric matrices
-        fwd = [0] * m
-        bwd = [0] * m
-        for t in range(1, m):
-            fwd[t] = fwd[t - 1] + matrix[seq[t - 1]][seq[t]]
-            bwd[t] = bwd[t - 1] + matrix[seq[t]][seq[t - 1]]
-        # 2-opt: reverse seq[i..j]
-        for i in range(1, m - 2):
-            a, si = seq[i - 1], seq[i]
-            da_si = matrix[a][si]
-            for j in range(i + 1, m - 1):
-                sj, b = seq[j], seq[j + 1]
-                delta = (
-                    matrix[a][sj]
-                    + matrix[si][b]
-                    - da_si
-                    - matrix[sj][b]
-                    + (bwd[j] - bwd[i])
-                    - (fwd[j] - fwd[i])
-                )
-                if delta < 0:
-                    seq[i : j + 1] = seq[i : j + 1][::-1]
-                    improved = True
-                    break
-            if improved:
-                break
-        if improved:
+    queue = list(order) if active is None else list(active)
+    queued = set(queue)
+    fwd, bwd = _prefix(matrix, seq)
+    while queue:
+        v = queue.pop()
+        queued.discard(v)
+        i = seq.index(v, 1, m - 1)
+        touched = _two_opt_at(matrix, seq, i, fwd, bwd)
+        if touched is None:
+            touched = _or_opt_at(matrix, seq, i)
+        if touched is None:
             continue
-        # Or-opt: move seq[i:i+k] between seq[p-1] and seq[p]
-        for k in (1, 2, 3):
-            for i in range(1, m - k):
-                seg = seq[i : i + k]
-                a, b = seq[i - 1], seq[i + k]
-                first, last = seg[0], seg[-1]
-                inner_f = fwd[i + k - 1] - fwd[i]
-                inner_b = bwd[i + k - 1] - bwd[i]
-                gain = matrix[a][first] + matrix[last][b] - matrix[a][b]
-                rest = seq[:i] + seq[i + k :]
-                for p in range(1, len(rest)):
-                    c, d = rest[p - 1], rest[p]
-                    base = -matrix[c][d] - gain
-                    fwd_delta = base + matrix[c][first] + matrix[last][d]
-                    rev_delta = base + matrix[c][last] + matrix[first][d] + inner_b - inner_f
-                    if fwd_delta < 0:
-                        seq = rest[:p] + seg + rest[p:]
-                        improved = True
-                        break
-                    if rev_delta < 0:
-                        seq = rest[:p] + seg[::-1] + rest[p:]
-                        improved = True
-                        break
-                if improved:
-                    break
-            if improved:
-                break
+        fwd, bwd = _prefix(matrix, seq)
+        for c in touched:
+            if c not in queued and c not in (start, end):
+                queued.add(c)
+                queue.append(c)
     return seq[1:-1]
+
+
+def _two_opt_at(
+    matrix: Matrix,
+    seq: list[int],
+    i: int,
+    fwd: list[int],
+    bwd: list[int],
+) -> list[int] | None:
+    """Reverse a stretch that starts or ends at position i if that shortens the path."""
+    m = len(seq)
+    pairs = [(i, j) for j in range(i + 1, m - 1)] + [(j, i) for j in range(1, i)]
+    for lo, hi in pairs:
+        a, sl, sh, b = seq[lo - 1], seq[lo], seq[hi], seq[hi + 1]
+        delta = (
+            matrix[a][sh]
+            + matrix[sl][b]
+            - matrix[a][sl]
+            - matrix[sh][b]
+            + (bwd[hi] - bwd[lo])
+            - (fwd[hi] - fwd[lo])
+        )
+        if delta < 0:
+            seq[lo : hi + 1] = seq[lo : hi + 1][::-1]
+            return [a, sl, sh, b]
+    return None
+
+
+def _or_opt_at(matrix: Matrix, seq: list[int], i: int) -> list[int] | None:
+    """Move the segment of 1–3 cities starting at position i elsewhere, if shorter."""
+    m = len(seq)
+    for k in range(1, SEGMENT_MAX + 1):
+        if i + k >= m:
+            break
+        first, last = seq[i], seq[i + k - 1]
+        a, b = seq[i - 1], seq[i + k]
+        inner_f = sum(matrix[seq[t]][seq[t + 1]] for t in range(i, i + k - 1))
+        inner_b = sum(matrix[seq[t + 1]][seq[t]] for t in range(i, i + k - 1))
+        gain = matrix[a][first] + matrix[last][b] - matrix[a][b]
+        row_last = matrix[last]
+        row_first = matrix[first]
+        for p in range(1, m):
+            if i <= p <= i + k:
+                continue
+            c, d = seq[p - 1], seq[p]
+            base = matrix[c][d] + gain
+            if matrix[c][first] + row_last[d] < base:
+                seg = seq[i : i + k]
+            elif matrix[c][last] + row_first[d] + inner_b - inner_f < base:
+                seg = seq[i : i + k][::-1]
+            else:
+                continue
+            rest = seq[:i] + seq[i + k :]
+            at = p if p < i else p - k
+            seq[:] = rest[:at] + seg + rest[at:]
+            return [a, b, c, d, first, last]
+    return None
+
+
+def _prefix(matrix: Matrix, seq: list[int]) -> tuple[list[int], list[int]]:
+    fwd = [0] * len(seq)
+    bwd = [0] * len(seq)
+    for t in range(1, len(seq)):
+        fwd[t] = fwd[t - 1] + matrix[seq[t - 1]][seq[t]]
+        bwd[t] = bwd[t - 1] + matrix[seq[t]][seq[t - 1]]
+    return fwd, bwd
