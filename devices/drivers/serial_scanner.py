@@ -161,11 +161,18 @@ class SerialScannerDriver(SerialDriverBase):
         "max_frame": Option(int, 4096, minimum=16, maximum=65536),
     }
 
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        super().check_options(options)
+        prefix = options.get("prefix", "")
+        if not str(prefix).isascii():
+            raise DeviceConfigError(f"option 'prefix' must be ASCII, got {prefix!r}")
+
     async def session(self, transport: SerialTransport, emit: Emit) -> None:
         suffix: Suffix = self.option("suffix")
         framer = LineFramer(
             suffix=suffix,
-            prefix=str(self.option("prefix")).encode("latin-1"),
+            prefix=str(self.option("prefix")).encode("ascii"),
             aim=bool(self.option("aim")),
             max_frame=int(self.option("max_frame")),
         )

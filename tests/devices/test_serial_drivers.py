@@ -126,6 +126,7 @@ async def test_unplugged_port_raises_disconnected() -> None:
         ("serial-scanner", {"idle_timeout_ms": 1}, "idle_timeout_ms"),
         ("serial-scanner", {"aim": "yes"}, "aim"),
         ("serial-scanner", {"colour": "red"}, "colour"),
+        ("serial-scanner", {"prefix": "§"}, "prefix"),
         ("rfid-a0", {"inventory_interval_ms": -1}, "inventory_interval_ms"),
         ("rfid-a0", {"address": 256}, "address"),
         ("rfid-m100", {"mode": "burst"}, "mode"),
