@@ -259,6 +259,21 @@ async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+_STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """The PDA page's own files only: a fixed set of names, no paths."""
+    name = request.match_info["name"]
+    path = WEB_DIR / "static" / name
+    if "/" in name or name.startswith(".") or not path.is_file():
+        raise web.HTTPNotFound()
+    content_type = _STATIC_TYPES.get(path.suffix, "application/octet-stream")
+    return web.FileResponse(
+        path, headers={"Cache-Control": "no-cache", "Content-Type": content_type}
+    )
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -420,7 +435,7 @@ def create_app(
     r.add_post("/api/v1/tour/skip", skip_stop)
     r.add_get("/api/v1/layout", layout)
     r.add_get("/api/v1/ws", websocket)
-    r.add_static("/static/", WEB_DIR / "static", append_version=False)
+    r.add_get("/static/{name}", static_file)
 
     async def close_sockets(app: web.Application) -> None:
         await app[HUB].close_all()

@@ -1,0 +1,158 @@
+"""Every error of the PDA API: stable code, JSON body, counted, nothing leaked."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from prometheus_client import REGISTRY
+
+from edge.api.app import PICKING
+from tests.support.api_fixtures import Zone, add_task
+
+
+def _count(code: str) -> float:
+    value = REGISTRY.get_sample_value("pickedge_api_bad_requests_total", {"code": code})
+    return value or 0.0
+
+
+async def test_healthz_says_only_ok(zone: Zone) -> None:
+    async with zone.http.get(f"{zone.base}/healthz") as r:
+        assert r.status == 200
+        assert await r.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/v1/scan"),
+        ("GET", "/api/v1/tour"),
+        ("POST", "/api/v1/tour/short"),
+        ("POST", "/api/v1/tour/skip"),
+        ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/layout"),
+        ("DELETE", "/api/v1/sessions"),
+    ],
+)
+async def test_routes_need_a_session(zone: Zone, method: str, path: str) -> None:
+    before = _count("unauthorized")
+    async with zone.http.request(method, zone.base + path, json={}) as r:
+        assert r.status == 401
+        assert (await r.json())["error"]["code"] == "unauthorized"
+    async with zone.http.request(
+        method, zone.base + path, json={}, headers={"Authorization": "Bearer forged"}
+    ) as r:
+        assert r.status == 401
+    assert _count("unauthorized") == before + 2
+
+
+async def test_malformed_json_is_bad_json(zone: Zone) -> None:
+    pda = await zone.picker()
+    before = _count("bad_json")
+    for body in (b"{not json", b"[1, 2]", b"\xff\xfe"):
+        async with zone.http.post(
+            f"{zone.base}/api/v1/scan",
+            data=body,
+            headers={"Authorization": f"Bearer {pda.token}", "Content-Type": "application/json"},
+        ) as r:
+            assert r.status == 400
+            assert (await r.json())["error"]["code"] == "bad_json"
+    assert _count("bad_json") == before + 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"code": "X"},
+        {"scan_id": "1"},
+        {"code": "", "scan_id": "1"},
+        {"code": 5, "scan_id": "1"},
+    ],
+)
+async def test_missing_fields_are_invalid_request(zone: Zone, body: dict[str, object]) -> None:
+    pda = await zone.picker()
+    status, answer = await pda.call("POST", "/api/v1/scan", body)
+    assert (status, answer["error"]["code"]) == (400, "invalid_request")
+
+
+async def test_oversized_body_is_413(zone: Zone) -> None:
+    pda = await zone.picker()
+    before = _count("body_too_large")
+    big = {"code": "X" * (zone.cfg.api.max_body_bytes + 10), "scan_id": "1"}
+    status, answer = await pda.call("POST", "/api/v1/scan", big)
+    assert (status, answer["error"]["code"]) == (413, "body_too_large")
+
+    # chunked, without a Content-Length: still refused
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(20):
+            yield b"x" * 8192
+
+    async with zone.http.post(
+        f"{zone.base}/api/v1/scan", data=chunks(), headers={"Authorization": f"Bearer {pda.token}"}
+    ) as r:
+        assert r.status == 413
+        assert (await r.json())["error"]["code"] == "body_too_large"
+    assert _count("body_too_large") == before + 2
+
+
+async def test_unknown_route_and_wrong_method(zone: Zone) -> None:
+    async with zone.http.get(f"{zone.base}/api/v1/nothing-here") as r:
+        assert r.status == 404
+        assert (await r.json())["error"]["code"] == "not_found"
+    async with zone.http.get(f"{zone.base}/static/missing.js") as r:
+        assert r.status == 404
+        assert (await r.json())["error"]["code"] == "not_found"
+    async with zone.http.get(f"{zone.base}/api/v1/scan") as r:
+        assert r.status == 405
+        assert (await r.json())["error"]["code"] == "method_not_allowed"
+        assert "POST" in r.headers["Allow"]
+
+
+async def test_internal_error_leaks_no_traceback(
+    zone: Zone, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pda = await zone.picker()
+
+    async def boom(*args: object) -> None:
+        raise RuntimeError("secret internals /etc/passwd")
+
+    monkeypatch.setattr(zone.server.app[PICKING], "scan", boom)
+    before = _count("internal_error")
+    with caplog.at_level(logging.ERROR, logger="edge.api.app"):
+        status, body = await pda.call("POST", "/api/v1/scan", {"code": "X", "scan_id": "1"})
+    assert (status, body["error"]["code"]) == (500, "internal_error")
+    assert "secret" not in body["error"]["message"] and "Traceback" not in str(body)
+    assert _count("internal_error") == before + 1
+    logged = [r for r in caplog.records if r.name == "edge.api.app"]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+
+
+async def test_bad_requests_are_logged_once_with_context(
+    zone: Zone, caplog: pytest.LogCaptureFixture
+) -> None:
+    pda = await zone.picker()
+    with caplog.at_level(logging.WARNING, logger="edge.api.app"):
+        await pda.call("POST", "/api/v1/tour/short", {"stop": "x", "found": 0})
+    (record,) = [r for r in caplog.records if r.name == "edge.api.app"]
+    assert record.__dict__["path"] == "/api/v1/tour/short"
+    assert record.__dict__["picker"] == "P1"
+    assert pda.token not in record.getMessage()
+
+
+async def test_tour_errors(zone: Zone) -> None:
+    pda = await zone.picker()
+    status, body = await pda.tour()
+    assert (status, body["error"]["code"]) == (404, "no_tour")
+    status, body = await pda.short(1, 0)
+    assert (status, body["error"]["code"]) == (404, "no_tour")
+    add_task(zone.store, "T-1", [("SKU-A", 2)])
+    await pda.scan("T-1")
+    status, body = await pda.short(99, 0)
+    assert (status, body["error"]["code"]) == (404, "unknown_stop")
+    status, body = await pda.short(1, 5)
+    assert (status, body["error"]["code"]) == (400, "invalid_short")
+    status, body = await pda.short(1, 0, reason="lunch")
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    status, body = await pda.call("POST", "/api/v1/tour/skip", {"stop": 42})
+    assert (status, body["error"]["code"]) == (404, "unknown_stop")

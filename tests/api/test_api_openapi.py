@@ -1,0 +1,40 @@
+"""The OpenAPI document covers every route of the application, and only those."""
+
+from __future__ import annotations
+
+import re
+
+from tests.support.api_fixtures import Zone
+
+
+async def test_openapi_covers_every_route(zone: Zone) -> None:
+    pda = await zone.picker()
+    status, doc = await pda.call("GET", "/api/v1/openapi.json")
+    assert status == 200
+    assert doc["openapi"].startswith("3.1")
+    documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
+    served = set()
+    for route in zone.server.app.router.routes():
+        if route.method == "HEAD":
+            continue
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter")
+        served.add((route.method, re.sub(r"\{name\}", "{file}", path)))
+    assert served == documented
+    # every $ref resolves
+    text = str(doc)
+    for ref in set(re.findall(r"#/components/schemas/(\w+)", text)):
+        assert ref in doc["components"]["schemas"]
+    results = doc["components"]["schemas"]["ScanAnswer"]["properties"]["result"]["enum"]
+    for code in (
+        "tour_started",
+        "location_ok",
+        "wrong_location",
+        "item_ok",
+        "stop_done",
+        "wrong_item",
+        "unknown_code",
+        "over_pick",
+        "tour_done",
+    ):
+        assert code in results
