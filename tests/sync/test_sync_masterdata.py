@@ -28,7 +28,8 @@ def apply(store: Store, changes: list[dict[str, Any]]) -> list[Notice]:
 
 def resolved_feed() -> list[dict[str, Any]]:
     out = []
-    for c in task_feed(items=8, locations=6, pickers=3, tasks=6):
+    for change in task_feed(items=8, locations=6, pickers=3, tasks=6):
+        c = change
         if c["type"] == "stock":
             d = c["data"]
             c = {
