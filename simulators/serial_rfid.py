@@ -74,6 +74,7 @@ class _ReaderSimulator(abc.ABC):
         self.frames_sent = 0
         self._command_seen = asyncio.Condition()
         self._sent_changed = asyncio.Condition()
+        self._write_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -133,11 +134,13 @@ class _ReaderSimulator(abc.ABC):
 
     async def send_frames(self, frames: list[bytes]) -> None:
         damaged = [self.injector.frame(f) for f in frames]
-        for chunk in self.injector.writes(damaged):
-            await self.pty.write(chunk)
-            if self.faults.one_byte or self.faults.split:
-                await asyncio.sleep(0)
-        self.frames_sent += len(frames)
+        # One answer at a time: split writes of two answers must not interleave.
+        async with self._write_lock:
+            for chunk in self.injector.writes(damaged):
+                await self.pty.write(chunk)
+                if self.faults.one_byte or self.faults.split:
+                    await asyncio.sleep(0)
+            self.frames_sent += len(frames)
         async with self._sent_changed:
             self._sent_changed.notify_all()
 

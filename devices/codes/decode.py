@@ -147,7 +147,8 @@ def decode(
 
     if known is not None and known.gs1:
         return _gs1(data, aim, name)
-    if known is not None and known.gtin_only:
+    # ITF also carries non-GTIN numbers; only ITF-14 length means a GTIN.
+    if known is not None and known.gtin_only and not (aim == "]I1" and len(data) != 14):
         if not data.isdigit():
             raise CodeError(f"{known.name} data must be digits, got {data!r}")
         gtin = parse_gtin(data)

@@ -83,6 +83,7 @@ class SerialTransport:
         self.max_pending = max_pending
         self.bytes_in = 0
         self.bytes_out = 0
+        self.pauses = 0  # times reading paused because the caller fell behind
         self._port: _PySerial | None = None
         self._fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -195,6 +196,7 @@ class SerialTransport:
         self.bytes_in += len(chunk)
         self._buf += chunk
         if len(self._buf) >= self.max_pending:
+            self.pauses += 1
             self._stop_reader()  # back-pressure until the caller drains the buffer
         self._ready.set()
 

@@ -134,6 +134,9 @@ def test_bare_gtin_digits_are_checked() -> None:
 
 def test_itf14_and_ean8_must_be_digits() -> None:
     assert decode("]I109521234543213").gtin == "09521234543213"
+    with pytest.raises(CodeError, match="check digit"):
+        decode("]I109521234543214")
+    assert decode("]I1123456").kind is CodeKind.SKU  # ITF, but not ITF-14
     with pytest.raises(CodeError):
         decode("ABCDEFGH", "]E4")
 

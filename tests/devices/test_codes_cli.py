@@ -15,7 +15,7 @@ def run(*args: str) -> tuple[int, dict[str, object]]:
 
 
 def test_gs_written_as_text_and_aim_inside_the_code() -> None:
-    for spelled in ("<GS>", "\\x1d", "\x1d"):
+    for spelled in ("<GS>", "\\x1d", "\x1d", "{GS}"):
         code, out = run("]C1010952123454321310ABC123" + spelled + "17261231")
         assert code == 0
         assert out["symbology"] == "]C1"

@@ -276,6 +276,23 @@ async def test_m100_bit_flips_are_caught_by_checksum_or_tag_crc() -> None:
     assert {e.epc_hex for e in collector.tags} <= EPCS
 
 
+async def test_m100_reconnect_restarts_polling() -> None:
+    collector = Collector()
+    async with M100ReaderSimulator(tags=POPULATION[:1], round_interval=0.005) as sim:
+        driver = make_driver("rfid-m100", sim.path)
+        task = asyncio.create_task(driver.run(collector))
+        await collector.wait(lambda c: len(c.tags) >= 1)
+        await sim.disconnect()  # polling stops with the old pty
+        with pytest.raises(DeviceDisconnectedError):
+            await asyncio.wait_for(task, 10)
+        sim.tags = POPULATION[1:2]
+        before = len(collector.tags)
+        async with running(driver, collector):
+            await collector.wait(lambda c: len(c.tags) >= before + 3)
+        assert {e.epc_hex for e in collector.tags[before:]} == {POPULATION[1].epc.hex().upper()}
+        assert collector.connected_count() == 2
+
+
 async def test_m100_single_inventory_mode() -> None:
     collector = Collector()
     async with M100ReaderSimulator(tags=POPULATION[:2]) as sim:

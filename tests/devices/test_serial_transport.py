@@ -128,5 +128,6 @@ async def test_bounded_buffer_applies_back_pressure_without_loss() -> None:
                 got += chunk
             await writer
             assert bytes(got) == payload
+            assert t.pauses > 0  # the cap was reached and reading paused
     finally:
         pty.close()
