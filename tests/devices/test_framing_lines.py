@@ -140,3 +140,25 @@ def test_utf8_and_latin1_text() -> None:
 def test_bad_configuration_is_rejected() -> None:
     with pytest.raises(ValueError, match="suffix"):
         LineFramer(suffix="tab")  # type: ignore[arg-type]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    scans=st.lists(st.tuples(code_text, aims), min_size=1, max_size=10),
+    junk=st.lists(
+        st.binary(max_size=12).map(lambda b: b.replace(b"\x02", b"")), min_size=11, max_size=11
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=30),
+)
+def test_stx_etx_drops_any_junk_between_frames(
+    scans: list[tuple[str, str | None]], junk: list[bytes], cuts: list[int]
+) -> None:
+    # Outside STX…ETX every byte but STX is junk — printable text included.
+    stream = b"".join(
+        junk[i] + encode_line(c, symbology=a, suffix="stx-etx") for i, (c, a) in enumerate(scans)
+    )
+    framer = LineFramer(suffix="stx-etx")
+    frames = feed_in_pieces(framer, stream + junk[-1], cuts)
+    assert [(f.text(), f.symbology) for f in frames] == scans
+    assert framer.stats.dropped_bytes == sum(map(len, junk[: len(scans)])) + len(junk[-1])
+    assert framer.stats.bad_frames == 0
