@@ -87,12 +87,18 @@ class Faults:
                     f"unknown fault {name!r}; known: {', '.join(sorted(BATCH_FAULTS))}"
                 )
         self.script: deque[str | None] = deque(script)
+        #: set once the script has been used up
+        self.script_done = asyncio.Event()
+        if not self.script:
+            self.script_done.set()
         self.rng = random.Random(seed)
         self.drawn: Counter[str] = Counter()
 
     def draw(self) -> str | None:
         if self.script:
             fault = self.script.popleft()
+            if not self.script:
+                self.script_done.set()
         else:
             fault = None
             r = self.rng.random()

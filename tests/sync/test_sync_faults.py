@@ -15,9 +15,9 @@ from sync_helpers import BOX, SECRET, assert_converged, box_rows, move, uploader
 import cloud_sync.uploader
 import edge.store.db
 import edge.store.outbox
-from edge.store.outbox import send_state
 from cloud_sync.client import SyncClient
 from edge.store import Store
+from edge.store.outbox import send_state
 from simulators.cloud import BATCH_FAULTS, CloudSimulator, Faults
 
 
@@ -48,13 +48,13 @@ async def test_all_faults_mixed_while_the_floor_keeps_writing(store: Store) -> N
                     up.notify()
                     if n % 10 == 0:
                         await asyncio.sleep(0.005)  # let batches of varied size form
-                while sim.batch_faults.script:  # the scripted faults all happen ...
-                    await asyncio.sleep(0.01)
+                async with asyncio.timeout(60):  # the scripted faults all happen ...
+                    await sim.batch_faults.script_done.wait()
                 sim.batch_faults.clear()  # ... then the cloud heals: everything must arrive
                 async with asyncio.timeout(60):
                     while True:
                         await up.idle.wait()
-                        epoch, acked, next_seq = send_state(store)
+                        _, acked, next_seq = send_state(store)
                         if acked == next_seq - 1:
                             break
                         await up.wait_acked(next_seq - 1)
