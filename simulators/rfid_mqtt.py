@@ -98,6 +98,8 @@ class _MqttPublisher:
             max_inflight_messages=1000,
             timeout=30,
         )
+        # A simulated reader pipelines thousands of QoS 1 publishes on purpose.
+        self.client.pending_calls_threshold = 1 << 30
         await self.client.__aenter__()
 
     async def close(self) -> None:

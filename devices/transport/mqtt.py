@@ -13,10 +13,13 @@ client (paho-mqtt 2.x underneath). It promises:
   redeliver — at least once, never lost. aiomqtt 2.5 has no public switch for
   this, so the wrapper turns on paho's own ``manual_ack`` on the client aiomqtt
   wraps and sends acks through paho's ``ack(mid, qos)``;
-- a **bounded** incoming queue: with manual acks the broker never has more than
-  its ``max_inflight_messages`` unacknowledged messages out to us, so the queue
-  cannot grow past that; should it overflow anyway (a broker configured with a
-  larger window than the queue), the subscription fails with
+- a **bounded** incoming queue with **back-pressure**: when ``queue_size``
+  messages wait, the wrapper stops reading the socket until half have been
+  consumed, so TCP flow control holds the broker back and nothing is dropped.
+  (Mosquitto 2.0's ``max_inflight_messages`` does not bound what it sends to a
+  subscriber that keeps acknowledging — measured: 3,000 unacknowledged
+  messages in flight with a limit of 100 — so the broker cannot be relied on
+  for this.) Should the queue overflow anyway, the subscription fails with
   :class:`~devices.errors.DeviceDisconnectedError` so that the reconnect makes
   the broker redeliver what aiomqtt had to drop;
 - broker loss, refused credentials or a failed subscription surface as
@@ -29,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -65,9 +68,10 @@ def client_id(settings: MqttSettings, device_id: str) -> str:
 
 
 class _OverflowQueue(asyncio.Queue[aiomqtt.Message]):
-    """aiomqtt's bounded queue, remembering that it ever had to drop a message."""
+    """aiomqtt's bounded queue: pauses the socket when full, remembers drops."""
 
     overflowed = False
+    on_full: Callable[[], None] | None = None
 
     def put_nowait(self, item: aiomqtt.Message) -> None:
         try:
@@ -75,6 +79,8 @@ class _OverflowQueue(asyncio.Queue[aiomqtt.Message]):
         except asyncio.QueueFull:
             self.overflowed = True
             raise
+        if self.full() and self.on_full is not None:
+            self.on_full()
 
 
 class MqttSubscription:
@@ -107,7 +113,9 @@ class MqttSubscription:
         self.timeout = timeout
         self._client: aiomqtt.Client | None = None
         self._queue: _OverflowQueue | None = None
-        self.session_present = False
+        self._reader: tuple[int, Callable[[], None]] | None = None
+        self._paused = False
+        self.pauses = 0  # times the socket was paused for back-pressure
 
     def _where(self) -> str:
         return f"{self.settings.host}:{self.settings.port} as {self.client_id}"
@@ -118,6 +126,7 @@ class MqttSubscription:
 
         def make_queue(maxsize: int = 0) -> _OverflowQueue:
             queue = _OverflowQueue(maxsize=queue_size)
+            queue.on_full = self._pause
             created.append(queue)
             return queue
 
@@ -137,6 +146,8 @@ class MqttSubscription:
         # aiomqtt 2.5 exposes no manual-ack switch; paho (which it wraps) has one.
         # With it on, paho sends no PUBACK until ack(mid, qos) is called.
         client._client.manual_ack_set(True)
+        # Our own socket reader (instead of aiomqtt's) so that it can be paused.
+        client._client.on_socket_open = self._socket_opened(client)
         try:
             await client.__aenter__()
         except aiomqtt.MqttError as exc:
@@ -180,6 +191,49 @@ class MqttSubscription:
             # Closing a connection the broker already dropped: nothing to save.
             log.debug("closing MQTT client %s: %s", self.client_id, exc)
 
+    def _socket_opened(self, client: aiomqtt.Client) -> Callable[[paho.Client, Any, Any], None]:
+        """paho's on_socket_open, as aiomqtt 2.5 implements it, with a pausable reader."""
+        loop = client._loop
+
+        def opened(paho_client: paho.Client, userdata: Any, sock: Any) -> None:
+            def readable() -> None:
+                try:
+                    while True:
+                        paho_client.loop_read()
+                        pending = getattr(paho_client._sock, "pending", None)
+                        if pending is not None and pending() > 0:
+                            continue  # TLS sockets may hold decoded bytes
+                        break
+                except Exception as exc:  # a broken pipe: the connection is gone
+                    if not client._disconnected.done():
+                        client._disconnected.set_exception(exc)
+
+            def start_misc() -> None:
+                client._misc_task = loop.create_task(client._misc_loop())
+
+            self._reader = (sock.fileno(), readable)
+            self._paused = False
+            # paho calls this from the executor thread that runs connect().
+            loop.call_soon_threadsafe(loop.add_reader, sock.fileno(), readable)
+            loop.call_soon_threadsafe(start_misc)
+
+        return opened
+
+    def _pause(self) -> None:
+        """The queue is full: stop reading the socket (TCP holds the broker back)."""
+        if self._reader is not None and not self._paused and self._client is not None:
+            self._client._loop.remove_reader(self._reader[0])
+            self._paused = True
+            self.pauses += 1
+
+    def _maybe_resume(self) -> None:
+        queue = self._queue
+        if not self._paused or queue is None or self._client is None or self._reader is None:
+            return
+        if queue.qsize() <= self.queue_size // 2:
+            self._paused = False
+            self._client._loop.add_reader(*self._reader)
+
     async def messages(self) -> AsyncIterator[MqttMessage]:
         """Received messages, in order; raises ``DeviceDisconnectedError`` on loss."""
         client = self._client
@@ -199,6 +253,7 @@ class MqttSubscription:
                 raise DeviceDisconnectedError(
                     f"lost MQTT broker {self.settings.host}:{self.settings.port}: {exc}"
                 ) from exc
+            self._maybe_resume()
             payload = message.payload
             yield MqttMessage(
                 topic=message.topic.value,
