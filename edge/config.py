@@ -57,7 +57,7 @@ class Secret:
 # Field metadata: "help" (one line for check-config and docs), optional "min"/"max".
 
 
-def _f(default: Any, help: str, **meta: Any) -> Any:  # noqa: A002 - reads like the docs
+def _f(default: Any, help: str, **meta: Any) -> Any:
     return field(default=default, metadata={"help": help, **meta})
 
 
@@ -84,9 +84,7 @@ class CloudConfig:
 class StoreConfig:
     path: str = _f("var/pickedge.db", "SQLite database file.")
     busy_timeout_ms: int = _f(5000, "How long a connection waits for a lock.", min=0, max=600_000)
-    max_backlog: int = _f(
-        2_000_000, "Unsent outbox events at which new work is refused.", min=1000
-    )
+    max_backlog: int = _f(2_000_000, "Unsent outbox events at which new work is refused.", min=1000)
     warn_backlog: int = _f(500_000, "Unsent outbox events at which an alert is raised.", min=100)
     checkpoint_interval_s: float = _f(30.0, "WAL checkpoint period when idle.", min=1, max=3600)
     wal_limit_mb: int = _f(64, "The WAL is truncated back to this size.", min=1, max=4096)
@@ -329,7 +327,7 @@ def _env_value(tp: Any, raw: str) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         return raw
-    for parse in ((int,) if tp is int else (float,) if tp is float else ()):
+    for parse in (int,) if tp is int else (float,) if tp is float else ():
         try:
             return parse(raw)
         except ValueError:
@@ -585,4 +583,3 @@ def effective_config(cfg: Config) -> list[tuple[str, Any, str]]:
             path = f"devices[{i}].{f.name}"
             rows.append((path, getattr(device, f.name), cfg.sources.get(path, "default")))
     return rows
-

@@ -135,6 +135,7 @@ class Supervisor:
                 self._tasks[c.name] = asyncio.create_task(
                     self._keep_running(c), name=f"component:{c.name}"
                 )
+            log.info("ready: %s", ", ".join(c.name for c in self.components))
             await self._stop.wait()
             await self._shutdown()
         finally:
@@ -159,9 +160,11 @@ class Supervisor:
         for task in self._tasks.values():
             task.cancel()
         if self._tasks:
-            await asyncio.wait(
+            _, pending = await asyncio.wait(
                 list(self._tasks.values()), timeout=max(0.1, deadline - time.monotonic())
             )
+            for task in pending:
+                log.error("%s did not stop in time; leaving it behind", task.get_name())
         for callback in self.on_stopped:
             result = callback()
             if result is not None:

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 # Attributes every LogRecord has; anything else came in through ``extra``.
-_STANDARD = frozenset(vars(logging.makeLogRecord({})) | {"message", "asctime", "taskName"})
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
 def _context(record: logging.LogRecord) -> dict[str, Any]:

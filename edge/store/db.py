@@ -392,9 +392,13 @@ class Store:
         return int(row[0]), int(row[1]), int(row[2])
 
     def integrity_check(self) -> list[str]:
-        """``PRAGMA integrity_check``: ``["ok"]`` when the file is sound."""
+        """``PRAGMA integrity_check``: ``["ok"]`` when the file is sound, else the
+        problems found; ``CorruptDatabaseError`` when the check cannot even run."""
         with self._lock:
-            rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+            try:
+                rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+            except sqlite3.Error as exc:
+                raise translate_error(exc, self.path) from exc
         return [str(r[0]) for r in rows]
 
     def backup(self, dest: Path) -> None:

@@ -59,9 +59,7 @@ def read_unacked(
     ``max_bytes`` stops before the payloads exceed it (at least one event is
     always returned so a single large event still goes out).
     """
-    state = store.query(
-        "SELECT b.epoch, s.acked_epoch, s.acked_seq FROM box b, sync_state s"
-    )[0]
+    state = store.query("SELECT b.epoch, s.acked_epoch, s.acked_seq FROM box b, sync_state s")[0]
     epoch = state["epoch"]
     acked = state["acked_seq"] if state["acked_epoch"] == epoch else 0
     start = max(acked, after_seq or 0)
@@ -101,9 +99,11 @@ def read_raw(
 
 def send_state(store: Store) -> tuple[str, int, int]:
     """(current epoch, its acked seq, its next seq) as a reader sees them now."""
-    row = store.reader().execute(
-        "SELECT b.epoch, b.next_seq, s.acked_epoch, s.acked_seq FROM box b, sync_state s"
-    ).fetchone()
+    row = (
+        store.reader()
+        .execute("SELECT b.epoch, b.next_seq, s.acked_epoch, s.acked_seq FROM box b, sync_state s")
+        .fetchone()
+    )
     epoch, next_seq, acked_epoch, acked_seq = row
     return str(epoch), int(acked_seq) if acked_epoch == epoch else 0, int(next_seq)
 
@@ -173,20 +173,14 @@ def start_new_epoch(tx: Transaction) -> tuple[str, str, int]:
         [(fresh, moved[r[0]], r[1], r[2], r[3]) for r in ledger],
     )
     tx.execute("INSERT INTO epochs (epoch, started_ms) VALUES (?, ?)", (fresh, now_ms()))
-    tx.execute(
-        "UPDATE box SET epoch = ?, next_seq = ? WHERE id = 1", (fresh, len(rows) + 1)
-    )
-    tx.execute(
-        "UPDATE sync_state SET acked_epoch = ?, acked_seq = 0 WHERE id = 1", (fresh,)
-    )
+    tx.execute("UPDATE box SET epoch = ?, next_seq = ? WHERE id = 1", (fresh, len(rows) + 1))
+    tx.execute("UPDATE sync_state SET acked_epoch = ?, acked_seq = 0 WHERE id = 1", (fresh,))
     return str(old), fresh, len(rows)
 
 
 def prune_acked(tx: Transaction, *, older_than_ms: int) -> int:
     """Delete acked rows written before ``older_than_ms``; returns how many."""
-    cur = tx.execute(
-        "DELETE FROM outbox WHERE acked = 1 AND at_ms < ?", (older_than_ms,)
-    )
+    cur = tx.execute("DELETE FROM outbox WHERE acked = 1 AND at_ms < ?", (older_than_ms,))
     return int(cur.rowcount)
 
 
@@ -232,9 +226,12 @@ def raise_alert(
     """
     if severity not in ("info", "warn", "crit"):
         raise ValueError(f"unknown alert severity {severity!r}")
-    if once and tx.execute(
-        "SELECT 1 FROM alerts WHERE kind = ? AND cleared_ms IS NULL LIMIT 1", (kind,)
-    ).fetchone():
+    if (
+        once
+        and tx.execute(
+            "SELECT 1 FROM alerts WHERE kind = ? AND cleared_ms IS NULL LIMIT 1", (kind,)
+        ).fetchone()
+    ):
         return False
     detail = dict(detail or {})
     tx.execute(

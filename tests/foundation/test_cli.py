@@ -1,0 +1,198 @@
+"""The command line as an operator uses it: real processes, exit codes, and
+files left untouched when the answer is no."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "configs" / "example.toml"
+
+
+def pickedge(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A copy of the example configuration with its store in tmp_path."""
+    shutil.copytree(ROOT / "configs" / "secrets", tmp_path / "secrets")
+    text = EXAMPLE.read_text().replace('path = "../var/pickedge.db"', 'path = "pickedge.db"')
+    path = tmp_path / "site.toml"
+    path.write_text(text)
+    return path
+
+
+def test_every_command_has_help_with_examples() -> None:
+    top = pickedge("--help")
+    assert top.returncode == 0
+    for command in ("run", "check-config", "db", "demo", "version"):
+        assert command in top.stdout
+    for args in (
+        ["run"],
+        ["check-config"],
+        ["db"],
+        ["db", "migrate"],
+        ["db", "backup"],
+        ["db", "integrity"],
+        ["version"],
+        ["demo"],
+    ):
+        result = pickedge(*args, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "Example" in result.stdout, args
+
+
+def test_version() -> None:
+    result = pickedge("version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("pickedge ")
+
+
+def test_example_config_is_valid() -> None:
+    result = pickedge("check-config", str(EXAMPLE), env={"PICKEDGE__API__PORT": "8080"})
+    assert result.returncode == 0, result.stderr
+    assert "# file:" in result.stdout
+    port_line = next(line for line in result.stdout.splitlines() if line.startswith("api.port "))
+    assert "8080" in port_line and "env:PICKEDGE__API__PORT" in port_line
+    secret = (ROOT / "configs" / "secrets" / "demo-box.secret").read_text().strip()
+    assert secret not in result.stdout + result.stderr
+
+
+def test_broken_copy_names_the_key(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "configs" / "secrets", tmp_path / "secrets")
+    text = (
+        EXAMPLE.read_text()
+        .replace("port = 8470", 'port = "8470"')
+        .replace("busy_timeout_ms", "busy_timeuot_ms")
+    )
+    broken = tmp_path / "broken.toml"
+    broken.write_text(text)
+    result = pickedge("check-config", str(broken))
+    assert result.returncode == 2
+    assert "api.port: must be an integer" in result.stderr
+    assert "store.busy_timeuot_ms: unknown key (did you mean 'busy_timeout_ms'?)" in result.stderr
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith('port = "8470"'))
+    assert f"broken.toml:{line}: api.port" in result.stderr
+    assert result.stdout == ""
+
+
+def test_db_commands_round_trip(site: Path, tmp_path: Path) -> None:
+    assert pickedge("db", "migrate", "--config", str(site)).returncode == 0
+    ok = pickedge("db", "integrity", "--config", str(site))
+    assert ok.returncode == 0 and ": ok (schema" in ok.stdout
+    backup = tmp_path / "backup.db"
+    done = pickedge("db", "backup", str(backup), "--config", str(site))
+    assert done.returncode == 0, done.stderr
+    conn = sqlite3.connect(backup)
+    assert conn.execute("SELECT box_id FROM box").fetchone() == ("zone-a-01",)
+    conn.close()
+    again = pickedge("db", "backup", str(backup), "--config", str(site))
+    assert again.returncode == 2 and "never overwrite" in again.stderr
+
+
+def test_corrupt_database_exits_2_and_is_untouched(site: Path) -> None:
+    db = site.parent / "pickedge.db"
+    db.write_bytes(os.urandom(8192))
+    before = _digest(db)
+    for args in (["db", "migrate"], ["db", "integrity"], ["run"]):
+        result = pickedge(*args, "--config", str(site))
+        assert result.returncode == 2, (args, result.stderr)
+        assert "pickedge.db" in result.stderr and "corrupt" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert _digest(db) == before
+
+
+def test_newer_schema_exits_2_and_is_untouched(site: Path) -> None:
+    assert pickedge("db", "migrate", "--config", str(site)).returncode == 0
+    db = site.parent / "pickedge.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    before = _digest(db)
+    result = pickedge("run", "--config", str(site))
+    assert result.returncode == 2
+    assert "schema version 999 was written by a newer PickEdge" in result.stderr
+    assert _digest(db) == before
+
+
+def test_read_only_disk_exits_2_and_is_untouched(site: Path) -> None:
+    assert pickedge("db", "migrate", "--config", str(site)).returncode == 0
+    # A fresh migration has nothing to write; make the daemon need to write.
+    db = site.parent / "pickedge.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode = DELETE")  # opening must switch it back to WAL
+    conn.close()
+    before = _digest(db)
+    if os.geteuid() == 0:
+        # root ignores file modes: mount the directory read-only in a private
+        # mount namespace, as a disk remounted read-only after errors would be.
+        script = (
+            f"mount --bind {site.parent} {site.parent} && "
+            f"mount -o remount,bind,ro {site.parent} && "
+            f"exec {sys.executable} -m edge run --config {site}"
+        )
+        cmd = ["unshare", "-m", "sh", "-c", script]
+    else:
+        site.parent.chmod(0o555)
+        db.chmod(0o444)
+        cmd = [sys.executable, "-m", "edge", "run", "--config", str(site)]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    finally:
+        site.parent.chmod(0o755)
+        db.chmod(0o644)
+    assert result.returncode == 2, result.stderr
+    assert "cannot be written" in result.stderr or "cannot open" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _digest(db) == before
+
+
+def test_run_stops_cleanly_on_sigterm(site: Path) -> None:
+    env = {**os.environ, "PICKEDGE__CLOUD__URL": "", "PICKEDGE__API__PORT": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(site), "--log-format", "json"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if '"msg":"ready' in line:
+            break
+    assert any('"msg":"pickedge' in line for line in lines), lines
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 0, err
+    assert '"msg":"stopped"' in err
+    wal = site.parent / "pickedge.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0  # checkpointed on the way out

@@ -1,0 +1,175 @@
+"""The outbox rule: events are written in the transaction of their change,
+with contiguous seqs, and nothing of a rolled-back change survives."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from edge.errors import BacklogFullError
+from edge.store import Store, outbox
+
+
+def _delta(sku: str, location: str, qty: int) -> dict[str, object]:
+    return {
+        "sku": sku,
+        "location": location,
+        "qty": qty,
+        "reason": "pick",
+        "ref": None,
+        "lot": None,
+    }
+
+
+def test_first_open_mints_identity_and_epoch(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "a.db", box_id="box-1") as store:
+        epoch = store.epoch
+        assert store.box_id == "box-1"
+        assert len(epoch) == 16
+    with Store.open(tmp_path / "a.db", box_id="box-1") as store:
+        assert store.epoch == epoch  # minted once, on first start
+    with Store.open(tmp_path / "b.db", box_id="box-1") as other:
+        assert other.epoch != epoch
+
+
+def test_events_commit_with_their_change(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.execute("INSERT INTO items (sku) VALUES ('A')")
+        s1 = tx.append_event("stock_delta", _delta("A", "L1", -1))
+        s2 = tx.append_event("pick_confirmed", {"sku": "A", "qty": 1})
+    assert (s1, s2) == (1, 2)
+    rows = store.query("SELECT seq, type, payload FROM outbox ORDER BY seq")
+    assert [r["type"] for r in rows] == ["stock_delta", "pick_confirmed"]
+    assert msgpack.unpackb(rows[0]["payload"]) == _delta("A", "L1", -1)
+    assert store.query("SELECT qty FROM stock_ledger") == [{"qty": -1}]
+
+
+def test_rollback_leaves_no_event_and_no_gap(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.append_event("alert", {"kind": "a"})
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.execute("INSERT INTO items (sku) VALUES ('B')")
+        tx.append_event("stock_delta", _delta("B", "L1", -5))
+        raise RuntimeError("the change failed after its event was appended")
+    with store.transaction() as tx:
+        seq = tx.append_event("alert", {"kind": "b"})
+    assert seq == 2
+    assert store.query("SELECT count(*) AS n FROM items WHERE sku = 'B'") == [{"n": 0}]
+    assert store.query("SELECT seq FROM outbox ORDER BY seq") == [{"seq": 1}, {"seq": 2}]
+    assert store.query("SELECT count(*) AS n FROM stock_ledger") == [{"n": 0}]
+
+
+def test_unknown_event_type_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="unknown outbox event type"), store.transaction() as tx:
+        tx.append_event("pick_confrimed", {})
+    assert store.query("SELECT count(*) AS n FROM outbox") == [{"n": 0}]
+
+
+def test_many_writer_threads_get_contiguous_seqs(store: Store) -> None:
+    per_thread, threads = 60, 8
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(per_thread):
+                with store.transaction() as tx:
+                    tx.execute(
+                        "INSERT INTO stock (sku, location, qty) VALUES (?, ?, 1)",
+                        (f"S{n}", f"L{i}"),
+                    )
+                    tx.append_event("stock_delta", _delta(f"S{n}", f"L{i}", 1))
+                    if i % 7 == 0:
+                        tx.append_event("alert", {"kind": "x", "n": n, "i": i})
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors
+    seqs = [r["seq"] for r in store.query("SELECT seq FROM outbox ORDER BY seq")]
+    expected = threads * (per_thread + len(range(0, per_thread, 7)))
+    assert seqs == list(range(1, expected + 1))
+    assert store.query("SELECT count(*) AS n FROM stock") == [{"n": threads * per_thread}]
+
+
+async def test_async_writes_from_many_tasks_are_contiguous(store: Store) -> None:
+    import asyncio
+
+    async def one(i: int) -> int:
+        return await store.write(lambda tx: tx.append_event("alert", {"i": i}))
+
+    seqs = await asyncio.gather(*(one(i) for i in range(200)))
+    assert sorted(seqs) == list(range(1, 201))
+
+
+def test_ack_prune_and_status(store: Store) -> None:
+    for i in range(5):
+        with store.transaction() as tx:
+            tx.append_event("stock_delta", _delta("A", "L1", -1), at_ms=1000 + i)
+    epoch = store.epoch
+    assert outbox.status(store).backlog == 5
+    with store.transaction() as tx:
+        assert outbox.mark_acked(tx, epoch, 3) == 3
+        assert outbox.mark_acked(tx, epoch, 2) == 3  # never moves back
+        assert outbox.mark_acked(tx, "another-epoch", 5) == 0  # stale epoch: nothing
+    st = outbox.status(store)
+    assert (st.acked_seq, st.backlog, st.oldest_unacked_ms) == (3, 2, 1003)
+    assert [e.seq for e in outbox.read_unacked(store, limit=10)] == [4, 5]
+    with pytest.raises(ValueError, match="beyond the last event"), store.transaction() as tx:
+        outbox.mark_acked(tx, epoch, 6)
+    with store.transaction() as tx:
+        assert outbox.prune_acked(tx, older_than_ms=10_000) == 3  # only acked rows go
+    assert [r["seq"] for r in store.query("SELECT seq FROM outbox")] == [4, 5]
+    with store.transaction() as tx:
+        assert tx.append_event("alert", {}) == 6  # pruning never reuses a seq
+
+
+def test_read_unacked_respects_byte_budget(store: Store) -> None:
+    with store.transaction() as tx:
+        for i in range(10):
+            tx.append_event("alert", {"kind": "k", "blob": "x" * 1000, "i": i})
+    batch = outbox.read_unacked(store, limit=100, max_bytes=3500)
+    assert [e.seq for e in batch] == [1, 2, 3]
+    assert [e.seq for e in outbox.read_unacked(store, limit=100, max_bytes=10)] == [1]
+    assert [e.seq for e in outbox.read_unacked(store, limit=4, after_seq=8)] == [9, 10]
+
+
+def test_new_epoch_moves_unacked_events_in_order(store: Store) -> None:
+    with store.transaction() as tx:
+        for q in (-1, -2, -3):
+            tx.append_event("stock_delta", _delta("A", "L1", q))
+    old = store.epoch
+    with store.transaction() as tx:
+        outbox.mark_acked(tx, old, 1)
+        before = outbox.deltas_after(tx, "A", "L1", old, 1)
+        prev, fresh, moved = outbox.start_new_epoch(tx)
+    assert (prev, moved) == (old, 2)
+    assert store.epoch == fresh != old
+    events = outbox.read_unacked(store, limit=10)
+    assert [(e.epoch, e.seq, e.data["qty"]) for e in events] == [(fresh, 1, -2), (fresh, 2, -3)]
+    with store.transaction() as tx:
+        # the cloud's view "acked 1 of the old epoch" still sees the moved deltas
+        assert outbox.deltas_after(tx, "A", "L1", old, 1) == before == -5
+        assert outbox.deltas_after(tx, "A", "L1", fresh, 1) == -3
+        assert tx.append_event("alert", {}) == 3
+
+
+def test_backlog_limit_refuses_new_work_and_keeps_old(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "full.db", box_id="b", max_backlog=3) as store:
+        for _ in range(3):
+            with store.transaction() as tx:
+                tx.append_event("alert", {})
+        with pytest.raises(BacklogFullError), store.transaction() as tx:
+            tx.execute("INSERT INTO items (sku) VALUES ('NEW')")
+            tx.append_event("alert", {})
+        assert store.query("SELECT count(*) AS n FROM items") == [{"n": 0}]
+        with store.transaction() as tx:
+            outbox.mark_acked(tx, store.epoch, 1)
+            assert tx.append_event("alert", {}) == 4
+        assert len(store.query("SELECT seq FROM outbox")) == 4
