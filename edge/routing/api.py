@@ -28,7 +28,7 @@ from edge.routing.model import (
 )
 
 #: time budget of the local search when no exact algorithm applies
-DEFAULT_BUDGET_MS = 13.0
+DEFAULT_BUDGET_MS = 11.0
 
 
 def route(problem: dict[str, Any]) -> dict[str, Any]:

@@ -201,8 +201,10 @@ def _allowed(cls: int, req: int, last: bool) -> tuple[int, ...]:
         return (1,) if cls != 1 else (0, 2)
     if cls == 1:
         return (1,)
-    if req == _EVEN and cls == 0:
-        return (2,)
+    if cls == 0:
+        # a spur (two copies out of an untouched node) is a dead end, never part of
+        # a shortest walk unless that node must be visited (a depot on an empty column)
+        return (2,) if req == _EVEN else (0,)
     return (0, 2)
 
 

@@ -26,6 +26,8 @@ HELD_KARP_MAX = 8
 ACCEPT_NUM, ACCEPT_DEN = 1005, 1000
 #: longest segment an Or-opt move relocates
 SEGMENT_MAX = 10
+#: the same after a kick, where short moves repair the damage and time is short
+KICK_SEGMENT_MAX = 5
 #: kicks of the iterated local search per city (the time budget caps it too)
 KICKS_PER_CITY = 12
 
@@ -63,7 +65,7 @@ def solve_path(
         if time.perf_counter() > deadline:
             break
         kicked, touched = _double_bridge(current, rng)
-        cand = _improve(matrix, kicked, start, end, touched)
+        cand = _improve(matrix, kicked, start, end, touched, KICK_SEGMENT_MAX)
         cost = path_cost(matrix, cand, start, end)
         # accept slightly worse paths too (threshold accepting): the search then
         # drifts across plateaus instead of kicking the same local optimum again
@@ -151,6 +153,7 @@ def _improve(
     start: int,
     end: int,
     active: list[int] | None = None,
+    longest: int = SEGMENT_MAX,
 ) -> list[int]:
     """2-opt and Or-opt (segments of 1–3, either way round) to a local optimum.
 
@@ -169,7 +172,7 @@ def _improve(
         i = seq.index(v, 1, m - 1)
         touched = _two_opt_at(matrix, seq, i, fwd, bwd)
         if touched is None:
-            touched = _or_opt_at(matrix, seq, i)
+            touched = _or_opt_at(matrix, seq, i, longest)
         if touched is None:
             continue
         fwd, bwd = _prefix(matrix, seq)
@@ -206,10 +209,10 @@ def _two_opt_at(
     return None
 
 
-def _or_opt_at(matrix: Matrix, seq: list[int], i: int) -> list[int] | None:
+def _or_opt_at(matrix: Matrix, seq: list[int], i: int, longest: int) -> list[int] | None:
     """Move the segment of 1–3 cities starting at position i elsewhere, if shorter."""
     m = len(seq)
-    for k in range(1, SEGMENT_MAX + 1):
+    for k in range(1, longest + 1):
         if i + k >= m:
             break
         first, last = seq[i], seq[i + k - 1]
