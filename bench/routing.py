@@ -34,10 +34,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.routing import HEURISTICS, heuristic_lengths, route  # noqa: E402
-from edge.routing.graph import graph_matrix  # noqa: E402
-from edge.routing.metric import BlockMetric  # noqa: E402
-from edge.routing.model import GraphProblem, parse_problem  # noqa: E402
+import itertools
+
+from edge.routing import HEURISTICS, heuristic_lengths, route
+from edge.routing.graph import graph_matrix
+from edge.routing.metric import BlockMetric
+from edge.routing.model import GraphProblem, parse_problem
 
 AISLES = 20
 PITCH_M = 3.0
@@ -68,7 +70,9 @@ def block_instance(rng: random.Random, blocks: int, picks: int) -> dict[str, Any
 def graph_instance(rng: random.Random, picks: int) -> dict[str, Any]:
     """A 2-block, 20-aisle floor as a graph: every other aisle one-way, a few cross edges cut."""
     nodes = [
-        {"id": f"{a}.{c}", "x": a * PITCH_M, "y": c * BLOCK_M} for a in range(AISLES) for c in range(3)
+        {"id": f"{a}.{c}", "x": a * PITCH_M, "y": c * BLOCK_M}
+        for a in range(AISLES)
+        for c in range(3)
     ]
     edges: list[dict[str, Any]] = []
     for a in range(AISLES):
@@ -76,13 +80,17 @@ def graph_instance(rng: random.Random, picks: int) -> dict[str, Any]:
             up = a % 4 == 1
             down = a % 4 == 3
             lo, hi = f"{a}.{c}", f"{a}.{c + 1}"
-            edges.append({"from": hi if down else lo, "to": lo if down else hi, "one_way": up or down})
+            edges.append(
+                {"from": hi if down else lo, "to": lo if down else hi, "one_way": up or down}
+            )
     for a in range(AISLES - 1):
         for c in range(3):
             if c == 1 and rng.random() < 0.3:
                 continue  # a rack bridge across the middle cross aisle
             edges.append({"from": f"{a}.{c}", "to": f"{a + 1}.{c}"})
-    aisle_edges = [i for i, e in enumerate(edges) if e["from"].split(".")[0] == e["to"].split(".")[0]]
+    aisle_edges = [
+        i for i, e in enumerate(edges) if e["from"].split(".")[0] == e["to"].split(".")[0]
+    ]
     chosen = [rng.choice(aisle_edges) for _ in range(picks)]
     return {
         "layout": {"kind": "graph", "nodes": nodes, "edges": edges, "depot": "0.0"},
@@ -120,7 +128,7 @@ def block_matrix(problem: dict[str, Any]) -> list[list[int]]:
 
 
 def tour_cost(matrix: list[list[int]], tour: list[int]) -> int:
-    return sum(matrix[a][b] for a, b in zip(tour, tour[1:], strict=False))
+    return sum(matrix[a][b] for a, b in itertools.pairwise(tour))
 
 
 def elkai_solve(matrix: list[list[int]], runs: int) -> int:
@@ -155,13 +163,19 @@ def ortools_solve(matrix: list[list[int]], guided_ms: int | None) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--instances", type=int, default=40, help="instances per cell (default 40)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per instance, median kept")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="timed runs per instance, median kept"
+    )
     parser.add_argument("--quick", action="store_true", help="8 instances, 3 runs, no GLS")
     parser.add_argument("--no-baselines", action="store_true", help="skip OR-Tools and elkai")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--core", type=int, default=None, help="pin to this CPU (default: the last)")
+    parser.add_argument(
+        "--core", type=int, default=None, help="pin to this CPU (default: the last)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.instances, args.repeat = 8, 3

@@ -65,7 +65,7 @@ def solve_path(
         if time.perf_counter() > deadline:
             break
         kicked, touched = _double_bridge(current, rng)
-        cand = _improve(matrix, kicked, start, end, touched, KICK_SEGMENT_MAX)
+        cand = _improve(matrix, kicked, start, end, active=touched, longest=KICK_SEGMENT_MAX)
         cost = path_cost(matrix, cand, start, end)
         # accept slightly worse paths too (threshold accepting): the search then
         # drifts across plateaus instead of kicking the same local optimum again
@@ -152,6 +152,7 @@ def _improve(
     order: list[int],
     start: int,
     end: int,
+    *,
     active: list[int] | None = None,
     longest: int = SEGMENT_MAX,
 ) -> list[int]:
