@@ -1,0 +1,142 @@
+"""``pickedge sync status``: how far the box is behind the cloud, and why.
+
+Reads the database read-only (safe while the daemon runs) and prints the
+backlog, the age of the oldest unsent event, the last ack, the last error,
+the uploader's current back-off, the downstream cursor and open sync alerts.
+Ages use this machine's clock and are for people only.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edge.cli.common import config_option, config_or_exit, fail
+from edge.errors import PickEdgeError
+from edge.store import open_read_only
+
+
+@click.group("sync")
+def sync_group() -> None:
+    """Sync with the cloud OMS (sync-v1).
+
+    \b
+    Examples:
+      pickedge sync status --config site.toml
+      pickedge sync status --config site.toml --json
+    """
+
+
+def sync_status(conn: sqlite3.Connection, *, now_ms: int | None = None) -> dict[str, Any]:
+    """The figures of ``pickedge sync status`` from an open database."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    conn.row_factory = sqlite3.Row
+    box = conn.execute("SELECT box_id, epoch, next_seq FROM box WHERE id = 1").fetchone()
+    if box is None:
+        raise PickEdgeError("the database has no box yet: start the daemon once")
+    # SELECT *: a database from before the back-off columns still reports the rest
+    row = conn.execute("SELECT * FROM sync_state WHERE id = 1").fetchone()
+    state = {k: row[k] for k in row.keys()}  # noqa: SIM118 - sqlite3.Row is not a mapping
+    acked = state["acked_seq"] if state["acked_epoch"] == box["epoch"] else 0
+    last = box["next_seq"] - 1
+    oldest = conn.execute(
+        "SELECT at_ms FROM outbox WHERE epoch = ? AND seq = ?", (box["epoch"], acked + 1)
+    ).fetchone()
+    alerts = conn.execute(
+        "SELECT kind, severity, subject, raised_ms FROM alerts WHERE cleared_ms IS NULL ORDER BY id"
+    ).fetchall()
+
+    def age(ms: int | None) -> float | None:
+        return None if ms is None else round((now - ms) / 1000, 1)
+
+    return {
+        "box": box["box_id"],
+        "epoch": box["epoch"],
+        "last_seq": last,
+        "acked_seq": acked,
+        "backlog": last - acked,
+        "oldest_unacked_ms": oldest["at_ms"] if oldest else None,
+        "oldest_unacked_age_s": age(oldest["at_ms"]) if oldest else None,
+        "last_ack_ms": state["last_ack_ms"],
+        "last_ack_age_s": age(state["last_ack_ms"]),
+        "last_error": state["last_error"],
+        "last_error_ms": state["last_error_ms"],
+        "backoff_s": state.get("backoff_s"),
+        "retry_at_ms": state.get("retry_at_ms"),
+        "cursor": state["cursor"],
+        "last_pull_ms": state.get("last_pull_ms"),
+        "open_alerts": [dict(a) for a in alerts],
+    }
+
+
+def _when(ms: int | None, age_s: float | None) -> str:
+    if ms is None:
+        return "never"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+    return f"{stamp} ({age_s:.0f} s ago)" if age_s is not None else stamp
+
+
+def render(st: dict[str, Any]) -> str:
+    """The status as aligned lines for a person."""
+    now = int(time.time() * 1000)
+    oldest = (
+        "none"
+        if st["oldest_unacked_ms"] is None
+        else _when(st["oldest_unacked_ms"], st["oldest_unacked_age_s"])
+    )
+    backoff = "none (sending normally)"
+    if st["backoff_s"]:
+        retry = st["retry_at_ms"]
+        left = f", next try in {max(0.0, (retry - now) / 1000):.0f} s" if retry else ""
+        backoff = f"{st['backoff_s']:.1f} s{left}"
+    error = "none"
+    if st["last_error"]:
+        error = f"{st['last_error']} at {_when(st['last_error_ms'], None)}"
+    rows = [
+        ("box", f"{st['box']} (epoch {st['epoch']})"),
+        (
+            "backlog",
+            f"{st['backlog']} events unacked (acked {st['acked_seq']} of {st['last_seq']})",
+        ),
+        ("oldest unsent", oldest),
+        ("last ack", _when(st["last_ack_ms"], st["last_ack_age_s"])),
+        ("last error", error),
+        ("back-off", backoff),
+        (
+            "downstream",
+            f"cursor {st['cursor'] or '(start)'}, last pull {_when(st['last_pull_ms'], None)}",
+        ),
+        ("open alerts", str(len(st["open_alerts"])) if st["open_alerts"] else "none"),
+    ]
+    lines = [f"{k:<14} {v}" for k, v in rows]
+    lines += [f"  {a['severity']:<5} {a['kind']}: {a['subject']}" for a in st["open_alerts"]]
+    return "\n".join(lines)
+
+
+@sync_group.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+def status_command(config_path: Path, as_json: bool) -> None:
+    """Backlog, oldest unsent event, last ack, last error and back-off.
+
+    \b
+    Example:
+      pickedge sync status --config site.toml
+    """
+    cfg = config_or_exit(config_path, read_secrets=False)
+    try:
+        conn = open_read_only(cfg.store_path())
+        try:
+            st = sync_status(conn)
+        finally:
+            conn.close()
+    except PickEdgeError as exc:
+        raise fail(f"error: {exc}", exc.exit_code) from None
+    except sqlite3.Error as exc:
+        raise fail(f"error: {cfg.store_path()}: {exc}") from None
+    click.echo(json.dumps(st, indent=2) if as_json else render(st))

@@ -1,0 +1,108 @@
+"""``pickedge sync status``, the metrics, and the simulator as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+from prometheus_client import CollectorRegistry, generate_latest
+from sync_helpers import BOX, SECRET, uploader, write_moves
+
+from cloud_sync.client import SyncClient
+from cloud_sync.metrics import SyncMetrics
+from cloud_sync.receiver import Receiver
+from edge.cli.sync import sync_group
+from edge.store import Store
+from simulators.cloud import CloudSimulator, Faults
+
+
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(f'[box]\nid = "{BOX}"\n\n[store]\npath = "box.db"\n')
+    return path
+
+
+async def test_status_reports_backlog_ack_error_and_back_off(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    with Store.open(tmp_path / "box.db", box_id=BOX) as store:
+        write_moves(store, 10)
+        async with CloudSimulator(SECRET) as sim, SyncClient(sim.url, BOX, SECRET) as client:
+            up = uploader(store, client, batch_max_events=12)
+            await up.step()  # 12 of 20 acked
+            sim.batch_faults = Faults(script=["503"])
+            await up.step()
+    result = CliRunner().invoke(sync_group, ["status", "--config", str(cfg), "--json"])
+    assert result.exit_code == 0, result.output
+    st = json.loads(result.output)
+    assert (st["box"], st["last_seq"], st["acked_seq"], st["backlog"]) == (BOX, 20, 12, 8)
+    assert st["oldest_unacked_ms"] is not None and st["last_ack_ms"] is not None
+    assert st["last_error"].startswith("upload: 503") and st["backoff_s"] > 0
+    text = CliRunner().invoke(sync_group, ["status", "--config", str(cfg)])
+    assert text.exit_code == 0
+    assert "8 events unacked (acked 12 of 20)" in text.output and "503" in text.output
+
+
+def test_status_of_a_missing_database_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(sync_group, ["status", "--config", str(config(tmp_path))])
+    assert result.exit_code == 2 and "no such database" in result.output
+
+
+async def test_metrics_carry_the_same_figures(store: Store) -> None:
+    registry = CollectorRegistry()
+    metrics = SyncMetrics(registry)
+    write_moves(store, 5)
+    async with CloudSimulator(SECRET) as sim, SyncClient(sim.url, BOX, SECRET) as client:
+        sim.batch_faults = Faults(script=["500"])
+        up = uploader(store, client, metrics=metrics, batch_max_events=6)
+        await up.send_all()
+    write_moves(store, 2, seed=3)
+    metrics.refresh(store)
+    text = generate_latest(registry).decode()
+    assert "pickedge_sync_backlog_events 4.0" in text
+    assert "pickedge_sync_acked_seq 10.0" in text
+    assert 'pickedge_sync_batches_total{outcome="500"} 1.0' in text
+    assert 'pickedge_sync_batches_total{outcome="200"} 2.0' in text
+
+
+async def test_simulator_runs_as_a_process_and_stops_on_sigterm(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "simulators.cloud",
+        "--port",
+        "0",
+        "--secret-file",
+        str(secret),
+        "--db",
+        str(tmp_path / "cloud.db"),
+        "--tasks",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(20):
+            line = (await proc.stdout.readline()).decode()
+        assert line.startswith("cloud simulator listening on http://127.0.0.1:")
+        url = line.split()[-1]
+        with Store.open(tmp_path / "box.db", box_id=BOX) as store:
+            write_moves(store, 3)
+            async with SyncClient(url, BOX, SECRET) as client:
+                assert await uploader(store, client).send_all() == 6
+                reply = await client.get_changes(None, 100)
+        assert reply.signed and reply.status == 200
+        assert sum(c["type"] == "task" for c in reply.doc["changes"]) == 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            assert await proc.wait() == 0
+    # its SQLite file kept what it applied
+    r = Receiver(tmp_path / "cloud.db")
+    assert r.count(BOX) == 6
+    r.close()
