@@ -19,6 +19,7 @@ deterministically, so concurrent callers can at worst compute one twice.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Iterable
@@ -393,6 +394,16 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
     if not problem.picks and problem.start == problem.end:
         here = problem.start
         return BlockSolution(0, (), ((here.x, here.y),))
+    top = _top_cross_aisle(problem)
+    if top < lay.blocks:
+        # Nothing to visit above cross aisle `top`: clamping a walk's y to it keeps
+        # every move legal (cross aisles span the floor) and never lengthens it.
+        problem = dataclasses.replace(
+            problem,
+            layout=dataclasses.replace(lay, blocks=top),
+            blocked=frozenset((a, b) for a, b in problem.blocked if b < top),
+        )
+        lay = problem.layout
     cols = _columns(problem)
     n_nodes = lay.blocks + 1
     req_after = [False] * len(cols)
@@ -481,6 +492,17 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
         else:
             s, hchoice[j] = entry
     return _rebuild(problem, cols[: j_close + 1], vchoice, hchoice, best)
+
+
+def _top_cross_aisle(problem: BlockProblem) -> int:
+    """The highest cross aisle a shortest walk may need (at least 1)."""
+    top = 1
+    for s in [p.spot for p in problem.picks] + [problem.start, problem.end]:
+        if s.block is not None:
+            top = max(top, s.block + 1)
+        elif s.cross is not None:
+            top = max(top, s.cross)
+    return top
 
 
 def _isolated_candidate(problem: BlockProblem) -> tuple[int, tuple[int, ...]] | None:

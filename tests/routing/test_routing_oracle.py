@@ -58,9 +58,9 @@ def _offsets(length: float) -> st.SearchStrategy[float]:
 
 
 @st.composite
-def problems(draw: st.DrawFn, max_picks: int = 12) -> dict[str, Any]:
+def problems(draw: st.DrawFn, max_picks: int = 12, min_picks: int = 0) -> dict[str, Any]:
     lay = draw(layouts())
-    n = draw(st.integers(0, max_picks))
+    n = draw(st.integers(min_picks, max_picks))
     # concentrate picks on a few aisles so that empty aisles are common
     used = draw(st.lists(st.integers(0, lay["aisles"] - 1), min_size=1, max_size=4))
     picks = []
@@ -149,3 +149,45 @@ def test_blocked_equals_oracle(data: st.DataObject) -> None:
             raise AssertionError("an unreachable pick must be an error")
         return
     check(problem, route(problem), optimum)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(st.data())
+def test_many_picks_equal_oracle(data: st.DataObject) -> None:
+    # the general strategy favours small lists; here always 10–12 picks
+    problem = data.draw(problems(max_picks=12, min_picks=10))
+    check(problem, route(problem), optimal_length(problem))
+
+
+def test_route_is_thread_safe_and_deterministic() -> None:
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    rnd = random.Random(3)
+    instances = []
+    for k in range(24):
+        blocks = 1 + k % 3
+        instances.append(
+            {
+                "layout": {
+                    "kind": "blocks",
+                    "aisles": 12,
+                    "aisle_pitch_m": 3.0,
+                    "blocks": blocks,
+                    "block_length_m": 10.0,
+                    "depot": {"x": rnd.choice([-2.0, 0.0, 16.5]), "y": 0.0},
+                },
+                "picks": [
+                    {
+                        "id": f"P{i}",
+                        "aisle": rnd.randrange(12),
+                        "y": rnd.randrange(blocks) * 10 + 5.5,
+                    }
+                    for i in range(15)
+                ],
+            }
+        )
+    serial = [route(p)["length_m"] for p in instances]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(pool.map(lambda p: route(p)["length_m"], instances * 3))
+    assert parallel == serial * 3
