@@ -28,6 +28,7 @@ from edge.routing.metric import BlockMetric
 from edge.routing.model import (
     BlockProblem,
     GraphProblem,
+    PickId,
     RoutingProblemError,
     parse_problem,
     to_m,
@@ -42,7 +43,7 @@ def heuristic_length(problem: dict[str, Any], name: str) -> float:
     return to_m(_length_and_order(parsed, name)[0])
 
 
-def heuristic_sequence(problem: dict[str, Any], name: str) -> list[str]:
+def heuristic_sequence(problem: dict[str, Any], name: str) -> list[PickId]:
     """Pick ids in the order heuristic ``name`` visits them."""
     parsed = _parse(problem, name)
     return [parsed.picks[i].id for i in _length_and_order(parsed, name)[1]]

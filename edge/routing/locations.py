@@ -38,6 +38,7 @@ from edge.routing.metric import BlockMetric
 from edge.routing.model import (
     BlockPick,
     BlockProblem,
+    PickId,
     RoutingProblemError,
     Spot,
     parse_block_problem,
@@ -137,11 +138,11 @@ def _nearest(metric: BlockMetric, start: Spot, spots: list[Spot]) -> int:
     return dists.index(min(dists))
 
 
-def _candidates(base: BlockProblem, groups: Any) -> list[tuple[str, list[Spot]]]:
+def _candidates(base: BlockProblem, groups: Any) -> list[tuple[PickId, list[Spot]]]:
     if not isinstance(groups, list):
         raise RoutingProblemError("groups: must be a list of {id, candidates}")
-    out: list[tuple[str, list[Spot]]] = []
-    seen: set[str] = set()
+    out: list[tuple[PickId, list[Spot]]] = []
+    seen: set[PickId] = set()
     for i, group in enumerate(groups):
         path = f"groups[{i}]"
         if not isinstance(group, dict):
@@ -149,9 +150,9 @@ def _candidates(base: BlockProblem, groups: Any) -> list[tuple[str, list[Spot]]]
         gid = group.get("id")
         if isinstance(gid, bool) or not isinstance(gid, str | int):
             raise RoutingProblemError(f"{path}.id: must be a string, got {gid!r}")
-        if str(gid) in seen:
+        if gid in seen:
             raise RoutingProblemError(f"{path}.id: duplicate id {gid!r}")
-        seen.add(str(gid))
+        seen.add(gid)
         raw = group.get("candidates")
         if not isinstance(raw, list) or not raw:
             raise RoutingProblemError(f"{path}.candidates: must be a non-empty list")
@@ -164,5 +165,5 @@ def _candidates(base: BlockProblem, groups: Any) -> list[tuple[str, list[Spot]]]
             if (spot.aisle, spot.block) in base.blocked:
                 raise RoutingProblemError(f"{cpath}: lies in a blocked sub-aisle")
             spots.append(spot)
-        out.append((str(gid), spots))
+        out.append((gid, spots))
     return out

@@ -83,9 +83,13 @@ class Spot:
     cross: int | None
 
 
+#: a pick id as given (routing-v1 uses strings; integers are passed through as is)
+PickId = str | int
+
+
 @dataclass(frozen=True, slots=True)
 class BlockPick:
-    id: str
+    id: PickId
     spot: Spot
 
 
@@ -126,7 +130,7 @@ class GraphLayout:
 
 @dataclass(frozen=True, slots=True)
 class GraphPick:
-    id: str
+    id: PickId
     edge: int
     offset: int  # mm from the edge's first node
 
@@ -188,10 +192,14 @@ def _index(value: Any, path: str, size: int) -> int:
     return value
 
 
-def _pick_id(value: Any, path: str) -> str:
+def _pick_id(value: Any, path: str) -> PickId:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise _fail(path, f"must be a string, got {value!r}")
-    return str(value)
+    return value
+
+
+def _node_id(value: Any, path: str) -> str:
+    return str(_pick_id(value, path))
 
 
 # --------------------------------------------------------------------------- blocks
@@ -271,7 +279,7 @@ def parse_block_problem(problem: dict[str, Any]) -> BlockProblem:
         block = _index(_field(obj, "block", p), f"{p}.block", layout.blocks)
         blocked.add((aisle, block))
     picks: list[BlockPick] = []
-    seen: dict[str, int] = {}
+    seen: dict[PickId, int] = {}
     for i, item in enumerate(raw_picks):
         p = f"picks[{i}]"
         obj = _obj(item, p)
@@ -311,7 +319,7 @@ def parse_graph_problem(problem: dict[str, Any]) -> GraphProblem:
     for i, item in enumerate(raw_nodes):
         p = f"layout.nodes[{i}]"
         obj = _obj(item, p)
-        nid = _pick_id(_field(obj, "id", p), f"{p}.id")
+        nid = _node_id(_field(obj, "id", p), f"{p}.id")
         if nid in index:
             raise _fail(f"{p}.id", f"duplicate node id {nid!r}")
         index[nid] = i
@@ -327,7 +335,7 @@ def parse_graph_problem(problem: dict[str, Any]) -> GraphProblem:
         obj = _obj(item, p)
         ends = []
         for key in ("from", "to"):
-            ref = _pick_id(_field(obj, key, p), f"{p}.{key}")
+            ref = _node_id(_field(obj, key, p), f"{p}.{key}")
             if ref not in index:
                 raise _fail(f"{p}.{key}", f"unknown node {ref!r}")
             ends.append(index[ref])
@@ -345,7 +353,7 @@ def parse_graph_problem(problem: dict[str, Any]) -> GraphProblem:
         if not isinstance(one_way, bool):
             raise _fail(f"{p}.one_way", f"must be true or false, got {one_way!r}")
         edges.append(GraphEdge(u, v, length, one_way))
-    depot_ref = _pick_id(_field(lay, "depot", "layout"), "layout.depot")
+    depot_ref = _node_id(_field(lay, "depot", "layout"), "layout.depot")
     if depot_ref not in index:
         raise _fail("layout.depot", f"unknown node {depot_ref!r}")
     layout = GraphLayout(tuple(index), tuple(coords), tuple(edges), index[depot_ref])
@@ -356,7 +364,7 @@ def parse_graph_problem(problem: dict[str, Any]) -> GraphProblem:
         if problem.get(key) is not None:
             raise _fail(key, "not supported for graph layouts (only for kind 'blocks')")
     picks: list[GraphPick] = []
-    seen: dict[str, int] = {}
+    seen: dict[PickId, int] = {}
     for i, item in enumerate(raw_picks):
         p = f"picks[{i}]"
         obj = _obj(item, p)

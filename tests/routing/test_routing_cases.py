@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import random
 from typing import Any
 
@@ -265,3 +266,41 @@ def test_error_is_a_project_error_with_a_code() -> None:
         route(broken("picks.1.y", 40.0))
     assert info.value.code == "routing_problem_invalid"
     assert str(info.value) == "picks[1].y: 40.0 lies on cross aisle 2"
+
+
+# ------------------------------------------------------------------ outside the exact model
+
+
+@pytest.mark.parametrize("n", [6, 14])
+def test_five_blocks_fall_back_to_search_with_consistent_legs(n: int) -> None:
+    rnd = random.Random(n)
+    problem = {
+        "layout": {**layout(aisles=6, blocks=5), "block_length_m": 8.0},
+        "picks": [
+            {
+                "id": f"P{i}",
+                "aisle": rnd.randrange(6),
+                "y": rnd.randrange(5) * 8 + rnd.randint(1, 7),
+            }
+            for i in range(n)
+        ],
+    }
+    result = route(problem)
+    optimum = optimal_length(problem) if n <= 8 else None
+    assert result["optimal"] is (n <= 8)
+    assert result["algorithm"] == ("held-karp" if n <= 8 else "local-search")
+    assert mm(sum(result["legs_m"])) == mm(result["length_m"])
+    if optimum is not None:
+        assert mm(result["length_m"]) == optimum
+    walk = result["waypoints"]
+    assert walk[0] == walk[-1] == [0.0, 0.0]
+    walked = sum(abs(a[0] - b[0]) + abs(a[1] - b[1]) for a, b in itertools.pairwise(walk))
+    assert walked == pytest.approx(result["length_m"], abs=0.01)
+
+
+def test_integer_ids_come_back_as_given() -> None:
+    problem = {
+        "layout": layout(),
+        "picks": [{"id": 7, "aisle": 1, "y": 3.0}, {"id": "7", "aisle": 2, "y": 3.0}],
+    }
+    assert sorted(route(problem)["sequence"], key=str) == [7, "7"]
