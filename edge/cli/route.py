@@ -59,7 +59,9 @@ def route_command(problem_file: str, compare: bool) -> None:
     problem = _load(problem_file)
     try:
         result = route(problem)
-        heuristics = heuristic_lengths(problem) if compare else {}
+        # the classic heuristics exist for conventional layouts only
+        blocks = problem["layout"].get("kind") == "blocks"
+        heuristics = heuristic_lengths(problem) if compare and blocks else {}
     except ValueError as exc:
         raise _fail(str(exc)) from exc
     if not compare:
@@ -70,6 +72,8 @@ def route_command(problem_file: str, compare: bool) -> None:
     best = result["length_m"]
     label = "optimal" if result["optimal"] else "best found"
     click.echo(f"{label + ' (' + result['algorithm'] + ')':<34} {best:10.3f} m")
+    if not heuristics:
+        click.echo("(the classic heuristics are defined for 'blocks' layouts only)")
     for name, length in heuristics.items():
         extra = f"+{(length - best) / best * 100:.1f} %" if best > 0 else "+0.0 %"
         click.echo(f"{name:<34} {length:10.3f} m   {extra}")

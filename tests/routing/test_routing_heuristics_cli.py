@@ -163,3 +163,19 @@ def test_cli_in_a_real_process(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: layout.aisles: missing"
+
+
+def test_cli_compare_on_a_graph_layout(tmp_path: Path) -> None:
+    problem = {
+        "layout": {
+            "kind": "graph",
+            "nodes": [{"id": "D", "x": 0, "y": 0}, {"id": "A", "x": 0, "y": 10}],
+            "edges": [{"from": "D", "to": "A"}],
+            "depot": "D",
+        },
+        "picks": [{"id": "p", "edge": 0, "offset_m": 4.0}],
+    }
+    result = CliRunner().invoke(route_command, [write(tmp_path, problem), "--compare"])
+    assert result.exit_code == 0, result.output
+    assert "8.000 m" in result.stdout
+    assert "blocks" in result.stdout
