@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("edge.cli.decode:decode_command", "Explain what a scanned code or EPC means."),
     "listen": ("edge.cli.listen:listen_command", "Print decoded events of configured devices."),
     "sim": ("edge.cli.sim:sim_group", "Run a device or cloud simulator."),
+    "sync": ("edge.cli.sync:sync_group", "Sync with the cloud: status of the outbox."),
+    "pda": ("edge.cli.pda:pda_group", "Enrol, list and revoke PDA handhelds."),
+    "picker": ("edge.cli.pda:picker_group", "Add a picker or supervisor locally."),
 }
 
 
@@ -35,13 +38,7 @@ class LazyGroup(click.Group):
         if entry is None:
             return None
         module_name, _, attr = entry[0].partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return None  # the command's module is not part of this build
-        command: click.Command = getattr(module, attr)
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
