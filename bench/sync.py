@@ -1,0 +1,198 @@
+"""Sync benchmark: drain an outage backlog to the cloud simulator over loopback.
+
+    .venv/bin/python bench/sync.py            # 500,000 events (≈ 72 h of a busy zone)
+    .venv/bin/python bench/sync.py --quick    # 50,000 events
+
+Figures printed:
+
+- drain rate (events/s) of the uploader from a backlog of N events to the
+  cloud simulator running in its own process on loopback (msgpack batches,
+  raw payload pass-through, one transaction per ack);
+- peak RSS (VmHWM) of the draining process — the backlog is built by a child
+  process so its page cache does not count;
+- scan-commit latency p50/p99 of concurrent store writes during the drain (a
+  stand-in for floor latency until the PDA API exists: one ``store.write`` of
+  stock_delta + pick_confirmed every 20 ms, as a busy picker's scans would);
+- durable outbox commit rate on this machine (``synchronous=FULL``), with 1
+  and 2 events per transaction.
+
+Goals: ≥ 20,000 events/s drained with RSS ≤ 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cloud_sync.client import SyncClient  # noqa: E402
+from cloud_sync.uploader import Uploader  # noqa: E402
+from edge.store import Store, Transaction  # noqa: E402
+from edge.store.outbox import send_state  # noqa: E402
+
+BOX = "bench-box"
+SECRET = "bench-secret"
+
+
+def fact(tx: Transaction, rng: random.Random, n: int) -> None:
+    sku, loc = f"SKU-{rng.randrange(2000):05d}", f"A{rng.randrange(40):02d}-{rng.randrange(60):02d}"
+    qty = rng.randint(1, 4)
+    tx.append_event(
+        "stock_delta",
+        {"sku": sku, "location": loc, "qty": -qty, "reason": "pick", "ref": f"T{n:08d}",
+         "lot": None},
+    )
+    tx.append_event(
+        "pick_confirmed",
+        {"task": f"T{n:08d}", "order": f"O{n:08d}", "line": 1, "sku": sku, "location": loc,
+         "qty": qty, "picker": f"p{rng.randrange(30)}", "codes": [f"0104000000{n % 10**6:06d}"]},
+    )
+
+
+def build(path: Path, events: int) -> None:
+    rng = random.Random(1)
+    with Store.open(path, box_id=BOX) as store:
+        n = 0
+        while n * 2 < events:
+            with store.transaction() as tx:
+                for _ in range(min(2500, (events - n * 2 + 1) // 2)):
+                    fact(tx, rng, n)
+                    n += 1
+
+
+def vm_hwm_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def drain(path: Path, url: str, batch_events: int) -> dict[str, float]:
+    store = Store.open(path, box_id=BOX)
+    _, _, next_seq = send_state(store)
+    total = next_seq - 1
+    latencies: list[float] = []
+    stop = asyncio.Event()
+
+    async def floor() -> None:
+        rng = random.Random(2)
+        n = 10**7
+        while not stop.is_set():
+            started = time.perf_counter()
+            await store.write(lambda tx, n=n: fact(tx, rng, n))
+            latencies.append((time.perf_counter() - started) * 1000)
+            n += 1
+            await asyncio.sleep(0.02)
+
+    async with SyncClient(url, BOX, SECRET, timeout_s=30) as client:
+        up = Uploader(store, client, batch_max_events=batch_events, batch_max_bytes=1_048_576)
+        floor_task = asyncio.create_task(floor())
+        started = time.perf_counter()
+        acked = 0
+        while acked < total:
+            acked = await up.send_all()
+        seconds = time.perf_counter() - started
+        stop.set()
+        await floor_task
+        await up.send_all()  # the floor's own events too
+    store.close()
+    latencies.sort()
+    return {
+        "events": total,
+        "seconds": seconds,
+        "rate": total / seconds,
+        "rss_mb": vm_hwm_mb(),
+        "p50_ms": statistics.median(latencies) if latencies else float("nan"),
+        "p99_ms": latencies[int(len(latencies) * 0.99)] if latencies else float("nan"),
+        "floor_commits": len(latencies),
+    }
+
+
+def commit_rate(path: Path, per_tx: int, seconds: float = 3.0) -> float:
+    rng = random.Random(3)
+    with Store.open(path, box_id=BOX) as store:
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            with store.transaction() as tx:
+                if per_tx == 1:
+                    tx.append_event(
+                        "stock_delta",
+                        {"sku": "S", "location": "L", "qty": -1, "reason": "pick", "ref": None,
+                         "lot": None},
+                    )
+                else:
+                    fact(tx, rng, count)
+            count += 1
+        return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=500_000)
+    ap.add_argument("--quick", action="store_true", help="50,000 events")
+    ap.add_argument("--batch-events", type=int, default=5000,
+                    help="cloud.batch_max_events for the drain (default 5000)")
+    ap.add_argument("--build", nargs=2, metavar=("DB", "N"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.build:
+        build(Path(args.build[0]), int(args.build[1]))
+        return
+    events = 50_000 if args.quick else args.events
+    with tempfile.TemporaryDirectory(prefix="pickedge-bench-") as tmp:
+        d = Path(tmp)
+        db = d / "box.db"
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--build", str(db), str(events)], check=True)
+        build_s = time.perf_counter() - t0
+        secret = d / "secret"
+        secret.write_text(SECRET)
+        sim = subprocess.Popen(
+            [sys.executable, "-m", "simulators.cloud", "--port", "0", "--secret-file",
+             str(secret), "--tasks", "0"],
+            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )
+        try:
+            assert sim.stdout is not None
+            url = sim.stdout.readline().split()[-1]
+            result = asyncio.run(drain(db, url, args.batch_events))
+        finally:
+            sim.terminate()
+            sim.wait(timeout=10)
+        rate1 = commit_rate(d / "c1.db", 1)
+        rate2 = commit_rate(d / "c2.db", 2)
+
+    print(f"\nPickEdge sync benchmark — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    print(f"backlog of {events:,} events built in {build_s:.1f} s (child process)\n")
+    rows = [
+        ("backlog drained", f"{result['events']:,} events in {result['seconds']:.1f} s"),
+        ("drain rate", f"{result['rate']:,.0f} events/s   (goal ≥ 20,000)"),
+        ("peak RSS of the drainer", f"{result['rss_mb']:.0f} MB   (goal ≤ 150 MB, VmHWM)"),
+        ("batch size", f"{args.batch_events} events / ≤ 1 MiB"),
+        ("floor commit p50 / p99", f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f} ms during "
+         f"the drain ({result['floor_commits']} commits; stand-in: store writes, no PDA API yet)"),
+        ("durable commits, 1 event/tx", f"{rate1:,.0f} tx/s (synchronous=FULL)"),
+        ("durable commits, 2 events/tx", f"{rate2:,.0f} tx/s (synchronous=FULL)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print(f"{'figure':<{width}}  value")
+    print(f"{'-' * width}  {'-' * 40}")
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
+if __name__ == "__main__":
+    main()
