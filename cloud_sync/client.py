@@ -16,7 +16,7 @@ uploader and the downloader. It promises:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -24,11 +24,17 @@ from yarl import URL
 
 from cloud_sync.codec import MSGPACK, decode_answer
 from cloud_sync.signing import BOX_HEADER, HEADER, Signer
-from edge.config import Secret
 from edge.errors import PickEdgeError
 
 BATCHES_PATH = "/sync/v1/batches"
 CHANGES_PATH = "/sync/v1/changes"
+
+
+class SecretLike(Protocol):
+    """What :class:`edge.config.Secret` offers (not imported: it would pull in
+    the device layer through the config module)."""
+
+    def reveal(self) -> str: ...
 
 
 class SyncError(PickEdgeError):
@@ -61,7 +67,7 @@ class SyncClient:
         self,
         base_url: str,
         box_id: str,
-        secret: Secret | str | bytes,
+        secret: SecretLike | str | bytes,
         *,
         timeout_s: float = 10.0,
         accept: str = MSGPACK,
@@ -72,7 +78,7 @@ class SyncClient:
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
         self.box_id = box_id
-        self._signer = Signer(secret.reveal() if isinstance(secret, Secret) else secret)
+        self._signer = Signer(secret if isinstance(secret, str | bytes) else secret.reveal())
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._accept = accept
         self._session: aiohttp.ClientSession | None = None

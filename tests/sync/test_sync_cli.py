@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from cloud_sync.client import SyncClient
 from cloud_sync.metrics import SyncMetrics
 from cloud_sync.receiver import Receiver
 from edge.cli.sync import sync_group
+from edge.config import Secret
 from edge.store import Store
 from simulators.cloud import CloudSimulator, Faults
 
@@ -106,3 +108,20 @@ async def test_simulator_runs_as_a_process_and_stops_on_sigterm(tmp_path: Path) 
     r = Receiver(tmp_path / "cloud.db")
     assert r.count(BOX) == 6
     r.close()
+
+
+def test_cloud_sync_does_not_load_the_device_layer_at_run_time() -> None:
+    code = (
+        "import sys, cloud_sync.uploader, cloud_sync.downloader, cloud_sync.metrics, "
+        "simulators.cloud; print(sorted(m for m in sys.modules if m.split('.')[0] == 'devices'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+async def test_client_takes_the_configs_secret_object(store: Store) -> None:
+    write_moves(store, 1)
+    async with CloudSimulator(SECRET) as sim:
+        async with SyncClient(sim.url, BOX, Secret(SECRET, "test")) as client:
+            assert "s3cret" not in repr(client)
+            assert await uploader(store, client).send_all() == 2
