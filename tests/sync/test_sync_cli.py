@@ -121,7 +121,9 @@ def test_cloud_sync_does_not_load_the_device_layer_at_run_time() -> None:
 
 async def test_client_takes_the_configs_secret_object(store: Store) -> None:
     write_moves(store, 1)
-    async with CloudSimulator(SECRET) as sim:
-        async with SyncClient(sim.url, BOX, Secret(SECRET, "test")) as client:
-            assert "s3cret" not in repr(client)
-            assert await uploader(store, client).send_all() == 2
+    async with (
+        CloudSimulator(SECRET) as sim,
+        SyncClient(sim.url, BOX, Secret(SECRET, "test")) as client,
+    ):
+        assert "s3cret" not in repr(client)
+        assert await uploader(store, client).send_all() == 2
