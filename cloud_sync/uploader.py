@@ -133,6 +133,9 @@ class Uploader:
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uploader-io")
         self._last_prune = -float("inf")
         self._draining = False
+        # epochs this process started: a fresh random epoch cannot really
+        # conflict, so a conflict on one is a confused cloud, not a new epoch
+        self._fresh_epochs: set[str] = set()
         self._in_flight = asyncio.Lock()
         #: the last error text (also in sync_state.last_error)
         self.last_error: str | None = None
@@ -390,6 +393,12 @@ class Uploader:
         return Step.SENT
 
     async def _new_epoch(self, epoch: str, error: dict[str, Any]) -> Step:
+        if epoch in self._fresh_epochs and send_state(self.store)[1] == 0:
+            return await self._fail(
+                f"epoch_conflict on epoch {epoch}, which this box just started",
+                alert=("sync_batch_rejected", "crit", "the cloud refuses a fresh epoch"),
+            )
+
         def conflict(tx: Transaction) -> tuple[str, str, int]:
             old, new, moved = start_new_epoch(tx)
             raise_alert(
@@ -404,6 +413,7 @@ class Uploader:
             return old, new, moved
 
         old, new, moved = await self.store.write(conflict)
+        self._fresh_epochs.add(new)
         if self._open_alerts is not None:
             self._open_alerts.add("sync_epoch_conflict")
         log.error(

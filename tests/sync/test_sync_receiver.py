@@ -7,11 +7,14 @@ from typing import Any
 
 import aiohttp
 import msgpack
-from sync_helpers import BOX, SECRET
+from sync_helpers import BOX, SECRET, uploader, write_moves
 
+from cloud_sync.client import SyncClient
 from cloud_sync.codec import encode_batch
-from cloud_sync.receiver import ChangeFeed, Receiver
+from cloud_sync.receiver import Answer, ChangeFeed, Receiver
 from cloud_sync.signing import Signer
+from cloud_sync.uploader import Step
+from edge.store import Store
 from edge.store.db import OutboxEvent
 from simulators.cloud import CloudSimulator
 
@@ -97,3 +100,19 @@ async def test_simulator_refuses_unsigned_and_wrongly_signed_requests() -> None:
             assert msgpack.unpackb(payload) == {"acked": 3}
             assert Signer(SECRET).verify_answer(resp.headers["X-Signature"], 200, path, payload)
         assert sim.receiver.count(BOX) == 3
+
+
+async def test_a_cloud_that_conflicts_every_epoch_gets_one_new_epoch_not_a_storm(
+    store: Store,
+) -> None:
+    write_moves(store, 3)
+    async with CloudSimulator(SECRET) as sim, SyncClient(sim.url, BOX, SECRET) as client:
+        # a confused cloud: every batch "conflicts"
+        sim.receiver.apply = lambda batch: Answer(  # type: ignore[method-assign]
+            409, {"error": {"code": "epoch_conflict"}}
+        )
+        up = uploader(store, client)
+        steps = [await up.step() for _ in range(5)]
+    assert steps[0] is Step.SENT  # the first conflict: a new epoch, as the contract says
+    assert steps[1:] == [Step.RETRY] * 4  # then back-off, not an epoch per request
+    assert store.query("SELECT count(*) AS n FROM epochs")[0]["n"] == 2
