@@ -90,6 +90,7 @@ class _Transitions:
         self.lock = threading.Lock()
         self.states: list[State] = []
         self.ids: dict[State, int] = {}
+        self.dom: dict[int, tuple[int, ...]] = {}
         self.vert: dict[tuple[int, Option], list[int]] = {}
         self.horiz: dict[
             tuple[tuple[int, ...], bool], list[list[tuple[int, int, tuple[int, ...]]] | None]
@@ -110,6 +111,19 @@ class _Transitions:
                 self.states.append(state)
                 self.ids[state] = sid
             return sid
+
+    def dominators(self, sid: int) -> tuple[int, ...]:
+        """States with the same degree classes whose components are coarser.
+
+        Whatever completes the finer state completes the coarser one at the same
+        cost (joining components only relaxes the connectivity conditions), so a
+        coarser state that is no dearer makes the finer one redundant.
+        """
+        found = self.dom.get(sid)
+        if found is None:
+            found = tuple(self.intern(c) for c in _coarsenings(self.states[sid]))
+            self.dom[sid] = found
+        return found
 
     def vtable(self, b: int, opt: Option) -> list[int]:
         table = self.vert.get((b, opt))
@@ -160,6 +174,23 @@ def _canon(codes: Iterable[int]) -> State:
             lab = names.setdefault(c // 3, len(names))
             out.append(3 * lab + c % 3)
     return tuple(out)
+
+
+def _coarsenings(state: State) -> list[State]:
+    """Every state obtained by joining two or more components of ``state``."""
+    labels = sorted({c // 3 for c in state if c})
+    out: set[State] = set()
+
+    def merge(assign: dict[int, int], k: int) -> None:
+        if k == len(labels):
+            if len(set(assign.values())) < len(labels):
+                out.add(_canon(3 * assign[c // 3] + c % 3 if c else 0 for c in state))
+            return
+        for target in {*assign.values(), labels[k]}:
+            merge({**assign, labels[k]: target}, k + 1)
+
+    merge({}, 0)
+    return sorted(out)
 
 
 def _bump(code: int, copies: int, label: int) -> int:
@@ -388,6 +419,21 @@ def _columns(problem: BlockProblem) -> list[_Column]:
 # --------------------------------------------------------------------------- solver
 
 
+def _prune(memo: _Transitions, costs: dict[int, int]) -> None:
+    """Drop states a coarser, no dearer state makes redundant (see dominators)."""
+    known = memo.dom
+    for sid in list(costs):
+        doms = known.get(sid)
+        if doms is None:
+            doms = memo.dominators(sid)
+        if doms:
+            c = costs[sid]
+            for d in doms:
+                if costs.get(d, _INF) <= c:
+                    del costs[sid]
+                    break
+
+
 def solve_blocks(problem: BlockProblem) -> BlockSolution:
     """The provably shortest walk start → every pick → end (start = end = depot by default)."""
     lay = problem.layout
@@ -467,6 +513,7 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
                 if nc < get(ns, _INF):
                     nxt[ns] = nc
                     bk[ns] = (sid, hs)
+        _prune(memo, nxt)  # after the cross-aisle step only: there it pays for itself
         cur = nxt
         back.append(bk)
         steps.append((j, -1))
