@@ -32,6 +32,7 @@ from edge.store.outbox import clear_alerts, raise_alert
 
 if TYPE_CHECKING:
     from cloud_sync.metrics import SyncMetrics
+    from edge.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,19 @@ class Downloader(Generic[R]):
         self._open_alerts: set[str] | None = None
         self.backoff_s = 0.0
         self.last_error: str | None = None
+
+    @classmethod
+    def from_config(
+        cls, store: Store, cfg: Config, client: SyncClient, apply: ApplyFn[R], **kwargs: Any
+    ) -> Downloader[R]:
+        return cls(
+            store,
+            client,
+            apply,
+            pull_interval_s=cfg.cloud.pull_interval_s,
+            backoff_max_s=cfg.cloud.backoff_max_s,
+            **kwargs,
+        )
 
     async def run(self) -> None:
         while True:

@@ -380,6 +380,8 @@ class Uploader:
         if self._open_alerts:
             self._open_alerts.clear()
         self._from = max(self._from, upto)
+        if self._attempt:
+            log.info("upload: the cloud acks again after %d failed attempts", self._attempt)
         self._attempt = 0
         self.backoff_s = 0.0
         self.last_error = None

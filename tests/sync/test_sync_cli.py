@@ -127,3 +127,32 @@ async def test_client_takes_the_configs_secret_object(store: Store) -> None:
     ):
         assert "s3cret" not in repr(client)
         assert await uploader(store, client).send_all() == 2
+
+
+async def test_components_from_a_config_file(tmp_path: Path) -> None:
+    from cloud_sync.downloader import Downloader
+    from cloud_sync.uploader import Uploader
+    from edge.config import load_config
+    from edge.daemon import Component
+    from edge.masterdata import apply_changes
+    from simulators.cloud import task_feed
+
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    async with CloudSimulator(SECRET, feed=task_feed(tasks=2)) as sim:
+        path = config(tmp_path)
+        path.write_text(
+            path.read_text().replace("[box]\n", '[box]\nsecret_file = "secret"\n')
+            + f'\n[cloud]\nurl = "{sim.url}"\nbatch_max_events = 4\ntimeout_s = 2.0\n'
+        )
+        cfg = load_config(path, env={})
+        with Store.open(cfg.store_path(), box_id=cfg.box.id) as store:
+            write_moves(store, 5)
+            async with SyncClient.from_config(cfg) as client:
+                up = Uploader.from_config(store, cfg, client)
+                down = Downloader.from_config(store, cfg, client, apply_changes)
+                assert isinstance(up, Component) and isinstance(down, Component)
+                assert (up.name, down.name, up.batch_max_events) == ("uploader", "downloader", 4)
+                assert await up.send_all() == 10
+                assert await down.pull_all() == 1
+            assert store.query("SELECT count(*) AS n FROM tasks")[0]["n"] == 2
+        assert sim.stats["batches", "200"] == 3
