@@ -50,13 +50,27 @@ def fact(tx: Transaction, rng: random.Random, n: int) -> None:
     qty = rng.randint(1, 4)
     tx.append_event(
         "stock_delta",
-        {"sku": sku, "location": loc, "qty": -qty, "reason": "pick", "ref": f"T{n:08d}",
-         "lot": None},
+        {
+            "sku": sku,
+            "location": loc,
+            "qty": -qty,
+            "reason": "pick",
+            "ref": f"T{n:08d}",
+            "lot": None,
+        },
     )
     tx.append_event(
         "pick_confirmed",
-        {"task": f"T{n:08d}", "order": f"O{n:08d}", "line": 1, "sku": sku, "location": loc,
-         "qty": qty, "picker": f"p{rng.randrange(30)}", "codes": [f"0104000000{n % 10**6:06d}"]},
+        {
+            "task": f"T{n:08d}",
+            "order": f"O{n:08d}",
+            "line": 1,
+            "sku": sku,
+            "location": loc,
+            "qty": qty,
+            "picker": f"p{rng.randrange(30)}",
+            "codes": [f"0104000000{n % 10**6:06d}"],
+        },
     )
 
 
@@ -131,8 +145,14 @@ def commit_rate(path: Path, per_tx: int, seconds: float = 3.0) -> float:
                 if per_tx == 1:
                     tx.append_event(
                         "stock_delta",
-                        {"sku": "S", "location": "L", "qty": -1, "reason": "pick", "ref": None,
-                         "lot": None},
+                        {
+                            "sku": "S",
+                            "location": "L",
+                            "qty": -1,
+                            "reason": "pick",
+                            "ref": None,
+                            "lot": None,
+                        },
                     )
                 else:
                     fact(tx, rng, count)
@@ -144,8 +164,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=500_000)
     ap.add_argument("--quick", action="store_true", help="50,000 events")
-    ap.add_argument("--batch-events", type=int, default=5000,
-                    help="cloud.batch_max_events for the drain (default 5000)")
+    ap.add_argument(
+        "--batch-events",
+        type=int,
+        default=5000,
+        help="cloud.batch_max_events for the drain (default 5000)",
+    )
     ap.add_argument("--build", nargs=2, metavar=("DB", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.build:
@@ -161,9 +185,20 @@ def main() -> None:
         secret = d / "secret"
         secret.write_text(SECRET)
         sim = subprocess.Popen(
-            [sys.executable, "-m", "simulators.cloud", "--port", "0", "--secret-file",
-             str(secret), "--tasks", "0"],
-            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "simulators.cloud",
+                "--port",
+                "0",
+                "--secret-file",
+                str(secret),
+                "--tasks",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
         try:
             assert sim.stdout is not None
@@ -182,8 +217,12 @@ def main() -> None:
         ("drain rate", f"{result['rate']:,.0f} events/s   (goal ≥ 20,000)"),
         ("peak RSS of the drainer", f"{result['rss_mb']:.0f} MB   (goal ≤ 150 MB, VmHWM)"),
         ("batch size", f"{args.batch_events} events / ≤ 1 MiB"),
-        ("floor commit p50 / p99", f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f} ms during "
-         f"the drain ({result['floor_commits']} commits; stand-in: store writes, no PDA API yet)"),
+        (
+            "floor commit p50 / p99",
+            f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f} ms during "
+            f"the drain ({result['floor_commits']} commits; stand-in: store writes, "
+            "no PDA API yet)",
+        ),
         ("durable commits, 1 event/tx", f"{rate1:,.0f} tx/s (synchronous=FULL)"),
         ("durable commits, 2 events/tx", f"{rate2:,.0f} tx/s (synchronous=FULL)"),
     ]
