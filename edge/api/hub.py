@@ -56,13 +56,20 @@ class PdaHub:
         )
 
     def deliver(self, notices: Iterable[Any]) -> None:
-        """Push master-data notices (objects with ``picker``, ``task`` and an
-        optional ``message``); notices without a picker are ignored."""
+        """Push master-data notices (``edge.masterdata.Notice``: ``kind``,
+        ``task``, ``pickers``) to the pickers they concern."""
         for notice in notices:
-            picker = getattr(notice, "picker", None)
+            kind = getattr(notice, "kind", "task_cancelled")
             task = getattr(notice, "task", None)
-            if picker and task:
-                self.task_cancelled(str(picker), str(task), getattr(notice, "message", None))
+            pickers = tuple(getattr(notice, "pickers", ()) or ())
+            single = getattr(notice, "picker", None)
+            if single:
+                pickers += (str(single),)
+            for picker in pickers:
+                if kind == "task_cancelled" and task:
+                    self.task_cancelled(str(picker), str(task), getattr(notice, "message", None))
+                elif kind == "picker_deactivated":
+                    self.push(str(picker), {"type": "message", "text": "you were signed off"})
 
     async def _send(self, picker: str, ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
         try:

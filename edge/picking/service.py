@@ -135,6 +135,21 @@ class PickingService:
         self.start_tasks = start_tasks
         self._pitch = float(layout.get("aisle_pitch_m", 1.0)) if layout else 1.0
         self._listeners: list[Listener] = []
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Route one tour now: the engine memoises its transitions per layout on
+        first use (tens of ms), which must not land on a picker's first scan."""
+        if self.layout.get("kind") != "blocks":
+            return
+        aisles, blocks = int(self.layout["aisles"]), int(self.layout["blocks"])
+        length = float(self.layout["block_length_m"])
+        spots = [
+            Spot(f"w{a}.{b}", a, b * length + length / 2)
+            for a in range(0, aisles, max(1, aisles // 4))
+            for b in range(blocks)
+        ]
+        plan_walk(self.layout, spots)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -197,6 +212,56 @@ class PickingService:
             return self._skip_tx(_Ctx(tx, picker, now_ms()), stop)
 
         return self._after_commit(await self.store.write(fn))
+
+    async def cancel_task(self, task: str) -> list[int]:
+        """Take a cancelled task's open stops out of every active tour.
+
+        Releases their reservations and re-routes the rest of each tour from
+        the picker's last stop (a tour left with nothing open is finished).
+        Pushes ``tour_rerouted``; returns the tours changed. Call it after
+        master data marked the task cancelled (``Notice`` of task_cancel).
+        """
+
+        def fn(tx: Transaction) -> Outcome:
+            ctx = _Ctx(tx, Picker("", "", "picker"), now_ms())
+            conn = tx.conn
+            tours = [
+                (int(r[0]), str(r[1]))
+                for r in conn.execute(
+                    "SELECT DISTINCT t.tour, t.picker FROM tour_stops s JOIN tours t "
+                    "ON t.tour = s.tour WHERE s.task = ? AND t.state = 'active' "
+                    "AND s.state IN ('pending', 'location_ok')",
+                    (task,),
+                )
+            ]
+            for tour, picker in tours:
+                for row in conn.execute(
+                    f"SELECT {_STOP_COLS} FROM tour_stops WHERE tour = ? AND task = ? "  # noqa: S608
+                    "AND state IN ('pending', 'location_ok')",
+                    (tour, task),
+                ).fetchall():
+                    stop = _Stop(*row)
+                    self._take_stock(conn, stop, 0, release=stop.qty - stop.picked)
+                    conn.execute(
+                        "UPDATE tour_stops SET state = 'cancelled' WHERE tour = ? AND stop = ?",
+                        (tour, stop.stop),
+                    )
+                last = conn.execute(
+                    "SELECT l.aisle, l.y FROM tour_stops s JOIN locations l "
+                    "ON l.code = s.location WHERE s.tour = ? AND s.state IN ('done', 'short') "
+                    "ORDER BY s.ord DESC LIMIT 1",
+                    (tour,),
+                ).fetchone()
+                self._reroute(ctx, tour, (int(last[0]), float(last[1])) if last else None)
+                if self._next_stop(conn, tour) is None:
+                    self._finish_tour(ctx, tour)
+                ctx.pushes.append(
+                    (picker, {"type": "tour_rerouted", "tour": self._tour_view(conn, tour)})
+                )
+            return Outcome(b"", pushes=ctx.pushes, events=len(tx.events))
+
+        outcome = self._after_commit(await self.store.write(fn))
+        return [int(m["tour"]["tour"]) for _, m in outcome.pushes]
 
     # ------------------------------------------------------------------ scan
 
