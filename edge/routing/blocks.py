@@ -45,7 +45,6 @@ _CLOSED: State = (-1,)
 _OPTIONS: list[Option] = [(d_b, d_t, j) for d_b in range(3) for d_t in range(3) for j in range(2)]
 _OPT_CODE: dict[Option, int] = {opt: i for i, opt in enumerate(_OPTIONS)}
 _NONE: Option = (0, 0, 0)
-_NONE_CODE = _OPT_CODE[_NONE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,8 +471,9 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
             items = list(cur.items())
             if _NONE in sub.options:
                 # "walk none of it" (empty sub-aisle) leaves every state as it is
+                # (a state with no back-pointer at this step came this way)
                 nxt: dict[int, int] = dict(items)
-                bk: dict[int, Any] = {sid: sid * 32 + _NONE_CODE for sid in cur}
+                bk: dict[int, Any] = {}
             else:
                 nxt = {}
                 bk = {}
@@ -531,11 +531,14 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
     hchoice: dict[int, tuple[int, ...]] = {}
     k, s, j_close = best_at
     for idx in range(k - 1, -1, -1):
-        entry = back[idx][s]
+        entry = back[idx].get(s, -1)
         j, b = steps[idx]
         if b >= 0:
-            s, code = divmod(entry, 32)
-            vchoice[(j, b)] = _OPTIONS[code]
+            if entry < 0:
+                vchoice[(j, b)] = _NONE
+            else:
+                s, code = divmod(entry, 32)
+                vchoice[(j, b)] = _OPTIONS[code]
         else:
             s, hchoice[j] = entry
     return _rebuild(problem, cols[: j_close + 1], vchoice, hchoice, best)
