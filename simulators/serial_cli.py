@@ -39,6 +39,25 @@ _link_option = click.option(
     default=None,
     help="Stable symlink to the pty (survives disconnects), e.g. /tmp/scanner0.",
 )
+
+
+def _tag_options(f: Any) -> Any:
+    f = click.option(
+        "--epc",
+        "epcs",
+        multiple=True,
+        help="EPC hex of a tag in the field (replaces --tags). Repeatable.",
+    )(f)
+    return click.option(
+        "--tags",
+        "n_tags",
+        type=int,
+        default=5,
+        show_default=True,
+        help="SGTIN-96 tags in the field.",
+    )(f)
+
+
 _seed_option = click.option("--seed", type=int, default=None, help="Random seed of the faults.")
 
 
@@ -138,15 +157,7 @@ async def _serve_reader(
 
 
 @click.command("rfid-a0")
-@click.option(
-    "--tags", "n_tags", type=int, default=5, show_default=True, help="SGTIN-96 tags in the field."
-)
-@click.option(
-    "--epc",
-    "epcs",
-    multiple=True,
-    help="EPC hex of a tag in the field (replaces --tags). Repeatable.",
-)
+@_tag_options
 @click.option("--address", type=int, default=1, show_default=True)
 @click.option(
     "--error-code",
@@ -192,15 +203,7 @@ def rfid_a0_command(
 
 
 @click.command("rfid-m100")
-@click.option(
-    "--tags", "n_tags", type=int, default=5, show_default=True, help="SGTIN-96 tags in the field."
-)
-@click.option(
-    "--epc",
-    "epcs",
-    multiple=True,
-    help="EPC hex of a tag in the field (replaces --tags). Repeatable.",
-)
+@_tag_options
 @click.option(
     "--round-ms",
     type=float,

@@ -27,11 +27,10 @@ import contextlib
 import os
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from devices.framing import a0, m100
-from simulators.serial_scanner import FaultInjector, Faults, Pty
+from simulators.serial_scanner import Faults, PtySimulator
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +54,8 @@ def sgtin_population(n: int, *, start: int = 1) -> list[Tag]:
     ]
 
 
-class _ReaderSimulator(abc.ABC):
-    """What both reader simulators share: the pty, faults, command counting."""
+class _ReaderSimulator(PtySimulator, abc.ABC):
+    """What both reader simulators share: answering commands, counting them."""
 
     def __init__(
         self,
@@ -65,11 +64,8 @@ class _ReaderSimulator(abc.ABC):
         faults: Faults | None = None,
         link: str | os.PathLike[str] | None = None,
     ) -> None:
+        super().__init__(faults=faults, link=link)
         self.tags: list[Tag] = list(tags)
-        self.faults = faults or Faults()
-        self.injector = FaultInjector(self.faults)
-        self._link = link
-        self._pty: Pty | None = None
         self.commands = 0
         self.frames_sent = 0
         self._command_seen = asyncio.Condition()
@@ -77,31 +73,13 @@ class _ReaderSimulator(abc.ABC):
         self._write_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def pty(self) -> Pty:
-        if self._pty is None:
-            raise RuntimeError("simulator not started")
-        return self._pty
+    async def start(self) -> None:
+        await super().start()
+        self.pty.start_reading(self._on_data)
 
-    @property
-    def path(self) -> str:
-        return self.pty.path
-
-    async def __aenter__(self) -> _ReaderSimulator:
-        self._pty = Pty(link=self._link)
-        self._pty.start_reading(self._on_data)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
         await self._stop_tasks()
-        if self._pty is not None:
-            self._pty.close()
-            self._pty = None
+        await super().stop()
 
     async def _stop_tasks(self) -> None:
         for task in list(self._tasks):
@@ -152,7 +130,7 @@ class _ReaderSimulator(abc.ABC):
     async def disconnect(self) -> None:
         """Hang up and offer a new pty behind the same path; polling stops."""
         await self._stop_tasks()
-        self.pty.reopen()
+        await super().disconnect()
 
 
 class A0ReaderSimulator(_ReaderSimulator):
@@ -172,10 +150,6 @@ class A0ReaderSimulator(_ReaderSimulator):
         self.error_code = error_code
         self.framer = a0.A0Framer()
         self.total_reads = 0
-
-    async def __aenter__(self) -> A0ReaderSimulator:
-        await super().__aenter__()
-        return self
 
     def _on_data(self, data: bytes) -> None:
         for frame in self.framer.feed(data):
@@ -224,10 +198,6 @@ class M100ReaderSimulator(_ReaderSimulator):
         self.framer = m100.M100Framer()
         self._poll_generation = 0
         self.rounds = 0
-
-    async def __aenter__(self) -> M100ReaderSimulator:
-        await super().__aenter__()
-        return self
 
     def _on_data(self, data: bytes) -> None:
         for frame in self.framer.feed(data):

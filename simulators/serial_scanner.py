@@ -9,7 +9,8 @@ at a time, random splits, several frames glued in one write, junk between
 frames, bit flips, truncated frames. ``disconnect()`` closes the pty (the
 driver sees EOF/EIO) and opens a new one behind the same symlink.
 
-:class:`Pty` and :class:`Faults` are shared with ``simulators.serial_rfid``.
+:class:`Pty`, :class:`Faults` and :class:`PtySimulator` are shared with
+``simulators.serial_rfid``.
 Used by tests, ``bench/ingest_serial.py`` and ``pickedge sim scanner``.
 """
 
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from devices.framing.lines import Suffix, encode_line
 
@@ -231,7 +233,60 @@ class Pty:
             self._tmpdir = None
 
 
-class ScannerSimulator:
+class PtySimulator:
+    """A device on a pty with a fault injector; an async context manager.
+
+    Subclasses add what the device says; ``path`` is what a driver opens.
+    """
+
+    def __init__(
+        self,
+        *,
+        faults: Faults | None = None,
+        link: str | os.PathLike[str] | None = None,
+        junk_alphabet: bytes | None = None,
+    ) -> None:
+        self.faults = faults or Faults()
+        self.injector = FaultInjector(self.faults, junk_alphabet=junk_alphabet)
+        self._link = link
+        self._pty: Pty | None = None
+
+    @property
+    def pty(self) -> Pty:
+        if self._pty is None:
+            raise RuntimeError("simulator not started")
+        return self._pty
+
+    @property
+    def path(self) -> str:
+        return self.pty.path
+
+    async def start(self) -> None:
+        self._pty = Pty(link=self._link)
+
+    async def stop(self) -> None:
+        if self._pty is not None:
+            self._pty.close()
+            self._pty = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def disconnect(self) -> None:
+        """Close the pty (the driver sees a hang-up) and open a new one at ``path``."""
+        self.pty.reopen()
+
+
+class ScannerSimulator(PtySimulator):
     """A serial barcode scanner on a pty; an async context manager.
 
     >>> async with ScannerSimulator(suffix="crlf") as sim:
@@ -248,41 +303,14 @@ class ScannerSimulator:
         link: str | os.PathLike[str] | None = None,
         byte_gap: float = 0.0,
     ) -> None:
-        self.suffix: Suffix = suffix
-        self.prefix = prefix
-        self.faults = faults or Faults()
         # Line noise a real RS-232 line produces (NUL, 0xFF), not printable text:
         # printable junk on a CR/LF line is indistinguishable from a scan.
         alphabet = None if suffix == "stx-etx" else bytes([0x00, 0x11, 0x13, 0x7F, 0xFF])
-        self.injector = FaultInjector(self.faults, junk_alphabet=alphabet)
+        super().__init__(faults=faults, link=link, junk_alphabet=alphabet)
+        self.suffix: Suffix = suffix
+        self.prefix = prefix
         self.byte_gap = byte_gap
-        self._link = link
-        self._pty: Pty | None = None
         self.sent = 0
-
-    @property
-    def pty(self) -> Pty:
-        if self._pty is None:
-            raise RuntimeError("simulator not started")
-        return self._pty
-
-    @property
-    def path(self) -> str:
-        return self.pty.path
-
-    async def __aenter__(self) -> ScannerSimulator:
-        self._pty = Pty(link=self._link)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._pty is not None:
-            self._pty.close()
-            self._pty = None
 
     def encode(self, code: str, symbology: str | None = None) -> bytes:
         return encode_line(code, symbology=symbology, suffix=self.suffix, prefix=self.prefix)
@@ -305,7 +333,3 @@ class ScannerSimulator:
 
     async def send_raw(self, data: bytes) -> None:
         await self.pty.write(data)
-
-    async def disconnect(self) -> None:
-        """Close the pty (the driver sees a hang-up) and open a new one at ``path``."""
-        self.pty.reopen()

@@ -16,7 +16,6 @@ reader's configured work antenna is used).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import ClassVar
@@ -46,35 +45,18 @@ class A0ReaderDriver(SerialDriverBase):
     }
 
     async def session(self, transport: SerialTransport, emit: Emit) -> None:
-        framer = a0.A0Framer()
         command = a0.encode_inventory_command(
             int(self.option("address")), int(self.option("repeat"))
         )
         interval = int(self.option("inventory_interval_ms")) / 1000.0
-        timeout = int(self.option("response_timeout_ms")) / 1000.0
-        idle = int(self.option("idle_timeout_ms")) / 1000.0
+        answer_within = int(self.option("response_timeout_ms")) / 1000.0
         round_done = asyncio.Event()
-        round_done.set()
-        pump = asyncio.create_task(self._pump(transport, command, interval, timeout, round_done))
-        try:
-            while True:
-                if pump.done():
-                    pump.result()  # a failed write raises DeviceDisconnectedError here
-                data = await transport.read(idle)
-                now = time.time()
-                if data:
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug("device %s rx %s", self.spec.id, data[:256].hex(" "))
-                    frames = framer.feed(data)
-                else:
-                    frames = framer.flush_idle()
-                for frame in frames:
-                    await self._handle(frame, now, emit, round_done)
-                self.account(framer.stats)
-        finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+
+        async def handle(frame: a0.A0Frame, now: float) -> None:
+            await self._handle(frame, now, emit, round_done)
+
+        pump = self._pump(transport, command, interval, answer_within, round_done)
+        await self.command_loop(transport, a0.A0Framer(), pump, handle)
 
     async def _pump(
         self,
@@ -109,9 +91,7 @@ class A0ReaderDriver(SerialDriverBase):
         try:
             record = a0.parse_record(frame)
         except FrameError as exc:
-            self.stats.bad_frames += 1
-            self.stats.last_error = str(exc)
-            self.once("record", "device %s: %s", self.spec.id, exc)
+            self.bad_record(exc)
             return
         self.stats.last_seen = now
         if isinstance(record, a0.A0TagRead):

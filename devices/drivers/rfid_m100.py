@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import ClassVar
 
 from devices.driver import DeviceSpec, Emit, MqttSettings
@@ -49,31 +48,17 @@ class M100ReaderDriver(SerialDriverBase):
         self.no_tag_errors = 0
 
     async def session(self, transport: SerialTransport, emit: Emit) -> None:
-        framer = m100.M100Framer()
-        idle = int(self.option("idle_timeout_ms")) / 1000.0
         activity = asyncio.Event()
-        pump = asyncio.create_task(self._pump(transport, activity))
+
+        async def handle(frame: m100.M100Frame, now: float) -> None:
+            activity.set()
+            await self._handle(frame, now, emit)
+
         try:
-            while True:
-                if pump.done():
-                    pump.result()
-                data = await transport.read(idle)
-                now = time.time()
-                if data:
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug("device %s rx %s", self.spec.id, data[:256].hex(" "))
-                    frames = framer.feed(data)
-                else:
-                    frames = framer.flush_idle()
-                if frames:
-                    activity.set()
-                for frame in frames:
-                    await self._handle(frame, now, emit)
-                self.account(framer.stats)
+            await self.command_loop(
+                transport, m100.M100Framer(), self._pump(transport, activity), handle
+            )
         finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
             with contextlib.suppress(DeviceDisconnectedError):
                 await transport.write(m100.encode_stop())
 
@@ -101,9 +86,7 @@ class M100ReaderDriver(SerialDriverBase):
         try:
             record = m100.parse_record(frame)
         except FrameError as exc:
-            self.stats.bad_frames += 1
-            self.stats.last_error = str(exc)
-            self.once("record", "device %s: %s", self.spec.id, exc)
+            self.bad_record(exc)
             return
         self.stats.last_seen = now
         if isinstance(record, m100.M100TagRead):

@@ -17,16 +17,18 @@ log-once rule.
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from devices.driver import DeviceSpec, DeviceStats, Emit, MqttSettings
 from devices.errors import DeviceConfigError, DeviceDisconnectedError
 from devices.events import DeviceState, DeviceStateEvent, ScanEvent
-from devices.framing.base import FramerStats
+from devices.framing.base import F, FramerStats, HeaderFramer
 from devices.framing.lines import SUFFIXES, LineFramer, Suffix
 from devices.transport.serial import SerialTransport
 
@@ -114,6 +116,47 @@ class SerialDriverBase(abc.ABC):
     @abc.abstractmethod
     async def session(self, transport: SerialTransport, emit: Emit) -> None:
         """Talk to the device until the transport fails (it raises then)."""
+
+    async def command_loop(
+        self,
+        transport: SerialTransport,
+        framer: HeaderFramer[F],
+        pump: Coroutine[Any, Any, None],
+        handle: Callable[[F, float], Awaitable[None]],
+    ) -> None:
+        """Run ``pump`` (the commands a reader needs) beside the receive loop.
+
+        Each frame goes to ``handle(frame, received_at)`` in order; a partial
+        frame is given up after ``idle_timeout_ms`` of silence. Whichever fails
+        first — a write in ``pump`` or a read — ends the loop with its error.
+        """
+        idle = int(self.option("idle_timeout_ms")) / 1000.0
+        task = asyncio.create_task(pump)
+        try:
+            while True:
+                if task.done():
+                    task.result()  # a failed write raises DeviceDisconnectedError here
+                data = await transport.read(idle)
+                now = time.time()
+                if data:
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("device %s rx %s", self.spec.id, data[:256].hex(" "))
+                    frames = framer.feed(data)
+                else:
+                    frames = framer.flush_idle()
+                for frame in frames:
+                    await handle(frame, now)
+                self.account(framer.stats)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def bad_record(self, exc: Exception) -> None:
+        """A frame passed its check but its content is malformed."""
+        self.stats.bad_frames += 1
+        self.stats.last_error = str(exc)
+        self.once("record", "device %s: %s", self.spec.id, exc)
 
     # -- bookkeeping -----------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from devices.errors import FrameError
-from devices.framing.base import DEFAULT_MAX_BUFFER, FramerStats
+from devices.framing.base import BAD, JUNK, NEED_MORE, HeaderFramer
 
 HEADER = 0xA0
 CMD_REAL_TIME_INVENTORY = 0x89
@@ -173,70 +173,20 @@ def parse_record(frame: A0Frame) -> A0Record | None:
     )
 
 
-class A0Framer:
+class A0Framer(HeaderFramer[A0Frame]):
     """Pure A0 framer; see the module docstring."""
 
-    def __init__(self, *, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
-        self.max_buffer = max_buffer
-        self.stats = FramerStats()
-        self._buf = bytearray()
+    HEADER = HEADER
 
-    @property
-    def pending(self) -> int:
-        return len(self._buf)
-
-    def feed(self, data: bytes) -> list[A0Frame]:
-        buf = self._buf
-        buf += data
-        frames: list[A0Frame] = []
-        pos = 0
-        n = len(buf)
-        while pos < n:
-            if buf[pos] != HEADER:
-                nxt = buf.find(HEADER, pos)
-                skip_to = n if nxt < 0 else nxt
-                self.stats.dropped_bytes += skip_to - pos
-                pos = skip_to
-                continue
-            if pos + 1 >= n:
-                break  # need Len
-            length = buf[pos + 1]
-            if length < MIN_LEN:
-                self.stats.dropped_bytes += 1
-                pos += 1
-                continue
-            end = pos + 2 + length
-            if end > n:
-                break  # incomplete
-            if sum(buf[pos:end]) & 0xFF:
-                self.stats.bad_frames += 1
-                self.stats.dropped_bytes += 1
-                pos += 1  # resync one byte on: a false header must not hide real frames
-                continue
-            frames.append(A0Frame(buf[pos + 2], buf[pos + 3], bytes(buf[pos + 4 : end - 1])))
-            self.stats.frames += 1
-            pos = end
-        del buf[:pos]
-        if len(buf) > self.max_buffer:
-            # Only reachable with a tiny cap; keep the newest bytes for resync.
-            cut = len(buf) - self.max_buffer
-            self.stats.dropped_bytes += cut
-            self.stats.overflows += 1
-            del buf[:cut]
-        return frames
-
-    def flush_idle(self) -> list[A0Frame]:
-        """After the line has been quiet: give up on a stalled partial frame.
-
-        A junk ``A0`` with a large ``Len`` would otherwise hold the good frames
-        behind it until enough bytes arrive; the header is dropped (counted) and
-        the rest is framed again.
-        """
-        frames: list[A0Frame] = []
-        while self._buf:  # stale after silence: each pass drops at least one byte
-            self.stats.bad_frames += 1
-            self.stats.dropped_bytes += 1
-            rest = bytes(self._buf[1:])
-            self._buf.clear()
-            frames += self.feed(rest)
-        return frames
+    def _frame_at(self, buf: bytearray, pos: int) -> tuple[int, A0Frame | None]:
+        if pos + 1 >= len(buf):
+            return NEED_MORE, None
+        length = buf[pos + 1]
+        if length < MIN_LEN:
+            return JUNK, None
+        end = pos + 2 + length
+        if end > len(buf):
+            return NEED_MORE, None
+        if sum(buf[pos:end]) & 0xFF:  # a good frame sums to 0
+            return BAD, None
+        return end, A0Frame(buf[pos + 2], buf[pos + 3], bytes(buf[pos + 4 : end - 1]))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from devices.errors import FrameError
-from devices.framing.base import DEFAULT_MAX_BUFFER, FramerStats
+from devices.framing.base import BAD, JUNK, NEED_MORE, HeaderFramer
 
 HEADER = 0xBB
 END = 0x7E
@@ -140,70 +140,24 @@ def parse_record(frame: M100Frame) -> M100Record | None:
     return None
 
 
-class M100Framer:
+class M100Framer(HeaderFramer[M100Frame]):
     """Pure M100 framer; see the module docstring."""
 
-    def __init__(self, *, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
-        self.max_buffer = max_buffer
-        self.stats = FramerStats()
-        self._buf = bytearray()
+    HEADER = HEADER
 
-    @property
-    def pending(self) -> int:
-        return len(self._buf)
-
-    def feed(self, data: bytes) -> list[M100Frame]:
-        buf = self._buf
-        buf += data
-        frames: list[M100Frame] = []
-        pos = 0
+    def _frame_at(self, buf: bytearray, pos: int) -> tuple[int, M100Frame | None]:
         n = len(buf)
-        while pos < n:
-            if buf[pos] != HEADER:
-                nxt = buf.find(HEADER, pos)
-                skip_to = n if nxt < 0 else nxt
-                self.stats.dropped_bytes += skip_to - pos
-                pos = skip_to
-                continue
-            if pos + 5 > n:
-                # Reject an impossible type early so junk does not stall the stream.
-                if pos + 1 < n and buf[pos + 1] > TYPE_NOTIFICATION:
-                    self.stats.dropped_bytes += 1
-                    pos += 1
-                    continue
-                break
-            type_ = buf[pos + 1]
-            plen = int.from_bytes(buf[pos + 3 : pos + 5], "big")
-            if type_ > TYPE_NOTIFICATION or plen > MAX_PARAM:
-                self.stats.dropped_bytes += 1
-                pos += 1
-                continue
-            end = pos + OVERHEAD + plen
-            if end > n:
-                break
-            if buf[end - 1] != END or checksum(buf[pos + 1 : end - 2]) != buf[end - 2]:
-                self.stats.bad_frames += 1
-                self.stats.dropped_bytes += 1
-                pos += 1
-                continue
-            frames.append(M100Frame(type_, buf[pos + 2], bytes(buf[pos + 5 : end - 2])))
-            self.stats.frames += 1
-            pos = end
-        del buf[:pos]
-        if len(buf) > self.max_buffer:
-            cut = len(buf) - self.max_buffer
-            self.stats.dropped_bytes += cut
-            self.stats.overflows += 1
-            del buf[:cut]
-        return frames
-
-    def flush_idle(self) -> list[M100Frame]:
-        """After silence: drop a stalled partial frame (counted) and frame the rest."""
-        frames: list[M100Frame] = []
-        while self._buf:
-            self.stats.bad_frames += 1
-            self.stats.dropped_bytes += 1
-            rest = bytes(self._buf[1:])
-            self._buf.clear()
-            frames += self.feed(rest)
-        return frames
+        # Reject an impossible type as soon as it is seen, so junk cannot stall the stream.
+        if pos + 1 < n and buf[pos + 1] > TYPE_NOTIFICATION:
+            return JUNK, None
+        if pos + 5 > n:
+            return NEED_MORE, None
+        plen = int.from_bytes(buf[pos + 3 : pos + 5], "big")
+        if plen > MAX_PARAM:
+            return JUNK, None
+        end = pos + OVERHEAD + plen
+        if end > n:
+            return NEED_MORE, None
+        if buf[end - 1] != END or checksum(buf[pos + 1 : end - 2]) != buf[end - 2]:
+            return BAD, None
+        return end, M100Frame(buf[pos + 1], buf[pos + 2], bytes(buf[pos + 5 : end - 2]))
