@@ -130,7 +130,8 @@ class Uploader:
         self._acked_seq = 0
         self._progress: asyncio.Condition | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uploader-io")
+        # reads and batch encoding run here, off the event loop the PDAs share
+        self._io_pool: ThreadPoolExecutor | None = None
         self._last_prune = -float("inf")
         self._draining = False
         # epochs this process started: a fresh random epoch cannot really
@@ -195,7 +196,9 @@ class Uploader:
                 else:
                     await self._sleep(self.backoff_s, wakeable=False)
         finally:
-            self._io.shutdown(wait=False)
+            if self._io_pool is not None:
+                self._io_pool.shutdown(wait=False)
+                self._io_pool = None  # a restart by the supervisor makes a new one
 
     async def _sleep(self, seconds: float, *, wakeable: bool) -> None:
         if wakeable and self._wake is not None:
@@ -248,9 +251,12 @@ class Uploader:
 
     async def _step(self) -> Step:
         loop = asyncio.get_running_loop()
-        epoch, next_seq, rows = await loop.run_in_executor(self._io, self._read)
+        if self._io_pool is None:
+            self._io_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uploader-io")
+        io = self._io_pool
+        epoch, next_seq, rows = await loop.run_in_executor(io, self._read)
         if self._open_alerts is None:
-            self._open_alerts = await loop.run_in_executor(self._io, self._load_open_alerts)
+            self._open_alerts = await loop.run_in_executor(io, self._load_open_alerts)
         if not rows:
             if self._from < next_seq - 1:
                 return await self._fail(
@@ -268,7 +274,7 @@ class Uploader:
                 f"event {self._from + 1} of epoch {epoch} is no longer kept",
                 alert=("sync_events_missing", "crit", "outbox rows needed by the cloud are gone"),
             )
-        body = await loop.run_in_executor(self._io, encode_batch_raw, self.box_id, epoch, rows)
+        body = await loop.run_in_executor(io, encode_batch_raw, self.box_id, epoch, rows)
         started = time.monotonic()
         try:
             reply = await self.client.post_batch(body)

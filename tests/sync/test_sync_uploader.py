@@ -254,3 +254,31 @@ async def test_acked_rows_are_pruned_after_retention_unacked_never(
     assert all(r["acked"] == 0 for r in rows)
     await up.send_all()
     assert sim.receiver.acked(BOX, store.epoch) == 26
+
+
+async def test_run_can_be_restarted_after_it_ended(
+    store: Store, sim: CloudSimulator, client: SyncClient
+) -> None:
+    up = uploader(store, client)
+    for batch in range(3):  # as the supervisor restarts a crashed component
+        write_moves(store, 2, seed=batch)
+        task = asyncio.create_task(up.run())
+        async with asyncio.timeout(5):
+            await up.wait_acked(4 * (batch + 1))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert_converged(sim, store)
+
+
+async def test_drain_lets_the_request_in_flight_finish(store: Store) -> None:
+    write_moves(store, 5)
+    async with CloudSimulator(SECRET, slow_s=0.3) as sim, SyncClient(sim.url, BOX, SECRET) as c:
+        sim.batch_faults = Faults(script=["slow"])
+        up = uploader(store, c)
+        task = asyncio.create_task(up.run())
+        async with asyncio.timeout(5):
+            await sim.batch_faults.script_done.wait()  # the slow request is in flight
+            await up.drain()  # waits for the slow answer ...
+            assert acked(store) == 10  # ... whose ack is stored
+            await task  # then run() returns by itself
