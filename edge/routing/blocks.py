@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from edge.routing.model import BlockProblem, RoutingProblemError, Spot
+from edge.routing.model import BlockProblem, RoutingProblemError
 
 # Requirements on a vertex: none, covered with even degree, odd degree.
 _FREE, _EVEN, _ODD = 0, 1, 2
@@ -662,7 +662,3 @@ def euler_walk(n: int, edges: list[tuple[int, int]], start: int) -> list[int]:
     out.reverse()
     assert all(used), "tour subgraph is not connected"
     return out
-
-
-def spot_xy(spot: Spot) -> tuple[int, int]:
-    return spot.x, spot.y
