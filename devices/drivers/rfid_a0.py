@@ -4,11 +4,13 @@ Promises: while connected, sends the real-time inventory command (0x89) —
 again when a round ends (summary or error frame) and no sooner than
 ``inventory_interval_ms`` after the last one, or after ``response_timeout_ms``
 without an answer — and emits one :class:`~devices.events.TagReadEvent` per
-tag record (antenna made 1-based, RSSI ≈ raw − 129 dBm). Reader error frames
-become :class:`~devices.events.DeviceStateEvent` (``antenna_disconnected`` for
-a missing antenna, ``status`` otherwise), logged once per error code and
-connection. Frames with a bad check, records whose PC disagrees with their
-length, and junk are counted in ``stats`` and logged once. Never smooths reads
+tag record (antenna made 1-based, RSSI ≈ raw − 129 dBm). A reader error frame
+becomes a :class:`~devices.events.DeviceStateEvent` (``antenna_disconnected``
+for a missing antenna, ``status`` otherwise) when the reader's condition
+changes — not once per round — and one more (``antenna_connected`` /
+``status``) when a round completes again; each change is logged once. Frames
+with a bad check, records whose PC disagrees with their length, and junk are
+counted in ``stats`` and logged once. Never smooths reads
 (``devices.smoothing`` does), never reconnects, never switches antennas (the
 reader's configured work antenna is used).
 """
@@ -23,7 +25,7 @@ from typing import ClassVar
 from devices.driver import Emit
 from devices.drivers.serial_scanner import BAUDRATES, Option, SerialDriverBase
 from devices.errors import FrameError
-from devices.events import DeviceState, DeviceStateEvent, TagReadEvent
+from devices.events import DeviceState, TagReadEvent
 from devices.framing import a0
 from devices.transport.serial import SerialTransport
 
@@ -114,6 +116,7 @@ class A0ReaderDriver(SerialDriverBase):
                 record.total_reads,
             )
             round_done.set()
+            await self.report_condition(emit, now, None)
         elif isinstance(record, a0.A0Error):
             round_done.set()
             state = (
@@ -124,7 +127,4 @@ class A0ReaderDriver(SerialDriverBase):
             detail = (
                 f"reader error 0x{record.error_code:02X} ({record.name}) on cmd 0x{record.cmd:02X}"
             )
-            self.stats.last_error = detail
-            self.once(f"error-{record.error_code}", "device %s: %s", self.spec.id, detail)
-            await emit(DeviceStateEvent(self.spec.id, state, detail, now))
-            self.stats.events += 1
+            await self.report_condition(emit, now, (state, detail))

@@ -8,8 +8,9 @@ so silence means it stopped); ``mode = "single"`` sends a single inventory
 matches its PC + EPC becomes a :class:`~devices.events.TagReadEvent`
 (antenna 1, signed RSSI in dBm). The "no tag" error 0x15, sent continuously
 while the field is empty, is counted in ``no_tag_errors`` and otherwise
-ignored; other errors become ``status`` DeviceStateEvents, logged once per
-code and connection. On the way out it sends stop (0x28), best effort.
+ignored; other errors become a ``status`` DeviceStateEvent when the module's
+condition changes (and one more when reads or "no tag" answers resume), each
+change logged once. On the way out it sends stop (0x28), best effort.
 Never smooths, never reconnects.
 """
 
@@ -23,7 +24,7 @@ from typing import ClassVar
 from devices.driver import DeviceSpec, Emit, MqttSettings
 from devices.drivers.serial_scanner import BAUDRATES, Option, SerialDriverBase
 from devices.errors import DeviceDisconnectedError, FrameError
-from devices.events import DeviceState, DeviceStateEvent, TagReadEvent
+from devices.events import DeviceState, TagReadEvent
 from devices.framing import m100
 from devices.transport.serial import SerialTransport
 
@@ -97,6 +98,7 @@ class M100ReaderDriver(SerialDriverBase):
                 self.stats.bad_frames += 1
                 self.once("crc", "device %s: tag read with a bad CRC-16 dropped", self.spec.id)
                 return
+            await self.report_condition(emit, now, None)
             await emit(
                 TagReadEvent(
                     device_id=self.spec.id,
@@ -110,10 +112,9 @@ class M100ReaderDriver(SerialDriverBase):
             self.stats.events += 1
         elif isinstance(record, m100.M100Error):
             if record.no_tag:
+                # An empty field, reported continuously while polling: a working module.
                 self.no_tag_errors += 1
+                await self.report_condition(emit, now, None)
                 return
             detail = f"module error 0x{record.error_code:02X}"
-            self.stats.last_error = detail
-            self.once(f"error-{record.error_code}", "device %s: %s", self.spec.id, detail)
-            await emit(DeviceStateEvent(self.spec.id, DeviceState.STATUS, detail, now))
-            self.stats.events += 1
+            await self.report_condition(emit, now, (DeviceState.STATUS, detail))

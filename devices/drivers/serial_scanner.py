@@ -78,6 +78,7 @@ class SerialDriverBase(abc.ABC):
         self.stats = DeviceStats()
         self._logged: set[str] = set()
         self._seen = FramerStats()  # framer counters already added to stats
+        self._condition: tuple[DeviceState, str] | None = None  # reader-reported problem
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -100,6 +101,7 @@ class SerialDriverBase(abc.ABC):
         transport = SerialTransport(url, baudrate=int(self.option("baudrate")))
         self._seen = FramerStats()
         self._logged.clear()  # log-once is per connection
+        self._condition = None
         try:
             async with transport:
                 self.stats.connected = True
@@ -151,6 +153,35 @@ class SerialDriverBase(abc.ABC):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def report_condition(
+        self, emit: Emit, now: float, problem: tuple[DeviceState, str] | None
+    ) -> None:
+        """Emit a state event when the device's own condition changes, not per frame.
+
+        ``problem`` is ``(state, detail)`` for a reader-reported error and
+        ``None`` when a round went well. A reader answering every round with the
+        same error yields one event and one log line, and one more on recovery.
+        """
+        current = self._condition
+        if problem == current:
+            return
+        self._condition = problem
+        if problem is not None:
+            state, detail = problem
+            self.stats.last_error = detail
+            log.warning("device %s: %s", self.spec.id, detail)
+        else:
+            assert current is not None
+            state = (
+                DeviceState.ANTENNA_CONNECTED
+                if current[0] is DeviceState.ANTENNA_DISCONNECTED
+                else DeviceState.STATUS
+            )
+            detail = f"recovered from: {current[1]}"
+            log.info("device %s: %s", self.spec.id, detail)
+        await emit(DeviceStateEvent(self.spec.id, state, detail, now))
+        self.stats.events += 1
 
     def bad_record(self, exc: Exception) -> None:
         """A frame passed its check but its content is malformed."""

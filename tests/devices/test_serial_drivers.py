@@ -196,7 +196,7 @@ async def test_a0_reader_bit_flips_never_yield_wrong_epcs() -> None:
     assert driver.stats.dropped_bytes > 0
 
 
-async def test_a0_reader_error_frame_becomes_a_state_event_logged_once(
+async def test_a0_reader_error_is_one_state_event_and_one_on_recovery(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="devices.drivers")
@@ -204,10 +204,18 @@ async def test_a0_reader_error_frame_becomes_a_state_event_logged_once(
     async with A0ReaderSimulator(tags=POPULATION, error_code=0x22) as sim:
         driver = make_driver("rfid-a0", sim.path, inventory_interval_ms=0)
         async with running(driver, collector):
-            await collector.wait(
-                lambda c: sum(e.state is DeviceState.ANTENNA_DISCONNECTED for e in c.states) >= 3
-            )
-    assert not collector.tags
+            await sim.wait_commands(5)  # five rounds, each answered with the error
+            await collector.wait(lambda c: len(c.states) >= 2)
+            sim.error_code = None  # antenna plugged back in
+            await collector.wait(lambda c: len(c.tags) >= len(POPULATION))
+            await collector.wait(lambda c: len(c.states) >= 3)
+    states = [e.state for e in collector.states]
+    assert states == [
+        DeviceState.CONNECTED,
+        DeviceState.ANTENNA_DISCONNECTED,
+        DeviceState.ANTENNA_CONNECTED,
+    ]
+    assert "0x22" in collector.states[1].detail
     assert "0x22" in (driver.stats.last_error or "")
     assert len([r for r in caplog.records if "0x22" in r.getMessage()]) == 1
 
