@@ -11,7 +11,8 @@ inventory commands byte for byte as the modules do, for the tag population in
 - :class:`M100ReaderSimulator`: single inventory (0x22) answers one
   notification per tag or error 0x15 when the field is empty; multi-poll (0x27)
   starts rounds every ``round_interval`` seconds until the count is used or
-  stop (0x28) arrives, each round a notification per tag or 0x15.
+  stop (0x28) arrives, each round a notification per tag or 0x15;
+  ``error_code`` makes every round that error instead.
 
 Every answer goes through the same :class:`Faults` as the scanner simulator.
 ``commands`` counts commands received and ``wait_commands(n)`` awaits them;
@@ -192,9 +193,11 @@ class M100ReaderSimulator(_ReaderSimulator):
         faults: Faults | None = None,
         link: str | os.PathLike[str] | None = None,
         round_interval: float = 0.02,
+        error_code: int | None = None,
     ) -> None:
         super().__init__(tags=tags, faults=faults, link=link)
         self.round_interval = round_interval
+        self.error_code = error_code
         self.framer = m100.M100Framer()
         self._poll_generation = 0
         self.rounds = 0
@@ -228,6 +231,8 @@ class M100ReaderSimulator(_ReaderSimulator):
 
     def round(self) -> list[bytes]:
         self.rounds += 1
+        if self.error_code is not None:
+            return [m100.encode_error(self.error_code)]
         if not self.tags:
             return [m100.encode_error(m100.ERROR_NO_TAG)]
         return [m100.encode_tag_notification(t.epc, rssi_dbm=t.rssi_dbm) for t in self.tags]

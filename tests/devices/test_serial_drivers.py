@@ -301,6 +301,24 @@ async def test_m100_reconnect_restarts_polling() -> None:
         assert collector.connected_count() == 2
 
 
+async def test_m100_module_error_is_one_state_event_until_it_clears() -> None:
+    collector = Collector()
+    async with M100ReaderSimulator(
+        tags=POPULATION[:1], error_code=0x17, round_interval=0.002
+    ) as sim:
+        path = sim.path
+        driver = make_driver("rfid-m100", path)
+        async with running(driver, collector):
+            await asyncio.wait_for(sim.wait_sent(20), 10)  # twenty rounds of the error
+            sim.error_code = None
+            await collector.wait(lambda c: len(c.tags) >= 1)
+    assert [(e.state, e.detail) for e in collector.states] == [
+        (DeviceState.CONNECTED, path),
+        (DeviceState.STATUS, "module error 0x17"),
+        (DeviceState.STATUS, "recovered from: module error 0x17"),
+    ]
+
+
 async def test_m100_single_inventory_mode() -> None:
     collector = Collector()
     async with M100ReaderSimulator(tags=POPULATION[:2]) as sim:
