@@ -22,6 +22,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devices.codes import CodeKind, decode, decode_epc
 from devices.errors import CodeError
@@ -303,9 +305,6 @@ def test_to_json_is_json_serialisable() -> None:
 
 
 # --- robustness -----------------------------------------------------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None)
