@@ -105,9 +105,7 @@ class SerialTransport:
         fd: int | None
         try:
             fd = port.fileno()
-        except (AttributeError, NotImplementedError, OSError, ValueError):
-            fd = None
-        except Exception:  # pyserial raises its own SerialException for "no fileno"
+        except Exception:  # URL handlers without one raise AttributeError or SerialException
             fd = None
         if fd is not None and fd >= 0:
             os.set_blocking(fd, False)
