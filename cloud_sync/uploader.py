@@ -174,8 +174,11 @@ class Uploader:
     async def drain(self) -> None:
         """Stop after the request in flight (its ack, if any, is stored)."""
         self._draining = True
-        async with self._in_flight:
-            pass
+        # taking the lock waits for the step in flight; run() sees the flag after it
+        await self._in_flight.acquire()
+        self._in_flight.release()
+        if self._wake is not None:
+            self._wake.set()  # an idle run() need not wait for its poll to end
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -282,3 +282,14 @@ async def test_drain_lets_the_request_in_flight_finish(store: Store) -> None:
             await up.drain()  # waits for the slow answer ...
             assert acked(store) == 10  # ... whose ack is stored
             await task  # then run() returns by itself
+
+
+async def test_drain_ends_an_idle_run_without_waiting_for_the_poll(
+    store: Store, client: SyncClient
+) -> None:
+    up = uploader(store, client, poll_interval_s=30.0)
+    task = asyncio.create_task(up.run())
+    async with asyncio.timeout(3.0):  # far below the 30 s poll
+        await up.idle.wait()
+        await up.drain()
+        await task
