@@ -25,10 +25,12 @@ this module never slices a code. Routes come from :mod:`edge.routing`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +108,21 @@ class _Stop:
     ord: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A tour planned on a read snapshot, checked again inside the transaction."""
+
+    tasks: tuple[str, ...]
+    wanted: list[tuple[str, str, str, int]]
+    plans: list[LinePlan]
+    walk: tuple[list[str], dict[str, Any]]
+
+
+def _spots(allocations: list[tuple[str, str, str, Candidate, int]]) -> list[Spot]:
+    """Routing spots of the allocations, numbered as their stops (1, 2, …)."""
+    return [Spot(str(n), c.aisle, c.y) for n, (_, _, _, c, _) in enumerate(allocations, start=1)]
+
+
 _STOP_COLS = "tour, stop, task, line, sku, location, lot, expiry, qty, picked, state, ord"
 
 
@@ -135,6 +152,7 @@ class PickingService:
         self.start_tasks = start_tasks
         self._pitch = float(layout.get("aisle_pitch_m", 1.0)) if layout else 1.0
         self._listeners: list[Listener] = []
+        self._planner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tour-planner")
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -176,11 +194,19 @@ class PickingService:
     async def scan(self, picker: Picker, code: str, scan_id: str) -> Outcome:
         """Apply one scan of ``picker`` (contract table of pda-api-v1)."""
         scanned = interpret(code)
+        prepared: _Prepared | None = None
+        if scanned.valid and self._may_start(picker, scanned):
+            loop = asyncio.get_running_loop()
+            prepared = await loop.run_in_executor(self._planner, self._prepare, picker, scanned)
 
         def fn(tx: Transaction) -> Outcome:
-            return self._scan_tx(_Ctx(tx, picker, now_ms()), scanned, scan_id)
+            return self._scan_tx(_Ctx(tx, picker, now_ms()), scanned, scan_id, prepared)
 
         return self._after_commit(await self.store.write(fn))
+
+    def _may_start(self, picker: Picker, code: ScannedCode) -> bool:
+        """Cheap read: could this scan start a tour? (Decided again in the tx.)"""
+        return self._active_tour(self.store.reader().conn, picker.id) is None
 
     async def current_tour(self, picker_id: str) -> dict[str, Any]:
         """The picker's active tour; :class:`NoTourError` when there is none."""
@@ -265,7 +291,9 @@ class PickingService:
 
     # ------------------------------------------------------------------ scan
 
-    def _scan_tx(self, ctx: _Ctx, code: ScannedCode, scan_id: str) -> Outcome:
+    def _scan_tx(
+        self, ctx: _Ctx, code: ScannedCode, scan_id: str, prepared: _Prepared | None = None
+    ) -> Outcome:
         conn = ctx.conn
         row = conn.execute(
             "SELECT picker, answer FROM scans WHERE scan_id = ?", (scan_id,)
@@ -277,7 +305,7 @@ class PickingService:
         before = len(ctx.tx.events)
         tour = self._active_tour(conn, ctx.picker.id)
         if tour is None:
-            answer = self._scan_without_tour(ctx, code)
+            answer = self._scan_without_tour(ctx, code, prepared)
         else:
             answer = self._scan_in_tour(ctx, tour, code)
         body = json.dumps(answer, separators=(",", ":")).encode()
@@ -289,22 +317,17 @@ class PickingService:
         )
         return Outcome(body, pushes=ctx.pushes, events=len(ctx.tx.events) - before)
 
-    def _scan_without_tour(self, ctx: _Ctx, code: ScannedCode) -> dict[str, Any]:
+    def _scan_without_tour(
+        self, ctx: _Ctx, code: ScannedCode, prepared: _Prepared | None
+    ) -> dict[str, Any]:
         conn = ctx.conn
         if not code.valid:
             return _answer("unknown_code", ERROR, f"cannot read this code: {code.problem}")
         if code.is_start:
-            tasks = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT task FROM tasks WHERE state = 'open' AND kind = 'pick' "
-                    "ORDER BY priority DESC, received_ms, task LIMIT ?",
-                    (self.start_tasks,),
-                )
-            ]
+            tasks = self._tasks_for(conn, code)
             if not tasks:
                 return _answer("no_work", WARNING, "no open tasks in this zone")
-            return self._start_tour(ctx, tasks)
+            return self._start_tour(ctx, tasks, prepared)
         matches = conn.execute(
             "SELECT task, state FROM tasks WHERE kind = 'pick' "
             "AND (task = ?1 OR order_ref = ?1 OR tote = ?1) ORDER BY priority DESC, task",
@@ -318,7 +341,7 @@ class PickingService:
                     ERROR,
                     f"{code.data} is already {matches[0][1]}; it cannot be picked again",
                 )
-            return self._start_tour(ctx, open_tasks)
+            return self._start_tour(ctx, open_tasks, prepared)
         # The last item of a finished tour scanned once more is an over-pick,
         # not an unknown code: the picker must hear that it is one too many.
         last = conn.execute(
@@ -465,25 +488,34 @@ class PickingService:
 
     # ------------------------------------------------------------------ tours
 
-    def _start_tour(self, ctx: _Ctx, tasks: list[str]) -> dict[str, Any]:
-        """Match the tasks' lines to stock, reserve, route, and open a tour."""
+    def _start_tour(
+        self, ctx: _Ctx, tasks: list[str], prepared: _Prepared | None = None
+    ) -> dict[str, Any]:
+        """Match the tasks' lines to stock, reserve, route, and open a tour.
+
+        ``prepared`` is the same work done before the transaction on a read
+        snapshot (:meth:`_prepare`); it is used only when the tasks, their
+        lines and every unit it counted on are still exactly as it saw them,
+        otherwise everything is planned again here, inside the transaction.
+        """
         conn = ctx.conn
-        wanted: list[tuple[str, str, str, int]] = []  # task, line, sku, units still to pick
-        for task in tasks:
-            for line, sku, qty, picked in conn.execute(
-                "SELECT line, sku, qty, picked FROM task_lines WHERE task = ? "
-                "AND state IN ('open', 'assigned') ORDER BY line",
-                (task,),
-            ):
-                if qty - picked > 0:
-                    wanted.append((task, line, sku, qty - picked))
+        wanted = self._wanted(conn, tasks)
         cur = conn.execute(
             "INSERT INTO tours (picker, state, started_ms) VALUES (?, 'active', ?)",
             (ctx.picker.id, ctx.now),
         )
         tour = int(cur.lastrowid or 0)
-        plans = [self._plan(conn, sku, need) for _, _, sku, need in wanted]
-        choose(plans, self.layout)
+        walk: tuple[list[str], dict[str, Any]] | None = None
+        if (
+            prepared is not None
+            and prepared.tasks == tuple(tasks)
+            and prepared.wanted == wanted
+            and self._still_available(conn, wanted, prepared.plans)
+        ):
+            plans, walk = prepared.plans, prepared.walk
+        else:
+            plans = [self._plan(conn, sku, need) for _, _, sku, need in wanted]
+            choose(plans, self.layout)
         allocations: list[tuple[str, str, str, Candidate, int]] = []
         exceptions: list[dict[str, Any]] = []
         for (task, line, sku, _), plan in zip(wanted, plans, strict=True):
@@ -523,10 +555,9 @@ class PickingService:
                 for n, (task, line, sku, c, units) in enumerate(allocations, start=1)
             ],
         )
-        spots = [
-            Spot(str(n), c.aisle, c.y) for n, (_, _, _, c, _) in enumerate(allocations, start=1)
-        ]
-        self._route(conn, tour, spots, start=None, first_ord=1)
+        if walk is None:
+            walk = plan_walk(self.layout, _spots(allocations))
+        self._store_route(conn, tour, *walk, start=None, first_ord=1)
         view = self._tour_view(conn, tour)
         ctx.pushes.append((ctx.picker.id, {"type": "tour_assigned", "tour": view}))
         if exceptions:
@@ -539,6 +570,99 @@ class PickingService:
             answer["exceptions"] = exceptions
             return answer
         return _answer("tour_started", SUCCESS, f"{len(allocations)} stops", view)
+
+    @staticmethod
+    def _wanted(conn: sqlite3.Connection, tasks: list[str]) -> list[tuple[str, str, str, int]]:
+        """(task, line, sku, units still to pick) of the tasks' open lines."""
+        wanted: list[tuple[str, str, str, int]] = []
+        for task in tasks:
+            for line, sku, qty, picked in conn.execute(
+                "SELECT line, sku, qty, picked FROM task_lines WHERE task = ? "
+                "AND state IN ('open', 'assigned') ORDER BY line",
+                (task,),
+            ):
+                if qty - picked > 0:
+                    wanted.append((task, line, sku, qty - picked))
+        return wanted
+
+    @staticmethod
+    def _still_available(
+        conn: sqlite3.Connection, wanted: list[tuple[str, str, str, int]], plans: list[LinePlan]
+    ) -> bool:
+        """True when every unit the plans reserve is still unreserved now, and
+        no line that the plans found short has gained stock since."""
+        need: dict[tuple[str, str, str], int] = {}
+        for (_, _, sku, _), plan in zip(wanted, plans, strict=True):
+            for cand, units in plan.allocations():
+                key = (sku, cand.location, cand.lot)
+                need[key] = need.get(key, 0) + units
+        for (sku, location, lot), units in need.items():
+            row = conn.execute(
+                "SELECT qty - reserved FROM stock WHERE sku = ? AND location = ? AND lot = ?",
+                (sku, location, lot),
+            ).fetchone()
+            if row is None or int(row[0]) < units:
+                return False
+        taken: dict[str, int] = {}
+        for (sku, _, _), units in need.items():
+            taken[sku] = taken.get(sku, 0) + units
+        for (_, _, sku, _), plan in zip(wanted, plans, strict=True):
+            if plan.missing:
+                # Stock that arrived since the plan could fill what it found short.
+                row = conn.execute(
+                    "SELECT COALESCE(SUM(qty - reserved), 0) FROM stock "
+                    "WHERE sku = ? AND qty - reserved > 0",
+                    (sku,),
+                ).fetchone()
+                if int(row[0]) > taken.get(sku, 0):
+                    return False
+        return True
+
+    def _prepare(self, picker: Picker, code: ScannedCode) -> _Prepared | None:
+        """Plan a tour on a read snapshot, off the writer (see :meth:`_start_tour`).
+
+        Runs on the planner thread: location choice and routing cost a few ms
+        of CPU that must not hold the single writer while other PDAs wait.
+        None when this scan does not start a tour.
+        """
+        conn = self.store.reader().conn
+        if self._active_tour(conn, picker.id) is not None:
+            return None
+        tasks = self._tasks_for(conn, code)
+        if not tasks:
+            return None
+        wanted = self._wanted(conn, tasks)
+        plans = [self._plan(conn, sku, need) for _, _, sku, need in wanted]
+        choose(plans, self.layout)
+        allocations = [
+            (task, line, sku, cand, units)
+            for (task, line, sku, _), plan in zip(wanted, plans, strict=True)
+            for cand, units in plan.allocations()
+        ]
+        walk = plan_walk(self.layout, _spots(allocations)) if allocations else None
+        if walk is None:
+            return None
+        return _Prepared(tuple(tasks), wanted, plans, walk)
+
+    def _tasks_for(self, conn: sqlite3.Connection, code: ScannedCode) -> list[str]:
+        """Open pick tasks a code names (START: the next by priority)."""
+        if code.is_start:
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT task FROM tasks WHERE state = 'open' AND kind = 'pick' "
+                    "ORDER BY priority DESC, received_ms, task LIMIT ?",
+                    (self.start_tasks,),
+                )
+            ]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT task FROM tasks WHERE kind = 'pick' AND state = 'open' "
+                "AND (task = ?1 OR order_ref = ?1 OR tote = ?1) ORDER BY priority DESC, task",
+                (code.data,),
+            )
+        ]
 
     def _plan(
         self, conn: sqlite3.Connection, sku: str, need: int, *, exclude: str | None = None
@@ -613,6 +737,19 @@ class PickingService:
     ) -> None:
         """Order ``spots`` (stop numbers as ids) by the engine and store the route."""
         order, shown = plan_walk(self.layout, spots, start)
+        self._store_route(conn, tour, order, shown, start=start, first_ord=first_ord)
+
+    def _store_route(
+        self,
+        conn: sqlite3.Connection,
+        tour: int,
+        order: list[str],
+        shown: dict[str, Any],
+        *,
+        start: tuple[int, float] | None,
+        first_ord: int,
+    ) -> None:
+        shown = dict(shown)
         conn.executemany(
             "UPDATE tour_stops SET ord = ? WHERE tour = ? AND stop = ?",
             [(first_ord + i, tour, int(stop)) for i, stop in enumerate(order)],
