@@ -36,13 +36,13 @@ class ApiServer:
 
     async def run(self) -> None:
         self.app[STATE].draining = False
-        runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            self.app, handle_signals=False, access_log=None, shutdown_timeout=2.0
+        )
         await runner.setup()
         self._runner = runner
         try:
-            site = web.TCPSite(
-                runner, self.host, self.port, reuse_address=True, shutdown_timeout=2.0
-            )
+            site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
             await site.start()
             self._site = site
             server = site._server  # the asyncio server, for the bound port
