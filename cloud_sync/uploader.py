@@ -369,6 +369,9 @@ class Uploader:
             self._from = cloud_acked
             self._sent_max = min(self._sent_max, cloud_acked)
             return Step.SENT
+        if cloud_acked == first - 1:
+            # "applied" yet no further than before: no progress; do not spin on it
+            return await self._fail(f"200 with acked {cloud_acked}: nothing of {first}.. applied")
         upto = min(cloud_acked, self._sent_max)
         clear = sorted(self._open_alerts or ())
 

@@ -116,3 +116,15 @@ async def test_a_cloud_that_conflicts_every_epoch_gets_one_new_epoch_not_a_storm
     assert steps[0] is Step.SENT  # the first conflict: a new epoch, as the contract says
     assert steps[1:] == [Step.RETRY] * 4  # then back-off, not an epoch per request
     assert store.query("SELECT count(*) AS n FROM epochs")[0]["n"] == 2
+
+
+async def test_a_cloud_that_answers_200_without_progress_gets_back_off_not_a_spin(
+    store: Store,
+) -> None:
+    write_moves(store, 3)
+    async with CloudSimulator(SECRET) as sim, SyncClient(sim.url, BOX, SECRET) as client:
+        sim.receiver.apply = lambda batch: Answer(200, {"acked": 0})  # type: ignore[method-assign]
+        up = uploader(store, client)
+        assert [await up.step() for _ in range(3)] == [Step.RETRY] * 3
+        assert up.backoff_s > 0
+    assert store.query("SELECT acked_seq FROM sync_state")[0]["acked_seq"] == 0
