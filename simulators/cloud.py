@@ -367,8 +367,8 @@ def task_feed(
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m simulators.cloud
-    from simulators.cloud_cli import cloud_command
+    import importlib
 
-    cloud_command()
+    importlib.import_module("simulators.cloud_cli").cloud_command()
 
 __all__ = ["MSGPACK", "CloudSimulator", "Faults", "gtin14", "task_feed"]

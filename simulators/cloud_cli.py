@@ -43,6 +43,13 @@ def _parse_faults(values: tuple[str, ...]) -> dict[str, float]:
     help="Inject a fault with probability P per batch request (repeatable), "
     "e.g. --fault fail_after=0.1.",
 )
+@click.option(
+    "--changes-fault",
+    "changes_faults",
+    multiple=True,
+    metavar="NAME=P",
+    help="The same for GET /sync/v1/changes (e.g. --changes-fault bad_sig=0.2).",
+)
 @click.option("--slow-s", default=0.5, show_default=True, help="Delay of the 'slow' fault.")
 @click.option("--max-batch-bytes", default=1_048_576, show_default=True)
 def cloud_command(
@@ -54,6 +61,7 @@ def cloud_command(
     tasks: int,
     seed: int,
     faults: tuple[str, ...],
+    changes_faults: tuple[str, ...],
     slow_s: float,
     max_batch_bytes: int,
 ) -> None:
@@ -61,6 +69,7 @@ def cloud_command(
     secret = secret_file.read_text(encoding="utf-8").strip()
     try:
         plan = Faults(_parse_faults(faults), seed=seed)
+        changes_plan = Faults(_parse_faults(changes_faults), seed=seed + 1)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     sim = CloudSimulator(
@@ -68,6 +77,7 @@ def cloud_command(
         db_path=db,
         feed=task_feed(seed=seed, tasks=tasks),
         batch_faults=plan,
+        changes_faults=changes_plan,
         max_batch_bytes=max_batch_bytes,
         slow_s=slow_s,
     )

@@ -85,6 +85,10 @@ async def test_simulator_runs_as_a_process_and_stops_on_sigterm(tmp_path: Path) 
         str(tmp_path / "cloud.db"),
         "--tasks",
         "3",
+        "--fault",
+        "fail_after=0.5",  # the box resends; the cloud must dedup
+        "--changes-fault",
+        "bad_sig=0",
         stdout=asyncio.subprocess.PIPE,
     )
     try:
