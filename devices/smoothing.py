@@ -22,13 +22,16 @@ ignored.
 send nothing at all, and its clock never reaches the ``gone`` deadline. So
 :meth:`Smoother.tick` (called periodically with the box's monotonic clock)
 extrapolates the reader clock once the reader has been silent for
-``silence_timeout`` box seconds: ``reader_clock + (box_now − box_at_last_advance)``.
-The driver calls :meth:`Smoother.resume` on every (re)connection, so time spent
-disconnected from the broker — when the reader is buffering, not silent — never
-counts as silence. A reader that is silent *while we are connected*, then replays
-a backlog, gets its tags declared gone by the fallback and announced again by the
-replay; raise ``silence_timeout`` where readers are known to lose the broker
-independently of the box.
+``silence_timeout`` box seconds — ``reader_clock + (box_now − box_at_last_advance)``
+— and closes the windows that estimate makes due. The estimate is never kept:
+as soon as the reader speaks again its own timestamps are the clock. A silent
+reader is ambiguous: the field may be empty, or the reader may have lost the
+broker and be queueing a backlog. Closing windows early would make a replay
+announce every tag again, so the default ``silence_timeout`` is long (60 s) and
+readers should publish heartbeats (Zebra management events, Impinj
+``inventoryStatus``), which move the clock through :meth:`Smoother.observe`.
+The driver calls :meth:`Smoother.resume` on every (re)connection, so time the
+box spends away from the broker never counts as the reader's silence.
 
 Memory is bounded by ``max_tags`` windows (present + tombstones): tombstones are
 evicted first, then the least recently read present tag is declared ``gone``.
@@ -55,8 +58,7 @@ class SmoothingConfig:
 
     gone_after: float = 5.0  # reader seconds without a read before ``gone``
     per_antenna: bool = False  # one window per (antenna, EPC) instead of per EPC
-    # box seconds of silence before the fallback; None means gone_after
-    silence_timeout: float | None = None
+    silence_timeout: float = 60.0  # box seconds of reader silence before the fallback
     max_tags: int = 100_000
     tombstone_horizon: float = 600.0  # reader seconds a gone window is remembered
     clock_reset: float = 3600.0  # a backwards reader-clock jump this large rebases
@@ -64,16 +66,12 @@ class SmoothingConfig:
     def __post_init__(self) -> None:
         if not self.gone_after > 0:
             raise DeviceConfigError(f"gone_after must be > 0 seconds, got {self.gone_after}")
-        if self.silence_timeout is not None and not self.silence_timeout > 0:
+        if not self.silence_timeout > 0:
             raise DeviceConfigError(f"silence_timeout must be > 0, got {self.silence_timeout}")
         if self.max_tags < 1:
             raise DeviceConfigError(f"max_tags must be ≥ 1, got {self.max_tags}")
         if self.tombstone_horizon < 0 or self.clock_reset <= 0:
             raise DeviceConfigError("tombstone_horizon must be ≥ 0 and clock_reset > 0")
-
-    @property
-    def silence(self) -> float:
-        return self.gone_after if self.silence_timeout is None else self.silence_timeout
 
 
 class _Window:
@@ -147,11 +145,10 @@ class Smoother:
         if self._clock is not None and now_reader_time <= self._clock:
             return []
         self._clock = now_reader_time
-        return self._expire()
+        return self._expire(now_reader_time)
 
-    def _expire(self) -> list[TagPresenceEvent]:
-        assert self._clock is not None
-        deadline = self._clock - self.config.gone_after
+    def _expire(self, clock: float) -> list[TagPresenceEvent]:
+        deadline = clock - self.config.gone_after
         out: list[TagPresenceEvent] = []
         present, tombs = self._present, self._tombs
         while present:
@@ -161,7 +158,8 @@ class Smoother:
             del present[key]
             tombs[key] = window.last
             out.append(self._event(key, PresenceKind.GONE, window.last))
-        forget = deadline - self.config.tombstone_horizon
+        # Tombstones age on the reader's own clock only, never on an estimate.
+        forget = (self._clock or clock) - self.config.gone_after - self.config.tombstone_horizon
         while tombs:
             key, last = next(iter(tombs.items()))
             if last > forget:
@@ -183,9 +181,9 @@ class Smoother:
         if self._anchor_clock is None or self._anchor_box is None:
             return []
         silent_for = box_now - self._anchor_box
-        if silent_for < self.config.silence:
+        if silent_for < self.config.silence_timeout:
             return []
-        return self.advance(self._anchor_clock + silent_for)
+        return self._expire(self._anchor_clock + silent_for)
 
     # -- reads ---------------------------------------------------------------
 
@@ -205,19 +203,24 @@ class Smoother:
                 self._present.move_to_end(key)
             return out
         tomb = self._tombs.get(key)
-        if tomb is not None:
-            if t <= tomb:
-                self.suppressed += 1  # already reported: a redelivery or replay overlap
-                return out
-            del self._tombs[key]
+        if tomb is not None and t <= tomb:
+            self.suppressed += 1  # already reported: a redelivery or replay overlap
+            return out
         assert self._clock is not None
         if t <= self._clock - self.config.gone_after:
-            # A late read for a tag whose window would already be over: still a
-            # fact (it was there), reported as seen and gone at once.
+            # A late read, for a window the reader's clock has already closed.
+            if tomb is not None and t - tomb < self.config.gone_after:
+                self._tombs[key] = t  # more reads of a window already reported
+                self._tombs.move_to_end(key)
+                return out
+            # Still a fact (the tag was there): seen and gone at once.
             self._tombs[key] = t
+            self._tombs.move_to_end(key)
             out.append(self._event(key, PresenceKind.SEEN, t))
             out.append(self._event(key, PresenceKind.GONE, t))
             return out
+        if tomb is not None:
+            del self._tombs[key]
         self._present[key] = _Window(t)
         out.append(self._event(key, PresenceKind.SEEN, t))
         self._bound(out)

@@ -113,6 +113,20 @@ class _MqttPublisher:
             raise ConnectionError(f"simulator {self.client_id} is not connected")
         await self.client.publish(topic, payload, qos=self.qos)
 
+    async def publish_many(self, items: Iterable[tuple[str, bytes]]) -> int:
+        """Pipeline many publishes straight into paho (a replaying reader sends as
+        fast as the broker takes them), then wait for every PUBACK."""
+        if self.client is None:
+            raise ConnectionError(f"simulator {self.client_id} is not connected")
+        paho_client = self.client._client
+        infos = [paho_client.publish(topic, payload, qos=self.qos) for topic, payload in items]
+        for info in infos:
+            while not info.is_published():
+                if info.rc != 0:
+                    raise ConnectionError(f"publish failed: rc {info.rc}")
+                await asyncio.sleep(0.002)
+        return len(infos)
+
 
 class ReaderSim:
     """Base of the RFID reader simulators; subclasses format payloads."""
@@ -160,6 +174,10 @@ class ReaderSim:
         self.reads_published = 0
         self.faults_published = 0
         self._last_at = 0.0
+        # When the first read of each tag was handed to the client (wall clock):
+        # latency references for benchmarks, independent of reader timestamps.
+        self.first_sent: dict[str, float] = {}
+        self._ever_read: set[str] = set()
         self._pub = _MqttPublisher(settings, f"sim-{reader_id}-{seed}", qos)
         self._task: asyncio.Task[None] | None = None
 
@@ -204,12 +222,18 @@ class ReaderSim:
         self._last_at = at
         return at
 
-    def read(self, epc_hex: str | None = None, antenna: int | None = None) -> SimRead:
+    def read(
+        self, epc_hex: str | None = None, antenna: int | None = None, *, at: float | None = None
+    ) -> SimRead:
+        if at is None:
+            at = self.now()
+        else:
+            self._last_at = max(self._last_at, at)
         return SimRead(
             epc_hex=epc_hex or self.rng.choice(self.population),
             antenna=antenna or self.rng.randint(1, self.antennas),
             rssi_dbm=round(self.rng.uniform(-75.0, -40.0), 1),
-            at=self.now(),
+            at=at,
         )
 
     def churn_one(self) -> tuple[str, str]:
@@ -279,20 +303,43 @@ class ReaderSim:
         owed = 0.0
         churn_owed = 0.0
         last = time.monotonic()
+        last_wall = self.clock()
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
+            wall = self.clock()
             owed += (now - last) * self.rate
             churn_owed += (now - last) * self.churn
             last = now
             while churn_owed >= 1.0:
                 churn_owed -= 1.0
                 self.churn_one()
+            count = int(owed // self.batch)
+            owed -= count * self.batch
+            # A reader reads continuously: spread the reads owed since the last
+            # tick over that interval, so a stalled simulator (a busy CPU) does
+            # not leave a gap in the reader's clock that smoothing would take
+            # for every tag leaving the field.
+            total = count * self.batch
             messages: list[bytes] = []
-            while owed >= self.batch:
-                owed -= self.batch
-                messages.append(self._maybe_fault([self.read() for _ in range(self.batch)]))
+            first: list[str] = []
+            k = 0
+            for _ in range(count):
+                reads = []
+                for _ in range(self.batch):
+                    k += 1
+                    at = last_wall + (wall - last_wall) * k / total
+                    read = self.read(at=max(at, self._last_at + 1e-6))
+                    if read.epc_hex not in self._ever_read:
+                        self._ever_read.add(read.epc_hex)
+                        first.append(read.epc_hex)
+                    reads.append(read)
+                messages.append(self._maybe_fault(reads))
+            last_wall = wall
             if messages:
+                sent = time.time()
+                for epc in first:
+                    self.first_sent[epc] = sent
                 await self._publish_many(messages, reads_each=self.batch)
 
     def _maybe_fault(self, reads: Sequence[SimRead]) -> bytes:
@@ -313,10 +360,22 @@ class ReaderSim:
         """Lose the broker: keep reading, queue messages (bounded), publish nothing."""
         self.connected = False
 
-    def fill_backlog(self, messages: int) -> None:
-        """Queue ``messages`` messages of ``batch`` reads, as if read while offline."""
+    def fill_backlog(self, messages: int, *, batch: int | None = None) -> None:
+        """Queue ``messages`` messages of ``batch`` reads, as if read while offline.
+
+        Their reader timestamps run evenly from the last read before the outage
+        to now, as a reader that kept reading would have stamped them.
+        """
+        per_message = batch or self.batch
+        total = messages * per_message
+        start = self._last_at or self.clock()
+        end = max(self.clock(), start + total * 1e-6)
+        k = 0
         for _ in range(messages):
-            reads = [self.read() for _ in range(self.batch)]
+            reads = []
+            for _ in range(per_message):
+                k += 1
+                reads.append(self.read(at=start + (end - start) * k / total))
             if len(self.backlog) >= self.max_backlog:
                 self.backlog.popleft()
                 self.dropped += 1
@@ -331,15 +390,12 @@ class ReaderSim:
         if reopen:
             await self._pub.close()
             await self._pub.open()
-        backlog, self.backlog = self.backlog, deque()
-        replayed = len(backlog)
-        pending: set[asyncio.Task[None]] = set()
-        for topic, payload in backlog:
-            pending.add(asyncio.create_task(self._pub.publish(topic, payload)))
-            if len(pending) >= 500:
-                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        if pending:
-            await asyncio.gather(*pending)
+        replayed = 0
+        # Until empty: a reader that keeps reading while it replays queues more
+        # behind the backlog, and that goes out too, in order.
+        while self.backlog:
+            chunk = [self.backlog.popleft() for _ in range(min(len(self.backlog), 5000))]
+            replayed += await self._pub.publish_many(chunk)
         self.published += replayed
         self.connected = True
         return replayed

@@ -30,6 +30,7 @@ from devices.transport.mqtt import DEFAULT_QUEUE_SIZE, MqttMessage, MqttSubscrip
 log = logging.getLogger(__name__)
 
 Parser = Callable[[bytes, str, float], ParseResult]
+_MISSING = object()
 
 
 def _number(name: str, value: object, *, minimum: float = 0.0, integer: bool = False) -> float:
@@ -60,6 +61,7 @@ class MqttDriverBase:
         self._lock = asyncio.Lock()
         opts = spec.options
         self._routes: list[tuple[Topic, Parser]] | None = None
+        self._route_cache: dict[str, object] = {}
         self.qos = int(opts.get("qos", 1))
         self.queue_size = int(opts.get("queue_size", DEFAULT_QUEUE_SIZE))
         self.keepalive = int(opts.get("keepalive", 30))
@@ -126,13 +128,21 @@ class MqttDriverBase:
 
     def route(self, topic: str) -> Parser | None:
         """The parser of the first configured filter matching ``topic``."""
+        cached = self._route_cache.get(topic, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
         routes = self._routes
         if routes is None:
             routes = self._routes = [(Topic(f), p) for f, p in self.subscriptions()]
+        found: Parser | None = None
         for topic_filter, parser in routes:
             if topic_filter.matches(topic):
-                return parser
-        return None
+                found = parser
+                break
+        if len(self._route_cache) >= 1024:  # bounded: topics may carry ids
+            self._route_cache.clear()
+        self._route_cache[topic] = found
+        return found
 
     def decode(self, message: MqttMessage) -> list[DeviceEvent]:
         """The events one message yields; counts and logs bad input, never raises."""
@@ -262,7 +272,7 @@ class RfidMqttDriverBase(MqttDriverBase):
         self.smoother.resume(time.monotonic())
 
     async def background(self, emit: Emit) -> None:
-        period = min(1.0, self.smoothing.silence / 4)
+        period = min(1.0, self.smoothing.silence_timeout / 4)
         while True:
             await asyncio.sleep(period)
             async with self._lock:

@@ -86,7 +86,12 @@ async def test_zebra_data_and_events_topics(mosquitto_broker: MosquittoBroker) -
         driver="zebra-iotc",
         role=ROLE,
         topic="zebra/fx9600/data",
-        options={"events_topic": "zebra/fx9600/events", "per_antenna": True, "gone_after": 0.3},
+        options={
+            "events_topic": "zebra/fx9600/events",
+            "per_antenna": True,
+            "gone_after": 0.3,
+            "silence_timeout": 0.3,
+        },
     )
     driver = create_driver(spec, mqtt=settings)
     assert isinstance(driver, ZebraDriver)

@@ -83,7 +83,7 @@ def test_replayed_backlog_after_outage_does_not_reannounce_present_tags() -> Non
 
 
 def test_box_clock_fallback_when_reader_goes_silent() -> None:
-    s = Smoother("r1", SmoothingConfig(gone_after=2.0))
+    s = Smoother("r1", SmoothingConfig(gone_after=2.0, silence_timeout=2.0))
     s.feed(read("A", 50.0, box=1000.0))
     assert s.tick(1001.9) == []
     assert kinds(s.tick(1002.0)) == [("gone", "A", 50.0)]
@@ -97,7 +97,7 @@ def test_silence_timeout_longer_than_window() -> None:
 
 
 def test_resume_restarts_silence_measurement() -> None:
-    s = Smoother("r1", SmoothingConfig(gone_after=2.0))
+    s = Smoother("r1", SmoothingConfig(gone_after=2.0, silence_timeout=2.0))
     s.feed(read("A", 50.0, box=1000.0))
     s.resume(box_now=1100.0)  # we were away from the broker for 100 s
     assert s.tick(1101.0) == []
@@ -115,6 +115,23 @@ def test_late_read_older_than_window_is_seen_and_gone_at_once() -> None:
     s.feed(read("A", 10.0))
     assert kinds(s.feed(read("B", 2.0))) == [("seen", "B", 2.0), ("gone", "B", 2.0)]
     assert s.feed(read("B", 2.0)) == []
+    # More late reads of the same closed window: nothing (no seen/gone storm).
+    for t in (2.5, 2.9, 3.6, 4.2):
+        assert s.feed(read("B", t)) == []
+    # A late read after a gap longer than the window: another window, reported once.
+    assert kinds(s.feed(read("B", 6.0))) == [("seen", "B", 6.0), ("gone", "B", 6.0)]
+
+
+def test_fallback_estimate_is_dropped_when_the_reader_speaks_again() -> None:
+    """Gone by the fallback, then the reader's own clock: no late-read storm."""
+    s = Smoother("r1", SmoothingConfig(gone_after=2.0, silence_timeout=5.0))
+    s.feed(read("A", 100.0, box=1000.0))
+    assert kinds(s.tick(1010.0)) == [("gone", "A", 100.0)]  # estimate: reader at 110
+    assert s.clock == 100.0
+    out: list[TagPresenceEvent] = []
+    for i in range(20):  # the reader was queueing all along: a backlog from 100.5 on
+        out += s.feed(read("A", 100.5 + i * 0.5, box=1010.0))
+    assert kinds(out) == [("seen", "A", 100.5)]
 
 
 def test_reader_time_missing_uses_arrival_time() -> None:
@@ -160,6 +177,7 @@ def test_config_validation() -> None:
         SmoothingConfig(max_tags=0)
     with pytest.raises(DeviceConfigError):
         SmoothingConfig(silence_timeout=-1)
+    assert SmoothingConfig().silence_timeout == 60.0
 
 
 # --- properties ---------------------------------------------------------------
