@@ -5,6 +5,7 @@
 
     groups = [{"id": "line-1", "candidates": [{"aisle": 3, "y": 12.5}, {"aisle": 8, "y": 4.0}]},
               {"id": "line-2", "candidates": [{"aisle": 5, "y": 31.0}]}]
+    # optional: start, end, blocked as in route(); budget_ms (default 40, None = none)
 
 and returns::
 
@@ -20,9 +21,10 @@ When the number of combinations is at most EXACT_COMBINATIONS, a depth-first
 branch and bound fixes one group at a time, bounding a partial choice by the exact
 route over the picks fixed so far (a route over fewer points is never longer), so
 the result is the best combination. Beyond that, or when the search would exceed
-MAX_EVALUATIONS routings, it improves the nearest-to-depot choice one group at a
-time (each move priced by an exact route) until no single change helps, and says
-``"exact": false``. Errors name the field (``groups[2].candidates[1].y: …``). Pure.
+MAX_EVALUATIONS routings or ``budget_ms``, it improves the best choice so far one
+group at a time (each move priced by an exact route) until no single change helps
+or the budget is spent, and says ``"exact": false``. Errors name the field
+(``groups[2].candidates[1].y: …``). Pure.
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ from edge.routing.model import (
 
 #: combinations up to which the choice is proven optimal by branch and bound
 EXACT_COMBINATIONS = 4096
-#: exact routings the search may spend before it settles for local improvement
+#: exact routings the search may spend in all
 MAX_EVALUATIONS = 200
+#: default time budget of one call; the answer is never worse than nearest-to-depot
+DEFAULT_BUDGET_MS = 40.0
 
 
 def choose_locations(
@@ -59,9 +63,11 @@ def choose_locations(
     start: dict[str, Any] | None = None,
     end: dict[str, Any] | None = None,
     blocked: list[dict[str, Any]] | None = None,
+    budget_ms: float | None = DEFAULT_BUDGET_MS,
 ) -> dict[str, Any]:
     """Choose one candidate location per group so that the route is short; see module doc."""
     started = time.perf_counter()
+    deadline = started + budget_ms / 1000.0 if budget_ms is not None else float("inf")
     if not isinstance(layout, dict) or layout.get("kind") != "blocks":
         raise RoutingProblemError("layout.kind: location choice needs a 'blocks' layout")
     raw: dict[str, Any] = {"layout": layout, "picks": []}
@@ -96,7 +102,7 @@ def choose_locations(
         exact = True
         stack: list[tuple[int, ...]] = [()]
         while stack:
-            if len(cache) >= MAX_EVALUATIONS:
+            if len(cache) >= MAX_EVALUATIONS or time.perf_counter() > deadline:
                 exact = False
                 break
             partial = stack.pop()
@@ -111,7 +117,7 @@ def choose_locations(
             stack.extend((*partial, c) for c in [*alts, nearest[k]])
     if not exact:
         improved = True
-        while improved and len(cache) < MAX_EVALUATIONS:
+        while improved and len(cache) < MAX_EVALUATIONS and time.perf_counter() <= deadline:
             improved = False
             for k in range(n):
                 for c in range(len(cands[order[k]][1])):

@@ -49,7 +49,7 @@ def test_choice_is_the_best_combination(
     instance: tuple[dict[str, Any], list[dict[str, Any]]],
 ) -> None:
     lay, groups = instance
-    result = choose_locations(lay, groups)
+    result = choose_locations(lay, groups, budget_ms=None)
     assert result["exact"] is True
     assert mm(result["route"]["length_m"]) == brute_force(lay, groups)
     chosen = [g["candidates"][c] for g, c in zip(groups, result["choice"], strict=True)]
@@ -81,7 +81,7 @@ def test_many_combinations_fall_back_but_never_lose_to_nearest() -> None:
         for c in g["candidates"]:
             if c["y"] == 15.0:
                 c["y"] = 14.0
-    result = choose_locations(lay, groups)
+    result = choose_locations(lay, groups, budget_ms=None)
     assert result["exact"] is False
     # baseline: every line at the candidate with the shortest walk from the depot
     every = [{"id": f"{g['id']}/{k}", **c} for g in groups for k, c in enumerate(g["candidates"])]
@@ -123,3 +123,25 @@ def test_bad_groups_name_the_field(groups: Any, needle: str) -> None:
     }
     with pytest.raises(ValueError, match="^" + needle.replace("[", r"\[").replace("]", r"\]")):
         choose_locations(lay, groups)
+
+
+def test_time_budget_keeps_the_answer_valid() -> None:
+    lay = {
+        "kind": "blocks",
+        "aisles": 10,
+        "aisle_pitch_m": 3.0,
+        "blocks": 2,
+        "block_length_m": 10.0,
+        "depot": {"x": 0.0, "y": 0.0},
+    }
+    groups = [
+        {
+            "id": f"G{g}",
+            "candidates": [{"aisle": (g + k * 3) % 10, "y": 1.0 + (g + k) % 9} for k in range(3)],
+        }
+        for g in range(12)
+    ]
+    result = choose_locations(lay, groups, budget_ms=0.0)
+    assert result["exact"] is False
+    assert sorted(result["route"]["sequence"]) == sorted(g["id"] for g in groups)
+    assert all(0 <= c < 3 for c in result["choice"])
