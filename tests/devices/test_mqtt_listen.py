@@ -107,3 +107,52 @@ async def test_listen_prints_json_lines(tmp_path: Path, mosquitto_broker: Mosqui
     states = [e["state"] for e in lines if e["type"] == "DeviceStateEvent"]
     assert states == ["connected", "connected", "antenna_disconnected", "overflow"]
     assert "malformed payload" in err.decode()
+
+
+def test_text_lines_and_json_dicts() -> None:
+    from devices.events import (
+        DeviceState,
+        DeviceStateEvent,
+        PresenceKind,
+        ScanEvent,
+        TagPresenceEvent,
+        TagReadEvent,
+    )
+    from edge.cli.listen import event_dict, event_line
+
+    t = 1767600000.5  # 08:00:00.500 UTC
+    assert event_line(ScanEvent("pack-1", "01\x1d10A", "]C1", t)) == (
+        "08:00:00.500 pack-1 scan ]C1 01<GS>10A"
+    )
+    assert event_line(TagPresenceEvent("d1", "3034AB", PresenceKind.GONE, 2, t)) == (
+        "08:00:00.500 d1 gone 3034AB antenna 2"
+    )
+    assert event_line(TagReadEvent("d1", "3034AB", 1, -61.5, t, t, 3)) == (
+        "08:00:00.500 d1 read 3034AB antenna 1 -61.5 dBm x3"
+    )
+    assert event_line(DeviceStateEvent("d1", DeviceState.OVERFLOW, "reader purged events", t)) == (
+        "08:00:00.500 d1 overflow reader purged events"
+    )
+    assert event_dict(TagPresenceEvent("d1", "3034AB", PresenceKind.SEEN, None, t)) == {
+        "type": "TagPresenceEvent",
+        "device_id": "d1",
+        "epc_hex": "3034AB",
+        "kind": "seen",
+        "antenna": None,
+        "at": t,
+    }
+
+
+def test_unknown_device_is_a_clear_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge.cli.listen import listen_command
+
+    broker_less = tmp_path / "pickedge.toml"
+    broker_less.write_text(
+        '[box]\nid = "t"\n[[devices]]\nid = "pack-1"\ndriver = "mqtt-scanner"\n'
+        'role = "pack_station"\ntopic = "scanners/pack-1"\n'
+    )
+    result = CliRunner().invoke(listen_command, ["--config", str(broker_less), "--device", "nope"])
+    assert result.exit_code == 2
+    assert "no enabled device named nope" in result.output
