@@ -285,7 +285,9 @@ def _peek_epoch(body: bytes) -> str | None:
 
 def gtin14(n: int) -> str:
     """A valid GTIN-14 (GS1 mod-10 check digit) numbered ``n``."""
-    body = f"0{4000000000000 + n:013d}"[:13]
+    if not 0 <= n < 10**8:
+        raise ValueError(f"gtin14 numbers 0..99999999, not {n}")
+    body = f"{4000000000000 + n:013d}"
     total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
     return body + str((10 - total % 10) % 10)
 
