@@ -12,7 +12,6 @@ and only then is the message acknowledged to the broker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -183,26 +182,38 @@ class MqttDriverBase:
             async with subscription as sub:
                 self.stats.connected = True
                 self.on_connected()
+                receive = asyncio.create_task(self._receive(sub, emit))
                 ticker = asyncio.create_task(self.background(emit))
+                waiting = {receive, ticker}
                 try:
-                    async for message in sub.messages():
-                        async with self._lock:
-                            events = self.decode(message)
-                            for event in events:
-                                await emit(event)
-                            self.stats.events += len(events)
-                        # Only now: the consumer has taken (committed) every event.
-                        sub.ack(message)
+                    # Whichever fails first (the broker, the consumer) ends the run.
+                    while True:
+                        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                        for task in done:
+                            task.result()
+                        if receive in done:
+                            break
+                        waiting = {receive}  # the background hook had nothing to do
                 finally:
-                    ticker.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await ticker
+                    for task in (receive, ticker):
+                        task.cancel()
+                    await asyncio.gather(receive, ticker, return_exceptions=True)
         except DeviceDisconnectedError as exc:
             self.stats.last_error = str(exc)
             raise
         finally:
             self.stats.connected = False
         raise DeviceDisconnectedError(f"MQTT message stream of {self.spec.id} ended")
+
+    async def _receive(self, sub: MqttSubscription, emit: Emit) -> None:
+        async for message in sub.messages():
+            async with self._lock:
+                events = self.decode(message)
+                for event in events:
+                    await emit(event)
+                self.stats.events += len(events)
+            # Only now: the consumer has taken (committed) every event.
+            sub.ack(message)
 
 
 class RfidMqttDriverBase(MqttDriverBase):

@@ -322,3 +322,29 @@ async def test_client_id_is_stable_per_device(mosquitto_broker: MosquittoBroker)
     await stop(task)
     # "c0": the broker saw clean_session = 0, i.e. a persistent session.
     assert re.search(r"as box7-r1 \(p\d, c0,", mosquitto_broker.logs())
+
+
+async def test_consumer_failure_on_a_fallback_gone_ends_the_run(
+    mosquitto_broker: MosquittoBroker,
+) -> None:
+    """A gone emitted by the silence fallback goes through the same emit; its
+    failure is not lost in a background task."""
+    settings = mosquitto_broker.settings()
+    driver = create_driver(impinj_spec(gone_after=0.2, silence_timeout=0.2), mqtt=settings)
+
+    class Refused(Exception):
+        pass
+
+    async def emit(event: DeviceEvent) -> None:
+        if isinstance(event, TagPresenceEvent) and event.kind is PresenceKind.GONE:
+            raise Refused
+
+    task = asyncio.create_task(driver.run(emit))
+    await until(lambda: driver.stats.connected)
+    async with ImpinjReaderSim(
+        settings, reader_id="r1", topic="impinj/r1/events", tags=1, rate=0
+    ) as sim:
+        await sim.publish_reads([sim.read()])
+    with pytest.raises(Refused):
+        await asyncio.wait_for(task, 10)
+    assert driver.stats.connected is False
