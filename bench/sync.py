@@ -10,9 +10,11 @@ Figures printed:
   raw payload pass-through, one transaction per ack);
 - peak RSS (VmHWM) of the draining process — the backlog is built by a child
   process so its page cache does not count;
-- scan-commit latency p50/p99 of concurrent store writes during the drain (a
-  stand-in for floor latency until the PDA API exists: one ``store.write`` of
-  stock_delta + pick_confirmed every 20 ms, as a busy picker's scans would);
+- floor latency during the drain: p50/p99 of real PDA scans (``POST
+  /api/v1/scan``) of ``--pdas`` simulated PDAs (bench/floor.py's) against the PDA
+  API (``python -m edge.api``) on the same database; without the PDA API, the
+  stand-in is the commit latency of one ``store.write`` of stock_delta +
+  pick_confirmed every 20 ms (``--stand-in`` forces it);
 - durable outbox commit rate on this machine (``synchronous=FULL``), with 1
   and 2 events per transaction.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import random
 import resource
@@ -95,7 +98,7 @@ def vm_hwm_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def drain(path: Path, url: str, batch_events: int) -> dict[str, float]:
+async def drain(path: Path, url: str, batch_events: int, pdas: PdaFloor | None) -> dict[str, float]:
     store = Store.open(path, box_id=BOX)
     _, _, next_seq = send_state(store)
     total = next_seq - 1
@@ -103,6 +106,9 @@ async def drain(path: Path, url: str, batch_events: int) -> dict[str, float]:
     stop = asyncio.Event()
 
     async def floor() -> None:
+        if pdas is not None:
+            await pdas.run(latencies, stop)
+            return
         rng = random.Random(2)
         n = 10**7
         while not stop.is_set():
@@ -122,6 +128,8 @@ async def drain(path: Path, url: str, batch_events: int) -> dict[str, float]:
         seconds = time.perf_counter() - started
         stop.set()
         await floor_task
+        if pdas is not None and pdas.errors:
+            raise RuntimeError(f"PDA scans failed during the drain: {pdas.errors[:3]}")
         await up.send_all()  # the floor's own events too
     store.close()
     latencies.sort()
@@ -134,6 +142,76 @@ async def drain(path: Path, url: str, batch_events: int) -> dict[str, float]:
         "p99_ms": latencies[int(len(latencies) * 0.99)] if latencies else float("nan"),
         "floor_commits": len(latencies),
     }
+
+
+class PdaFloor:
+    """Simulated PDAs (bench/floor.py) scanning through the real PDA API process."""
+
+    PDAS_ORDERS = [10, 30] * 20  # more than a drain lasts; they are stopped with it
+
+    def __init__(self, db: Path, pdas: int, think_s: float) -> None:
+        import floor  # bench/floor.py, beside this file
+
+        self.floor = floor
+        self.db = db
+        self.pdas = pdas
+        self.think_s = think_s
+        self.errors: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.base = ""
+        with Store.open(db, box_id=BOX) as store:
+            self.world = floor.seed(store, pdas, self.PDAS_ORDERS, random.Random(7))
+
+    def start(self) -> None:
+        f = self.floor
+        config = self.db.with_suffix(".toml")
+        config.write_text(
+            f'[box]\nid = "{BOX}"\n[store]\npath = "{self.db.name}"\n'
+            f'[api]\nhost = "127.0.0.1"\nport = 0\n'
+            f"[layout]\naisles = {f.AISLES}\naisle_pitch_m = {f.PITCH}\n"
+            f"blocks = {f.BLOCKS}\nblock_length_m = {f.BLOCK_LEN}\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.api", "--config", str(config), "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        self.base = f"http://127.0.0.1:{int(self.proc.stdout.readline().split()[1])}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    async def run(self, latencies: list[float], stop: asyncio.Event) -> None:
+        import aiohttp
+
+        figures = self.floor.Figures()
+        figures.scan_ms = latencies
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            tasks = [
+                asyncio.create_task(
+                    self.floor.pda(
+                        n,
+                        self.base,
+                        http,
+                        self.world,
+                        self.PDAS_ORDERS,
+                        figures,
+                        self.think_s,
+                        0.0,
+                        random.Random(n),
+                    )
+                )
+                for n in range(self.pdas)
+            ]
+            await stop.wait()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.errors = figures.errors
 
 
 def commit_rate(path: Path, per_tx: int, seconds: float = 3.0) -> float:
@@ -170,6 +248,16 @@ def main() -> None:
         default=5000,
         help="cloud.batch_max_events for the drain (default 5000)",
     )
+    ap.add_argument("--pdas", type=int, default=10, help="simulated PDAs scanning meanwhile")
+    ap.add_argument(
+        "--think-ms",
+        type=float,
+        default=500.0,
+        help="mean pause of a picker before each scan (0: flat out)",
+    )
+    ap.add_argument(
+        "--stand-in", action="store_true", help="time plain store writes instead of PDA scans"
+    )
     ap.add_argument("--build", nargs=2, metavar=("DB", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.build:
@@ -179,6 +267,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pickedge-bench-") as tmp:
         d = Path(tmp)
         db = d / "box.db"
+        pdas: PdaFloor | None = None
+        if not args.stand_in and importlib.util.find_spec("edge.api") is not None:
+            pdas = PdaFloor(
+                db, args.pdas, args.think_ms / 1000
+            )  # seeds the zone first; the backlog goes on top
         t0 = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--build", str(db), str(events)], check=True)
         build_s = time.perf_counter() - t0
@@ -203,10 +296,14 @@ def main() -> None:
         try:
             assert sim.stdout is not None
             url = sim.stdout.readline().split()[-1]
-            result = asyncio.run(drain(db, url, args.batch_events))
+            if pdas is not None:
+                pdas.start()
+            result = asyncio.run(drain(db, url, args.batch_events, pdas))
         finally:
             sim.terminate()
             sim.wait(timeout=10)
+            if pdas is not None:
+                pdas.stop()
         rate1 = commit_rate(d / "c1.db", 1)
         rate2 = commit_rate(d / "c2.db", 2)
 
@@ -218,10 +315,14 @@ def main() -> None:
         ("peak RSS of the drainer", f"{result['rss_mb']:.0f} MB   (goal ≤ 150 MB, VmHWM)"),
         ("batch size", f"{args.batch_events} events / ≤ 1 MiB"),
         (
-            "floor commit p50 / p99",
-            f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f} ms during "
-            f"the drain ({result['floor_commits']} commits; stand-in: store writes, "
-            "no PDA API yet)",
+            "PDA scan p50 / p99" if pdas else "floor commit p50 / p99",
+            f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f} ms during the drain ("
+            + (
+                f"{result['floor_commits']} scans of {args.pdas} PDAs via the PDA API, "
+                f"think {args.think_ms:.0f} ms)"
+                if pdas
+                else f"{result['floor_commits']} commits; stand-in: store writes, no PDA API)"
+            ),
         ),
         ("durable commits, 1 event/tx", f"{rate1:,.0f} tx/s (synchronous=FULL)"),
         ("durable commits, 2 events/tx", f"{rate2:,.0f} tx/s (synchronous=FULL)"),
