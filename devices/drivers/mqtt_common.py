@@ -22,7 +22,7 @@ from aiomqtt import Topic
 from devices.dialects import ParseResult
 from devices.driver import DeviceSpec, DeviceStats, Emit, MqttSettings
 from devices.errors import DeviceConfigError, DeviceDisconnectedError, FrameError
-from devices.events import DeviceEvent, TagReadEvent
+from devices.events import DeviceEvent, DeviceState, DeviceStateEvent, TagReadEvent
 from devices.smoothing import Smoother, SmoothingConfig
 from devices.transport.mqtt import DEFAULT_QUEUE_SIZE, MqttMessage, MqttSubscription
 
@@ -274,6 +274,9 @@ class RfidMqttDriverBase(MqttDriverBase):
                     out.append(event)
                 out.extend(smoother.feed(event, box_now=message.received_mono))
             else:
+                if isinstance(event, DeviceStateEvent) and event.state is DeviceState.OVERFLOW:
+                    # Reads were lost on the reader: worth a line every time.
+                    log.warning("device %s: %s", self.spec.id, event.detail)
                 out.append(event)
         if not had_reads and result.reader_time is not None:
             out.extend(smoother.observe(result.reader_time, message.received_mono))

@@ -53,7 +53,7 @@ def impinj_spec(**options: object) -> DeviceSpec:
 
 
 async def test_impinj_reads_are_smoothed_into_one_seen_per_tag(
-    mosquitto_broker: MosquittoBroker,
+    mosquitto_broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = mosquitto_broker.settings()
     driver = create_driver(impinj_spec(gone_after=30.0), mqtt=settings)
@@ -75,6 +75,10 @@ async def test_impinj_reads_are_smoothed_into_one_seen_per_tag(
     assert driver.reads == 200
     (overflow,) = [e for e in col.events if isinstance(e, DeviceStateEvent)]
     assert overflow.state is DeviceState.OVERFLOW and "12 events" in overflow.detail
+    assert any(
+        r.levelno == logging.WARNING and "reader purged 12 events" in r.getMessage()
+        for r in caplog.records
+    )
     await stop(task)
     assert driver.stats.connected is False
 
