@@ -422,6 +422,7 @@ def create_app(
     app[LIMITER] = limiter if limiter is not None else auth.LoginLimiter()
     app[STATE] = ServerState()
     picking.subscribe(app[HUB].push)
+    app[HUB].on_task_cancelled(picking.cancel_task)
 
     r = app.router
     r.add_get("/", index)

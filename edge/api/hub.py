@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -22,7 +22,13 @@ log = logging.getLogger(__name__)
 class PdaHub:
     def __init__(self) -> None:
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._cancel: Callable[[str], Awaitable[Any]] | None = None
+
+    def on_task_cancelled(self, cancel: Callable[[str], Awaitable[Any]]) -> None:
+        """What to run for a cancelled started task before its pickers are told
+        (``PickingService.cancel_task``: its stops leave the tours)."""
+        self._cancel = cancel
 
     def add(self, picker: str, ws: web.WebSocketResponse) -> None:
         self._sockets.setdefault(picker, set()).add(ws)
@@ -40,9 +46,7 @@ class PdaHub:
     def push(self, picker: str, message: dict[str, Any]) -> None:
         """Send ``message`` to every socket of ``picker`` (fire and forget)."""
         for ws in list(self._sockets.get(picker, ())):
-            task = asyncio.get_running_loop().create_task(self._send(picker, ws, message))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._send(picker, ws, message))
 
     def task_cancelled(self, picker: str, task: str, message: str | None = None) -> None:
         """Tell a picker that a task of the tour was cancelled by the cloud."""
@@ -56,20 +60,36 @@ class PdaHub:
         )
 
     def deliver(self, notices: Iterable[Any]) -> None:
-        """Push master-data notices (``edge.masterdata.Notice``: ``kind``,
-        ``task``, ``pickers``) to the pickers they concern."""
+        """Act on master-data notices (``edge.masterdata.Notice``: ``kind``,
+        ``task``, ``pickers``): a cancelled task leaves its tours (re-routed and
+        pushed as ``tour_rerouted``) and its pickers get ``task_cancelled``; a
+        deactivated picker is told. Never blocks: the work is scheduled."""
         for notice in notices:
             kind = getattr(notice, "kind", "task_cancelled")
             task = getattr(notice, "task", None)
-            pickers = tuple(getattr(notice, "pickers", ()) or ())
+            pickers = tuple(str(p) for p in getattr(notice, "pickers", ()) or ())
             single = getattr(notice, "picker", None)
             if single:
                 pickers += (str(single),)
-            for picker in pickers:
-                if kind == "task_cancelled" and task:
-                    self.task_cancelled(str(picker), str(task), getattr(notice, "message", None))
-                elif kind == "picker_deactivated":
-                    self.push(str(picker), {"type": "message", "text": "you were signed off"})
+            if kind == "task_cancelled" and task:
+                self._spawn(self._cancelled(str(task), pickers, getattr(notice, "message", None)))
+            elif kind == "picker_deactivated":
+                for picker in pickers:
+                    self.push(picker, {"type": "message", "text": "you were signed off"})
+
+    async def _cancelled(self, task: str, pickers: tuple[str, ...], message: str | None) -> None:
+        if self._cancel is not None:
+            try:
+                await self._cancel(task)
+            except Exception:  # the pickers must still hear about the cancel
+                log.exception("taking cancelled task %s out of its tours failed", task)
+        for picker in pickers:
+            self.task_cancelled(picker, task, message)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _send(self, picker: str, ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
         try:

@@ -275,17 +275,21 @@ class PickingService:
         return self._active_tour(self.store.reader().conn, picker.id) is None
 
     async def current_tour(self, picker_id: str) -> dict[str, Any]:
-        """The picker's active tour; :class:`NoTourError` when there is none."""
+        """The picker's active tour; :class:`NoTourError` when there is none.
 
-        def fn(tx: Transaction) -> dict[str, Any]:
-            tour = self._active_tour(tx.conn, picker_id)
+        Read from one WAL snapshot of a read connection: every scan already
+        answered is committed, so it is in the snapshot, and the writer is not
+        held up by a PDA that reloads its page.
+        """
+        conn = self.store.reader().conn
+        conn.execute("BEGIN")
+        try:
+            tour = self._active_tour(conn, picker_id)
             if tour is None:
                 raise NoTourError("no active tour: scan an order, a task, a tote or START")
-            return self._tour_view(tx.conn, tour)
-
-        # A read, but through the writer so it sees the latest commit and the
-        # answer is consistent with every scan already answered.
-        return await self.store.write(fn)
+            return self._tour_view(conn, tour)
+        finally:
+            conn.execute("COMMIT")
 
     async def short(self, picker: Picker, stop: int, found: int, reason: str) -> Outcome:
         """Record a short pick at ``stop`` and re-route the rest of the tour."""
