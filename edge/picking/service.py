@@ -244,6 +244,8 @@ class PickingService:
                         sub = Transaction(self.store, tx.conn)
                         try:
                             result = fn(sub)
+                        except sqlite3.Error:
+                            raise  # the database itself failed: the batch rolls back whole
                         except Exception as exc:
                             tx.execute("ROLLBACK TO scan")
                             tx.execute("RELEASE scan")
