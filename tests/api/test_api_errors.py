@@ -156,3 +156,46 @@ async def test_tour_errors(zone: Zone) -> None:
     assert (status, body["error"]["code"]) == (400, "invalid_request")
     status, body = await pda.call("POST", "/api/v1/tour/skip", {"stop": 42})
     assert (status, body["error"]["code"]) == (404, "unknown_stop")
+
+
+async def test_a_full_backlog_refuses_the_unit_and_changes_nothing(tmp_path: object) -> None:
+    """At the outbox's hard limit the scan is refused with 503 backlog_full:
+    the unit is not counted, nothing is half-written, the retry works later."""
+    from pathlib import Path
+
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+
+    from edge.api import auth, create_app
+    from edge.config import load_config
+    from edge.picking import PickingService
+    from edge.store.db import Store
+    from tests.support.api_fixtures import GTIN_A, Pda, seed_zone, write_config
+
+    assert isinstance(tmp_path, Path)
+    cfg = load_config(write_config(tmp_path))
+    store = Store.open(cfg.store_path(), box_id=cfg.box.id, max_backlog=2)
+    seed_zone(store)
+    add_task(store, "T-1", [("SKU-A", 3)])
+    _, key = auth.enroll_pda(store, "h")
+    server = TestServer(create_app(store, cfg, picking=PickingService(store, cfg.layout_dict())))
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            pda = Pda(http, str(server.make_url("")).rstrip("/"), key)
+            await pda.login("BADGE-1")
+            await pda.scan("T-1")
+            await pda.scan("A-01-05")
+            assert (await pda.scan(GTIN_A, scan_id="u1"))["result"] == "item_ok"  # seq 1, 2
+            before = _count("backlog_full")
+            status, body = await pda.call("POST", "/api/v1/scan", {"code": GTIN_A, "scan_id": "u2"})
+            assert (status, body["error"]["code"]) == (503, "backlog_full")
+            assert _count("backlog_full") == before + 1
+            assert store.query("SELECT picked FROM tour_stops") == [{"picked": 1}]
+            assert store.query("SELECT COUNT(*) AS n FROM scans WHERE scan_id = 'u2'") == [{"n": 0}]
+            # the cloud acks: the same scan_id goes through
+            store.run(lambda tx: tx.execute("UPDATE sync_state SET acked_seq = 2"))
+            assert (await pda.scan(GTIN_A, scan_id="u2"))["result"] == "item_ok"
+    finally:
+        await server.close()
+        store.close()
