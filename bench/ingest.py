@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         "gone_after": 2.0,
         "replay_live_rate": 1000.0,
     }
-    from tests.support.mosquitto import MosquittoBroker
+    from simulators.broker import MosquittoBroker
 
     with (
         tempfile.TemporaryDirectory(prefix="pickedge-bench-") as tmp,

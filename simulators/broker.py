@@ -189,3 +189,10 @@ class MosquittoBroker:
         if self.log_path.exists():
             text = self.log_path.read_text(errors="replace")[-4000:]
         return text
+
+    def __enter__(self) -> MosquittoBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
