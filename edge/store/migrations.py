@@ -150,6 +150,8 @@ MIGRATIONS: tuple[str, ...] = (
         answer    BLOB NOT NULL,
         at_ms     INTEGER NOT NULL
     ) STRICT;
+    -- a serialised unit (EPC, AI 21) is counted once per tour: looked up by code
+    CREATE INDEX scans_tour ON scans(tour, code);
 
     -- The append-only outbox (sync-v1). seq is contiguous per epoch; rows are
     -- only ever inserted, marked acked, and pruned once acked and old.
