@@ -456,6 +456,7 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
         req_after[j] = req_after[j + 1] or cols[j + 1].required
 
     memo = _MEMO
+    inf = _INF  # a local: the loops below run tens of thousands of times
     zero = memo.intern((0,) * n_nodes)
     cur: dict[int, int] = {zero: 0}
     # back[k][state] = previous state and choice at step k: for vertical steps an
@@ -488,7 +489,7 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
                     if ns < 0:
                         ns = memo.vfill(table, sid, b, opt)
                     nc = c + ocost
-                    if nc < get(ns, _INF):
+                    if nc < get(ns, inf):
                         nxt[ns] = nc
                         bk[ns] = sid * 32 + code
             cur = nxt
@@ -510,7 +511,7 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
                         best, best_at = c, (len(back), sid, j)
                     continue
                 nc = c + copies * dx
-                if nc < get(ns, _INF):
+                if nc < get(ns, inf):
                     nxt[ns] = nc
                     bk[ns] = (sid, hs)
         _prune(memo, nxt)  # after the cross-aisle step only: there it pays for itself

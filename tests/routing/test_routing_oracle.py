@@ -96,6 +96,14 @@ def check(problem: dict[str, Any], result: dict[str, Any], optimum: int) -> None
         assert x1 == x2 or y1 == y2, "waypoints must follow aisles and cross aisles"
         walked += mm(abs(x1 - x2) + abs(y1 - y2))
     assert abs(walked - optimum) <= len(walk), "the drawn walk has the route's length"
+    pitch = problem["layout"]["aisle_pitch_m"]
+    for p in problem["picks"]:
+        x, y = p["aisle"] * pitch, p["y"]
+        assert any(
+            min(a[0], b[0]) - 1e-9 <= x <= max(a[0], b[0]) + 1e-9
+            and min(a[1], b[1]) - 1e-9 <= y <= max(a[1], b[1]) + 1e-9
+            for a, b in itertools.pairwise(walk)
+        ) or walk == [[x, y]], f"the drawn walk passes {p['id']}"
 
 
 @SETTINGS
