@@ -2,7 +2,8 @@
 
 :func:`interpret` runs :func:`devices.codes.decode` (pure) and keeps what the
 picking workflow needs: the data without its AIM id, a GTIN-14 for item codes
-(bare GTIN, GS1 element string with AI 01/02, SGTIN EPC), the lot (AI 10),
+(bare GTIN, GS1 element string with AI 01/02, SGTIN EPC), whether it names
+one serialised unit (SGTIN EPC, AI 21), the lot (AI 10),
 expiry (AI 17, ISO date), a unit count (AI 30 or 37) and a location label. It
 never touches the database and never slices the code itself; mapping a GTIN to
 a SKU or a label to a location happens in the write transaction.
@@ -30,6 +31,8 @@ class ScannedCode:
     expiry: str | None = None  # ISO date
     count: int = 1
     location: str | None = None
+    #: the code names one physical unit (SGTIN EPC, or AI 21 serial): counted once
+    serialised: bool = False
     problem: str | None = None  # why the code is invalid
 
     @property
@@ -50,8 +53,11 @@ def interpret(raw: str) -> ScannedCode:
     lot: str | None = None
     expiry: str | None = None
     count = 1
+    serialised = False
     for element in decoded.elements:
-        if element.ai == "10":
+        if element.ai == "21":
+            serialised = True
+        elif element.ai == "10":
             lot = element.value
         elif element.ai == "17":
             expiry = element.date
@@ -65,6 +71,7 @@ def interpret(raw: str) -> ScannedCode:
         scheme = decoded.epc.scheme or ""
         if scheme.startswith("sgtin") and decoded.epc.gs1_key:
             gtin14 = decoded.epc.gs1_key.zfill(14)
+            serialised = True
     return ScannedCode(
         raw,
         decoded.data,
@@ -74,4 +81,5 @@ def interpret(raw: str) -> ScannedCode:
         expiry=expiry,
         count=count,
         location=decoded.location,
+        serialised=serialised,
     )

@@ -477,6 +477,10 @@ class PickingService:
             problem = _lot_problem(current, code)
             if problem is not None:
                 return self._answer_in(conn, tour, "wrong_item", ERROR, problem)
+            if code.serialised and self._counted_before(conn, current.tour, code.raw):
+                return self._answer_in(
+                    conn, tour, "over_pick", ERROR, "this very unit was counted already"
+                )
             if current.picked + code.count > current.qty:
                 return self._answer_in(
                     conn,
@@ -1077,6 +1081,15 @@ class PickingService:
             (tour, sku),
         ).fetchone()
         return int(row[0]) if row else None
+
+    @staticmethod
+    def _counted_before(conn: sqlite3.Connection, tour: int, raw: str) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM scans WHERE tour = ? AND code = ? "
+            "AND result IN ('item_ok', 'stop_done', 'tour_done') LIMIT 1",
+            (tour, raw),
+        ).fetchone()
+        return row is not None
 
     @staticmethod
     def _location_of(conn: sqlite3.Connection, code: ScannedCode) -> str | None:

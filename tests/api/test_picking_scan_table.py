@@ -10,6 +10,7 @@ from tests.support.api_fixtures import (
     GTIN_A,
     GTIN_B,
     GTIN_C,
+    GTIN_D,
     Zone,
     add_task,
     delta_sum,
@@ -205,6 +206,23 @@ async def test_sgtin_epc_and_sku_count_as_items(zone: Zone) -> None:
     await pda.scan("A-03-12")
     assert (await pda.scan(EPC_D))["result"] == "item_ok"
     assert (await pda.scan("SKU-D"))["result"] == "tour_done"
+
+
+async def test_a_serialised_unit_counts_once(zone: Zone) -> None:
+    """The same RFID tag (or AI 21 serial) read twice is one unit, not two."""
+    add_task(zone.store, "T-1", [("SKU-D", 3)])
+    pda = await zone.picker()
+    await pda.scan("T-1")
+    await pda.scan("A-03-12")
+    assert (await pda.scan(EPC_D))["result"] == "item_ok"
+    before = _state(zone)
+    again = await pda.scan(EPC_D)
+    assert (again["result"], again["feedback"]) == ("over_pick", "error")
+    assert _state(zone) == before
+    serial = f"01{GTIN_D}21SN-1"
+    assert (await pda.scan(serial))["result"] == "item_ok"
+    assert (await pda.scan(serial))["result"] == "over_pick"
+    assert (await pda.scan(f"01{GTIN_D}21SN-2"))["result"] == "tour_done"
 
 
 async def test_next_stop_at_the_same_location_needs_no_second_label(zone: Zone) -> None:

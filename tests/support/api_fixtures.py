@@ -288,7 +288,7 @@ ITEM_CODE = {
     "SKU-A": GTIN_A,
     "SKU-B": GTIN_B,
     "SKU-C": GTIN_C,
-    "SKU-D": EPC_D,
+    "SKU-D": "SKU-D",  # serialised: the same EPC twice is one unit; the SKU label counts
     "SKU-ONE": GTIN_ONE,
 }
 
