@@ -279,13 +279,15 @@ class Uploader:
             )
         body = await loop.run_in_executor(io, encode_batch_raw, self.box_id, epoch, rows)
         started = time.monotonic()
+        # sent once the request leaves, answered or not: an ack up to here may come
+        # later (the cloud committed, the answer was lost, a smaller resend is acked)
+        self._sent_max = max(self._sent_max, last)
         try:
             reply = await self.client.post_batch(body)
         except CloudUnreachableError as exc:
             self._count("unreachable", 0, started)
             return await self._fail(str(exc))
         self._count(str(reply.status), len(rows), started)
-        self._sent_max = max(self._sent_max, last)
         return await self._answer(
             reply, epoch, first=first, last=last, next_seq=next_seq, count=len(rows)
         )
