@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 #: few enough to fit the order-scan latency budget (each combination the
 #: engine prices is an exact route: ~3 ms for 30 picks in 2 blocks); beyond
 #: it, each line goes next to a pick the tour makes anyway
-MAX_COMBINATIONS = 4
+MAX_COMBINATIONS = 2
 MAX_OPTIONS = 4
 
 
