@@ -132,7 +132,7 @@
   // ------------------------------------------------------------------ scans
 
   function enqueue(code) {
-    S.queue.push({ code: code, scan_id: newScanId() });
+    S.queue.push({ code: code, scan_id: newScanId(), picker: S.picker ? S.picker.id : null });
     saveQueue();
     processQueue();
   }
@@ -147,7 +147,7 @@
     if (S.busy || !S.queue.length || !S.token) { return; }
     S.busy = true;
     var item = S.queue[0];
-    api("POST", "/api/v1/scan", item).then(function (res) {
+    api("POST", "/api/v1/scan", { code: item.code, scan_id: item.scan_id }).then(function (res) {
       S.busy = false;
       if (res.status === 200) {
         S.queue.shift(); saveQueue();
@@ -313,6 +313,13 @@
     api("POST", "/api/v1/sessions", { badge: badge }, { "X-Device-Key": S.deviceKey }).then(function (res) {
       if (res.status === 201) {
         S.token = res.data.token; S.picker = res.data.picker;
+        var others = S.queue.filter(function (q) { return q.picker !== S.picker.id; });
+        if (others.length) {
+          // Scans of another picker were never confirmed (no OK was shown): they
+          // must not be counted under this badge.
+          S.queue = S.queue.filter(function (q) { return q.picker === S.picker.id; });
+          saveQueue();
+        }
         ls.setItem("pe.token", S.token); ls.setItem("pe.picker", JSON.stringify(S.picker));
         S.httpOk = true;
         feedback("success", "Hello " + S.picker.name);
