@@ -12,45 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import msgpack
-
-from edge.store import Store, Transaction, now_ms
-from edge.store.outbox import status
+from edge.store import Store, Transaction
+from edge.store.outbox import clear_alerts, raise_alert, status
 
 log = logging.getLogger(__name__)
-
-
-def raise_alert(
-    tx: Transaction, kind: str, severity: str, subject: str, detail: dict[str, object]
-) -> int:
-    """Record an alert on the box and send it upstream, in the caller's transaction.
-
-    An alert of the same kind and subject that is still open is not raised
-    again (one alert per episode, not per retry). Returns the alert id.
-    """
-    row = tx.execute(
-        "SELECT id FROM alerts WHERE kind = ? AND subject = ? AND cleared_ms IS NULL",
-        (kind, subject),
-    ).fetchone()
-    if row is not None:
-        return int(row[0])
-    cur = tx.execute(
-        "INSERT INTO alerts (kind, severity, subject, detail, raised_ms) VALUES (?, ?, ?, ?, ?)",
-        (kind, severity, subject, msgpack.packb(detail, use_bin_type=True), now_ms()),
-    )
-    tx.append_event(
-        "alert", {"kind": kind, "severity": severity, "subject": subject, "detail": detail}
-    )
-    log.warning("alert %s (%s) on %s: %s", kind, severity, subject, detail)
-    return int(cur.lastrowid or 0)
-
-
-def clear_alert(tx: Transaction, kind: str, subject: str) -> bool:
-    cur = tx.execute(
-        "UPDATE alerts SET cleared_ms = ? WHERE kind = ? AND subject = ? AND cleared_ms IS NULL",
-        (now_ms(), kind, subject),
-    )
-    return cur.rowcount > 0
 
 
 class Maintenance:
@@ -72,13 +37,13 @@ class Maintenance:
                     tx,
                     "backlog_high",
                     "warn",
-                    self.store.box_id,
+                    f"{backlog} events wait for the cloud",
                     {"backlog": backlog, "threshold": self.warn_backlog},
                 )
 
             await self.store.write(warn)
         else:
-            await self.store.write(lambda tx: clear_alert(tx, "backlog_high", self.store.box_id))
+            await self.store.write(lambda tx: clear_alerts(tx, ["backlog_high"]))
 
     async def run(self) -> None:
         while True:

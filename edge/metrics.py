@@ -1,0 +1,112 @@
+"""Prometheus metrics of the daemon, read when scraped.
+
+:class:`DaemonCollector` reports what other parts already count — each
+device's counters (from the device supervisor), each component's health and
+restarts (from the supervisor), the outbox backlog (from the store) — at
+scrape time, so nothing is counted twice and nothing needs a timer. The
+figures of sync (:class:`cloud_sync.metrics.SyncMetrics`) live in the same
+per-daemon registry; request counters of the API live in the process-wide
+default registry. :func:`exposition` renders both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from edge.daemon import Supervisor
+from edge.store import Store
+from edge.store.outbox import status
+
+log = logging.getLogger(__name__)
+
+
+class DaemonCollector(Collector):
+    def __init__(
+        self,
+        *,
+        store: Store,
+        supervisor: Supervisor | None = None,
+        devices: Callable[[], dict[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        self.store = store
+        self.supervisor = supervisor
+        self.devices = devices
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._devices()
+        yield from self._components()
+        yield from self._outbox()
+
+    def _devices(self) -> Iterator[Metric]:
+        if self.devices is None:
+            return
+        snapshot = self.devices()
+        counters = {
+            "frames": "Frames read from the device.",
+            "bad_frames": "Frames or payloads dropped as malformed.",
+            "dropped_bytes": "Bytes discarded while resynchronising.",
+            "events": "Events the device produced.",
+            "reconnects": "Times the device was connected again after a loss.",
+        }
+        for key, help_text in counters.items():
+            family = CounterMetricFamily(f"pickedge_device_{key}", help_text, labels=["device"])
+            for device, stats in snapshot.items():
+                family.add_metric([device], float(stats.get(key) or 0))
+            yield family
+        up = GaugeMetricFamily(
+            "pickedge_device_connected", "1 while the device is connected.", labels=["device"]
+        )
+        seen = GaugeMetricFamily(
+            "pickedge_device_last_seen_timestamp_seconds",
+            "When the device was last heard from (box clock, informational).",
+            labels=["device"],
+        )
+        for device, stats in snapshot.items():
+            up.add_metric([device], 1.0 if stats.get("connected") else 0.0)
+            if stats.get("last_seen") is not None:
+                seen.add_metric([device], float(stats["last_seen"]))
+        yield up
+        yield seen
+
+    def _components(self) -> Iterator[Metric]:
+        if self.supervisor is None:
+            return
+        running = GaugeMetricFamily(
+            "pickedge_component_running", "1 while the component runs.", labels=["component"]
+        )
+        restarts = CounterMetricFamily(
+            "pickedge_component_restarts", "Crashes followed by a restart.", labels=["component"]
+        )
+        for name, health in self.supervisor.health.items():
+            running.add_metric([name], 1.0 if health.running else 0.0)
+            restarts.add_metric([name], float(health.restarts))
+        yield running
+        yield restarts
+
+    def _outbox(self) -> Iterator[Metric]:
+        try:
+            st = status(self.store)
+        except Exception:  # a scrape must not fail because the store is busy
+            log.warning("outbox status unavailable for /metrics", exc_info=True)
+            return
+        backlog = GaugeMetricFamily(
+            "pickedge_outbox_backlog_events", "Confirmed events not yet acked by the cloud."
+        )
+        backlog.add_metric([], float(st.backlog))
+        yield backlog
+        written = CounterMetricFamily(
+            "pickedge_outbox_events", "Events appended to the outbox in the current epoch."
+        )
+        written.add_metric([], float(st.next_seq - 1))
+        yield written
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The text exposition of the daemon's registry and the process-wide one."""
+    return generate_latest(registry) + generate_latest(REGISTRY)
