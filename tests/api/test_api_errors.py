@@ -199,3 +199,13 @@ async def test_a_full_backlog_refuses_the_unit_and_changes_nothing(tmp_path: obj
     finally:
         await server.close()
         store.close()
+
+
+async def test_requests_while_draining_are_told_to_come_back(zone: Zone) -> None:
+    from edge.api.app import STATE
+
+    pda = await zone.picker()
+    zone.server.app[STATE].draining = True
+    status, body = await pda.call("POST", "/api/v1/scan", {"code": "START", "scan_id": "d1"})
+    assert (status, body["error"]["code"]) == (503, "draining")
+    assert zone.store.query("SELECT COUNT(*) AS n FROM scans") == [{"n": 0}]
