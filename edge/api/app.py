@@ -132,7 +132,11 @@ def _context(request: web.Request) -> dict[str, Any]:
 
 def _refused(request: web.Request, status: int, code: str, message: str) -> None:
     BAD_REQUESTS.labels(code=code).inc()
-    log.warning("request refused: %s", code, extra={**_context(request), "status": status})
+    log.warning(
+        "request refused: %s",
+        code,
+        extra={**_context(request), "status": status, "detail": message},
+    )
 
 
 @web.middleware
@@ -144,8 +148,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(
             503, "draining", "the box is restarting; retry shortly", **{"Retry-After": "2"}
         )
-    state.inflight += 1
-    state.event().clear()
+    # A WebSocket lives for the whole shift: it is not "in flight" for drain(),
+    # which closes the sockets itself once the requests are done.
+    counted = request.path != "/api/v1/ws"
+    if counted:
+        state.inflight += 1
+        state.event().clear()
     try:
         return await handler(request)
     except ApiError as exc:
@@ -186,9 +194,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("internal error", extra=_context(request))
         return error_response(500, "internal_error", "internal error; it has been logged")
     finally:
-        state.inflight -= 1
-        if state.inflight == 0:
-            state.event().set()
+        if counted:
+            state.inflight -= 1
+            if state.inflight == 0:
+                state.event().set()
 
 
 @web.middleware

@@ -50,6 +50,9 @@ async def test_run_drain_and_in_flight_requests(zone_store: tuple[Store, Config]
             return await real_scan(*args)
 
         app[PICKING].scan = slow_scan  # type: ignore[method-assign]
+        ws = await http.ws_connect(f"{base}/api/v1/ws")  # open sockets do not delay drain
+        await ws.send_json({"type": "auth", "token": pda.token})
+        assert (await ws.receive_json(timeout=5))["type"] == "message"
         inflight = asyncio.create_task(pda.scan(GTIN_A, scan_id="last"))
         await entered.wait()
         drain = asyncio.create_task(server.drain())
@@ -68,7 +71,13 @@ async def test_run_drain_and_in_flight_requests(zone_store: tuple[Store, Config]
         release.set()
         answer = await inflight
         assert answer["result"] == "tour_done"
-        await asyncio.wait_for(drain, 10)
+        await asyncio.wait_for(drain, 1.5)  # well inside the 5 s drain timeout
+        assert (await ws.receive(timeout=5)).type in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSING,
+            aiohttp.WSMsgType.CLOSED,
+        )
+        await ws.close()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert task.done()
