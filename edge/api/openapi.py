@@ -57,6 +57,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Malformed JSON (`bad_json`) or fields (`invalid_request`)",
@@ -201,18 +205,13 @@ def openapi_document() -> dict[str, Any]:
             "post": {
                 "summary": "Log a picker in by badge on an enrolled PDA",
                 "security": [{"deviceKey": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["badge"],
-                                "properties": {"badge": {"type": "string", "maxLength": 256}},
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["badge"],
+                        "properties": {"badge": {"type": "string", "maxLength": 256}},
+                    }
+                ),
                 "responses": {
                     "201": _json(
                         {
@@ -245,21 +244,16 @@ def openapi_document() -> dict[str, Any]:
             "post": {
                 "summary": "One scan; idempotent by scan_id",
                 "security": bearer,
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["code", "scan_id"],
-                                "properties": {
-                                    "code": {"type": "string", "maxLength": 4096},
-                                    "scan_id": {"type": "string", "maxLength": 128},
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["code", "scan_id"],
+                        "properties": {
+                            "code": {"type": "string", "maxLength": 4096},
+                            "scan_id": {"type": "string", "maxLength": 128},
+                        },
+                    }
+                ),
                 "responses": {
                     "200": _json(_ref("ScanAnswer"), "the answer (stored; a retry gets it again)"),
                     **_errors(*_COMMON, 409),
@@ -277,26 +271,20 @@ def openapi_document() -> dict[str, Any]:
             "post": {
                 "summary": "Short pick at a stop; the rest is re-routed from there",
                 "security": bearer,
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["stop", "found"],
-                                "properties": {
-                                    "stop": {"type": "integer"},
-                                    "found": {
-                                        "type": "integer",
-                                        "description": "units of the stop in hand, scanned "
-                                        "ones included",
-                                    },
-                                    "reason": {"enum": ["empty", "damaged", "other"]},
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["stop", "found"],
+                        "properties": {
+                            "stop": {"type": "integer"},
+                            "found": {
+                                "type": "integer",
+                                "description": "units of the stop in hand, scanned ones included",
+                            },
+                            "reason": {"enum": ["empty", "damaged", "other"]},
+                        },
+                    }
+                ),
                 "responses": {
                     "200": _json(
                         _ref("ScanAnswer"), "result rerouted, short_recorded or tour_done"
@@ -309,18 +297,13 @@ def openapi_document() -> dict[str, Any]:
             "post": {
                 "summary": "Move a stop to the end of the walk",
                 "security": bearer,
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["stop"],
-                                "properties": {"stop": {"type": "integer"}},
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["stop"],
+                        "properties": {"stop": {"type": "integer"}},
+                    }
+                ),
                 "responses": {
                     "200": _json(_ref("ScanAnswer"), "result skipped"),
                     **_errors(*_COMMON, 404, 409),
