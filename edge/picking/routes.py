@@ -2,7 +2,7 @@
 
 :func:`plan_walk` turns stops at ``(aisle, y)`` into a routing-v1 problem —
 from the depot, or from where the picker stands when re-routing (the engine's
-``start`` extension) — and returns the visiting order plus what the PDA draws.
+``start``/``end`` extensions) — and returns the visiting order plus what the PDA draws.
 A layout the engine refuses (a location outside it, or on a cross aisle) must
 not stop the floor: the stops are then walked aisle by aisle in S order, the
 route carries no waypoints, and the problem is logged once per message.
@@ -29,15 +29,21 @@ class Spot:
 
 
 def plan_walk(
-    layout: dict[str, Any], spots: list[Spot], start: tuple[int, float] | None = None
+    layout: dict[str, Any],
+    spots: list[Spot],
+    start: tuple[int, float] | None = None,
+    end: tuple[int, float] | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
-    """Visiting order of ``spots`` (their ids) and the route the PDA shows."""
+    """Visiting order of ``spots`` (their ids) and the route the PDA shows, from
+    ``start`` (default: the depot) to ``end`` (default: the depot)."""
     problem: dict[str, Any] = {
         "layout": layout,
         "picks": [{"id": s.id, "aisle": s.aisle, "y": s.y} for s in spots],
     }
     if start is not None:
         problem["start"] = {"aisle": start[0], "y": start[1]}
+    if end is not None:
+        problem["end"] = {"aisle": end[0], "y": end[1]}
     try:
         result = route(problem)
     except ValueError as exc:

@@ -344,13 +344,7 @@ class PickingService:
                         "UPDATE tour_stops SET state = 'cancelled' WHERE tour = ? AND stop = ?",
                         (tour, stop.stop),
                     )
-                last = conn.execute(
-                    "SELECT l.aisle, l.y FROM tour_stops s JOIN locations l "
-                    "ON l.code = s.location WHERE s.tour = ? AND s.state IN ('done', 'short') "
-                    "ORDER BY s.ord DESC LIMIT 1",
-                    (tour,),
-                ).fetchone()
-                self._reroute(ctx, tour, (int(last[0]), float(last[1])) if last else None)
+                self._reroute(ctx, tour, self._position(conn, tour))
                 if self._next_stop(conn, tour) is None:
                     self._finish_tour(ctx, tour)
                 ctx.pushes.append(
@@ -960,10 +954,7 @@ class PickingService:
             },
         )
         # Send the picker to another location for what is missing, when the zone has one.
-        here = conn.execute(
-            "SELECT aisle, y FROM locations WHERE code = ?", (stop.location,)
-        ).fetchone()
-        position = (int(here[0]), float(here[1])) if here else None
+        position = self._spot_of(conn, stop.location)
         plan = self._plan(conn, stop.sku, missing, exclude=stop.location)
         choose([plan], self.layout, position)
         chosen, still_missing = self._reserve(conn, stop.sku, plan), plan.missing
@@ -1018,10 +1009,28 @@ class PickingService:
         stop = self._stop(conn, tour, stop_no)
         if stop.state not in _OPEN_STATES:
             raise StopClosedError(f"stop {stop_no} is already {stop.state}")
-        last = conn.execute("SELECT MAX(ord) FROM tour_stops WHERE tour = ?", (tour,)).fetchone()
         conn.execute(
-            "UPDATE tour_stops SET ord = ?, state = 'pending' WHERE tour = ? AND stop = ?",
-            (int(last[0]) + 1, tour, stop.stop),
+            "UPDATE tour_stops SET state = 'pending' WHERE tour = ? AND stop = ?",
+            (tour, stop.stop),
+        )
+        # The rest of the walk from where the picker stands, ending at the
+        # skipped stop, then back to the depot.
+        position = self._position(conn, tour)
+        skipped = self._spot_of(conn, stop.location)
+        others = [s for s in self._open_spots(conn, tour) if s.id != str(stop.stop)]
+        closed = self._closed_ord(conn, tour)
+        if skipped is None:
+            order, shown = plan_walk(self.layout, others, position)
+        else:
+            order, shown = plan_walk(self.layout, others, position, skipped)
+            _, home = plan_walk(self.layout, [], skipped)
+            if shown["length_m"] is not None and home["length_m"] is not None:
+                shown["length_m"] = round(shown["length_m"] + home["length_m"], 3)
+                shown["waypoints"] = shown["waypoints"] + home["waypoints"][1:]
+            else:
+                shown = {"length_m": None, "waypoints": [], "algorithm": shown["algorithm"]}
+        self._store_route(
+            conn, tour, [*order, str(stop.stop)], shown, start=position, first_ord=closed + 1
         )
         view = self._tour_view(conn, tour)
         ctx.pushes.append((ctx.picker.id, {"type": "tour_rerouted", "tour": view}))
@@ -1031,18 +1040,41 @@ class PickingService:
     def _reroute(self, ctx: _Ctx, tour: int, start: tuple[int, float] | None) -> None:
         """Route the tour's open stops from ``start`` (the picker's position)."""
         conn = ctx.conn
+        spots = self._open_spots(conn, tour)
+        self._route(conn, tour, spots, start=start, first_ord=self._closed_ord(conn, tour) + 1)
+
+    @staticmethod
+    def _open_spots(conn: sqlite3.Connection, tour: int) -> list[Spot]:
         rows = conn.execute(
             "SELECT s.stop, l.aisle, l.y FROM tour_stops s JOIN locations l "
             "ON l.code = s.location WHERE s.tour = ? AND s.state IN ('pending', 'location_ok')",
             (tour,),
         ).fetchall()
-        closed = conn.execute(
+        return [Spot(str(stop), int(aisle), float(y)) for stop, aisle, y in rows]
+
+    @staticmethod
+    def _closed_ord(conn: sqlite3.Connection, tour: int) -> int:
+        """The walk position of the last stop that is finished (0: none)."""
+        row = conn.execute(
             "SELECT COALESCE(MAX(ord), 0) FROM tour_stops WHERE tour = ? "
             "AND state NOT IN ('pending', 'location_ok')",
             (tour,),
-        ).fetchone()[0]
-        spots = [Spot(str(stop), int(aisle), float(y)) for stop, aisle, y in rows]
-        self._route(conn, tour, spots, start=start, first_ord=int(closed) + 1)
+        ).fetchone()
+        return int(row[0])
+
+    @staticmethod
+    def _spot_of(conn: sqlite3.Connection, location: str) -> tuple[int, float] | None:
+        row = conn.execute("SELECT aisle, y FROM locations WHERE code = ?", (location,)).fetchone()
+        return (int(row[0]), float(row[1])) if row else None
+
+    def _position(self, conn: sqlite3.Connection, tour: int) -> tuple[int, float] | None:
+        """Where the picker stands: the last finished stop (None: the depot)."""
+        row = conn.execute(
+            "SELECT location FROM tour_stops WHERE tour = ? AND state IN ('done', 'short') "
+            "ORDER BY ord DESC LIMIT 1",
+            (tour,),
+        ).fetchone()
+        return self._spot_of(conn, str(row[0])) if row else None
 
     # ------------------------------------------------------------------ reads in the tx
 

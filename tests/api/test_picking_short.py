@@ -114,3 +114,9 @@ async def test_skip_moves_a_stop_to_the_end(zone: Zone) -> None:
     assert status == 200 and answer["result"] == "skipped"
     assert [s["stop"] for s in walk(answer["tour"])] == [second["stop"], first["stop"]]
     assert answer["tour"]["next_stop"] == second["stop"]
+    # re-routed: from the depot through the second stop, then the skipped one, home
+    points = answer["tour"]["route"]["waypoints"]
+    assert points[0] == [0.0, 0.0] and points[-1] == [0.0, 0.0]
+    at = [i for i, p in enumerate(points) if p == [first["x"], first["y"]]]
+    at_second = [i for i, p in enumerate(points) if p == [second["x"], second["y"]]]
+    assert at and at_second and max(at_second) < max(at)
