@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from cloud_sync.client import CloudUnreachableError, Reply, SyncClient
 from cloud_sync.codec import MAX_BATCH_BYTES, RawEvent, encode_batch_raw, raw_event_size
 from edge.daemon import Backoff
+from edge.faults import crash_point
 from edge.store.db import Store, Transaction, now_ms
 from edge.store.outbox import (
     clear_alerts,
@@ -287,6 +288,7 @@ class Uploader:
         except CloudUnreachableError as exc:
             self._count("unreachable", 0, started)
             return await self._fail(str(exc))
+        crash_point("after_send_before_ack")  # tests only: inert unless armed
         self._count(str(reply.status), len(rows), started)
         return await self._answer(
             reply, epoch, first=first, last=last, next_seq=next_seq, count=len(rows)

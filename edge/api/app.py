@@ -37,6 +37,7 @@ from edge.api.hub import PdaHub
 from edge.api.openapi import openapi_document
 from edge.config import Config
 from edge.errors import BacklogFullError, PickEdgeError, StoreError
+from edge.faults import crash_point
 from edge.picking import SHORT_REASONS, Picker, PickingError, PickingService
 from edge.picking.service import Outcome
 from edge.store.db import Store
@@ -331,6 +332,7 @@ async def scan(request: web.Request) -> web.Response:
     code = _string(body, "code", MAX_CODE)
     scan_id = _string(body, "scan_id", MAX_SCAN_ID)
     outcome = await request.app[PICKING].scan(request[PICKER], code, scan_id)
+    crash_point("after_commit_before_answer")  # tests only: inert unless armed
     SCAN_SECONDS.observe(time.perf_counter() - started)
     return _outcome_response(outcome)
 
