@@ -157,6 +157,9 @@
       } else if (res.status === 401) {
         loggedOut("Your session ended: scan your badge");
       } else if (res.status >= 500 || res.status === 429) {
+        // The box could not confirm it (restarting, disk or outbox full): the
+        // scan stays queued and is retried with the same scan_id.
+        if (S.httpOk) { feedback("warning", errorText(res) + " — will retry"); }
         S.httpOk = false; updateConn(); scheduleRetry();
       } else {
         S.queue.shift(); saveQueue();
@@ -247,6 +250,10 @@
       if (s.x === null || s.y === null) { return; }
       var cls = "stop " + (s.stop === t.next_stop ? "current" : s.state === "done" ? "done" : s.state === "short" ? "short" : "");
       el("circle", { "class": cls, cx: s.x, cy: Y(s.y), r: s.stop === t.next_stop ? 1.6 : 1.1, "data-stop": s.stop }, svg);
+      if (s.stop === t.next_stop) {
+        var label = el("text", { x: s.x + 2, y: Y(s.y) + 1 }, svg);
+        label.textContent = s.location;
+      }
       if (s.state === "done" || s.state === "short") { here = [s.x, s.y]; }
     });
     el("circle", { "class": "me", id: "me", cx: here[0], cy: Y(here[1]), r: 0.8 }, svg);
