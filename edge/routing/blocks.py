@@ -412,7 +412,47 @@ def _columns(problem: BlockProblem) -> list[_Column]:
         req = tuple(nodes.get((x, c), _FREE) for c in range(lay.blocks + 1))
         required = any(r != _FREE for r in req) or any(s is not None and s.ys for s in subs)
         cols.append(_Column(x, aisle, subs, req, required))
-    return cols
+    return _drop_empty_columns(cols)
+
+
+def _drop_empty_columns(cols: list[_Column]) -> list[_Column]:
+    """Drop the empty aisles whose vertical travel a neighbour can take over.
+
+    A *plain* column is an aisle with nothing to visit and no blocked sub-aisle; an
+    *absorber* is an aisle with no blocked sub-aisle. Take an optimal tour subgraph
+    and the vertical segments V of one plain column c, with h_L / h_R the copies of
+    the cross-aisle segments on its left / right. Moving V one column to the right
+    turns the copies right of c into h_L (every node of c keeps an even degree,
+    the degree parities and the connections of the neighbour are unchanged,
+    segments with 3 or 4 copies lose 2) and changes the length by
+    dx · (|h_L| - |h_R|); moving it left changes it by the opposite amount, so one
+    direction never lengthens the walk. Pushed that way until V meets other
+    vertical segments, every plain column of a run between two absorbers ends up
+    with none, and an absorber's sub-aisle absorbs one or two traversals into one
+    of its own options (e.g. from the bottom + once = once, once + once = twice).
+    So some optimal tour walks straight through such a run, and the run can be
+    left out: the cross-aisle step then spans the whole gap. A run next to a
+    column that cannot absorb (a virtual column, a blocked sub-aisle, the end of
+    the layout) keeps its column on that side.
+    """
+    n = len(cols)
+    plain = [
+        c.aisle is not None and not c.required and all(s is not None for s in c.subs) for c in cols
+    ]
+    if not any(plain):
+        return cols
+    absorber = [c.aisle is not None and all(s is not None for s in c.subs) for c in cols]
+    kept: list[_Column] = []
+    for j, col in enumerate(cols):
+        if plain[j]:
+            run_start = j == 0 or not plain[j - 1]
+            run_end = j == n - 1 or not plain[j + 1]
+            keep_left = run_start and (j == 0 or not absorber[j - 1])
+            keep_right = run_end and (j == n - 1 or not absorber[j + 1])
+            if not (keep_left or keep_right):
+                continue
+        kept.append(col)
+    return kept
 
 
 # --------------------------------------------------------------------------- solver
