@@ -14,7 +14,9 @@ LAYOUT = {
 }
 
 
-def c(location: str, avail: int, expiry: str | None = None, aisle: int = 1, y: float = 5.0):  # type: ignore[no-untyped-def]
+def c(
+    location: str, avail: int, expiry: str | None = None, aisle: int = 1, y: float = 5.0
+) -> Candidate:
     return Candidate(location, "", expiry, avail, aisle, y)
 
 
