@@ -24,7 +24,6 @@ import itertools
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from edge.routing.model import BlockProblem, RoutingProblemError
 
@@ -42,9 +41,9 @@ Option = tuple[int, int, int]
 
 _INF = 1 << 62
 _CLOSED: State = (-1,)
-_OPTIONS: list[Option] = [(d_b, d_t, j) for d_b in range(3) for d_t in range(3) for j in range(2)]
-_OPT_CODE: dict[Option, int] = {opt: i for i, opt in enumerate(_OPTIONS)}
 _NONE: Option = (0, 0, 0)
+_ONCE: Option = (1, 1, 1)
+_TWICE: Option = (2, 2, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,24 +74,31 @@ class _Column:
 
 
 class _Transitions:
-    """Interned frontier states and memoised transitions, shared by all calls.
+    """Interned frontier states and memoised transitions for one number of nodes.
 
-    States are numbered once (``ids``) so the DP hashes small ints, and every
-    transition table is a list indexed by state number (-1 / None = not yet
-    computed). Transitions depend on no instance data, so the tables only ever
-    gain entries and never change an answer; interning and growing the tables
-    happen under a lock, and a caller only ever indexes with numbers whose
-    tables were grown before the number was handed out.
+    States are numbered densely from 0 (``ids``), so the DP keeps its costs in lists
+    indexed by state number, and every transition table is a list indexed by state
+    number as well (-1 / None = not yet computed), with an inverse (next state ->
+    previous states) that the walk reconstruction uses instead of back-pointers.
+    Transitions depend on no instance data, so the tables only ever gain entries
+    and never change an answer; interning and growing the tables happen under a
+    lock, a table entry is published only after its inverse, and a caller only
+    ever indexes with numbers whose tables were grown before the number was
+    handed out.
     """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.states: list[State] = []
         self.ids: dict[State, int] = {}
-        self.dom: dict[int, tuple[int, ...]] = {}
+        self.dom: list[tuple[int, ...] | None] = []
         self.vert: dict[tuple[int, Option], list[int]] = {}
+        self.vinv: dict[tuple[int, Option], dict[int, list[int]]] = {}
         self.horiz: dict[
-            tuple[tuple[int, ...], bool], list[list[tuple[int, int, tuple[int, ...]]] | None]
+            tuple[tuple[int, ...], bool], list[tuple[tuple[int, int], ...] | None]
+        ] = {}
+        self.hinv: dict[
+            tuple[tuple[int, ...], bool], dict[int, list[tuple[int, int, tuple[int, ...]]]]
         ] = {}
 
     def intern(self, state: State) -> int:
@@ -107,6 +113,7 @@ class _Transitions:
                     vt.append(-1)
                 for ht in self.horiz.values():
                     ht.append(None)
+                self.dom.append(None)
                 self.states.append(state)
                 self.ids[state] = sid
             return sid
@@ -118,7 +125,7 @@ class _Transitions:
         cost (joining components only relaxes the connectivity conditions), so a
         coarser state that is no dearer makes the finer one redundant.
         """
-        found = self.dom.get(sid)
+        found = self.dom[sid]
         if found is None:
             found = tuple(self.intern(c) for c in _coarsenings(self.states[sid]))
             self.dom[sid] = found
@@ -128,39 +135,53 @@ class _Transitions:
         table = self.vert.get((b, opt))
         if table is None:
             with self.lock:
+                self.vinv.setdefault((b, opt), {})
                 table = self.vert.setdefault((b, opt), [-1] * len(self.states))
         return table
 
-    def htable(
-        self, req: tuple[int, ...], last: bool
-    ) -> list[list[tuple[int, int, tuple[int, ...]]] | None]:
+    def htable(self, req: tuple[int, ...], last: bool) -> list[tuple[tuple[int, int], ...] | None]:
         table = self.horiz.get((req, last))
         if table is None:
             with self.lock:
+                self.hinv.setdefault((req, last), {})
                 table = self.horiz.setdefault((req, last), [None] * len(self.states))
         return table
 
     def vfill(self, table: list[int], sid: int, b: int, opt: Option) -> int:
         ns = self.intern(_vstep(self.states[sid], b, opt))
+        self.vinv[(b, opt)].setdefault(ns, []).append(sid)
         table[sid] = ns
         return ns
 
     def hfill(
         self,
-        table: list[list[tuple[int, int, tuple[int, ...]]] | None],
+        table: list[tuple[tuple[int, int], ...] | None],
         sid: int,
         req: tuple[int, ...],
         last: bool,
-    ) -> list[tuple[int, int, tuple[int, ...]]]:
-        out = [
-            (-1 if ns == _CLOSED else self.intern(ns), copies, hs)
-            for ns, copies, hs in _htrans(self.states[sid], req, last)
-        ]
-        table[sid] = out
-        return out
+    ) -> tuple[tuple[int, int], ...]:
+        inv = self.hinv[(req, last)]
+        out = []
+        for ns, copies, hs in _htrans(self.states[sid], req, last):
+            nid = -1 if ns == _CLOSED else self.intern(ns)
+            if nid >= 0:
+                inv.setdefault(nid, []).append((sid, copies, hs))
+            out.append((nid, copies))
+        found = tuple(out)
+        table[sid] = found
+        return found
 
 
-_MEMO = _Transitions()
+_MEMOS: dict[int, _Transitions] = {}
+_MEMOS_LOCK = threading.Lock()
+
+
+def _memo(n_nodes: int) -> _Transitions:
+    memo = _MEMOS.get(n_nodes)
+    if memo is None:
+        with _MEMOS_LOCK:
+            memo = _MEMOS.setdefault(n_nodes, _Transitions())
+    return memo
 
 
 def _canon(codes: Iterable[int]) -> State:
@@ -458,19 +479,142 @@ def _drop_empty_columns(cols: list[_Column]) -> list[_Column]:
 # --------------------------------------------------------------------------- solver
 
 
-def _prune(memo: _Transitions, costs: dict[int, int]) -> None:
+def _grow(costs: list[int], sid: int) -> None:
+    """Make room for a state numbered while this call ran."""
+    if sid >= len(costs):
+        costs.extend([_INF] * (sid + 1 - len(costs)))
+
+
+def _cost_at(costs: list[int], sid: int) -> int:
+    return costs[sid] if sid < len(costs) else _INF
+
+
+def _prune(memo: _Transitions, costs: list[int], active: list[int]) -> list[int]:
     """Drop states a coarser, no dearer state makes redundant (see dominators)."""
     known = memo.dom
-    for sid in list(costs):
-        doms = known.get(sid)
+    inf = _INF
+    for sid in active:
+        doms = known[sid]
         if doms is None:
             doms = memo.dominators(sid)
+            if doms:
+                _grow(costs, max(doms))
         if doms:
             c = costs[sid]
             for d in doms:
-                if costs.get(d, _INF) <= c:
-                    del costs[sid]
+                if costs[d] <= c:
+                    costs[sid] = inf
                     break
+    return [sid for sid in active if costs[sid] < inf]
+
+
+@dataclass(slots=True)
+class _Sweep:
+    """The cost of every state after every step, and where the best tour closes."""
+
+    history: list[list[int]]  # history[k][state]: cost after k steps (_INF: absent)
+    steps: list[tuple[int, int]]  # (column, block) of a vertical step, (column, -1) horizontal
+    best: int
+    best_at: tuple[int, int, int]  # (k, state, column): closes from history[k][state]
+
+
+def _sweep(memo: _Transitions, cols: list[_Column], n_nodes: int) -> _Sweep:
+    """The forward DP: costs as lists indexed by state number, one list per step."""
+    req_after = [False] * len(cols)
+    for j in range(len(cols) - 2, -1, -1):
+        req_after[j] = req_after[j + 1] or cols[j + 1].required
+    inf = _INF  # a local: the loops below run thousands of times per call
+    zero = memo.intern((0,) * n_nodes)
+    cur = [inf] * len(memo.states)
+    cur[zero] = 0
+    active = [zero]  # the states of finite cost in cur
+    history = [cur]
+    steps: list[tuple[int, int]] = []
+    best, best_at = inf, (-1, zero, 0)
+    vtable, vfill = memo.vtable, memo.vfill
+
+    for j, col in enumerate(cols):
+        for b, sub in enumerate(col.subs):
+            if sub is None:
+                continue
+            opts = sub.options
+            if not sub.ys:
+                # an empty sub-aisle: walk none of it (every state stays), once or twice
+                t1, t2 = vtable(b, _ONCE), vtable(b, _TWICE)
+                c1, c2 = opts[_ONCE][0], opts[_TWICE][0]
+                nxt = cur[:]
+                nact = active[:]
+                for sid in active:
+                    c = cur[sid]
+                    ns = t1[sid]
+                    if ns < 0:
+                        ns = vfill(t1, sid, b, _ONCE)
+                        _grow(nxt, ns)
+                    nc = c + c1
+                    old = nxt[ns]
+                    if nc < old:
+                        nxt[ns] = nc
+                        if old == inf:
+                            nact.append(ns)
+                    ns = t2[sid]
+                    if ns < 0:
+                        ns = vfill(t2, sid, b, _TWICE)
+                        _grow(nxt, ns)
+                    nc = c + c2
+                    old = nxt[ns]
+                    if nc < old:
+                        nxt[ns] = nc
+                        if old == inf:
+                            nact.append(ns)
+            else:
+                nxt = [inf] * len(cur)
+                nact = []
+                for opt, (ocost, _) in opts.items():
+                    table = vtable(b, opt)
+                    for sid in active:
+                        ns = table[sid]
+                        if ns < 0:
+                            ns = vfill(table, sid, b, opt)
+                            _grow(nxt, ns)
+                        nc = cur[sid] + ocost
+                        old = nxt[ns]
+                        if nc < old:
+                            nxt[ns] = nc
+                            if old == inf:
+                                nact.append(ns)
+            cur, active = nxt, nact
+            history.append(cur)
+            steps.append((j, b))
+        last = j == len(cols) - 1
+        dx = 0 if last else cols[j + 1].x - col.x
+        closable = not req_after[j]
+        htable = memo.htable(col.node_req, last)
+        nxt = [inf] * len(cur)
+        nact = []
+        for sid in active:
+            trans = htable[sid]
+            if trans is None:
+                trans = memo.hfill(htable, sid, col.node_req, last)
+                for ns, _ in trans:
+                    _grow(nxt, ns)
+            c = cur[sid]
+            for ns, copies in trans:
+                if ns < 0:
+                    if closable and c < best:
+                        best, best_at = c, (len(history) - 1, sid, j)
+                    continue
+                nc = c + copies * dx
+                old = nxt[ns]
+                if nc < old:
+                    nxt[ns] = nc
+                    if old == inf:
+                        nact.append(ns)
+        # prune after the cross-aisle step only: there it pays for itself
+        active = _prune(memo, nxt, nact)
+        cur = nxt
+        history.append(cur)
+        steps.append((j, -1))
+    return _Sweep(history, steps, best, best_at)
 
 
 def solve_blocks(problem: BlockProblem) -> BlockSolution:
@@ -490,99 +634,69 @@ def solve_blocks(problem: BlockProblem) -> BlockSolution:
         )
         lay = problem.layout
     cols = _columns(problem)
-    n_nodes = lay.blocks + 1
-    req_after = [False] * len(cols)
-    for j in range(len(cols) - 2, -1, -1):
-        req_after[j] = req_after[j + 1] or cols[j + 1].required
-
-    memo = _MEMO
-    inf = _INF  # a local: the loops below run tens of thousands of times
-    zero = memo.intern((0,) * n_nodes)
-    cur: dict[int, int] = {zero: 0}
-    # back[k][state] = previous state and choice at step k: for vertical steps an
-    # int (previous * 32 + option code), for horizontal ones (previous, copies)
-    back: list[dict[int, Any]] = []
-    steps: list[tuple[int, int]] = []  # (column, block) for vertical steps, (column, -1) horizontal
-    best, best_at = _INF, (-1, zero, 0)
-
-    for j, col in enumerate(cols):
-        for b, sub in enumerate(col.subs):
-            if sub is None:
-                continue
-            items = list(cur.items())
-            if _NONE in sub.options:
-                # "walk none of it" (empty sub-aisle) leaves every state as it is
-                # (a state with no back-pointer at this step came this way)
-                nxt: dict[int, int] = dict(items)
-                bk: dict[int, Any] = {}
-            else:
-                nxt = {}
-                bk = {}
-            get = nxt.get
-            for opt, (ocost, _) in sub.options.items():
-                if opt == _NONE:
-                    continue
-                table = memo.vtable(b, opt)
-                code = _OPT_CODE[opt]
-                for sid, c in items:
-                    ns = table[sid]
-                    if ns < 0:
-                        ns = memo.vfill(table, sid, b, opt)
-                    nc = c + ocost
-                    if nc < get(ns, inf):
-                        nxt[ns] = nc
-                        bk[ns] = sid * 32 + code
-            cur = nxt
-            back.append(bk)
-            steps.append((j, b))
-        last = j == len(cols) - 1
-        dx = 0 if last else cols[j + 1].x - col.x
-        htable = memo.htable(col.node_req, last)
-        nxt = {}
-        bk = {}
-        get = nxt.get
-        for sid, c in cur.items():
-            trans = htable[sid]
-            if trans is None:
-                trans = memo.hfill(htable, sid, col.node_req, last)
-            for ns, copies, hs in trans:
-                if ns < 0:
-                    if c < best and not req_after[j]:
-                        best, best_at = c, (len(back), sid, j)
-                    continue
-                nc = c + copies * dx
-                if nc < get(ns, inf):
-                    nxt[ns] = nc
-                    bk[ns] = (sid, hs)
-        _prune(memo, nxt)  # after the cross-aisle step only: there it pays for itself
-        cur = nxt
-        back.append(bk)
-        steps.append((j, -1))
+    memo = _memo(lay.blocks + 1)
+    while True:
+        known = len(memo.states)
+        try:
+            sweep = _sweep(memo, cols, lay.blocks + 1)
+            break
+        except IndexError:
+            # another thread numbered a state after this sweep sized its lists:
+            # sweep again (the tables only grow, so this ends)
+            if len(memo.states) == known:
+                raise
 
     iso = _isolated_candidate(problem)
+    best = sweep.best
     if best >= _INF and iso is None:
         raise RoutingProblemError(
             "blocked: the blocked sub-aisles cut a pick, the start or the end off the route"
         )
     if iso is not None and iso[0] < best:
         return _rebuild_isolated(problem, iso[0], iso[1])
+    vchoice, hchoice = _choices(memo, cols, sweep)
+    return _rebuild(problem, cols[: sweep.best_at[2] + 1], vchoice, hchoice, best)
 
-    # Walk the back-pointers: which option each sub-aisle took, copies per cross aisle.
+
+def _choices(
+    memo: _Transitions, cols: list[_Column], sweep: _Sweep
+) -> tuple[dict[tuple[int, int], Option], dict[int, tuple[int, ...]]]:
+    """Back from the best closing state: a choice of every step consistent with the costs.
+
+    A state's cost after a step is the minimum over its predecessors, so some
+    predecessor (from the inverse transition tables) plus its move cost equals it.
+    """
+    history = sweep.history
     vchoice: dict[tuple[int, int], Option] = {}
     hchoice: dict[int, tuple[int, ...]] = {}
-    k, s, j_close = best_at
-    for idx in range(k - 1, -1, -1):
-        entry = back[idx].get(s, -1)
-        j, b = steps[idx]
+    k, s, _ = sweep.best_at
+    for idx in range(k, 0, -1):
+        prev, here = history[idx - 1], history[idx][s]
+        j, b = sweep.steps[idx - 1]
+        found = False
         if b >= 0:
-            if entry < 0:
+            sub = cols[j].subs[b]
+            assert sub is not None
+            if not sub.ys and _cost_at(prev, s) == here:
                 vchoice[(j, b)] = _NONE
-            else:
-                s, code = divmod(entry, 32)
-                vchoice[(j, b)] = _OPTIONS[code]
+                continue
+            for opt, (ocost, _) in sub.options.items():
+                if opt == _NONE:
+                    continue
+                for sid in memo.vinv[(b, opt)].get(s, ()):
+                    if _cost_at(prev, sid) + ocost == here:
+                        vchoice[(j, b)], s, found = opt, sid, True
+                        break
+                if found:
+                    break
         else:
-            s, hchoice[j] = entry
-    return _rebuild(problem, cols[: j_close + 1], vchoice, hchoice, best)
+            dx = cols[j + 1].x - cols[j].x
+            for sid, copies, hs in memo.hinv[(cols[j].node_req, False)].get(s, ()):
+                if _cost_at(prev, sid) + copies * dx == here:
+                    hchoice[j], s, found = hs, sid, True
+                    break
+        assert found, "no predecessor matches the cost"
+    return vchoice, hchoice
 
 
 def _top_cross_aisle(problem: BlockProblem) -> int:
