@@ -396,34 +396,50 @@ def _requirements(
 
 def _columns(problem: BlockProblem) -> list[_Column]:
     lay = problem.layout
+    blocked = problem.blocked
     points, nodes = _requirements(problem)
     xs_req = [x for x, _, _ in points] + [x for x, _ in nodes]
     lo_req, hi_req = min(xs_req), max(xs_req)
     aisle_xs = [lay.aisle_x(i) for i in range(lay.aisles)]
-    free = [
-        i
+    is_free = [
+        not blocked or all((i, b) not in blocked for b in range(lay.blocks))
         for i in range(lay.aisles)
-        if all((i, b) not in problem.blocked for b in range(lay.blocks))
     ]
     # A walk never needs to leave [lo, hi] when lo and hi are fully open aisles:
     # clamping x to that range keeps every move legal and shortens the walk.
-    left = [aisle_xs[i] for i in free if aisle_xs[i] <= lo_req]
-    right = [aisle_xs[i] for i in free if aisle_xs[i] >= hi_req]
+    left = [x for x, ok in zip(aisle_xs, is_free, strict=True) if ok and x <= lo_req]
+    right = [x for x, ok in zip(aisle_xs, is_free, strict=True) if ok and x >= hi_req]
     lo = max(left) if left else min([*aisle_xs, lo_req])
     hi = min(right) if right else max([*aisle_xs, hi_req])
     xs = sorted({x for x in aisle_xs if lo <= x <= hi} | {x for x, _ in nodes})
     by_sub: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for (x, b, y), r in points.items():
         by_sub.setdefault((x, b), []).append((y - b * lay.block_length, r))
-    cols: list[_Column] = []
+    with_points = {x for x, _ in by_sub}
+    with_nodes = {x for x, _ in nodes}
+    aisles: list[int | None] = []
+    plain: list[bool] = []
+    absorber: list[bool] = []
     for x in xs:
         aisle = x // lay.pitch if x % lay.pitch == 0 and 0 <= x // lay.pitch < lay.aisles else None
+        aisles.append(aisle)
+        open_ = aisle is not None and is_free[aisle]
+        absorber.append(open_)
+        plain.append(open_ and x not in with_points and x not in with_nodes)
+    empty = _empty_options(lay.block_length)
+    cols: list[_Column] = []
+    for k in _kept_columns(plain, absorber):
+        x, aisle = xs[k], aisles[k]
         subs: list[_SubAisle | None] = []
         for b in range(lay.blocks):
-            if aisle is None or (aisle, b) in problem.blocked:
+            if aisle is None or (aisle, b) in blocked:
                 subs.append(None)
                 continue
-            pts = sorted(by_sub.get((x, b), []))
+            pts = by_sub.get((x, b))
+            if not pts:
+                subs.append(_SubAisle([], empty))
+                continue
+            pts.sort()
             ts = [t for t, _ in pts]
             if all(r == _EVEN for _, r in pts):
                 opts = _classic_options(ts, lay.block_length)
@@ -433,11 +449,22 @@ def _columns(problem: BlockProblem) -> list[_Column]:
         req = tuple(nodes.get((x, c), _FREE) for c in range(lay.blocks + 1))
         required = any(r != _FREE for r in req) or any(s is not None and s.ys for s in subs)
         cols.append(_Column(x, aisle, subs, req, required))
-    return _drop_empty_columns(cols)
+    return cols
 
 
-def _drop_empty_columns(cols: list[_Column]) -> list[_Column]:
-    """Drop the empty aisles whose vertical travel a neighbour can take over.
+_EMPTY_OPTIONS: dict[int, dict[Option, tuple[int, tuple[int, ...]]]] = {}
+
+
+def _empty_options(length: int) -> dict[Option, tuple[int, tuple[int, ...]]]:
+    """The options of an empty sub-aisle (shared between calls: never mutated)."""
+    found = _EMPTY_OPTIONS.get(length)
+    if found is None:
+        found = _EMPTY_OPTIONS.setdefault(length, _classic_options([], length))
+    return found
+
+
+def _kept_columns(plain: list[bool], absorber: list[bool]) -> list[int]:
+    """The columns the DP sweeps: every one but the empty aisles a neighbour stands in for.
 
     A *plain* column is an aisle with nothing to visit and no blocked sub-aisle; an
     *absorber* is an aisle with no blocked sub-aisle. Take an optimal tour subgraph
@@ -456,15 +483,9 @@ def _drop_empty_columns(cols: list[_Column]) -> list[_Column]:
     column that cannot absorb (a virtual column, a blocked sub-aisle, the end of
     the layout) keeps its column on that side.
     """
-    n = len(cols)
-    plain = [
-        c.aisle is not None and not c.required and all(s is not None for s in c.subs) for c in cols
-    ]
-    if not any(plain):
-        return cols
-    absorber = [c.aisle is not None and all(s is not None for s in c.subs) for c in cols]
-    kept: list[_Column] = []
-    for j, col in enumerate(cols):
+    n = len(plain)
+    kept: list[int] = []
+    for j in range(n):
         if plain[j]:
             run_start = j == 0 or not plain[j - 1]
             run_end = j == n - 1 or not plain[j + 1]
@@ -472,7 +493,7 @@ def _drop_empty_columns(cols: list[_Column]) -> list[_Column]:
             keep_right = run_end and (j == n - 1 or not absorber[j + 1])
             if not (keep_left or keep_right):
                 continue
-        kept.append(col)
+        kept.append(j)
     return kept
 
 
