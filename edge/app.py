@@ -24,8 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from cloud_sync.client import SyncClient
 from cloud_sync.downloader import Downloader
+from cloud_sync.metrics import SyncMetrics
 from cloud_sync.uploader import Uploader
 from devices.events import DeviceEvent
 from edge.api import HUB, ApiServer, create_app
@@ -34,6 +37,7 @@ from edge.daemon import Component, Supervisor
 from edge.device_supervisor import DeviceSupervisor
 from edge.maintenance import Maintenance
 from edge.masterdata import Notice, apply_changes
+from edge.metrics import DaemonCollector, exposition
 from edge.picking import PickingService
 from edge.store import Store
 
@@ -103,7 +107,17 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     picking = PickingService(
         store, cfg.layout_dict(), on_commit=uploader.notify if uploader is not None else None
     )
-    app = create_app(store, cfg, picking=picking)
+    registry = CollectorRegistry()
+    if uploader is not None:
+        uploader.metrics = SyncMetrics(registry)
+    token = cfg.secrets.get("api.metrics_token_file")
+    app = create_app(
+        store,
+        cfg,
+        picking=picking,
+        metrics_exposition=lambda: exposition(registry),
+        metrics_token=token.reveal() if token is not None else None,
+    )
     api = ApiServer(app, cfg)
     parts.update(picking=picking, app=app, api=api)
     components.append(api)
@@ -129,7 +143,10 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         components.append(devices)
 
     maintenance = Maintenance(
-        store, interval_s=cfg.store.checkpoint_interval_s, warn_backlog=cfg.store.warn_backlog
+        store,
+        interval_s=cfg.store.checkpoint_interval_s,
+        warn_backlog=cfg.store.warn_backlog,
+        retention_days=cfg.store.retention_days,
     )
     parts["maintenance"] = maintenance
     components.append(maintenance)
@@ -142,4 +159,12 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         log.info("store closed, WAL checkpointed in %.0f ms", (time.monotonic() - started) * 1e3)
 
     supervisor = Supervisor(components, on_stopped=[close])
+    registry.register(
+        DaemonCollector(
+            store=store,
+            supervisor=supervisor,
+            devices=parts["devices"].snapshot if "devices" in parts else None,
+        )
+    )
+    parts["metrics_registry"] = registry
     return Daemon(cfg, store, supervisor, parts)

@@ -97,6 +97,9 @@ class ApiConfig:
     port: int = _f(8470, "TCP port of the PDA API.", min=0, max=65535)
     max_body_bytes: int = _f(65536, "Largest request body accepted.", min=1024, max=16_777_216)
     token_ttl_s: int = _f(43200, "Lifetime of a picker session token.", min=60)
+    metrics_token_file: str = _f(
+        "", "File holding the bearer token Prometheus scrapes /metrics with; empty: no /metrics."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +212,7 @@ SECTIONS: dict[str, type[Any]] = {
     "logging": LoggingConfig,
     "layout": LayoutConfig,
 }
-SECRET_KEYS = ("box.secret_file", "mqtt.password_file")
+SECRET_KEYS = ("box.secret_file", "mqtt.password_file", "api.metrics_token_file")
 
 
 def resolve_relative(value: str, config_path: Path | None) -> Path:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import time
@@ -94,6 +95,9 @@ PICKING = web.AppKey("picking", PickingService)
 HUB = web.AppKey("hub", PdaHub)
 LIMITER = web.AppKey("limiter", auth.LoginLimiter)
 STATE = web.AppKey("state", ServerState)
+#: renders the Prometheus exposition; set by the daemon (no /metrics without it)
+METRICS: web.AppKey[Callable[[], bytes]] = web.AppKey("metrics")
+METRICS_TOKEN = web.AppKey("metrics_token", str)
 
 PICKER = web.RequestKey("picker", Picker)  # the authenticated picker
 TOKEN = web.RequestKey("session_token", str)
@@ -210,6 +214,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if (request.method, request.path) in _PUBLIC or request.path.startswith("/static/"):
         return await handler(request)
     header = request.headers.get("Authorization", "")
+    if request.path == "/metrics":
+        # A scraper is no picker: it presents the scrape token, not a session.
+        scheme, _, token = header.partition(" ")
+        expected = request.app[METRICS_TOKEN].encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            raise ApiError(401, "unauthorized", "send the scrape token (Authorization: Bearer)")
+        return await handler(request)
     if not header and request.path == "/api/v1/ws":
         return await handler(request)  # the socket authenticates with its first message
     scheme, _, token = header.partition(" ")
@@ -289,7 +300,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return web.json_response(openapi_document(metrics=METRICS in request.app))
 
 
 async def login(request: web.Request) -> web.Response:
@@ -412,6 +423,11 @@ async def _ws_first_message_auth(request: web.Request, ws: web.WebSocketResponse
 # --------------------------------------------------------------------------- factory
 
 
+async def metrics(request: web.Request) -> web.Response:
+    body = await asyncio.to_thread(request.app[METRICS])
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
 def create_app(
     store: Store,
     cfg: Config,
@@ -419,9 +435,13 @@ def create_app(
     picking: PickingService,
     hub: PdaHub | None = None,
     limiter: auth.LoginLimiter | None = None,
+    metrics_exposition: Callable[[], bytes] | None = None,
+    metrics_token: str | None = None,
 ) -> web.Application:
     """The PDA API application. ``picking`` owns the workflow; pushes it makes
-    (tour_assigned, tour_rerouted) go to the PDAs' sockets through ``hub``."""
+    (tour_assigned, tour_rerouted) go to the PDAs' sockets through ``hub``.
+    ``GET /metrics`` exists when both ``metrics_exposition`` and the scraper's
+    ``metrics_token`` are given."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         client_max_size=cfg.api.max_body_bytes,
@@ -448,6 +468,10 @@ def create_app(
     r.add_get("/api/v1/layout", layout)
     r.add_get("/api/v1/ws", websocket)
     r.add_get("/static/{name}", static_file)
+    if metrics_exposition is not None and metrics_token:
+        app[METRICS] = metrics_exposition
+        app[METRICS_TOKEN] = metrics_token
+        r.add_get("/metrics", metrics)
 
     async def close_sockets(app: web.Application) -> None:
         await app[HUB].close_all()

@@ -79,7 +79,8 @@ _COMMON = (400, 401, 413, 500, 503)
 
 
 @cache
-def openapi_document() -> dict[str, Any]:
+def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the routes served (``/metrics`` only when on)."""
     bearer: list[dict[str, list[str]]] = [{"bearer": []}]
     schemas: dict[str, Any] = {
         "Error": {
@@ -191,6 +192,19 @@ def openapi_document() -> dict[str, Any]:
                     "200": _json(
                         {"type": "object", "properties": {"status": {"const": "ok"}}}, "alive"
                     )
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (present when a scrape token is configured)",
+                "security": [{"scrapeToken": []}],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(401),
                 },
             }
         },
@@ -339,6 +353,8 @@ def openapi_document() -> dict[str, Any]:
             }
         },
     }
+    if not metrics:
+        del paths["/metrics"]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -354,6 +370,7 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "deviceKey": {"type": "apiKey", "in": "header", "name": "X-Device-Key"},
+                "scrapeToken": {"type": "http", "scheme": "bearer"},
             },
         },
     }
