@@ -46,6 +46,7 @@ from edge.picking.errors import (
 from edge.picking.locations import Candidate, LinePlan, choose, plan_line
 from edge.picking.routes import Spot, plan_walk
 from edge.store.db import Store, Transaction, now_ms
+from edge.store.outbox import raise_alert
 
 log = logging.getLogger(__name__)
 
@@ -797,14 +798,8 @@ class PickingService:
     def _alert(
         self, ctx: _Ctx, kind: str, severity: str, subject: str, detail: dict[str, Any]
     ) -> None:
-        ctx.conn.execute(
-            "INSERT INTO alerts (kind, severity, subject, detail, raised_ms) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (kind, severity, subject, json.dumps(detail).encode(), ctx.now),
-        )
-        ctx.tx.append_event(
-            "alert", {"kind": kind, "severity": severity, "subject": subject, "detail": detail}
-        )
+        # Every unfillable line is its own alert: no once-per-episode folding.
+        raise_alert(ctx.tx, kind, severity, subject, detail, once=False)
 
     def _route(
         self,
