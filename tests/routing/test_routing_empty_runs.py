@@ -5,7 +5,8 @@ aisle can take over (``_drop_empty_columns`` in ``edge/routing/blocks.py``). The
 properties put picks on a few of up to 16 aisles, so most aisles are empty, vary
 the aisle pitch against the block length (vertical travel cheap or dear), and
 block sub-aisles inside the empty runs and next to them, with and without a
-start and an end.
+start and an end. Last, the transition tables filled from cold by many threads
+at once.
 """
 
 from __future__ import annotations
@@ -112,3 +113,51 @@ def test_long_empty_run_between_two_picks() -> None:
     # … and blocking the two aisles with picks forces detours through the run
     problem["blocked"] = [{"aisle": 0, "block": 0}, {"aisle": 19, "block": 1}]
     check(problem, route(problem), optimal_length(problem))
+
+
+def test_cold_transition_tables_under_threads() -> None:
+    # From empty transition tables, threads number new states while other sweeps
+    # run; a sweep that meets a state numbered after it sized its cost lists starts
+    # again. Every answer must equal the serial one.
+    import random
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edge.routing import blocks
+
+    rnd = random.Random(11)
+    instances = []
+    for k in range(48):
+        n_blocks = 1 + k % 4
+        instances.append(
+            {
+                "layout": {
+                    "kind": "blocks",
+                    "aisles": 12,
+                    "aisle_pitch_m": 3.0,
+                    "blocks": n_blocks,
+                    "block_length_m": 10.0,
+                    "depot": {"x": rnd.choice([-2.0, 0.0, 16.5]), "y": 0.0},
+                },
+                "picks": [
+                    {
+                        "id": f"P{i}",
+                        "aisle": rnd.randrange(12),
+                        "y": rnd.randrange(n_blocks) * 10 + 5.5,
+                    }
+                    for i in range(8)
+                ],
+            }
+        )
+    saved = dict(blocks._MEMOS)
+    interval = sys.getswitchinterval()
+    try:
+        blocks._MEMOS.clear()
+        sys.setswitchinterval(1e-6)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            parallel = list(pool.map(lambda p: route(p)["length_m"], instances))
+    finally:
+        sys.setswitchinterval(interval)
+        blocks._MEMOS.clear()
+        blocks._MEMOS.update(saved)
+    assert parallel == [route(p)["length_m"] for p in instances]
