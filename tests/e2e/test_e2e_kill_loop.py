@@ -38,6 +38,7 @@ import random
 import re
 import socket
 import sqlite3
+import subprocess
 import sys
 import time
 import uuid
@@ -50,6 +51,7 @@ import aiohttp
 import msgpack
 import pytest
 
+from edge import faults
 from edge.api.auth import enroll_pda
 from edge.store import Store
 from simulators.cloud import CloudSimulator, Faults
@@ -87,10 +89,18 @@ Key = tuple[str, str]  # (sku, location)
 # --------------------------------------------------------------------------- the box
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(rng: random.Random) -> int:
+    """A free port below the ephemeral range: while the daemon is down between
+    kills, no outgoing connection can take it as its local port."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 def write_config(workdir: Path, cloud_url: str, port: int) -> Path:
@@ -141,6 +151,7 @@ class Box:
     test_kills: int = 0
     self_kills: int = 0
     integrity_checks: int = 0
+    hot_wals: int = 0  # kills that left committed frames in the WAL for the next start
 
     async def start(self, *, armed: bool) -> asyncio.subprocess.Process:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PICKEDGE")}
@@ -192,7 +203,11 @@ class Box:
         self.check_integrity()
 
     def check_integrity(self) -> None:
-        conn = sqlite3.connect(self.db)
+        # read-only: closing it does not checkpoint, so the next daemon finds the
+        # WAL exactly as the kill left it and recovers it itself
+        wal = self.db.with_name(self.db.name + "-wal")
+        self.hot_wals += wal.exists() and wal.stat().st_size > 0
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
         try:
             check = conn.execute("PRAGMA integrity_check").fetchall()
         finally:
@@ -412,7 +427,7 @@ async def test_e2e_kill_loop_daemon_pdas_faulty_cloud(tmp_path: Path) -> None:
     locations = [c["data"]["code"] for c in feed if c["type"] == "location"]
 
     async with cloud_for(tmp_path, feed) as cloud:
-        port = free_port()
+        port = free_port(rng)
         box = Box(
             write_config(tmp_path, cloud.url, port),
             tmp_path / "box.db",
@@ -518,7 +533,8 @@ async def test_e2e_kill_loop_daemon_pdas_faulty_cloud(tmp_path: Path) -> None:
         print(
             f"\ne2e kill loop: {box.test_kills} SIGKILLs by the test + "
             f"{box.self_kills} by crash points {dict(fired)}; {box.starts} starts, "
-            f"{box.integrity_checks} integrity checks; {next_seq - 1} events, "
+            f"{box.integrity_checks} integrity checks ({box.hot_wals} on a hot WAL); "
+            f"{next_seq - 1} events, "
             f"{total_units} units in {sum(t.tours for t in told)} tours, "
             f"{sum(t.shorts for t in told)} shorts; "
             f"{sum(p.retried for p in pdas)} PDA requests answered only after a restart, "
@@ -531,7 +547,33 @@ async def test_e2e_kill_loop_daemon_pdas_faulty_cloud(tmp_path: Path) -> None:
         # (a crash point that fires as the test kills is counted as the test's)
         assert sum(fired.values()) >= box.self_kills
         assert sum(p.unauthorized for p in pdas) == 0, "a kill lost a PDA session"
+        assert box.hot_wals >= KILLS // 2, "kills should leave a hot WAL to recover"
         assert sum(p.retried for p in pdas) >= KILLS // 2
         assert total_units > 500, "the pickers did real work"
         assert sum(t.shorts for t in told) > 0
         assert sum(cloud.batch_faults.drawn.values()) > 20, cloud.batch_faults.drawn
+
+
+def test_e2e_crash_points_are_inert_unless_armed() -> None:
+    code = "from edge.faults import crash_point as c; c('after_send_before_ack'); print('alive')"
+
+    def run(spec: str | None) -> subprocess.CompletedProcess[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PICKEDGE")}
+        if spec is not None:
+            env[faults.ENV] = spec
+        return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True)
+
+    for spec in (None, "", "after_commit_before_answer:1", "after_send_before_ack:0"):
+        inert = run(spec)
+        assert (inert.returncode, inert.stdout) == (0, b"alive\n"), (spec, inert.stderr)
+    armed = run("after_commit_before_answer:0, after_send_before_ack:1")
+    assert (armed.returncode, armed.stdout) == (-9, b"")
+    assert armed.stderr == b"crash point after_send_before_ack: SIGKILL\n"
+    typo = run("after_send_before_akc:1")
+    assert typo.returncode == 1 and b"unknown crash point" in typo.stderr
+
+    assert faults.parse("after_send_before_ack:0.25,") == {"after_send_before_ack": 0.25}
+    for bad in ("after_send_before_ack", "after_send_before_ack:x", "after_send_before_ack:2"):
+        with pytest.raises(ValueError, match=faults.ENV):
+            faults.parse(bad)
+    assert faults.ARMED == {}  # the test process itself is never armed
