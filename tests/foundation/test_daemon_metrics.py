@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
+from devices.events import DeviceEvent, ScanEvent
 from edge.app import build_daemon
 from edge.config import load_config
 from simulators.serial_scanner import ScannerSimulator
@@ -38,14 +39,17 @@ url = "{scanner.path}"
         daemon = build_daemon(cfg)
         runner = asyncio.create_task(daemon.run(install_signals=False))
         api = daemon.parts["api"]
-        sink = daemon.parts["device_events"]
+        connected, scanned = asyncio.Event(), asyncio.Event()
+
+        def seen(event: DeviceEvent) -> None:
+            (scanned if isinstance(event, ScanEvent) else connected).set()
+
+        daemon.parts["device_events"].listeners.append(seen)
         async with asyncio.timeout(15):
             await api.started.wait()
-            while sink.counts["DeviceStateEvent"] < 1:  # connected
-                await asyncio.sleep(0.02)
+            await connected.wait()
             await scanner.send("09521234543213", "]E0")
-            while sink.counts["ScanEvent"] < 1:
-                await asyncio.sleep(0.02)
+            await scanned.wait()
         url = f"http://127.0.0.1:{api.bound_port}/metrics"
         async with aiohttp.ClientSession() as http:
             async with http.get(url) as resp:
