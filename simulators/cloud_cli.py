@@ -65,7 +65,16 @@ def cloud_command(
     slow_s: float,
     max_batch_bytes: int,
 ) -> None:
-    """Run the sync-v1 cloud simulator until interrupted."""
+    """Run the sync-v1 cloud simulator until interrupted.
+
+    It serves a generated feed of items, locations, stock, pickers and tasks,
+    receives batches with dedup by digest, and injects the faults asked for.
+
+    \b
+    Examples:
+      pickedge sim cloud --port 8480 --secret-file configs/secrets/demo-box.secret
+      pickedge sim cloud --secret-file box.secret --db cloud.db --fault fail_after=0.2
+    """
     secret = secret_file.read_text(encoding="utf-8").strip()
     try:
         plan = Faults(_parse_faults(faults), seed=seed)

@@ -46,6 +46,10 @@ def enroll_command(name: str, config_path: Path) -> None:
     Enter the key on the PDA page once (scan it as a barcode or type it); the
     PDA then sends it with every login. Lost keys are not recoverable: revoke
     the PDA and enrol it again under another name.
+
+    \b
+    Example:
+      pickedge pda enroll handheld-07 --config site.toml > handheld-07.key
     """
     cfg = config_or_exit(config_path, read_secrets=False)
     with store_or_exit(cfg) as store:
@@ -60,7 +64,12 @@ def enroll_command(name: str, config_path: Path) -> None:
 @pda_group.command("list")
 @config_option
 def list_command(config_path: Path) -> None:
-    """List enrolled PDAs: id, name, enrolled, revoked, live sessions."""
+    """List enrolled PDAs: id, name, enrolled, revoked, live sessions.
+
+    \b
+    Example:
+      pickedge pda list --config site.toml
+    """
     cfg = config_or_exit(config_path, read_secrets=False)
     with store_or_exit(cfg) as store:
         rows = auth.list_pdas(store)
@@ -79,7 +88,12 @@ def list_command(config_path: Path) -> None:
 @click.argument("name_or_id")
 @config_option
 def revoke_command(name_or_id: str, config_path: Path) -> None:
-    """Revoke a PDA by name or id; its sessions end at once."""
+    """Revoke a PDA by name or id; its sessions end at once.
+
+    \b
+    Example:
+      pickedge pda revoke handheld-07 --config site.toml
+    """
     cfg = config_or_exit(config_path, read_secrets=False)
     with store_or_exit(cfg) as store:
         try:
@@ -91,7 +105,12 @@ def revoke_command(name_or_id: str, config_path: Path) -> None:
 
 @click.group("picker")
 def picker_group() -> None:
-    """Pickers added on the box (the cloud's master data may replace them)."""
+    """Pickers added on the box (the cloud's master data may replace them).
+
+    \b
+    Example:
+      pickedge picker add P-17 "Ana Lima" BADGE-0017 --role supervisor --config site.toml
+    """
 
 
 @picker_group.command("add")
@@ -107,7 +126,12 @@ def picker_group() -> None:
 )
 @config_option
 def picker_add_command(picker_id: str, name: str, badge: str, role: str, config_path: Path) -> None:
-    """Add or update picker PICKER_ID called NAME with the badge code BADGE."""
+    """Add or update picker PICKER_ID called NAME with the badge code BADGE.
+
+    \b
+    Example:
+      pickedge picker add P-17 "Ana Lima" BADGE-0017 --config site.toml
+    """
     cfg = config_or_exit(config_path, read_secrets=False)
     with store_or_exit(cfg) as store:
         try:

@@ -60,6 +60,26 @@ def test_every_command_has_help_with_examples() -> None:
         ["db", "integrity"],
         ["version"],
         ["demo"],
+        ["route"],
+        ["decode"],
+        ["listen"],
+        ["sync", "status"],
+        ["pda", "enroll"],
+        ["pda", "list"],
+        ["pda", "revoke"],
+        ["picker", "add"],
+        *(
+            ["sim", name]
+            for name in (
+                "scanner",
+                "rfid-a0",
+                "rfid-m100",
+                "impinj",
+                "zebra",
+                "mqtt-scanner",
+                "cloud",
+            )
+        ),
     ):
         result = pickedge(*args, "--help")
         assert result.returncode == 0, result.stderr
