@@ -21,6 +21,7 @@ Python API (tests, benchmarks)::
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
 import contextlib
@@ -128,7 +129,7 @@ class _MqttPublisher:
         return len(infos)
 
 
-class ReaderSim:
+class ReaderSim(abc.ABC):
     """Base of the RFID reader simulators; subclasses format payloads."""
 
     default_batch = 1
@@ -183,11 +184,13 @@ class ReaderSim:
 
     # -- formats (subclasses) ------------------------------------------------
 
+    @abc.abstractmethod
     def payload(self, reads: Sequence[SimRead]) -> bytes:
-        raise NotImplementedError
+        """One message carrying ``reads`` in the reader's format."""
 
+    @abc.abstractmethod
     def unknown_payload(self, at: float) -> bytes:
-        raise NotImplementedError
+        """A well-formed message of an event type the box does not know."""
 
     # -- lifecycle -----------------------------------------------------------
 

@@ -11,6 +11,7 @@ and only then is the message acknowledged to the broker.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
@@ -40,7 +41,7 @@ def _number(name: str, value: object, *, minimum: float = 0.0, integer: bool = F
     return float(value)  # type: ignore[arg-type]
 
 
-class MqttDriverBase:
+class MqttDriverBase(abc.ABC):
     """Base of the MQTT drivers; subclasses set ``OPTIONS`` and ``route``."""
 
     COMMON_OPTIONS: ClassVar[frozenset[str]] = frozenset(
@@ -95,9 +96,9 @@ class MqttDriverBase:
             )
         return str(value) if value is not None else None
 
+    @abc.abstractmethod
     def subscriptions(self) -> Sequence[tuple[str, Parser]]:
         """(topic filter, parser) pairs; the first matching filter wins."""
-        raise NotImplementedError
 
     # -- bad input -------------------------------------------------------------
 
@@ -163,10 +164,10 @@ class MqttDriverBase:
     def post_process(self, result: ParseResult, message: MqttMessage) -> list[DeviceEvent]:
         return list(result.events)
 
-    def on_connected(self) -> None:
+    def on_connected(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Hook: the subscription is (re)established."""
 
-    async def background(self, emit: Emit) -> None:
+    async def background(self, emit: Emit) -> None:  # noqa: B027 - an optional hook
         """Hook: runs beside the receive loop while connected (RFID ticks)."""
 
     async def run(self, emit: Emit) -> None:
