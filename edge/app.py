@@ -108,14 +108,21 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         store, cfg.layout_dict(), on_commit=uploader.notify if uploader is not None else None
     )
     registry = CollectorRegistry()
+    sync_metrics: SyncMetrics | None = None
     if uploader is not None:
-        uploader.metrics = SyncMetrics(registry)
+        sync_metrics = uploader.metrics = SyncMetrics(registry)
+
+    def render_metrics() -> bytes:
+        if sync_metrics is not None:
+            sync_metrics.refresh(store)  # backlog gauges are read at scrape time
+        return exposition(registry)
+
     token = cfg.secrets.get("api.metrics_token_file")
     app = create_app(
         store,
         cfg,
         picking=picking,
-        metrics_exposition=lambda: exposition(registry),
+        metrics_exposition=render_metrics,
         metrics_token=token.reveal() if token is not None else None,
     )
     api = ApiServer(app, cfg)

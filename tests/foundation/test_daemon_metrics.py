@@ -23,6 +23,8 @@ async def test_daemon_serves_metrics_with_token(tmp_path: Path) -> None:
 [box]
 id = "metrics-box"
 secret_file = "box.secret"
+[cloud]
+url = "http://127.0.0.1:9"
 [store]
 path = "pe.db"
 [api]
@@ -67,5 +69,8 @@ url = "{scanner.path}"
     assert 'pickedge_component_running{component="api"} 1.0' in text
     assert 'pickedge_component_running{component="devices"} 1.0' in text
     assert "pickedge_outbox_backlog_events 0.0" in text
+    assert "pickedge_sync_backlog_events 0.0" in text
+    assert "pickedge_sync_oldest_unacked_age_seconds 0.0" in text
+    assert 'pickedge_component_running{component="uploader"} 1.0' in text
     assert "pickedge_api_bad_requests_total" in text
     assert "scrape-me" not in text and "box-secret" not in text
