@@ -1,0 +1,730 @@
+"""The machinery of the end-to-end kill loops (tests/e2e/test_e2e_kill_loop.py).
+
+``pickedge run`` runs in its own process with a configuration of its own
+(:class:`Box`); the cloud (the sync-v1 simulator, with its faults and the
+zone's master data and tasks, :func:`cloud_for`) and the pickers' handhelds
+(:class:`Handheld`, walking tours in :func:`picker`) run in the test's event
+loop, so both outlive every kill of the box. :func:`kill_loop` runs the loop
+and the drain; :func:`check_exactly_once` makes the final assertions.
+
+:class:`WallClock` runs the daemon under libfaketime (Debian's ``faketime``
+package): its wall clock gets a different offset at every start and jumps
+while it runs; its monotonic clock stays real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import glob
+import itertools
+import os
+import random
+import re
+import socket
+import sqlite3
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgpack
+
+from edge.api.auth import enroll_pda
+from edge.store import Store
+from simulators.cloud import CloudSimulator, Faults
+from simulators.floor import ApiAnswerError, PdaClient, Zone, zone_feed
+
+ROOT = Path(__file__).resolve().parents[2]
+BOX = "e2e-zone-a"
+SECRET = "e2e-kill-loop-shared-secret"
+PICKERS = 3
+TASKS = 1600  # more than the pickers can walk during the loop: work never runs out
+STOCK = 1000  # per location: a short's write-off is always the missing units
+CRASH_POINTS = "after_commit_before_answer:0.003,after_send_before_ack:0.04"
+BATCH_FAULTS = {
+    "fail_after": 0.06,
+    "drop_after": 0.06,
+    "fail_before": 0.03,
+    "drop_before": 0.03,
+    "slow": 0.03,
+    "500": 0.02,
+    "503": 0.02,
+    "429": 0.02,
+    "409": 0.02,
+    "413": 0.02,
+    "bad_sig": 0.02,
+    "unsigned": 0.02,
+    "lying_ack": 0.02,
+}
+CHANGES_FAULTS = {"fail_before": 0.05, "drop_after": 0.05, "bad_sig": 0.03}
+ZONE = Zone(aisles=8, blocks=2, block_length_m=18.0, slots_per_block=6)
+SKUS_OF = {"item_ok", "stop_done", "tour_done"}  # answers that confirm one scanned unit
+Key = tuple[str, str]  # (sku, location)
+
+
+# --------------------------------------------------------------------------- the clock
+
+#: libfaketime's offset units ("y" is 365 days)
+UNIT_MS = {"": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "y": 365 * 86_400_000}
+
+
+def offset_ms(spec: str) -> int:
+    """The offset of a libfaketime relative spec such as ``+7y`` or ``-3d``."""
+    m = re.fullmatch(r"([+-]\d+)([mhdy]?)", spec)
+    assert m is not None, f"not a relative libfaketime offset: {spec!r}"
+    return int(m[1]) * UNIT_MS[m[2]]
+
+
+def libfaketime() -> str:
+    found = sorted(
+        glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")
+        + glob.glob("/usr/lib/faketime/libfaketimeMT.so.1")
+        + glob.glob("/usr/local/lib/faketime/libfaketimeMT.so.1")
+    )
+    assert found, "libfaketime is missing: apt-get install faketime (./dev.sh test does)"
+    return found[0]
+
+
+def real_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Window:
+    """A stretch of real time during which the daemon's wall clock had one offset."""
+
+    spec: str
+    offset_ms: int
+    since_ms: int  # real time
+    until_ms: int | None = None
+    jump: bool = False  # set while the daemon ran (else: before a start)
+
+
+class WallClock:
+    """The daemon's wall clock under libfaketime, wrong and jumping.
+
+    The offset lives in ``FAKETIME_TIMESTAMP_FILE``, read at every call
+    (``FAKETIME_NO_CACHE``): :meth:`start` writes the next of ``starts`` before
+    each start, :meth:`jump` the next of ``jumps`` while the daemon runs. The
+    monotonic clock is left alone (``FAKETIME_DONT_FAKE_MONOTONIC``): a box's
+    monotonic clock does not jump, its wall clock does. :attr:`windows`
+    records which offset held when, in real time, to check the events' ``at``.
+
+    The library is ``libfaketimeMT``: the single-threaded build, re-reading the
+    file at every call, hands the *real* time to a thread that reads the clock
+    while another parses the file (4 of 1,800 events stamped with the real time
+    in one run; a 3-thread ``time.time()`` loop gets 2,600 of 600,000 readings
+    wrong); the MT build serialises those calls.
+    """
+
+    def __init__(self, workdir: Path, starts: Sequence[str], jumps: Sequence[str], *, seed: int):
+        for spec in (*starts, *jumps):
+            offset_ms(spec)
+        self.lib = libfaketime()
+        self.file = workdir / "faketime.rc"
+        self.rng = random.Random(seed)
+        self.windows: list[Window] = []
+        self.shm_cleaned = 0
+        self._starts = itertools.cycle(starts)
+        self._jumps = itertools.cycle(jumps)
+
+    def _set(self, spec: str, *, jump: bool) -> None:
+        now = real_ms()
+        tmp = self.file.with_name(self.file.name + ".tmp")
+        tmp.write_text(spec + "\n")
+        os.replace(tmp, self.file)  # atomic: libfaketime never reads half a file
+        if self.windows:
+            self.windows[-1].until_ms = now
+        self.windows.append(Window(spec, offset_ms(spec), now, jump=jump))
+
+    def start(self) -> dict[str, str]:
+        """The next start's offset; returns the daemon's environment for it."""
+        self._set(next(self._starts), jump=False)
+        return {
+            "LD_PRELOAD": self.lib,
+            "FAKETIME_TIMESTAMP_FILE": str(self.file),
+            "FAKETIME_NO_CACHE": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        }
+
+    def jump(self) -> None:
+        self._set(next(self._jumps), jump=True)
+
+    async def run(self, proc: asyncio.subprocess.Process, seconds: float) -> None:
+        """Let the daemon run ``seconds`` (or until it dies), jumping once or twice."""
+        cuts = sorted(self.rng.uniform(0, seconds) for _ in range(self.rng.randint(1, 2)))
+        waited = 0.0
+        for cut in cuts:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), cut - waited)
+            waited = cut
+            if proc.returncode is not None:
+                return
+            self.jump()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), seconds - waited)
+
+    def ended(self, pid: int) -> None:
+        """A SIGKILLed libfaketime leaves its shared memory behind: remove it."""
+        for name in (f"faketime_shm_{pid}", f"sem.faketime_sem_{pid}"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"/dev/shm/{name}")
+                self.shm_cleaned += 1
+
+    def window_of(self, at_ms: int, slack_ms: int = 100) -> Window | None:
+        """The window whose offset explains a wall-clock reading ``at_ms``."""
+        now = real_ms()
+        for w in self.windows:
+            real = at_ms - w.offset_ms
+            if w.since_ms - slack_ms <= real <= (w.until_ms or now) + slack_ms:
+                return w
+        return None
+
+
+# --------------------------------------------------------------------------- the box
+
+
+def free_port(rng: random.Random) -> int:
+    """A free port below the ephemeral range: while the daemon is down between
+    kills, no outgoing connection can take it as its local port."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return port
+    raise AssertionError("no free port below the ephemeral range")
+
+
+def write_config(workdir: Path, cloud_url: str, port: int) -> Path:
+    (workdir / "box.secret").write_text(SECRET + "\n")
+    path = workdir / "pickedge.toml"
+    path.write_text(
+        f"""
+[box]
+id = "{BOX}"
+secret_file = "box.secret"
+
+[cloud]
+url = "{cloud_url}"
+timeout_s = 1.0
+batch_max_events = 40
+backoff_max_s = 1.0
+pull_interval_s = 0.5
+
+[store]
+path = "box.db"
+checkpoint_interval_s = 1.0
+
+[api]
+host = "127.0.0.1"
+port = {port}
+
+[layout]
+kind = "blocks"
+aisles = {ZONE.aisles}
+aisle_pitch_m = 3.0
+blocks = {ZONE.blocks}
+block_length_m = {ZONE.block_length_m}
+depot = {{ x = 10.5, y = 0.0 }}
+"""
+    )
+    return path
+
+
+@dataclass
+class Box:
+    """The daemon under test: ``python -m edge run`` in its own process."""
+
+    config: Path
+    db: Path
+    port: int
+    log: Path
+    starts: int = 0
+    test_kills: int = 0
+    self_kills: int = 0
+    integrity_checks: int = 0
+    hot_wals: int = 0  # kills that left committed frames in the WAL for the next start
+    clock: WallClock | None = None  # the daemon's wall clock, when faked
+    crash_points: str = CRASH_POINTS  # when armed
+
+    async def start(self, *, armed: bool) -> asyncio.subprocess.Process:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PICKEDGE")}
+        if armed:
+            env["PICKEDGE_CRASH_POINTS"] = self.crash_points
+        if self.clock is not None:
+            env = {k: v for k, v in env.items() if not k.startswith("FAKETIME")}
+            env.update(self.clock.start())
+        with self.log.open("ab") as out:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "edge",
+                "run",
+                "--config",
+                str(self.config),
+                "--log-format",
+                "json",
+                "--log-level",
+                "warning",
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=out,
+            )
+        self.starts += 1
+        return proc
+
+    async def up(self, proc: asyncio.subprocess.Process, within_s: float = 30.0) -> bool:
+        """True once ``/healthz`` answers; False when the process died first."""
+        deadline = time.monotonic() + within_s
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+            while time.monotonic() < deadline:
+                if proc.returncode is not None:
+                    return False
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(f"http://127.0.0.1:{self.port}/healthz") as r:
+                        if r.status == 200:
+                            return True
+                await asyncio.sleep(0.02)
+        raise AssertionError(f"the daemon did not come up within {within_s} s: {self.tail()}")
+
+    async def kill(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            proc.kill()
+            self.test_kills += 1
+            rc = await proc.wait()
+        else:
+            rc = proc.returncode
+            self.self_kills += 1
+        if self.clock is not None:
+            self.clock.ended(proc.pid)
+        assert rc == -9, f"the daemon ended with {rc}, not SIGKILL: {self.tail()}"
+        self.check_integrity()
+
+    def check_integrity(self) -> None:
+        # read-only: closing it does not checkpoint, so the next daemon finds the
+        # WAL exactly as the kill left it and recovers it itself
+        wal = self.db.with_name(self.db.name + "-wal")
+        self.hot_wals += wal.exists() and wal.stat().st_size > 0
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        try:
+            check = conn.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            conn.close()
+        self.integrity_checks += 1
+        assert check == [("ok",)], f"after start {self.starts}: {check}"
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
+    def crash_points_fired(self) -> collections.Counter[str]:
+        text = self.log.read_text(errors="replace")
+        return collections.Counter(re.findall(r"crash point (\w+): SIGKILL", text))
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
+# --------------------------------------------------------------------------- the PDAs
+
+
+class Handheld(PdaClient):
+    """A PDA that keeps asking until the box answers, like the PDA page."""
+
+    lost: int = 0  # attempts without an answer (the box was down or died)
+    retried: int = 0  # requests answered only after the box restarted
+    unauthorized: int = 0  # sessions the box forgot
+    badge: str = ""
+
+    async def ask(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        deadline = time.monotonic() + 90
+        lost_before = self.lost
+        while True:
+            try:
+                answer = await self._call(method, path, body)
+                self.retried += self.lost > lost_before
+                return answer
+            except (aiohttp.ClientError, TimeoutError):
+                self.lost += 1
+            except ApiAnswerError as exc:
+                if exc.status == 401 and path != "/api/v1/sessions":
+                    self.unauthorized += 1
+                    await self.log_in()
+                    continue
+                if exc.status != 503:
+                    raise
+                self.lost += 1
+            assert time.monotonic() < deadline, f"no answer to {method} {path} for 90 s"
+            await asyncio.sleep(0.05)
+
+    async def log_in(self) -> None:
+        doc = await self.ask("POST", "/api/v1/sessions", {"badge": self.badge})
+        self.token = doc["token"]
+
+    async def scan_code(self, code: str) -> dict[str, Any]:
+        """One scan, one ``scan_id``, sent until answered."""
+        answer: dict[str, Any] = await self.ask(
+            "POST", "/api/v1/scan", {"code": code, "scan_id": str(uuid.uuid4())}
+        )
+        return answer
+
+    async def current(self) -> dict[str, Any] | None:
+        try:
+            tour: dict[str, Any] = await self.ask("GET", "/api/v1/tour")
+        except ApiAnswerError as exc:
+            if exc.code == "no_tour":
+                return None
+            raise
+        return tour
+
+
+@dataclass
+class Told:
+    """What the box told one picker."""
+
+    units: collections.Counter[Key] = field(default_factory=collections.Counter)
+    written_off: collections.Counter[Key] = field(default_factory=collections.Counter)
+    shorts: int = 0
+    tours: int = 0
+    scans: int = 0
+    errors: int = 0
+    resumed: int = 0
+
+
+def stop_of(tour: dict[str, Any], number: int) -> dict[str, Any]:
+    return next(s for s in tour["stops"] if s["stop"] == number)
+
+
+async def picker(
+    pda: Handheld,
+    gtins: dict[str, str],
+    locations: list[str],
+    told: Told,
+    rng: random.Random,
+    stop: asyncio.Event,
+) -> None:
+    """Walk tours until ``stop`` (or no work is left), remembering what was told."""
+    await pda.log_in()
+    tour: dict[str, Any] | None = None
+    while not stop.is_set():
+        await asyncio.sleep(rng.uniform(0, 0.006))  # a picker is not a benchmark
+        lost_before = pda.lost
+        if tour is None or tour["state"] != "active":
+            tour = await pda.current()
+            if tour is None:
+                answer = await pda.scan_code("START")
+                if answer["result"] == "no_work":
+                    return
+                assert answer["result"] in ("tour_started", "no_stock"), answer
+                tour = answer["tour"]
+                told.tours += answer["result"] == "tour_started"
+            continue
+        number = tour["next_stop"]
+        here = stop_of(tour, number)
+        key = (here["sku"], here["location"])
+        if here["state"] == "pending":
+            if rng.random() < 0.03:
+                wrong = rng.choice([c for c in locations if c != here["location"]])
+                answer = await pda.scan_code(wrong)
+                assert (answer["result"], answer["feedback"]) == ("wrong_location", "error")
+                told.errors += 1
+            answer = await pda.scan_code(here["location"])
+            assert answer["result"] == "location_ok", answer
+        elif rng.random() < 0.04:
+            # a short of what was scanned: the rest is damaged and written off
+            found, missing = here["picked"], here["qty"] - here["picked"]
+            body = {"stop": number, "found": found, "reason": rng.choice(["damaged", "other"])}
+            try:
+                answer = await pda.ask("POST", "/api/v1/tour/short", body)
+            except ApiAnswerError as exc:
+                # The first attempt committed and its answer was lost: the retry
+                # finds the stop closed (or the tour finished by that short).
+                assert pda.lost > lost_before, exc
+                assert exc.code in ("stop_closed", "no_tour"), exc
+                answer = {"tour": await pda.current()}
+            told.written_off[key] += missing
+            told.shorts += 1
+        else:
+            answer = await pda.scan_code(gtins[here["sku"]])
+            told.scans += 1
+            assert answer["feedback"] == "success" and answer["result"] in SKUS_OF, answer
+            after = stop_of(answer["tour"], number)
+            assert after["picked"] == here["picked"] + 1, (here, after)
+            told.units[key] += 1
+        tour = answer["tour"]
+        if pda.lost > lost_before:
+            # the box restarted under this call: resume from its view of the tour
+            told.resumed += 1
+            now = await pda.current()
+            if tour is not None and tour["state"] == "active":
+                assert now is not None
+                assert (now["stops"], now["next_stop"]) == (tour["stops"], tour["next_stop"])
+            tour = now
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def outbox(db: Path) -> tuple[str, int, list[dict[str, Any]], dict[Key, int], tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        epoch, next_seq = conn.execute("SELECT epoch, next_seq FROM box").fetchone()
+        rows = [
+            {"seq": seq, "type": type_, "at": at, "data": msgpack.unpackb(payload)}
+            for seq, type_, at, payload in conn.execute(
+                "SELECT seq, type, at_ms, payload FROM outbox WHERE epoch = ? ORDER BY seq",
+                (epoch,),
+            )
+        ]
+        ledger = {
+            (sku, loc): qty
+            for sku, loc, qty in conn.execute(
+                "SELECT sku, location, SUM(qty) FROM stock_ledger GROUP BY sku, location"
+            )
+            if qty
+        }
+        acked = conn.execute("SELECT acked_epoch, acked_seq FROM sync_state").fetchone()
+    finally:
+        conn.close()
+    return epoch, next_seq, rows, ledger, acked
+
+
+def nonzero(counts: dict[Key, int]) -> dict[Key, int]:
+    return {k: v for k, v in counts.items() if v}
+
+
+# --------------------------------------------------------------------------- the test
+
+
+@contextlib.asynccontextmanager
+async def cloud_for(tmp_path: Path, feed: list[dict[str, Any]]) -> AsyncIterator[CloudSimulator]:
+    sim = CloudSimulator(
+        SECRET,
+        db_path=tmp_path / "cloud.db",
+        feed=feed,
+        batch_faults=Faults(BATCH_FAULTS, seed=11),
+        changes_faults=Faults(CHANGES_FAULTS, seed=12),
+        slow_s=1.5,
+    )
+    async with sim:
+        yield sim
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class LoopRun:
+    """A finished loop: the box stopped cleanly, the cloud still up."""
+
+    box: Box
+    cloud: CloudSimulator
+    pdas: list[Handheld]
+    told: list[Told]
+    kills: int
+    loop_s: float
+    started: float  # monotonic
+
+
+@contextlib.asynccontextmanager
+async def kill_loop(
+    tmp_path: Path,
+    *,
+    kills: int,
+    clock: WallClock | None = None,
+    crash_points: str = CRASH_POINTS,
+) -> AsyncIterator[LoopRun]:
+    """Run the kill loop, the clean end and the drain; yields with the cloud up."""
+    started = time.monotonic()
+    rng = random.Random(20261122)
+    feed, gtins = zone_feed(ZONE, pickers=PICKERS, tasks=TASKS)
+    for change in feed:
+        if change["type"] == "stock":
+            change["data"]["base"] = STOCK
+    locations = [c["data"]["code"] for c in feed if c["type"] == "location"]
+
+    async with cloud_for(tmp_path, feed) as cloud:
+        port = free_port(rng)
+        box = Box(
+            write_config(tmp_path, cloud.url, port),
+            tmp_path / "box.db",
+            port,
+            tmp_path / "daemon.log",
+            clock=clock,
+            crash_points=crash_points,
+        )
+        with Store.open(box.db, box_id=BOX) as store:
+            keys = [enroll_pda(store, f"e2e-pda-{n}")[1] for n in range(1, PICKERS + 1)]
+
+        # First start, unarmed: the box downloads the zone (then it is killed too).
+        proc = await box.start(armed=False)
+        assert await box.up(proc)
+        deadline = time.monotonic() + 60
+        while box.query("SELECT count(*) FROM tasks")[0][0] < TASKS:
+            assert time.monotonic() < deadline, "the first download did not finish"
+            await asyncio.sleep(0.1)
+        await box.kill(proc)
+
+        base = f"http://127.0.0.1:{port}"
+        stop = asyncio.Event()
+        told = [Told() for _ in range(PICKERS)]
+        async with contextlib.AsyncExitStack() as stack:
+            pdas: list[Handheld] = []
+            for n, key in enumerate(keys, start=1):
+                pda = Handheld(base, key)
+                await stack.enter_async_context(pda)
+                pda.badge = f"BADGE{n:04d}"
+                pdas.append(pda)
+            walkers = [
+                asyncio.create_task(picker(pda, gtins, locations, t, random.Random(n), stop))
+                for n, (pda, t) in enumerate(zip(pdas, told, strict=True))
+            ]
+            loop_started = time.monotonic()
+            while box.test_kills + box.self_kills < kills:
+                proc = await box.start(armed=True)
+                if await box.up(proc):
+                    run_s = rng.uniform(0.1, 0.6)
+                    if clock is None:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(proc.wait(), run_s)
+                    else:
+                        await clock.run(proc, run_s)
+                await box.kill(proc)
+                for w in walkers:
+                    if w.done():
+                        w.result()  # a picker's failure fails the test here
+                        raise AssertionError("a picker ran out of work during the loop")
+            loop_s = time.monotonic() - loop_started
+
+            # The end: no crash points, no faults; every PDA hears its last answer.
+            cloud.batch_faults.clear()
+            cloud.changes_faults.clear()
+            proc = await box.start(armed=False)
+            assert await box.up(proc)
+            if clock is not None:
+                clock.jump()
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*walkers), 120)
+        if clock is not None:
+            clock.jump()
+        deadline = time.monotonic() + 120
+        while True:
+            epoch, next_seq, *_ = outbox(box.db)
+            if cloud.receiver.acked(BOX, epoch) == next_seq - 1:
+                acked = box.query("SELECT acked_seq FROM sync_state")[0][0]
+                if acked == next_seq - 1:
+                    break
+            assert time.monotonic() < deadline, "the uploader did not drain"
+            await asyncio.sleep(0.1)
+        proc.terminate()
+        assert await proc.wait() == 0, box.tail()
+        if clock is not None:
+            clock.ended(proc.pid)
+        box.check_integrity()
+        yield LoopRun(box, cloud, pdas, told, kills, loop_s, started)
+
+
+@dataclass
+class Figures:
+    events: list[dict[str, Any]]  # as the cloud holds them
+    units: collections.Counter[Key]
+    pruned: int  # acked outbox rows the box has already pruned
+    on_tours: dict[Key, int]  # units picked on the tours the box still keeps
+    tours_kept: int
+    tours_started: int
+
+
+def check_exactly_once(run: LoopRun) -> Figures:
+    """The final assertions: every event at the cloud exactly once, and the
+    cloud's stock == the box's ledger == what the PDAs were told."""
+    box, cloud, told = run.box, run.cloud, run.told
+    epoch, next_seq, rows, ledger, acked = outbox(box.db)
+    # Exactly once, contiguous, as the box wrote them; nothing unacked.
+    assert cloud.receiver.epochs(BOX) == [(epoch, next_seq - 1)]
+    at_cloud = cloud.receiver.events(BOX, epoch)
+    assert [e["seq"] for e in at_cloud] == list(range(1, next_seq))
+    kept = {r["seq"] for r in rows}
+    assert rows == [e for e in at_cloud if e["seq"] in kept]
+    assert acked == (epoch, next_seq - 1)  # so every pruned row was acked
+    assert cloud.receiver.acked(BOX, epoch) == next_seq - 1
+
+    # Stock: the cloud == the ledger == what the PDAs were told.
+    units: collections.Counter[Key] = collections.Counter()
+    written_off: collections.Counter[Key] = collections.Counter()
+    for t in told:
+        units.update(t.units)
+        written_off.update(t.written_off)
+    told_delta = nonzero({k: -units[k] - written_off[k] for k in set(units) | set(written_off)})
+    cloud_net = nonzero(cloud.receiver.net_stock(BOX))
+    assert cloud_net == ledger
+    assert ledger == told_delta
+    picked: collections.Counter[Key] = collections.Counter()
+    for e in at_cloud:
+        if e["type"] == "pick_confirmed":
+            picked[e["data"]["sku"], e["data"]["location"]] += e["data"]["qty"]
+    assert nonzero(picked) == nonzero(units)
+    shorts = sum(e["type"] == "pick_exception" for e in at_cloud)
+    assert shorts == sum(t.shorts for t in told)
+    on_tours = dict(
+        ((sku, loc), n)
+        for sku, loc, n in box.query(
+            "SELECT sku, location, SUM(picked) FROM tour_stops GROUP BY sku, location"
+        )
+        if n
+    )
+    (tours_kept,) = box.query("SELECT count(*) FROM tours")[0]
+    return Figures(
+        at_cloud,
+        units,
+        next_seq - 1 - len(rows),
+        on_tours,
+        tours_kept,
+        sum(t.tours for t in told),
+    )
+
+
+def summary(name: str, run: LoopRun, f: Figures) -> str:
+    box, told, pdas = run.box, run.told, run.pdas
+    return (
+        f"\n{name}: {box.test_kills} SIGKILLs by the test + "
+        f"{box.self_kills} by crash points {dict(box.crash_points_fired())}; "
+        f"{box.starts} starts, "
+        f"{box.integrity_checks} integrity checks ({box.hot_wals} on a hot WAL); "
+        f"{len(f.events)} events, "
+        f"{sum(f.units.values())} units in {f.tours_started} tours, "
+        f"{sum(t.shorts for t in told)} shorts; "
+        f"{sum(p.retried for p in pdas)} PDA requests answered only after a restart, "
+        f"{sum(t.resumed for t in told)} resumes, {sum(p.unauthorized for p in pdas)} "
+        f"re-logins; faults {dict(run.cloud.batch_faults.drawn)}; "
+        f"loop {run.loop_s:.0f} s, total {time.monotonic() - run.started:.0f} s"
+    )
+
+
+def check_the_loop_worked(run: LoopRun, f: Figures) -> None:
+    """The loop did what it claims (thresholds scale with the kills)."""
+    box, pdas, kills = run.box, run.pdas, run.kills
+    fired = box.crash_points_fired()
+    assert box.test_kills + box.self_kills >= kills
+    assert fired["after_commit_before_answer"] >= 1, fired
+    assert fired["after_send_before_ack"] >= 1, fired
+    # (a crash point that fires as the test kills is counted as the test's)
+    assert sum(fired.values()) >= box.self_kills
+    assert box.hot_wals >= kills // 2, "kills should leave a hot WAL to recover"
+    assert sum(p.retried for p in pdas) >= kills // 2
+    assert sum(f.units.values()) > 5 * kills, "the pickers did real work"
+    assert sum(t.shorts for t in run.told) > 0
+    drawn = run.cloud.batch_faults.drawn
+    assert sum(drawn.values()) > kills // 5, drawn
