@@ -546,8 +546,12 @@ async def kill_loop(
     kills: int,
     clock: WallClock | None = None,
     crash_points: str = CRASH_POINTS,
+    run_s: tuple[float, float] = (0.1, 0.6),
 ) -> AsyncIterator[LoopRun]:
-    """Run the kill loop, the clean end and the drain; yields with the cloud up."""
+    """Run the kill loop, the clean end and the drain; yields with the cloud up.
+
+    Each start runs a random ``run_s`` seconds after ``/healthz`` answers.
+    """
     started = time.monotonic()
     rng = random.Random(20261122)
     feed, gtins = zone_feed(ZONE, pickers=PICKERS, tasks=TASKS)
@@ -596,12 +600,12 @@ async def kill_loop(
             while box.test_kills + box.self_kills < kills:
                 proc = await box.start(armed=True)
                 if await box.up(proc):
-                    run_s = rng.uniform(0.1, 0.6)
+                    seconds = rng.uniform(*run_s)
                     if clock is None:
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(proc.wait(), run_s)
+                            await asyncio.wait_for(proc.wait(), seconds)
                     else:
-                        await clock.run(proc, run_s)
+                        await clock.run(proc, seconds)
                 await box.kill(proc)
                 for w in walkers:
                     if w.done():
