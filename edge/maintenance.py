@@ -1,27 +1,37 @@
-"""Store upkeep while the daemon runs: WAL checkpoints, backlog alerts, purges.
+"""Store upkeep while the daemon runs: box uptime, WAL checkpoints, backlog
+alerts, purges.
 
-A component (see :mod:`edge.daemon`). Every ``checkpoint_interval_s`` it
-truncates the WAL (so the file stays bounded even when readers kept the
-automatic checkpoint from finishing) and checks the outbox backlog: crossing
-``warn_backlog`` raises one ``warn`` alert (upstream too, as an ``alert`` event)
-and crossing back below clears it. It never drops or rewrites an event.
+A component (see :mod:`edge.daemon`). Every ``checkpoint_interval_s`` it adds
+the monotonic time since its last tick to the box's persisted uptime, truncates
+the WAL (so the file stays bounded even when readers kept the automatic
+checkpoint from finishing) and checks the outbox backlog: crossing
+``warn_backlog`` raises one ``warn`` alert (upstream too, as an ``alert``
+event) and crossing back below clears it. It never drops or rewrites an event.
 
-Finished work — tours done or cancelled, their scans, finished tasks, expired
-sessions — is purged after ``retention_days`` (DESIGN.md decision 6: customer
-data stays minimal). The cut-off uses the box's clock, which is fine here: a
-wrong clock only purges finished work early or late, never a confirmed fact's
-event (the outbox is pruned by the uploader, and only once acked).
+Finished work — tours done or cancelled with their scans, finished tasks — is
+purged ``retention_days`` of box *uptime* after maintenance first saw it
+finished (DESIGN.md decision 6: customer data stays minimal). Uptime comes from
+the monotonic clock, so a wall clock that is years off or jumps can neither
+purge work early (which would drop the dedup record of a scan whose answer was
+lost) nor keep it forever. A purged task leaves a tombstone of its id for
+``TOMBSTONE_DAYS`` of uptime, so a task the cloud sends again is never picked
+twice. A crash loses at most one tick of uptime: purges come later, never
+earlier. Expired sessions are dropped by their wall-clock expiry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from edge.store import Store, Transaction, now_ms
 from edge.store.outbox import clear_alerts, raise_alert, status
 
 log = logging.getLogger(__name__)
+
+#: how long the id of a purged task is remembered, in days of box uptime
+TOMBSTONE_DAYS = 365.0
 
 
 class Maintenance:
@@ -42,42 +52,73 @@ class Maintenance:
         self.retention_ms = int(retention_days * 86_400_000)
         self.purge_every_s = purge_every_s
         self.last_checkpoint: tuple[int, int, int] | None = None
+        self.tombstone_ms = int(TOMBSTONE_DAYS * 86_400_000)
         self.last_purge: dict[str, int] = {}
+        self.uptime_ms = 0
+        self._mono: float | None = None
         self._purged_at = -float("inf")
 
-    def purge(self, tx: Transaction, now: int) -> dict[str, int]:
-        """Delete finished work older than the retention period, in ``tx``."""
-        cutoff = now - self.retention_ms
-        old_tours = (
-            "SELECT tour FROM tours WHERE state != 'active' AND ended_ms IS NOT NULL "
-            "AND ended_ms < ?"
+    def advance_uptime(self, tx: Transaction) -> int:
+        """Add the monotonic time since the last call to the box's uptime;
+        returns the uptime now (ms). The first call after a start adds nothing."""
+        mono = time.monotonic()
+        delta = 0 if self._mono is None else max(0, round((mono - self._mono) * 1000))
+        self._mono = mono
+        tx.execute("UPDATE box SET uptime_ms = uptime_ms + ? WHERE id = 1", (delta,))
+        return int(tx.execute("SELECT uptime_ms FROM box WHERE id = 1").fetchone()[0])
+
+    def purge(self, tx: Transaction, up: int, *, now_wall_ms: int) -> dict[str, int]:
+        """Purge finished work whose retention ran out by box uptime ``up``."""
+        due = up + self.retention_ms
+        # Stamp what finished since the last purge; it goes ``retention`` later.
+        tx.execute(
+            "UPDATE tours SET purge_at_up = ? WHERE state != 'active' AND purge_at_up IS NULL",
+            (due,),
+        )
+        tx.execute(
+            "UPDATE tasks SET purge_at_up = ? "
+            "WHERE state IN ('done', 'cancelled') AND purge_at_up IS NULL",
+            (due,),
+        )
+        tx.execute(
+            "UPDATE scans SET purge_at_up = ? WHERE tour IS NULL AND purge_at_up IS NULL", (due,)
         )
         counts = {
             "scans": tx.execute(
-                f"DELETE FROM scans WHERE at_ms < ? AND (tour IS NULL OR tour IN ({old_tours}))",  # noqa: S608 - constant SQL
-                (cutoff, cutoff),
+                "DELETE FROM scans WHERE (tour IS NULL AND purge_at_up <= ?) "
+                "OR tour IN (SELECT tour FROM tours WHERE purge_at_up <= ?)",
+                (up, up),
             ).rowcount,
-            "tours": tx.execute(
-                "DELETE FROM tours WHERE state != 'active' AND ended_ms IS NOT NULL "
-                "AND ended_ms < ?",
-                (cutoff,),
-            ).rowcount,
-            "tasks": tx.execute(
-                "DELETE FROM tasks WHERE state IN ('done', 'cancelled') "
-                "AND finished_ms IS NOT NULL AND finished_ms < ?",
-                (cutoff,),
-            ).rowcount,
-            "sessions": tx.execute("DELETE FROM sessions WHERE expires_ms < ?", (now,)).rowcount,
+            "tours": tx.execute("DELETE FROM tours WHERE purge_at_up <= ?", (up,)).rowcount,
         }
+        tx.execute(
+            "INSERT OR IGNORE INTO task_tombstones (task, purge_at_up) "
+            "SELECT task, ? FROM tasks WHERE purge_at_up <= ?",
+            (up + self.tombstone_ms, up),
+        )
+        counts["tasks"] = tx.execute("DELETE FROM tasks WHERE purge_at_up <= ?", (up,)).rowcount
+        counts["tombstones"] = tx.execute(
+            "DELETE FROM task_tombstones WHERE purge_at_up <= ?", (up,)
+        ).rowcount
+        counts["sessions"] = tx.execute(
+            "DELETE FROM sessions WHERE expires_ms < ?", (now_wall_ms,)
+        ).rowcount
         return counts
 
     async def tick(self) -> None:
         loop_now = asyncio.get_running_loop().time()
-        if loop_now - self._purged_at >= self.purge_every_s:
+        purge = loop_now - self._purged_at >= self.purge_every_s
+
+        def upkeep(tx: Transaction) -> dict[str, int]:
+            self.uptime_ms = self.advance_uptime(tx)
+            return self.purge(tx, self.uptime_ms, now_wall_ms=now_ms()) if purge else {}
+
+        counts = await self.store.write(upkeep)
+        if purge:
             self._purged_at = loop_now
-            self.last_purge = await self.store.write(lambda tx: self.purge(tx, now_ms()))
-            if any(self.last_purge.values()):
-                log.info("purged finished work: %s", self.last_purge)
+            self.last_purge = counts
+            if any(counts.values()):
+                log.info("purged finished work: %s", counts)
         self.last_checkpoint = await asyncio.to_thread(self.store.checkpoint)
         backlog = (await asyncio.to_thread(status, self.store)).backlog
         if backlog >= self.warn_backlog:
@@ -96,6 +137,7 @@ class Maintenance:
             await self.store.write(lambda tx: clear_alerts(tx, ["backlog_high"]))
 
     async def run(self) -> None:
+        self.uptime_ms = await self.store.write(self.advance_uptime)  # the reference point
         while True:
             await asyncio.sleep(self.interval_s)
             await self.tick()

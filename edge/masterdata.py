@@ -219,6 +219,18 @@ def _task(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
         (task,),
     ).fetchone()
     if row is None:
+        if tx.execute("SELECT 1 FROM task_tombstones WHERE task = ?", (task,)).fetchone():
+            # Finished and purged here: sending it again must not make it pickable.
+            log.warning("ignoring task %s: it was finished and purged on this box", task)
+            raise_alert(
+                tx,
+                "task_update_ignored",
+                "warn",
+                f"task {task} came again after it was finished and purged; it was ignored",
+                {"task": task, "state": "purged"},
+                once=False,
+            )
+            return
         tx.execute(
             "INSERT INTO tasks (task, kind, order_ref, priority, ship_postcode, ship_region, "
             "carrier, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

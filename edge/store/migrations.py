@@ -13,12 +13,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     -- The box's identity. One row. epoch names the outbox's sequence space
     -- (sync-v1); next_seq is the seq the next event gets in that epoch.
+    -- uptime_ms: how long the daemon has run, summed from the monotonic clock
+    -- across restarts. Retention is measured on it, never on the wall clock,
+    -- which can be years off or jump (DESIGN.md decision 5).
     CREATE TABLE box (
         id          INTEGER PRIMARY KEY CHECK (id = 1),
         box_id      TEXT NOT NULL,
         epoch       TEXT NOT NULL,
         next_seq    INTEGER NOT NULL CHECK (next_seq >= 1),
-        created_ms  INTEGER NOT NULL
+        created_ms  INTEGER NOT NULL,
+        uptime_ms   INTEGER NOT NULL DEFAULT 0
     ) STRICT;
 
     -- Master data from the cloud.
@@ -71,9 +75,17 @@ MIGRATIONS: tuple[str, ...] = (
         -- picker may start the task by scanning it)
         tote           TEXT,
         received_ms    INTEGER NOT NULL,
-        finished_ms    INTEGER
+        finished_ms    INTEGER,
+        -- box uptime after which a finished task is purged (set by maintenance)
+        purge_at_up    INTEGER
     ) STRICT;
     CREATE INDEX tasks_open ON tasks(state, priority DESC);
+    CREATE INDEX tasks_purge ON tasks(purge_at_up);
+    -- Ids of purged tasks: the cloud re-sending one never makes it pickable again.
+    CREATE TABLE task_tombstones (
+        task         TEXT PRIMARY KEY,
+        purge_at_up  INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
     CREATE INDEX tasks_order ON tasks(order_ref);
     CREATE INDEX tasks_tote ON tasks(tote);
     CREATE TABLE task_lines (
@@ -119,9 +131,11 @@ MIGRATIONS: tuple[str, ...] = (
         route       BLOB,
         length_m    REAL,
         started_ms  INTEGER NOT NULL,
-        ended_ms    INTEGER
+        ended_ms    INTEGER,
+        purge_at_up INTEGER
     ) STRICT;
     CREATE INDEX tours_picker ON tours(picker, state);
+    CREATE INDEX tours_purge ON tours(purge_at_up);
     CREATE TABLE tour_stops (
         tour      INTEGER NOT NULL REFERENCES tours(tour) ON DELETE CASCADE,
         stop      INTEGER NOT NULL,
@@ -148,7 +162,9 @@ MIGRATIONS: tuple[str, ...] = (
         code      TEXT NOT NULL,
         result    TEXT NOT NULL,
         answer    BLOB NOT NULL,
-        at_ms     INTEGER NOT NULL
+        at_ms     INTEGER NOT NULL,
+        -- scans outside a tour are purged on their own (those of a tour go with it)
+        purge_at_up INTEGER
     ) STRICT;
     -- a serialised unit (EPC, AI 21) is counted once per tour: looked up by code
     CREATE INDEX scans_tour ON scans(tour, code);

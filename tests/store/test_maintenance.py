@@ -3,6 +3,7 @@ episode, cleared when it drains."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import msgpack
@@ -46,52 +47,95 @@ async def test_backlog_alert_once_per_episode_and_checkpoint(tmp_path: Path) -> 
         ]
 
 
-async def test_finished_work_is_purged_after_retention(tmp_path: Path) -> None:
+def _seed_finished_work(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.execute("INSERT INTO pickers (id, name, badge, role) VALUES ('p1', 'P', 'B1', 'picker')")
+        tx.execute("INSERT INTO pdas (id, name, key_hash, created_ms) VALUES ('d1', 'pda', 'h', 0)")
+        tx.execute("INSERT INTO sessions VALUES ('old', 'p1', 'd1', 999)")
+        tx.execute("INSERT INTO sessions VALUES ('live', 'p1', 'd1', 5000)")
+        for tour, state in ((1, "done"), (2, "cancelled"), (3, "active")):
+            tx.execute(
+                "INSERT INTO tours (tour, picker, state, started_ms, ended_ms) "
+                "VALUES (?, 'p1', ?, 0, 0)",
+                (tour, state),
+            )
+            tx.execute(
+                "INSERT INTO scans VALUES (?, 'p1', ?, 'X', 'item_ok', x'00', 0, NULL)",
+                (f"s{tour}", tour),
+            )
+        tx.execute(
+            "INSERT INTO scans VALUES ('s0', 'p1', NULL, 'Y', 'unknown_code', x'00', 0, NULL)"
+        )
+        for task, state in (("T1", "done"), ("T2", "open"), ("T3", "cancelled"), ("T4", "started")):
+            tx.execute(
+                "INSERT INTO tasks (task, state, received_ms, finished_ms) VALUES (?, ?, 0, 0)",
+                (task, state),
+            )
+        tx.append_event("alert", {"kind": "kept"})
+
+
+def _ids(store: Store, sql: str) -> list[object]:
+    return [next(iter(r.values())) for r in store.query(sql)]
+
+
+async def test_finished_work_is_purged_by_box_uptime_not_wall_clock(tmp_path: Path) -> None:
     day = 86_400_000
-    now = 400 * day
     with Store.open(tmp_path / "p.db", box_id="b") as store:
-        with store.transaction() as tx:
-            tx.execute(
-                "INSERT INTO pickers (id, name, badge, role) VALUES ('p1', 'P', 'B1', 'picker')"
-            )
-            tx.execute(
-                "INSERT INTO pdas (id, name, key_hash, created_ms) VALUES ('d1', 'pda', 'h', 0)"
-            )
-            tx.execute("INSERT INTO sessions VALUES ('old', 'p1', 'd1', ?)", (now - 1,))
-            tx.execute("INSERT INTO sessions VALUES ('live', 'p1', 'd1', ?)", (now + day,))
-            for tour, state, ended in (
-                (1, "done", now - 40 * day),
-                (2, "done", now - day),
-                (3, "active", None),
-            ):
-                tx.execute(
-                    "INSERT INTO tours (tour, picker, state, started_ms, ended_ms) "
-                    "VALUES (?, 'p1', ?, 0, ?)",
-                    (tour, state, ended),
-                )
-                tx.execute(
-                    "INSERT INTO scans VALUES (?, 'p1', ?, 'X', 'item_ok', x'00', ?)",
-                    (f"s{tour}", tour, now - 50 * day),
-                )
-            for task, state, finished in (
-                ("T1", "done", now - 40 * day),
-                ("T2", "open", None),
-                ("T3", "done", now - day),
-            ):
-                tx.execute(
-                    "INSERT INTO tasks (task, state, received_ms, finished_ms) VALUES (?, ?, 0, ?)",
-                    (task, state, finished),
-                )
-            tx.append_event("alert", {"kind": "kept"})
+        _seed_finished_work(store)
         m = Maintenance(store, interval_s=60, warn_backlog=100, retention_days=30)
+        # First purge at uptime 0: finished work is stamped, nothing goes yet —
+        # whatever the wall clock says (here: 400 years ahead).
         with store.transaction() as tx:
-            counts = m.purge(tx, now)
-        assert counts == {"scans": 1, "tours": 1, "tasks": 1, "sessions": 1}
-        assert [r["tour"] for r in store.query("SELECT tour FROM tours ORDER BY tour")] == [2, 3]
-        assert [r["scan_id"] for r in store.query("SELECT scan_id FROM scans ORDER BY 1")] == [
-            "s2",
-            "s3",
-        ]
-        assert [r["task"] for r in store.query("SELECT task FROM tasks ORDER BY 1")] == ["T2", "T3"]
-        assert store.query("SELECT token_hash FROM sessions") == [{"token_hash": "live"}]
+            counts = m.purge(tx, 0, now_wall_ms=400 * 365 * day)
+        assert counts == {"scans": 0, "tours": 0, "tasks": 0, "tombstones": 0, "sessions": 2}
+        assert _ids(store, "SELECT tour FROM tours ORDER BY 1") == [1, 2, 3]
+        # 29 days of uptime later: still kept.
+        with store.transaction() as tx:
+            assert m.purge(tx, 29 * day, now_wall_ms=0)["tours"] == 0
+        # 30 days of uptime: finished tours with their scans, finished tasks, and
+        # the scan outside any tour go; active work and open tasks stay.
+        with store.transaction() as tx:
+            counts = m.purge(tx, 30 * day, now_wall_ms=0)
+        assert counts == {"scans": 3, "tours": 2, "tasks": 2, "tombstones": 0, "sessions": 0}
+        assert _ids(store, "SELECT tour FROM tours") == [3]
+        assert _ids(store, "SELECT scan_id FROM scans") == ["s3"]
+        assert _ids(store, "SELECT task FROM tasks ORDER BY 1") == ["T2", "T4"]
+        assert _ids(store, "SELECT task FROM task_tombstones ORDER BY 1") == ["T1", "T3"]
         assert store.query("SELECT count(*) AS n FROM outbox") == [{"n": 1}]  # never purged here
+        # Tombstones outlive the tasks, then go too.
+        with store.transaction() as tx:
+            assert m.purge(tx, (30 + 365) * day, now_wall_ms=0)["tombstones"] == 2
+
+
+async def test_uptime_advances_with_the_monotonic_clock_across_restarts(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "u.db", box_id="b") as store:
+        m = Maintenance(store, interval_s=60, warn_backlog=100)
+        assert await store.write(m.advance_uptime) == 0  # the reference point
+        await asyncio.sleep(0.05)
+        first = await store.write(m.advance_uptime)
+        assert 40 <= first <= 1000
+    with Store.open(tmp_path / "u.db", box_id="b") as store:
+        # After a restart the uptime goes on from what was stored.
+        m = Maintenance(store, interval_s=60, warn_backlog=100)
+        assert await store.write(m.advance_uptime) == first
+
+
+def test_a_purged_task_sent_again_is_not_picked_again(tmp_path: Path) -> None:
+    from edge.masterdata import apply_changes
+
+    task = {
+        "type": "task",
+        "data": {
+            "task": "T9",
+            "order": "O9",
+            "priority": 1,
+            "lines": [{"line": 1, "sku": "A", "qty": 1}],
+        },
+    }
+    with Store.open(tmp_path / "t.db", box_id="b") as store:
+        with store.transaction() as tx:
+            tx.execute("INSERT INTO task_tombstones (task, purge_at_up) VALUES ('T9', 10)")
+            apply_changes(tx, [task])
+        assert store.query("SELECT count(*) AS n FROM tasks") == [{"n": 0}]
+        alerts = store.query("SELECT kind, subject FROM alerts")
+        assert alerts[0]["kind"] == "task_update_ignored" and "T9" in alerts[0]["subject"]
