@@ -1,8 +1,8 @@
 """Store upkeep while the daemon runs: box uptime, WAL checkpoints, backlog
 alerts, purges.
 
-A component (see :mod:`edge.daemon`). Every ``checkpoint_interval_s`` it adds
-the monotonic time since its last tick to the box's persisted uptime, truncates
+A component (see :mod:`edge.daemon`). Every ``checkpoint_interval_s`` it
+stores the box's uptime (:meth:`edge.store.Store.uptime_ms`), truncates
 the WAL (so the file stays bounded even when readers kept the automatic
 checkpoint from finishing) and checks the outbox backlog: crossing
 ``warn_backlog`` raises one ``warn`` alert (upstream too, as an ``alert``
@@ -16,16 +16,15 @@ purge work early (which would drop the dedup record of a scan whose answer was
 lost) nor keep it forever. A purged task leaves a tombstone of its id for
 ``TOMBSTONE_DAYS`` of uptime, so a task the cloud sends again is never picked
 twice. A crash loses at most one tick of uptime: purges come later, never
-earlier. Expired sessions are dropped by their wall-clock expiry.
+earlier. Sessions expire on the same uptime; expired ones are dropped here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
-from edge.store import Store, Transaction, now_ms
+from edge.store import Store, Transaction
 from edge.store.outbox import clear_alerts, raise_alert, status
 
 log = logging.getLogger(__name__)
@@ -55,19 +54,15 @@ class Maintenance:
         self.tombstone_ms = int(TOMBSTONE_DAYS * 86_400_000)
         self.last_purge: dict[str, int] = {}
         self.uptime_ms = 0
-        self._mono: float | None = None
         self._purged_at = -float("inf")
 
     def advance_uptime(self, tx: Transaction) -> int:
-        """Add the monotonic time since the last call to the box's uptime;
-        returns the uptime now (ms). The first call after a start adds nothing."""
-        mono = time.monotonic()
-        delta = 0 if self._mono is None else max(0, round((mono - self._mono) * 1000))
-        self._mono = mono
-        tx.execute("UPDATE box SET uptime_ms = uptime_ms + ? WHERE id = 1", (delta,))
-        return int(tx.execute("SELECT uptime_ms FROM box WHERE id = 1").fetchone()[0])
+        """Store the box's uptime (:meth:`Store.uptime_ms`); returns it (ms)."""
+        up = self.store.uptime_ms()
+        tx.execute("UPDATE box SET uptime_ms = max(uptime_ms, ?) WHERE id = 1", (up,))
+        return up
 
-    def purge(self, tx: Transaction, up: int, *, now_wall_ms: int) -> dict[str, int]:
+    def purge(self, tx: Transaction, up: int) -> dict[str, int]:
         """Purge finished work whose retention ran out by box uptime ``up``."""
         due = up + self.retention_ms
         # Stamp what finished since the last purge; it goes ``retention`` later.
@@ -101,7 +96,7 @@ class Maintenance:
             "DELETE FROM task_tombstones WHERE purge_at_up <= ?", (up,)
         ).rowcount
         counts["sessions"] = tx.execute(
-            "DELETE FROM sessions WHERE expires_ms < ?", (now_wall_ms,)
+            "DELETE FROM sessions WHERE expires_up <= ?", (up,)
         ).rowcount
         return counts
 
@@ -111,7 +106,7 @@ class Maintenance:
 
         def upkeep(tx: Transaction) -> dict[str, int]:
             self.uptime_ms = self.advance_uptime(tx)
-            return self.purge(tx, self.uptime_ms, now_wall_ms=now_ms()) if purge else {}
+            return self.purge(tx, self.uptime_ms) if purge else {}
 
         counts = await self.store.write(upkeep)
         if purge:

@@ -61,7 +61,7 @@ def new_secret() -> str:
 class Session:
     picker: Picker
     pda: str
-    expires_ms: int
+    expires_up: int  # box uptime (Store.uptime_ms), not the wall clock
 
 
 # --------------------------------------------------------------------------- supervisors
@@ -93,9 +93,9 @@ def enroll_pda(store: Store, name: str) -> tuple[str, str]:
 def list_pdas(store: Store) -> list[dict[str, Any]]:
     return store.query(
         "SELECT id, name, created_ms, revoked_ms, "
-        "(SELECT COUNT(*) FROM sessions s WHERE s.pda = p.id AND s.expires_ms > ?) AS sessions "
+        "(SELECT COUNT(*) FROM sessions s WHERE s.pda = p.id AND s.expires_up > ?) AS sessions "
         "FROM pdas p ORDER BY name",
-        (now_ms(),),
+        (store.uptime_ms(),),
     )
 
 
@@ -165,12 +165,12 @@ def picker_by_badge(store: Store, badge: str) -> Picker:
 async def open_session(store: Store, picker: Picker, pda: str, ttl_s: int) -> str:
     """A new session token for ``picker`` on ``pda``; durable when returned."""
     token = new_secret()
-    now = now_ms()
+    now = store.uptime_ms()
 
     def fn(tx: Transaction) -> None:
-        tx.execute("DELETE FROM sessions WHERE expires_ms <= ?", (now,))
+        tx.execute("DELETE FROM sessions WHERE expires_up <= ?", (now,))
         tx.execute(
-            "INSERT INTO sessions (token_hash, picker, pda, expires_ms) VALUES (?, ?, ?, ?)",
+            "INSERT INTO sessions (token_hash, picker, pda, expires_up) VALUES (?, ?, ?, ?)",
             (hash_secret(token), picker.id, pda, now + ttl_s * 1000),
         )
 
@@ -188,17 +188,17 @@ async def close_session(store: Store, token: str) -> None:
 def session_of(store: Store, token: str) -> Session | None:
     """The live session of ``token``: picker active, PDA not revoked, not expired."""
     rows = store.query(
-        "SELECT p.id, p.name, p.role, s.pda, s.expires_ms FROM sessions s "
+        "SELECT p.id, p.name, p.role, s.pda, s.expires_up FROM sessions s "
         "JOIN pickers p ON p.id = s.picker JOIN pdas d ON d.id = s.pda "
-        "WHERE s.token_hash = ? AND s.expires_ms > ? AND p.active = 1 "
+        "WHERE s.token_hash = ? AND s.expires_up > ? AND p.active = 1 "
         "AND d.revoked_ms IS NULL",
-        (hash_secret(token), now_ms()),
+        (hash_secret(token), store.uptime_ms()),
     )
     if not rows:
         return None
     r = rows[0]
     return Session(
-        Picker(str(r["id"]), str(r["name"]), str(r["role"])), str(r["pda"]), int(r["expires_ms"])
+        Picker(str(r["id"]), str(r["name"]), str(r["role"])), str(r["pda"]), int(r["expires_up"])
     )
 
 

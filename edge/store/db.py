@@ -195,8 +195,10 @@ class Store:
         self._executor: ThreadPoolExecutor | None = None
         self.max_backlog = max_backlog
         self.wal_limit_bytes = wal_limit_bytes
-        row = conn.execute("SELECT box_id, epoch FROM box WHERE id = 1").fetchone()
+        row = conn.execute("SELECT box_id, epoch, uptime_ms FROM box WHERE id = 1").fetchone()
         self.box_id: str = row[0]
+        self._uptime_base = int(row[2])
+        self._mono_base = time.monotonic()
 
     # ------------------------------------------------------------------ opening
 
@@ -375,6 +377,17 @@ class Store:
         return list(self.reader().query(sql, params))
 
     # ------------------------------------------------------------------ maintenance
+
+    def uptime_ms(self) -> int:
+        """The box's uptime: what the daemon has run in all, from the stored
+        figure plus the monotonic clock since this store was opened.
+
+        Expiries and retention are measured on it, never on the wall clock,
+        which boots wrong and jumps when NTP corrects it (DESIGN.md decision
+        5). Maintenance stores it periodically; a crash loses at most that
+        period, so deadlines come later, never earlier.
+        """
+        return self._uptime_base + int((time.monotonic() - self._mono_base) * 1000)
 
     @property
     def epoch(self) -> str:

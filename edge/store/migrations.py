@@ -119,7 +119,9 @@ MIGRATIONS: tuple[str, ...] = (
         token_hash  TEXT PRIMARY KEY,
         picker      TEXT NOT NULL REFERENCES pickers(id),
         pda         TEXT NOT NULL REFERENCES pdas(id),
-        expires_ms  INTEGER NOT NULL
+        -- box uptime (Store.uptime_ms) at which the session ends: a wall clock
+        -- corrected by NTP must not log every picker out mid-shift
+        expires_up  INTEGER NOT NULL
     ) STRICT;
 
     -- Tours: the walk a picker is on, and its stops in route order.

@@ -130,3 +130,24 @@ async def test_concurrent_logins_are_independent(zone: Zone) -> None:
     pdas = [zone.pda() for _ in range(5)]
     bodies = await asyncio.gather(*(p.login("BADGE-1") for p in pdas))
     assert len({b["token"] for b in bodies}) == 5
+
+
+async def test_sessions_expire_on_box_uptime_not_the_wall_clock(
+    zone: Zone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A box boots with a wrong clock and NTP jumps it forward by years: the
+    pickers stay logged in; their sessions end after the token lifetime of
+    *uptime*."""
+    import time as time_module
+
+    pda = await zone.picker()
+    real = time_module.time_ns
+    monkeypatch.setattr(time_module, "time_ns", lambda: real() + 10 * 365 * 86_400 * 10**9)
+    monkeypatch.setattr(time_module, "time", lambda: real() / 1e9 + 10 * 365 * 86_400)
+    status, _ = await pda.call("GET", "/api/v1/tour")
+    assert status in (200, 404)  # logged in: a tour or no_tour, never 401
+    ttl_ms = zone.cfg.api.token_ttl_s * 1000
+    base = zone.store.uptime_ms()
+    monkeypatch.setattr(zone.store, "uptime_ms", lambda: base + ttl_ms + 1)
+    status, doc = await pda.call("GET", "/api/v1/tour")
+    assert status == 401 and doc["error"]["code"] == "unauthorized"

@@ -92,6 +92,8 @@ async def test_e2e_kill_loop_with_wall_clock_years_off_and_jumping(tmp_path: Pat
         # finished work early: every tour is still there and agrees with the PDAs.
         assert f.tours_kept == f.tours_started
         assert f.on_tours == nonzero(f.units)
+        # Sessions expire on uptime too: no jump logs a picker out.
+        assert sum(p.unauthorized for p in run.pdas) == 0, "a clock jump ended a session"
 
         print(summary("e2e kill loop, wall clock off and jumping", run, f))
         jumps = sum(w.jump for w in clock.windows)

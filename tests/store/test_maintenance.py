@@ -51,7 +51,7 @@ def _seed_finished_work(store: Store) -> None:
     with store.transaction() as tx:
         tx.execute("INSERT INTO pickers (id, name, badge, role) VALUES ('p1', 'P', 'B1', 'picker')")
         tx.execute("INSERT INTO pdas (id, name, key_hash, created_ms) VALUES ('d1', 'pda', 'h', 0)")
-        tx.execute("INSERT INTO sessions VALUES ('old', 'p1', 'd1', 999)")
+        tx.execute("INSERT INTO sessions VALUES ('old', 'p1', 'd1', 999)")  # expires_up
         tx.execute("INSERT INTO sessions VALUES ('live', 'p1', 'd1', 5000)")
         for tour, state in ((1, "done"), (2, "cancelled"), (3, "active")):
             tx.execute(
@@ -83,19 +83,23 @@ async def test_finished_work_is_purged_by_box_uptime_not_wall_clock(tmp_path: Pa
     with Store.open(tmp_path / "p.db", box_id="b") as store:
         _seed_finished_work(store)
         m = Maintenance(store, interval_s=60, warn_backlog=100, retention_days=30)
-        # First purge at uptime 0: finished work is stamped, nothing goes yet —
-        # whatever the wall clock says (here: 400 years ahead).
+        # First purge at uptime 0: finished work is stamped, nothing goes yet.
+        # The wall clock plays no part (the signature has none).
         with store.transaction() as tx:
-            counts = m.purge(tx, 0, now_wall_ms=400 * 365 * day)
-        assert counts == {"scans": 0, "tours": 0, "tasks": 0, "tombstones": 0, "sessions": 2}
+            counts = m.purge(tx, 0)
+        assert counts == {"scans": 0, "tours": 0, "tasks": 0, "tombstones": 0, "sessions": 0}
         assert _ids(store, "SELECT tour FROM tours ORDER BY 1") == [1, 2, 3]
+        # At uptime 1 s the first session (expires_up 999) has ended, not the other.
+        with store.transaction() as tx:
+            assert m.purge(tx, 1000)["sessions"] == 1
+        assert _ids(store, "SELECT token_hash FROM sessions") == ["live"]
         # 29 days of uptime later: still kept.
         with store.transaction() as tx:
-            assert m.purge(tx, 29 * day, now_wall_ms=0)["tours"] == 0
+            assert m.purge(tx, 29 * day)["tours"] == 0
         # 30 days of uptime: finished tours with their scans, finished tasks, and
         # the scan outside any tour go; active work and open tasks stay.
         with store.transaction() as tx:
-            counts = m.purge(tx, 30 * day, now_wall_ms=0)
+            counts = m.purge(tx, 30 * day)
         assert counts == {"scans": 3, "tours": 2, "tasks": 2, "tombstones": 0, "sessions": 0}
         assert _ids(store, "SELECT tour FROM tours") == [3]
         assert _ids(store, "SELECT scan_id FROM scans") == ["s3"]
@@ -104,20 +108,21 @@ async def test_finished_work_is_purged_by_box_uptime_not_wall_clock(tmp_path: Pa
         assert store.query("SELECT count(*) AS n FROM outbox") == [{"n": 1}]  # never purged here
         # Tombstones outlive the tasks, then go too.
         with store.transaction() as tx:
-            assert m.purge(tx, (30 + 365) * day, now_wall_ms=0)["tombstones"] == 2
+            assert m.purge(tx, (30 + 365) * day)["tombstones"] == 2
 
 
 async def test_uptime_advances_with_the_monotonic_clock_across_restarts(tmp_path: Path) -> None:
     with Store.open(tmp_path / "u.db", box_id="b") as store:
         m = Maintenance(store, interval_s=60, warn_backlog=100)
-        assert await store.write(m.advance_uptime) == 0  # the reference point
+        assert await store.write(m.advance_uptime) < 40  # a new box starts at 0
         await asyncio.sleep(0.05)
         first = await store.write(m.advance_uptime)
         assert 40 <= first <= 1000
     with Store.open(tmp_path / "u.db", box_id="b") as store:
         # After a restart the uptime goes on from what was stored.
+        assert first <= store.uptime_ms() < first + 40
         m = Maintenance(store, interval_s=60, warn_backlog=100)
-        assert await store.write(m.advance_uptime) == first
+        assert first <= await store.write(m.advance_uptime) < first + 40
 
 
 def test_a_purged_task_sent_again_is_not_picked_again(tmp_path: Path) -> None:
