@@ -140,6 +140,8 @@ class PdaClient:
     base_url: str
     device_key: str
     token: str | None = None
+    #: seconds a picker takes before each scan (0: as fast as the box answers)
+    pace_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     _session: aiohttp.ClientSession | None = None
 
@@ -172,6 +174,8 @@ class PdaClient:
     async def scan(self, code: str, *, retries: int = 3) -> dict[str, Any]:
         """One scan; a lost answer is retried with the same ``scan_id``."""
         scan_id = str(uuid.uuid4())
+        if self.pace_s:
+            await asyncio.sleep(self.pace_s)
         for attempt in range(retries + 1):
             started = time.perf_counter()
             try:

@@ -114,7 +114,7 @@ async def _wait_for(predicate: Any, within_s: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _demo(workdir: Path, pickers: int, tours: int, keep: bool) -> None:
+async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float) -> None:
     from devices.codes import decode
     from devices.events import PresenceKind, ScanEvent, TagPresenceEvent
     from edge.api.auth import enroll_pda
@@ -225,7 +225,7 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool) -> None:
 
         async def picker(n: int) -> None:
             key = (await asyncio.to_thread(enroll_pda, store, f"demo-pda-{n}"))[1]
-            async with PdaClient(base, key) as pda:
+            async with PdaClient(base, key, pace_s=pace) as pda:
                 who = await pda.login(f"BADGE{n:04d}")
                 name = who["picker"]["name"]
                 say(name, f"logged in by badge on demo-pda-{n}")
@@ -359,7 +359,14 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool) -> None:
     help="Keep the demo's files here (default: a temporary directory).",
 )
 @click.option("--keep", is_flag=True, help="Keep everything running after the scenario.")
-def demo_command(pickers: int, tours: int, workdir: Path | None, keep: bool) -> None:
+@click.option(
+    "--pace",
+    type=click.FloatRange(0, 5),
+    default=0.15,
+    show_default=True,
+    help="Seconds a picker takes per scan (0: as fast as the box answers).",
+)
+def demo_command(pickers: int, tours: int, workdir: Path | None, keep: bool, pace: float) -> None:
     """Run the whole box with every part simulated, and narrate what happens.
 
     Starts a cloud OMS simulator, a Mosquitto broker, a serial scanner and an
@@ -369,7 +376,7 @@ def demo_command(pickers: int, tours: int, workdir: Path | None, keep: bool) -> 
     \b
     Examples:
       pickedge demo
-      pickedge demo --pickers 5 --tours 3
+      pickedge demo --pickers 5 --tours 3 --pace 0
       pickedge demo --keep --dir /tmp/pickedge-demo    # then open the PDA page
     """
     from edge.logs import setup_logging
@@ -377,7 +384,7 @@ def demo_command(pickers: int, tours: int, workdir: Path | None, keep: bool) -> 
     setup_logging("warning", "text")
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
-        asyncio.run(_demo(workdir, pickers, tours, keep))
+        asyncio.run(_demo(workdir, pickers, tours, keep, pace))
         return
     with tempfile.TemporaryDirectory(prefix="pickedge-demo-") as tmp:
-        asyncio.run(_demo(Path(tmp), pickers, tours, keep))
+        asyncio.run(_demo(Path(tmp), pickers, tours, keep, pace))

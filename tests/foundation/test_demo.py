@@ -20,6 +20,8 @@ def test_demo_runs_end_to_end_and_balances(tmp_path: Path) -> None:
             "2",
             "--tours",
             "2",
+            "--pace",
+            "0",
             "--dir",
             str(tmp_path / "demo"),
         ],
