@@ -390,6 +390,11 @@ def _apply_env(
         path = ".".join(parts)
         origin = f"env:{name}"
         cls = SECTIONS.get(parts[0])
+        if parts[0] == "devices":
+            out.problem(
+                path, origin, "[[devices]] entries are set in the file, not the environment"
+            )
+            continue
         if cls is None:
             guess = difflib.get_close_matches(parts[0], list(SECTIONS), n=1)
             hint = f" (did you mean {guess[0]!r}?)" if guess else ""

@@ -66,7 +66,11 @@ def test_every_problem_is_listed_with_path_and_line(cfg_file: Path) -> None:
         + '[logging]\nlevel = "loud"\n'
         + "[stroe]\nx = 1\n"
     )
-    env = {"PICKEDGE__MQTT__PROT": "1", "PICKEDGE__STORE__BUSY_TIMEOUT_MS": "soon"}
+    env = {
+        "PICKEDGE__MQTT__PROT": "1",
+        "PICKEDGE__STORE__BUSY_TIMEOUT_MS": "soon",
+        "PICKEDGE__DEVICES__0__URL": "/dev/ttyS0",
+    }
     with pytest.raises(ConfigError) as info:
         load_config(cfg_file, env=env)
     problems = info.value.problems
@@ -79,7 +83,8 @@ def test_every_problem_is_listed_with_path_and_line(cfg_file: Path) -> None:
         "PICKEDGE__MQTT__PROT (environment): mqtt.prot: unknown key (did you mean 'port'?)" in text
     )
     assert "store.busy_timeout_ms: must be an integer, not 'soon'" in text
-    assert len(problems) == 6
+    assert "devices.0.url: [[devices]] entries are set in the file, not the environment" in text
+    assert len(problems) == 7
 
 
 def test_ranges_and_cross_checks(cfg_file: Path) -> None:
