@@ -239,20 +239,16 @@ class PickingService:
                 def run(tx: Transaction, batch: list[_Pending] = batch) -> list[tuple[bool, Any]]:
                     results: list[tuple[bool, Any]] = []
                     for fn, _ in batch:
-                        tx.execute("SAVEPOINT scan")
-                        # A fresh Transaction per scan reads the outbox seq anew,
-                        # so a rolled-back savepoint never leaves a gap.
-                        sub = Transaction(self.store, tx.conn)
+                        # One savepoint per scan: a scan that fails leaves the
+                        # others (and no seq gap); a database error fails all.
                         try:
-                            result = fn(sub)
+                            with tx.savepoint() as sub:
+                                result = fn(sub)
                         except sqlite3.Error:
-                            raise  # the database itself failed: the batch rolls back whole
+                            raise
                         except Exception as exc:
-                            tx.execute("ROLLBACK TO scan")
-                            tx.execute("RELEASE scan")
                             results.append((False, exc))
                         else:
-                            tx.execute("RELEASE scan")
                             results.append((True, result))
                     return results
 

@@ -160,6 +160,30 @@ class Transaction:
         self.events.append(seq)
         return seq
 
+    @contextmanager
+    def savepoint(self) -> Iterator[Transaction]:
+        """A nested unit inside this transaction (SQL ``SAVEPOINT``).
+
+        An exception inside rolls back only what the savepoint did — its rows
+        and its outbox events, leaving no seq gap — and propagates; a
+        ``sqlite3.Error`` is left to roll back the whole transaction, since
+        the database itself failed. Group commit uses one per scan.
+        """
+        self.conn.execute("SAVEPOINT unit")
+        # A fresh view of the outbox counters: the savepoint may roll back.
+        self._epoch = None
+        sub = Transaction(self._store, self.conn)
+        try:
+            yield sub
+        except sqlite3.Error:
+            raise
+        except BaseException:
+            self.conn.execute("ROLLBACK TO unit")
+            self.conn.execute("RELEASE unit")
+            raise
+        self.conn.execute("RELEASE unit")
+        self.events.extend(sub.events)
+
     def _check_backlog(self, epoch: str, next_seq: int) -> None:
         limit = self._store.max_backlog
         if limit is None:

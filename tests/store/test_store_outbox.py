@@ -173,3 +173,20 @@ def test_backlog_limit_refuses_new_work_and_keeps_old(tmp_path: Path) -> None:
             outbox.mark_acked(tx, store.epoch, 1)
             assert tx.append_event("alert", {}) == 4
         assert len(store.query("SELECT seq FROM outbox")) == 4
+
+
+def test_savepoint_rolls_back_its_part_only_without_a_gap(store: Store) -> None:
+    with store.transaction() as tx:
+        with tx.savepoint() as a:
+            a.execute("INSERT INTO items (sku) VALUES ('A')")
+            assert a.append_event("alert", {"unit": "a"}) == 1
+        with pytest.raises(RuntimeError), tx.savepoint() as b:
+            b.execute("INSERT INTO items (sku) VALUES ('B')")
+            b.append_event("alert", {"unit": "b"})
+            raise RuntimeError("this scan failed")
+        with tx.savepoint() as c:
+            assert c.append_event("alert", {"unit": "c"}) == 2  # b's seq is reused
+        assert tx.append_event("alert", {"unit": "outer"}) == 3
+    assert [r["sku"] for r in store.query("SELECT sku FROM items")] == ["A"]
+    assert [r["seq"] for r in store.query("SELECT seq FROM outbox ORDER BY seq")] == [1, 2, 3]
+    assert store.query("SELECT next_seq FROM box") == [{"next_seq": 4}]
