@@ -192,6 +192,15 @@ def _index(value: Any, path: str, size: int) -> int:
     return value
 
 
+def _new_pick_id(obj: dict[str, Any], p: str, index: int, seen: dict[PickId, int]) -> PickId:
+    """The pick's id, refused when an earlier pick has it (recorded in ``seen``)."""
+    pid = _pick_id(_field(obj, "id", p), f"{p}.id")
+    if pid in seen:
+        raise _fail(f"{p}.id", f"duplicate id {pid!r} (also picks[{seen[pid]}])")
+    seen[pid] = index
+    return pid
+
+
 def _pick_id(value: Any, path: str) -> PickId:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise _fail(path, f"must be a string, got {value!r}")
@@ -283,10 +292,7 @@ def parse_block_problem(problem: dict[str, Any]) -> BlockProblem:
     for i, item in enumerate(raw_picks):
         p = f"picks[{i}]"
         obj = _obj(item, p)
-        pid = _pick_id(_field(obj, "id", p), f"{p}.id")
-        if pid in seen:
-            raise _fail(f"{p}.id", f"duplicate id {pid!r} (also picks[{seen[pid]}])")
-        seen[pid] = i
+        pid = _new_pick_id(obj, p, i, seen)
         spot = pick_spot(layout, obj, p)
         if (spot.aisle, spot.block) in blocked:
             raise _fail(p, f"lies in blocked sub-aisle (aisle {spot.aisle}, block {spot.block})")
@@ -368,10 +374,7 @@ def parse_graph_problem(problem: dict[str, Any]) -> GraphProblem:
     for i, item in enumerate(raw_picks):
         p = f"picks[{i}]"
         obj = _obj(item, p)
-        pid = _pick_id(_field(obj, "id", p), f"{p}.id")
-        if pid in seen:
-            raise _fail(f"{p}.id", f"duplicate id {pid!r} (also picks[{seen[pid]}])")
-        seen[pid] = i
+        pid = _new_pick_id(obj, p, i, seen)
         edge = _index(_field(obj, "edge", p), f"{p}.edge", len(edges))
         off_m = _number(_field(obj, "offset_m", p), f"{p}.offset_m")
         off = to_mm(off_m)

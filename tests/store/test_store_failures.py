@@ -45,8 +45,7 @@ def test_corrupted_pages_are_reported(tmp_path: Path) -> None:
 
 def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
-    with Store.open(path, box_id="b"):
-        pass
+    Store.open(path, box_id="b").close()
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
@@ -58,8 +57,7 @@ def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
 
 def test_database_of_another_box_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
-    with Store.open(path, box_id="zone-a"):
-        pass
+    Store.open(path, box_id="zone-a").close()
     with pytest.raises(StoreError, match="belongs to box 'zone-a'"):
         Store.open(path, box_id="zone-b")
 
@@ -73,8 +71,7 @@ def test_failed_migration_leaves_the_old_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "m.db"
-    with Store.open(path, box_id="b"):
-        pass
+    Store.open(path, box_id="b").close()
     broken = "CREATE TABLE extra (x INTEGER);\nINSERT INTO no_such_table VALUES (1);"
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, broken))
     monkeypatch.setattr("edge.store.db.MIGRATIONS", migrations.MIGRATIONS)
