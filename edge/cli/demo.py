@@ -220,6 +220,7 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
         await stack.enter_async_context(reader)
         await scanner.send("00106141411234567897", "]C1")  # an SSCC label at pack-1
 
+        where = {r["code"]: r for r in store.query("SELECT code, aisle, y FROM locations")}
         walked: dict[str, float] = {"optimal": 0.0, "s-shape": 0.0}
         stats = {"tours": 0, "units": 0, "shorts": 0, "errors": 0}
 
@@ -235,9 +236,6 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
                     if answer["result"] != "tour_started" or tour is None:
                         say(name, f"{answer['result']}: {answer.get('message', '')}", "yellow")
                         return
-                    where = {
-                        r["code"]: r for r in store.query("SELECT code, aisle, y FROM locations")
-                    }
                     picks = [
                         {
                             "id": str(s["stop"]),
