@@ -53,7 +53,7 @@ def run_command(config_path: Path, log_format: str | None, log_level: str | None
     """
     cfg = config_or_exit(config_path)
     setup_logging(log_level or cfg.logging.level, log_format or cfg.logging.format)
-    from edge.app import build_daemon
+    from edge.wiring import build_daemon
 
     try:
         daemon = build_daemon(cfg)

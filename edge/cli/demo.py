@@ -6,7 +6,7 @@ What runs, all on loopback and in a scratch directory:
 - a Mosquitto broker of its own (no anonymous access), an Impinj RFID portal at
   the dock door publishing to it, and a serial barcode scanner at the pack
   station on a pty;
-- the real daemon (``edge.app.build_daemon``): PDA API, devices, sync, upkeep;
+- the real daemon (``edge.wiring.build_daemon``): PDA API, devices, sync, upkeep;
 - simulated PDAs: pickers log in by badge, scan ``START``, walk their tours
   scan by scan (one wrong location, one short pick), while the box syncs every
   confirmed unit upstream.
@@ -118,10 +118,10 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
     from devices.codes import decode
     from devices.events import PresenceKind, ScanEvent, TagPresenceEvent
     from edge.api.auth import enroll_pda
-    from edge.app import build_daemon
     from edge.config import load_config
     from edge.routing import heuristic_length, route
     from edge.store.outbox import status
+    from edge.wiring import build_daemon
     from simulators.broker import MosquittoBroker
     from simulators.cloud import CloudSimulator
     from simulators.floor import PdaClient, Zone, walk_tour, zone_feed

@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.picking.allocation import Candidate, LinePlan, choose, plan_line
 from edge.picking.codes import ScannedCode, interpret
 from edge.picking.errors import (
     InvalidShortError,
@@ -43,7 +44,6 @@ from edge.picking.errors import (
     StopClosedError,
     UnknownStopError,
 )
-from edge.picking.locations import Candidate, LinePlan, choose, plan_line
 from edge.picking.routes import Spot, plan_walk
 from edge.store.db import Store, Transaction, now_ms
 from edge.store.outbox import raise_alert

@@ -13,7 +13,7 @@ Pure functions, no I/O:
 Bad problems raise :class:`RoutingProblemError` (a ``ValueError``) naming the field.
 """
 
-from edge.routing.api import route
+from edge.routing.engine import route
 from edge.routing.heuristics import (
     HEURISTICS,
     heuristic_length,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.routing.api import block_legs
+from edge.routing.engine import block_legs
 from edge.routing.metric import BlockMetric
 from edge.routing.model import (
     BlockProblem,

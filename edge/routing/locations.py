@@ -34,15 +34,15 @@ import math
 import time
 from typing import Any
 
-from edge.routing.api import route_blocks
 from edge.routing.blocks import solve_blocks
+from edge.routing.engine import route_blocks
 from edge.routing.metric import BlockMetric
 from edge.routing.model import (
     BlockPick,
     BlockProblem,
     PickId,
+    Point,
     RoutingProblemError,
-    Spot,
     parse_block_problem,
     pick_spot,
     to_m,
@@ -139,15 +139,15 @@ def choose_locations(
     }
 
 
-def _nearest(metric: BlockMetric, start: Spot, spots: list[Spot]) -> int:
+def _nearest(metric: BlockMetric, start: Point, spots: list[Point]) -> int:
     dists = [metric.dist(start, s) for s in spots]
     return dists.index(min(dists))
 
 
-def _candidates(base: BlockProblem, groups: Any) -> list[tuple[PickId, list[Spot]]]:
+def _candidates(base: BlockProblem, groups: Any) -> list[tuple[PickId, list[Point]]]:
     if not isinstance(groups, list):
         raise RoutingProblemError("groups: must be a list of {id, candidates}")
-    out: list[tuple[PickId, list[Spot]]] = []
+    out: list[tuple[PickId, list[Point]]] = []
     seen: set[PickId] = set()
     for i, group in enumerate(groups):
         path = f"groups[{i}]"
@@ -162,7 +162,7 @@ def _candidates(base: BlockProblem, groups: Any) -> list[tuple[PickId, list[Spot
         raw = group.get("candidates")
         if not isinstance(raw, list) or not raw:
             raise RoutingProblemError(f"{path}.candidates: must be a non-empty list")
-        spots: list[Spot] = []
+        spots: list[Point] = []
         for j, cand in enumerate(raw):
             cpath = f"{path}.candidates[{j}]"
             if not isinstance(cand, dict):

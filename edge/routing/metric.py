@@ -1,7 +1,7 @@
 """Shortest walking distances on a conventional (``blocks``) layout.
 
 :class:`BlockMetric` answers ``dist(p, q)`` in integer millimetres between two
-:class:`~edge.routing.model.Spot` on the centre lines of aisles and cross aisles,
+:class:`~edge.routing.model.Point` on the centre lines of aisles and cross aisles,
 honouring blocked sub-aisles. It is what "each leg the shortest path" of
 routing-v1 means, and what the heuristics, the local search and the re-summed
 ``legs_m`` of a route use. Pure; one instance per problem.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import heapq
 
-from edge.routing.model import BlockLayout, Spot
+from edge.routing.model import BlockLayout, Point
 
 Node = tuple[int, int]  # (aisle, cross aisle)
 
@@ -28,7 +28,7 @@ class BlockMetric:
         self._xs = [layout.aisle_x(i) for i in range(layout.aisles)]
         self._cache: dict[Node, dict[Node, int]] = {}
 
-    def exits(self, p: Spot) -> list[tuple[Node, int]]:
+    def exits(self, p: Point) -> list[tuple[Node, int]]:
         """The cross-aisle nodes a walk from ``p`` can reach first, with their distance."""
         lay = self._layout
         if p.block is not None:
@@ -59,7 +59,7 @@ class BlockMetric:
             self._cache[a] = table
         return table.get(b, _UNREACHABLE)
 
-    def dist(self, p: Spot, q: Spot) -> int:
+    def dist(self, p: Point, q: Point) -> int:
         best = _UNREACHABLE
         if p.block is not None and p.block == q.block and p.x == q.x:
             return abs(p.y - q.y)

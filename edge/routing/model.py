@@ -68,7 +68,7 @@ class BlockLayout:
 
 
 @dataclass(frozen=True, slots=True)
-class Spot:
+class Point:
     """A point of a conventional layout on the walkable centre lines.
 
     ``aisle`` is None for a point on a cross aisle away from every aisle. ``block`` is
@@ -90,20 +90,20 @@ PickId = str | int
 @dataclass(frozen=True, slots=True)
 class BlockPick:
     id: PickId
-    spot: Spot
+    spot: Point
 
 
 @dataclass(frozen=True, slots=True)
 class BlockProblem:
     layout: BlockLayout
     picks: tuple[BlockPick, ...]
-    start: Spot
-    end: Spot
+    start: Point
+    end: Point
     blocked: frozenset[tuple[int, int]]  # (aisle, block) sub-aisles with no travel
 
     @property
-    def depot(self) -> Spot:
-        return Spot(self.layout.depot_x, 0, self._depot_aisle(), None, 0)
+    def depot(self) -> Point:
+        return Point(self.layout.depot_x, 0, self._depot_aisle(), None, 0)
 
     def _depot_aisle(self) -> int | None:
         lay = self.layout
@@ -230,7 +230,7 @@ def parse_block_layout(raw: Any, path: str = "layout") -> BlockLayout:
     return BlockLayout(aisles, pitch, blocks, length, to_mm(dx))
 
 
-def block_spot(layout: BlockLayout, aisle: int, y_m: float, path: str) -> Spot:
+def block_spot(layout: BlockLayout, aisle: int, y_m: float, path: str) -> Point:
     """A point inside aisle ``aisle`` at depth ``y_m``; may lie on a cross aisle."""
     y = to_mm(y_m)
     if y_m < 0 or y < 0 or y_m > layout.depth / MM_PER_M or y > layout.depth:
@@ -238,11 +238,11 @@ def block_spot(layout: BlockLayout, aisle: int, y_m: float, path: str) -> Spot:
     x = layout.aisle_x(aisle)
     if y % layout.block_length == 0:
         cross = y // layout.block_length
-        return Spot(x, y, aisle, None, cross)
-    return Spot(x, y, aisle, y // layout.block_length, None)
+        return Point(x, y, aisle, None, cross)
+    return Point(x, y, aisle, y // layout.block_length, None)
 
 
-def pick_spot(layout: BlockLayout, raw: dict[str, Any], path: str) -> Spot:
+def pick_spot(layout: BlockLayout, raw: dict[str, Any], path: str) -> Point:
     aisle = _index(_field(raw, "aisle", path), f"{path}.aisle", layout.aisles)
     y_m = _number(_field(raw, "y", path), f"{path}.y")
     spot = block_spot(layout, aisle, y_m, path)
@@ -251,7 +251,7 @@ def pick_spot(layout: BlockLayout, raw: dict[str, Any], path: str) -> Spot:
     return spot
 
 
-def _end_spot(layout: BlockLayout, raw: Any, path: str) -> Spot:
+def _end_spot(layout: BlockLayout, raw: Any, path: str) -> Point:
     """``{"aisle": a, "y": y}`` anywhere in an aisle, or ``{"x": x, "y": y}`` on a cross aisle."""
     obj = _obj(raw, path)
     if "aisle" in obj:
@@ -269,7 +269,7 @@ def _end_spot(layout: BlockLayout, raw: Any, path: str) -> Spot:
         )
     if y % layout.block_length != 0 or not 0 <= y <= layout.depth:
         raise _fail(f"{path}.y", f"{y_m!r}: a point between aisles must lie on a cross aisle")
-    return Spot(x, y, None, None, y // layout.block_length)
+    return Point(x, y, None, None, y // layout.block_length)
 
 
 def parse_block_problem(problem: dict[str, Any]) -> BlockProblem:
@@ -297,10 +297,10 @@ def parse_block_problem(problem: dict[str, Any]) -> BlockProblem:
         if (spot.aisle, spot.block) in blocked:
             raise _fail(p, f"lies in blocked sub-aisle (aisle {spot.aisle}, block {spot.block})")
         picks.append(BlockPick(pid, spot))
-    depot = Spot(layout.depot_x, 0, None, None, 0)
+    depot = Point(layout.depot_x, 0, None, None, 0)
     if layout.depot_x % layout.pitch == 0 and 0 <= layout.depot_x // layout.pitch < layout.aisles:
-        depot = Spot(layout.depot_x, 0, layout.depot_x // layout.pitch, None, 0)
-    ends: list[Spot] = []
+        depot = Point(layout.depot_x, 0, layout.depot_x // layout.pitch, None, 0)
+    ends: list[Point] = []
     for key in ("start", "end"):
         if problem.get(key) is None:
             ends.append(depot)

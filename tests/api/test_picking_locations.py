@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.picking.locations import Candidate, LinePlan, choose, plan_line
+from edge.picking.allocation import Candidate, LinePlan, choose, plan_line
 
 LAYOUT = {
     "kind": "blocks",

@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 
 from devices.events import DeviceEvent, ScanEvent
-from edge.app import build_daemon
 from edge.config import load_config
+from edge.wiring import build_daemon
 from simulators.serial_scanner import ScannerSimulator
 
 

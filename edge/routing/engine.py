@@ -22,7 +22,7 @@ from edge.routing.model import (
     MAX_EXACT_BLOCKS,
     BlockProblem,
     GraphProblem,
-    Spot,
+    Point,
     parse_problem,
     to_m,
 )
@@ -74,7 +74,7 @@ def block_legs(problem: BlockProblem, metric: BlockMetric, order: list[int]) -> 
 
 
 def block_polyline(
-    problem: BlockProblem, metric: BlockMetric, spots: list[Spot]
+    problem: BlockProblem, metric: BlockMetric, spots: list[Point]
 ) -> list[tuple[int, int]]:
     """A drawable walk through ``spots`` along shortest paths (where no tour subgraph exists)."""
     out: list[tuple[int, int]] = [(spots[0].x, spots[0].y)]
