@@ -125,7 +125,7 @@ async def _publisher(settings: MqttSettings, plan: dict[str, Any], inbox: Any, o
 
 
 async def box_side(settings: MqttSettings, plan: dict[str, Any]) -> dict[str, Any]:
-    from edge.daemon import Backoff
+    from common.backoff import Backoff
     from edge.device_supervisor import DeviceSupervisor
 
     specs = [

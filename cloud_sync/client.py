@@ -24,7 +24,7 @@ from yarl import URL
 
 from cloud_sync.codec import MSGPACK, decode_answer
 from cloud_sync.signing import BOX_HEADER, HEADER, Signer
-from edge.errors import PickEdgeError
+from common.errors import PickEdgeError
 
 if TYPE_CHECKING:
     from edge.config import Config

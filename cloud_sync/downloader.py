@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cloud_sync.client import CloudUnreachableError, SyncClient
-from edge.daemon import Backoff
+from common.backoff import Backoff
 from edge.store.db import Store, Transaction, now_ms
 from edge.store.outbox import clear_alerts, raise_alert
 

@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 from cloud_sync.client import CloudUnreachableError, Reply, SyncClient
 from cloud_sync.codec import MAX_BATCH_BYTES, RawEvent, encode_batch_raw, raw_event_size
-from edge.daemon import Backoff
-from edge.faults import crash_point
+from common.backoff import Backoff
+from common.faults import crash_point
 from edge.store.db import Store, Transaction, now_ms
 from edge.store.outbox import (
     clear_alerts,

@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from common.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +53,6 @@ class ComponentHealth:
     restarts: int = 0
     last_error: str | None = None
     last_crash_monotonic: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential back-off with full jitter (AWS architecture blog)."""
-
-    initial_s: float = 0.5
-    cap_s: float = 30.0
-    factor: float = 2.0
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.cap_s, self.initial_s * self.factor ** max(0, attempt))
-        r = rng.random() if rng is not None else random.random()
-        # Never less than half the ceiling: full jitter can retry immediately,
-        # which turns a dead peer into a busy loop.
-        return ceiling * (0.5 + 0.5 * r)
 
 
 @dataclass

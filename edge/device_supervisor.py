@@ -28,11 +28,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from common.backoff import Backoff
 from devices.driver import DeviceSpec, DeviceStats, Driver, MqttSettings
 from devices.errors import DeviceConfigError, DeviceDisconnectedError
 from devices.events import DeviceEvent, DeviceState, DeviceStateEvent
 from devices.registry import create_driver
-from edge.daemon import Backoff
 
 log = logging.getLogger(__name__)
 

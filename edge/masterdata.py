@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.errors import PickEdgeError
+from common.errors import PickEdgeError
 from edge.store.db import Transaction, now_ms
 from edge.store.outbox import deltas_after, raise_alert
 

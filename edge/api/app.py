@@ -33,15 +33,16 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from prometheus_client import Counter, Histogram
 
+from common.errors import PickEdgeError
+from common.faults import crash_point
 from edge.api import auth
 from edge.api.hub import PdaHub
 from edge.api.openapi import openapi_document
 from edge.config import Config
-from edge.errors import BacklogFullError, PickEdgeError, StoreError
-from edge.faults import crash_point
 from edge.picking import SHORT_REASONS, Picker, PickingError, PickingService
 from edge.picking.service import Outcome
 from edge.store.db import Store
+from edge.store.errors import BacklogFullError, StoreError
 
 log = logging.getLogger(__name__)
 

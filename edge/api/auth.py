@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from edge.errors import PickEdgeError
+from common.errors import PickEdgeError
 from edge.picking.service import Picker
 from edge.store.db import Store, Transaction, now_ms
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from common.errors import PickEdgeError
 from edge.config import Config, load_config
-from edge.errors import PickEdgeError
 from edge.store import Store
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
+from common.errors import PickEdgeError
 from edge import __version__
 from edge.cli.common import config_or_exit, fail
-from edge.errors import PickEdgeError
 from edge.logs import setup_logging
 
 log = logging.getLogger("edge.daemon")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from common.errors import PickEdgeError
 from edge.cli.common import config_option, config_or_exit, fail, store_or_exit
-from edge.errors import PickEdgeError
 from edge.store import SCHEMA_VERSION, open_read_only
 
 

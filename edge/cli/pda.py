@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
+from common.errors import PickEdgeError
 from edge.api import auth
 from edge.cli.common import config_option, config_or_exit, fail, store_or_exit
-from edge.errors import PickEdgeError
 
 
 def _when(ms: int | None) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
+from common.errors import PickEdgeError
 from edge.cli.common import config_option, config_or_exit, fail
-from edge.errors import PickEdgeError
 from edge.store import open_read_only
 
 

@@ -7,7 +7,7 @@ stop that does not exist); they change nothing. Scan outcomes such as
 
 from __future__ import annotations
 
-from edge.errors import PickEdgeError
+from common.errors import PickEdgeError
 
 
 class PickingError(PickEdgeError):

@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloud_sync.events import UnknownEvent, decode_event
 from edge.picking.allocation import Candidate, LinePlan, choose, plan_line
 from edge.picking.codes import ScannedCode, interpret
 from edge.picking.errors import (
@@ -520,7 +521,8 @@ class PickingService:
             (n, stop.task, stop.line),
         )
         order = conn.execute("SELECT order_ref FROM tasks WHERE task = ?", (stop.task,)).fetchone()
-        ctx.tx.append_event(
+        _append(
+            ctx.tx,
             "pick_confirmed",
             {
                 "task": stop.task,
@@ -533,7 +535,8 @@ class PickingService:
                 "codes": [code.raw],
             },
         )
-        ctx.tx.append_event(
+        _append(
+            ctx.tx,
             "stock_delta",
             {
                 "sku": stop.sku,
@@ -787,7 +790,7 @@ class PickingService:
             "picked": 0,
             "reason": "no_stock",
         }
-        ctx.tx.append_event("pick_exception", data)
+        _append(ctx.tx, "pick_exception", data)
         self._alert(ctx, "line_unfillable", "warn", f"task {task} line {line}", data)
         return {"task": task, "line": line, "sku": sku, "missing": missing}
 
@@ -883,7 +886,8 @@ class PickingService:
             order = conn.execute(
                 "SELECT order_ref FROM tasks WHERE task = ?", (stop.task,)
             ).fetchone()
-            ctx.tx.append_event(
+            _append(
+                ctx.tx,
                 "pick_confirmed",
                 {
                     "task": stop.task,
@@ -896,7 +900,8 @@ class PickingService:
                     "codes": [],
                 },
             )
-            ctx.tx.append_event(
+            _append(
+                ctx.tx,
                 "stock_delta",
                 {
                     "sku": stop.sku,
@@ -921,7 +926,8 @@ class PickingService:
                 "UPDATE stock SET qty = qty - ? WHERE sku = ? AND location = ? AND lot = ?",
                 (correction, stop.sku, stop.location, stop.lot),
             )
-            ctx.tx.append_event(
+            _append(
+                ctx.tx,
                 "stock_delta",
                 {
                     "sku": stop.sku,
@@ -932,7 +938,8 @@ class PickingService:
                     "lot": stop.lot or None,
                 },
             )
-        ctx.tx.append_event(
+        _append(
+            ctx.tx,
             "pick_exception",
             {
                 "task": stop.task,
@@ -1210,6 +1217,13 @@ class PickingService:
             "next_stop": next_stop if head[0] == "active" else None,
             "route": route,
         }
+
+
+def _append(tx: Transaction, type_: str, data: dict[str, Any]) -> None:
+    """Interim bridge while picking moves to typed events."""
+    event = decode_event(type_, data)
+    assert not isinstance(event, UnknownEvent)
+    tx.append(event)
 
 
 def _answer(

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from edge.errors import PickEdgeError
+from common.errors import PickEdgeError
 
 #: internal unit: one millimetre; every length inside the engine is an int of these
 MM_PER_M = 1000

@@ -1,7 +1,6 @@
 """The SQLite store of the box (see :mod:`edge.store.db` for its promises)."""
 
 from edge.store.db import (
-    EVENT_TYPES,
     OutboxEvent,
     Store,
     Transaction,
@@ -11,7 +10,6 @@ from edge.store.db import (
 from edge.store.migrations import SCHEMA_VERSION
 
 __all__ = [
-    "EVENT_TYPES",
     "SCHEMA_VERSION",
     "OutboxEvent",
     "Store",

@@ -9,9 +9,10 @@ Promises:
   on a dedicated writer thread, so the event loop never blocks on ``fsync``.
 - **Durable when it returns.** WAL with ``synchronous=FULL``: a transaction that
   has returned is on disk, which is the promise a PDA's "OK" beep makes.
-- **The outbox rule.** :meth:`Transaction.append_event` is the only way to add
-  an outbox event; its ``seq`` is taken inside the caller's transaction, so a
-  rolled-back change leaves neither an event nor a gap.
+- **The outbox rule.** :meth:`Transaction.append` is the only way to add
+  an outbox event (a typed :mod:`cloud_sync.events` event); its ``seq`` is
+  taken inside the caller's transaction, so a rolled-back change leaves
+  neither an event nor a gap.
 - **Bounded files.** ``journal_size_limit`` and periodic
   :meth:`Store.checkpoint` keep the WAL from growing without limit.
 - **Clear failures.** A corrupt file, a schema from a newer PickEdge, a
@@ -40,7 +41,8 @@ from typing import Any, TypeVar
 import msgpack
 import sqlite_utils
 
-from edge.errors import (
+from cloud_sync.events import EVENT_TYPES, StockDelta, UpstreamEvent
+from edge.store.errors import (
     BacklogFullError,
     CorruptDatabaseError,
     ReadOnlyStoreError,
@@ -54,10 +56,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: sync-v1 event types; anything else is a programming error
-EVENT_TYPES = frozenset(
-    {"stock_delta", "pick_confirmed", "pick_exception", "shipment_confirmed", "alert"}
-)
 
 # SQLite primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF)
 _SQLITE_READONLY = 8
@@ -113,13 +111,14 @@ class OutboxEvent:
 class Transaction:
     """An open ``BEGIN IMMEDIATE`` transaction on the writer connection."""
 
-    __slots__ = ("_epoch", "_next_seq", "_store", "conn", "events")
+    __slots__ = ("_backlog_checked", "_epoch", "_next_seq", "_store", "conn", "events")
 
     def __init__(self, store: Store, conn: sqlite3.Connection) -> None:
         self._store = store
         self.conn = conn
         self._epoch: str | None = None
         self._next_seq = 0
+        self._backlog_checked = False
         #: seqs appended in this transaction (for callers and tests)
         self.events: list[int] = []
 
@@ -129,31 +128,46 @@ class Transaction:
     def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
         return self.conn.executemany(sql, rows)
 
-    def append_event(self, type_: str, data: dict[str, Any], *, at_ms: int | None = None) -> int:
+    def append(self, event: UpstreamEvent, *, at_ms: int | None = None) -> int:
         """Append one outbox event in this transaction and return its ``seq``.
 
         The seq is contiguous within the epoch because it is taken and advanced
         under the write lock of this transaction: roll the transaction back and
-        both the event and its seq are gone.
+        both the event and its seq are gone. A :class:`StockDelta` also enters
+        the ``stock_ledger`` (the sync-v1 ``stock`` rule reads it).
+
+        New work is refused at the backlog limit (:class:`BacklogFullError`,
+        checked once per transaction); the box's own bookkeeping — alerts,
+        epoch changes — goes through :meth:`append_bookkeeping` and never is.
         """
-        if type_ not in EVENT_TYPES:
-            raise ValueError(f"unknown outbox event type {type_!r}")
+        return self._append(event, at_ms=at_ms, limited=True)
+
+    def append_bookkeeping(self, event: UpstreamEvent, *, at_ms: int | None = None) -> int:
+        """:meth:`append` without the backlog limit: for the box's own alerts and
+        sync bookkeeping, which must never be blocked by the backlog they report."""
+        return self._append(event, at_ms=at_ms, limited=False)
+
+    def _append(self, event: UpstreamEvent, *, at_ms: int | None, limited: bool) -> int:
+        if type(event).TYPE not in EVENT_TYPES:
+            raise ValueError(f"unknown outbox event type {type(event).TYPE!r}")
         if self._epoch is None:
             epoch, next_seq = self.conn.execute(
                 "SELECT epoch, next_seq FROM box WHERE id = 1"
             ).fetchone()
-            self._check_backlog(epoch, next_seq)
             self._epoch, self._next_seq = epoch, next_seq
+        if limited and not self._backlog_checked:
+            self._check_backlog(self._epoch, self._next_seq)
+            self._backlog_checked = True
         seq = self._next_seq
-        payload = msgpack.packb(data, use_bin_type=True)
+        payload = msgpack.packb(event.to_data(), use_bin_type=True)
         self.conn.execute(
             "INSERT INTO outbox (epoch, seq, type, at_ms, payload) VALUES (?, ?, ?, ?, ?)",
-            (self._epoch, seq, type_, now_ms() if at_ms is None else at_ms, payload),
+            (self._epoch, seq, event.TYPE, now_ms() if at_ms is None else at_ms, payload),
         )
-        if type_ == "stock_delta":
+        if isinstance(event, StockDelta):
             self.conn.execute(
                 "INSERT INTO stock_ledger (epoch, seq, sku, location, qty) VALUES (?, ?, ?, ?, ?)",
-                (self._epoch, seq, data["sku"], data["location"], int(data["qty"])),
+                (self._epoch, seq, event.sku, event.location, event.qty),
             )
         self._next_seq = seq + 1
         self.conn.execute("UPDATE box SET next_seq = ? WHERE id = 1", (self._next_seq,))

@@ -1,6 +1,6 @@
 """Reading and settling the outbox: what the uploader needs from the store.
 
-Events are *appended* only through :meth:`edge.store.Transaction.append_event`
+Events are *appended* only through :meth:`edge.store.Transaction.append`
 (in the transaction of the change that caused them). This module reads them in
 ``seq`` order, marks them acked when the cloud says so, moves unacked events to
 a new epoch when the cloud reports an ``epoch_conflict`` (sync-v1), and prunes
@@ -15,6 +15,7 @@ from typing import Any
 
 import msgpack
 
+from cloud_sync.events import Alert, Severity
 from edge.store.db import OutboxEvent, Store, Transaction, new_epoch, now_ms
 
 
@@ -224,8 +225,7 @@ def raise_alert(
     cleared) is not raised again: one alert per episode, not one per retry.
     Returns whether it was raised.
     """
-    if severity not in ("info", "warn", "crit"):
-        raise ValueError(f"unknown alert severity {severity!r}")
+    level = Severity(severity)  # ValueError for anything but info, warn, crit
     if (
         once
         and tx.execute(
@@ -236,11 +236,10 @@ def raise_alert(
     detail = dict(detail or {})
     tx.execute(
         "INSERT INTO alerts (kind, severity, subject, detail, raised_ms) VALUES (?, ?, ?, ?, ?)",
-        (kind, severity, subject, msgpack.packb(detail, use_bin_type=True), now_ms()),
+        (kind, str(level), subject, msgpack.packb(detail, use_bin_type=True), now_ms()),
     )
-    tx.append_event(
-        "alert", {"kind": kind, "severity": severity, "subject": subject, "detail": detail}
-    )
+    # Bookkeeping: an alert is never refused by the backlog limit it may report.
+    tx.append_bookkeeping(Alert(kind=kind, severity=level, subject=subject, detail=detail))
     return True
 
 

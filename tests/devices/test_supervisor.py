@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from common.backoff import Backoff
 from devices import registry
 from devices.driver import DeviceSpec, DeviceStats, Emit, MqttSettings
 from devices.errors import DeviceDisconnectedError
 from devices.events import DeviceRole, DeviceState, DeviceStateEvent, ScanEvent
-from edge.daemon import Backoff
 from edge.device_supervisor import DeviceSupervisor
 from simulators.rfid_mqtt import ImpinjReaderSim, MqttScannerSim
 from tests.support.mosquitto import Collector, MosquittoBroker, until

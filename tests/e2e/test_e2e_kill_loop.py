@@ -6,7 +6,7 @@ tasks) and the pickers' handhelds (:class:`simulators.floor.PdaClient`) run in
 the test's event loop, so both outlive every kill of the box.
 
 The loop: start the daemon, let it work for a random 0.1–0.6 s, SIGKILL it —
-unless one of the named crash points (:mod:`edge.faults`, armed through
+unless one of the named crash points (:mod:`common.faults`, armed through
 ``PICKEDGE_CRASH_POINTS``) killed it first, right after a scan committed and
 before its answer, or right after a batch was answered and before its ack was
 stored — run ``PRAGMA integrity_check`` on the database file, start again. The
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import faults
+from common import faults
 from tests.support.e2e import (
     ROOT,
     check_exactly_once,
@@ -63,7 +63,7 @@ async def test_e2e_kill_loop_daemon_pdas_faulty_cloud(tmp_path: Path) -> None:
 
 
 def test_e2e_crash_points_are_inert_unless_armed() -> None:
-    code = "from edge.faults import crash_point as c; c('after_send_before_ack'); print('alive')"
+    code = "from common.faults import crash_point as c; c('after_send_before_ack'); print('alive')"
 
     def run(spec: str | None) -> subprocess.CompletedProcess[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PICKEDGE")}

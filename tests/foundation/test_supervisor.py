@@ -9,7 +9,8 @@ import random
 
 import pytest
 
-from edge.daemon import Backoff, Supervisor
+from common.backoff import Backoff
+from edge.daemon import Supervisor
 
 
 class Flaky:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from edge.errors import (
+from edge.store import SCHEMA_VERSION, Store, migrations
+from edge.store.errors import (
     CorruptDatabaseError,
     SchemaTooNewError,
     StorageFullError,
     StoreError,
 )
-from edge.store import SCHEMA_VERSION, Store, migrations
 
 
 def _digest(path: Path) -> str:

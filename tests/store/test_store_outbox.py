@@ -9,8 +9,8 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from edge.errors import BacklogFullError
 from edge.store import Store, outbox
+from edge.store.errors import BacklogFullError
 
 
 def _delta(sku: str, location: str, qty: int) -> dict[str, object]:
