@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cloud_sync.events import PickConfirmed, StockDelta, StockReason
 from edge.store import Store, Transaction
 
 
@@ -29,30 +30,28 @@ def _one_change(events: int, n: int) -> Callable[[Transaction], None]:
             "ON CONFLICT (sku, location, lot) DO UPDATE SET qty = qty - 1",
             (f"S{n % 500}",),
         )
-        tx.append_event(
-            "stock_delta",
-            {
-                "sku": f"S{n % 500}",
-                "location": "L-01",
-                "qty": -1,
-                "reason": "pick",
-                "ref": "T-1",
-                "lot": None,
-            },
+        tx.append(
+            StockDelta(
+                sku=f"S{n % 500}",
+                location="L-01",
+                qty=-1,
+                reason=StockReason.PICK,
+                ref="T-1",
+                lot=None,
+            )
         )
         if events == 2:
-            tx.append_event(
-                "pick_confirmed",
-                {
-                    "task": "T-1",
-                    "order": "O-1",
-                    "line": "1",
-                    "sku": f"S{n % 500}",
-                    "location": "L-01",
-                    "qty": 1,
-                    "picker": "P-1",
-                    "codes": ["09521234543213"],
-                },
+            tx.append(
+                PickConfirmed(
+                    task="T-1",
+                    order="O-1",
+                    line="1",
+                    sku=f"S{n % 500}",
+                    location="L-01",
+                    qty=1,
+                    picker="P-1",
+                    codes=("09521234543213",),
+                )
             )
 
     return fn

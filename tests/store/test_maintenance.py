@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgpack
 
+from cloud_sync.events import Alert, Severity, StockDelta, StockReason
 from edge.maintenance import Maintenance
 from edge.store import Store, outbox
 
@@ -16,16 +17,10 @@ async def test_backlog_alert_once_per_episode_and_checkpoint(tmp_path: Path) -> 
     with Store.open(tmp_path / "m.db", box_id="b") as store:
         for _ in range(5):
             with store.transaction() as tx:
-                tx.append_event(
-                    "stock_delta",
-                    {
-                        "sku": "A",
-                        "location": "L",
-                        "qty": -1,
-                        "reason": "pick",
-                        "ref": None,
-                        "lot": None,
-                    },
+                tx.append(
+                    StockDelta(
+                        sku="A", location="L", qty=-1, reason=StockReason.PICK, ref=None, lot=None
+                    )
                 )
         m = Maintenance(store, interval_s=60, warn_backlog=5)
         await m.tick()
@@ -71,7 +66,7 @@ def _seed_finished_work(store: Store) -> None:
                 "INSERT INTO tasks (task, state, received_ms, finished_ms) VALUES (?, ?, 0, 0)",
                 (task, state),
             )
-        tx.append_event("alert", {"kind": "kept"})
+        tx.append(Alert(kind="kept", severity=Severity.INFO, subject="kept", detail={}))
 
 
 def _ids(store: Store, sql: str) -> list[object]:

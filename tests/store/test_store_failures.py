@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud_sync.events import Alert, Severity
 from edge.store import SCHEMA_VERSION, Store, migrations
 from edge.store.errors import (
     CorruptDatabaseError,
@@ -15,6 +16,10 @@ from edge.store.errors import (
     StorageFullError,
     StoreError,
 )
+
+
+def _alert(kind: str) -> Alert:
+    return Alert(kind=kind, severity=Severity.INFO, subject="test", detail={})
 
 
 def _digest(path: Path) -> str:
@@ -89,7 +94,7 @@ def test_failed_migration_leaves_the_old_version(
 def test_full_disk_rolls_back_and_confirms_nothing(tmp_path: Path) -> None:
     with Store.open(tmp_path / "f.db", box_id="b") as store:
         with store.transaction() as tx:
-            tx.append_event("alert", {"kind": "before"})
+            tx.append(_alert("before"))
         pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
         # SQLite's own page limit produces a real SQLITE_FULL, as a full disk does.
         store._conn.execute(f"PRAGMA max_page_count = {pages + 2}")
@@ -98,12 +103,12 @@ def test_full_disk_rolls_back_and_confirms_nothing(tmp_path: Path) -> None:
                 tx.execute(
                     "INSERT INTO items (sku, description) VALUES (?, ?)", (f"S{i}", "x" * 500)
                 )
-            tx.append_event("alert", {"kind": "never"})
+            tx.append(_alert("never"))
         store._conn.execute("PRAGMA max_page_count = 1073741823")
         assert store.query("SELECT count(*) AS n FROM items") == [{"n": 0}]
         assert [r["seq"] for r in store.query("SELECT seq FROM outbox")] == [1]
         with store.transaction() as tx:
-            assert tx.append_event("alert", {"kind": "after"}) == 2
+            assert tx.append(_alert("after")) == 2
         assert store.integrity_check() == ["ok"]
 
 
@@ -122,7 +127,7 @@ def test_wal_is_truncated_by_checkpoint(tmp_path: Path) -> None:
 def test_backup_is_consistent_and_never_overwrites(tmp_path: Path) -> None:
     with Store.open(tmp_path / "live.db", box_id="b") as store:
         with store.transaction() as tx:
-            tx.append_event("alert", {"kind": "x"})
+            tx.append(_alert("x"))
         store.backup(tmp_path / "copy.db")
         with pytest.raises(StoreError, match="never overwrite"):
             store.backup(tmp_path / "copy.db")

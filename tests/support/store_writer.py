@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+from cloud_sync.events import PickConfirmed, StockDelta, StockReason
 from edge.store import Store
 
 
@@ -16,19 +17,29 @@ def main() -> None:
     while True:
         with store.transaction() as tx:
             tx.execute("INSERT INTO stock (sku, location, qty) VALUES (?, 'L-01', ?)", (f"K{n}", n))
-            tx.append_event(
-                "stock_delta",
-                {
-                    "sku": f"K{n}",
-                    "location": "L-01",
-                    "qty": n,
-                    "reason": "adjust",
-                    "ref": None,
-                    "lot": None,
-                },
+            tx.append(
+                StockDelta(
+                    sku=f"K{n}",
+                    location="L-01",
+                    qty=n,
+                    reason=StockReason.ADJUST,
+                    ref=None,
+                    lot=None,
+                )
             )
             # a second, larger event so a kill can land between the two appends
-            tx.append_event("pick_confirmed", {"sku": f"K{n}", "n": n, "pad": "p" * (n % 4000)})
+            tx.append(
+                PickConfirmed(
+                    task=f"T{n}",
+                    order=None,
+                    line="1",
+                    sku=f"K{n}",
+                    location="L-01",
+                    qty=n,
+                    picker="p" * (n % 4000),
+                    codes=(),
+                )
+            )
         sys.stdout.write(f"{n}\n")
         sys.stdout.flush()
         n += 1
