@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cloud_sync.client import SyncClient  # noqa: E402
+from cloud_sync.events import PickConfirmed, StockDelta, StockReason  # noqa: E402
 from cloud_sync.uploader import Uploader  # noqa: E402
 from edge.store import Store, Transaction  # noqa: E402
 from edge.store.outbox import send_state  # noqa: E402
@@ -51,29 +52,22 @@ SECRET = "bench-secret"
 def fact(tx: Transaction, rng: random.Random, n: int) -> None:
     sku, loc = f"SKU-{rng.randrange(2000):05d}", f"A{rng.randrange(40):02d}-{rng.randrange(60):02d}"
     qty = rng.randint(1, 4)
-    tx.append_event(
-        "stock_delta",
-        {
-            "sku": sku,
-            "location": loc,
-            "qty": -qty,
-            "reason": "pick",
-            "ref": f"T{n:08d}",
-            "lot": None,
-        },
+    tx.append(
+        StockDelta(
+            sku=sku, location=loc, qty=-qty, reason=StockReason.PICK, ref=f"T{n:08d}", lot=None
+        )
     )
-    tx.append_event(
-        "pick_confirmed",
-        {
-            "task": f"T{n:08d}",
-            "order": f"O{n:08d}",
-            "line": 1,
-            "sku": sku,
-            "location": loc,
-            "qty": qty,
-            "picker": f"p{rng.randrange(30)}",
-            "codes": [f"0104000000{n % 10**6:06d}"],
-        },
+    tx.append(
+        PickConfirmed(
+            task=f"T{n:08d}",
+            order=f"O{n:08d}",
+            line="1",
+            sku=sku,
+            location=loc,
+            qty=qty,
+            picker=f"p{rng.randrange(30)}",
+            codes=(f"0104000000{n % 10**6:06d}",),
+        )
     )
 
 
@@ -221,16 +215,15 @@ def commit_rate(path: Path, per_tx: int, seconds: float = 3.0) -> float:
         while time.perf_counter() - started < seconds:
             with store.transaction() as tx:
                 if per_tx == 1:
-                    tx.append_event(
-                        "stock_delta",
-                        {
-                            "sku": "S",
-                            "location": "L",
-                            "qty": -1,
-                            "reason": "pick",
-                            "ref": None,
-                            "lot": None,
-                        },
+                    tx.append(
+                        StockDelta(
+                            sku="S",
+                            location="L",
+                            qty=-1,
+                            reason=StockReason.PICK,
+                            ref=None,
+                            lot=None,
+                        )
                     )
                 else:
                     fact(tx, rng, count)
