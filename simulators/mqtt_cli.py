@@ -3,13 +3,13 @@
 ``commands`` lists the click commands; the ``sim`` group of the CLI registers
 them. Each connects to a broker (password from ``--password-file``, never from
 the command line), publishes in the device's real format until ``--seconds``
-have passed or Ctrl-C, and prints what it sent on stderr.
+have passed or Ctrl-C or SIGTERM (either a clean stop, exit 0), and prints what
+it sent on stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from devices.driver import MqttSettings
+from simulators.lifecycle import run_until_stopped
 from simulators.rfid_mqtt import (
     FAULT_KINDS,
     ImpinjReaderSim,
@@ -153,11 +154,6 @@ async def _run_reader(
                 )
 
 
-def _run(coro: Any) -> None:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(coro)
-
-
 @click.command("impinj", context_settings={"help_option_names": ["-h", "--help"]})
 @_broker_options
 @_reader_options
@@ -204,7 +200,7 @@ def impinj_command(
         faults=_faults(faults),
         epc_hex=epc_hex,
     )
-    _run(
+    run_until_stopped(
         _run_reader(
             sim,
             seconds=seconds,
@@ -273,7 +269,7 @@ def zebra_command(
         if events_topic and sim.connected:
             await sim.send(sim.heartbeat_payload(), topic=events_topic)
 
-    _run(
+    run_until_stopped(
         _run_reader(
             sim,
             seconds=seconds,
@@ -334,7 +330,7 @@ def mqtt_scanner_command(
                 if count is None or n < count:
                     await asyncio.sleep(interval)
 
-    _run(main())
+    run_until_stopped(main())
 
 
 commands: list[click.Command] = [impinj_command, zebra_command, mqtt_scanner_command]

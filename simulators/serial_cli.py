@@ -1,14 +1,14 @@
 """``pickedge sim scanner | rfid-a0 | rfid-m100``: serial device simulators on ptys.
 
 Each command creates a pty, prints the path a driver (or ``pickedge listen``)
-should open, and runs until Ctrl-C. The lead registers ``commands`` under the
-``sim`` group. Never touches configuration or the database.
+should open, and runs until Ctrl-C or SIGTERM (either a clean stop, exit 0).
+The lead registers ``commands`` under the ``sim`` group. Never touches
+configuration or the database.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from typing import Any, cast
 
@@ -16,6 +16,7 @@ import click
 
 from devices.codes.aim import split_aim
 from devices.framing.lines import SUFFIXES, Suffix
+from simulators.lifecycle import run_until_stopped
 from simulators.serial_rfid import A0ReaderSimulator, M100ReaderSimulator, Tag, sgtin_population
 from simulators.serial_scanner import DEMO_CODES, FAULT_NAMES, Faults, ScannerSimulator
 
@@ -59,11 +60,6 @@ def _tag_options(f: Any) -> Any:
 
 
 _seed_option = click.option("--seed", type=int, default=None, help="Random seed of the faults.")
-
-
-def _run(coro: Any) -> None:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(coro)
 
 
 def _announce(kind: str, path: str, slave: str) -> None:
@@ -130,7 +126,7 @@ def scanner_command(
                 next_at += period
                 await asyncio.sleep(max(0.0, next_at - loop.time()))
 
-    _run(main())
+    run_until_stopped(main())
 
 
 def _tags(n: int, epcs: tuple[str, ...]) -> list[Tag]:
@@ -199,7 +195,7 @@ def rfid_a0_command(
         ) as sim:
             await _serve_reader(sim, "rfid-a0", chosen)
 
-    _run(main())
+    run_until_stopped(main())
 
 
 @click.command("rfid-m100")
@@ -240,7 +236,7 @@ def rfid_m100_command(
         ) as sim:
             await _serve_reader(sim, "rfid-m100", chosen)
 
-    _run(main())
+    run_until_stopped(main())
 
 
 commands: list[click.Command] = [scanner_command, rfid_a0_command, rfid_m100_command]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import ProcessReaper
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "configs" / "example.toml"
 
@@ -191,9 +193,9 @@ def test_read_only_disk_exits_2_and_is_untouched(site: Path) -> None:
     assert _digest(db) == before
 
 
-def test_run_stops_cleanly_on_sigterm(site: Path) -> None:
+def test_run_stops_cleanly_on_sigterm(site: Path, processes: ProcessReaper) -> None:
     env = {**os.environ, "PICKEDGE__CLOUD__URL": "", "PICKEDGE__API__PORT": "0"}
-    proc = subprocess.Popen(
+    proc = processes.popen(
         [sys.executable, "-m", "edge", "run", "--config", str(site), "--log-format", "json"],
         stderr=subprocess.PIPE,
         text=True,

@@ -16,6 +16,7 @@ import msgpack
 import pytest
 
 from edge.store import Store
+from tests.support.processes import ProcessReaper
 
 CYCLES = 60
 
@@ -42,7 +43,9 @@ def _check(path: Path) -> tuple[int, set[int]]:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_write_loses_and_breaks_nothing(tmp_path: Path) -> None:
+def test_sigkill_mid_write_loses_and_breaks_nothing(
+    tmp_path: Path, processes: ProcessReaper
+) -> None:
     path = tmp_path / "kill.db"
     Store.open(path, box_id="kill-box").close()
     rng = random.Random(20261122)
@@ -52,7 +55,7 @@ def test_sigkill_mid_write_loses_and_breaks_nothing(tmp_path: Path) -> None:
     next_n = 0
     killed_with_progress = 0
     for _cycle in range(CYCLES):
-        proc = subprocess.Popen(
+        proc = processes.popen(
             [sys.executable, str(writer), str(path), str(next_n)],
             stdout=subprocess.PIPE,
             env=env,

@@ -20,6 +20,7 @@ from edge.cli.sync import sync_group
 from edge.config import Secret
 from edge.store import Store
 from simulators.cloud import CloudSimulator, Faults
+from tests.support.processes import ProcessReaper
 
 
 def config(tmp_path: Path) -> Path:
@@ -70,10 +71,12 @@ async def test_metrics_carry_the_same_figures(store: Store) -> None:
     assert 'pickedge_sync_batches_total{outcome="200"} 2.0' in text
 
 
-async def test_simulator_runs_as_a_process_and_stops_on_sigterm(tmp_path: Path) -> None:
+async def test_simulator_runs_as_a_process_and_stops_on_sigterm(
+    tmp_path: Path, processes: ProcessReaper
+) -> None:
     secret = tmp_path / "secret"
     secret.write_text(SECRET + "\n")
-    proc = await asyncio.create_subprocess_exec(
+    proc = await processes.exec(
         sys.executable,
         "-m",
         "simulators.cloud",
@@ -91,23 +94,21 @@ async def test_simulator_runs_as_a_process_and_stops_on_sigterm(tmp_path: Path) 
         "bad_sig=0",
         stdout=asyncio.subprocess.PIPE,
     )
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(20):
-            line = (await proc.stdout.readline()).decode()
-        assert line.startswith("cloud simulator listening on http://127.0.0.1:")
-        url = line.split()[-1]
-        with Store.open(tmp_path / "box.db", box_id=BOX) as store:
-            write_moves(store, 3)
-            async with SyncClient(url, BOX, SECRET) as client:
-                assert await uploader(store, client).send_all() == 6
-                reply = await client.get_changes(None, 100)
-        assert reply.signed and reply.status == 200
-        assert sum(c["type"] == "task" for c in reply.doc["changes"]) == 3
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(10):
-            assert await proc.wait() == 0
+    assert proc.stdout is not None
+    async with asyncio.timeout(20):
+        line = (await proc.stdout.readline()).decode()
+    assert line.startswith("cloud simulator listening on http://127.0.0.1:")
+    url = line.split()[-1]
+    with Store.open(tmp_path / "box.db", box_id=BOX) as store:
+        write_moves(store, 3)
+        async with SyncClient(url, BOX, SECRET) as client:
+            assert await uploader(store, client).send_all() == 6
+            reply = await client.get_changes(None, 100)
+    assert reply.signed and reply.status == 200
+    assert sum(c["type"] == "task" for c in reply.doc["changes"]) == 3
+    proc.send_signal(signal.SIGTERM)  # on a failure above, the reaper stops it
+    async with asyncio.timeout(10):
+        assert await proc.wait() == 0
     # its SQLite file kept what it applied
     r = Receiver(tmp_path / "cloud.db")
     assert r.count(BOX) == 6

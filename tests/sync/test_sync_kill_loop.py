@@ -21,6 +21,7 @@ from sync_helpers import BOX, SECRET, assert_converged
 
 from edge.store import Store
 from simulators.cloud import CloudSimulator, Faults
+from tests.support.processes import ProcessReaper
 
 WORKER = Path(__file__).with_name("sync_floor_worker.py")
 KILLS = 100
@@ -41,9 +42,9 @@ FAULTS = {
 
 
 async def run_worker(
-    db: Path, told: Path, url: str, mode: str, seed: int
+    processes: ProcessReaper, db: Path, told: Path, url: str, mode: str, seed: int
 ) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+    return await processes.exec(
         sys.executable,
         str(WORKER),
         str(db),
@@ -76,7 +77,9 @@ def read_told(path: Path) -> dict[int, tuple[str, str, int]]:
 
 
 @pytest.mark.slow
-async def test_kill_loop_loses_nothing_and_applies_nothing_twice(tmp_path: Path) -> None:
+async def test_kill_loop_loses_nothing_and_applies_nothing_twice(
+    tmp_path: Path, processes: ProcessReaper
+) -> None:
     db, told_path = tmp_path / "box.db", tmp_path / "told.log"
     rng = random.Random(20261122)
     async with CloudSimulator(SECRET, slow_s=0.4) as sim:
@@ -84,7 +87,7 @@ async def test_kill_loop_loses_nothing_and_applies_nothing_twice(tmp_path: Path)
         Store.open(db, box_id=BOX).close()
         last_of_run: set[int] = set()  # the commit each kill may have cut off from its telling
         for i in range(KILLS):
-            proc = await run_worker(db, told_path, sim.url, "work", i + 1)
+            proc = await run_worker(processes, db, told_path, sim.url, "work", i + 1)
             assert proc.stdout is not None
             async with asyncio.timeout(30):
                 assert await proc.stdout.readline() == b"ready\n"
@@ -98,7 +101,7 @@ async def test_kill_loop_loses_nothing_and_applies_nothing_twice(tmp_path: Path)
                 last_of_run.add(last)
 
         sim.batch_faults.clear()
-        drain = await run_worker(db, told_path, sim.url, "drain", 0)
+        drain = await run_worker(processes, db, told_path, sim.url, "drain", 0)
         async with asyncio.timeout(60):
             assert await drain.wait() == 0
         assert integrity_and_last_move(db)[0] == "ok"
