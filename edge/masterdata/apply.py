@@ -28,6 +28,9 @@ downloader stores the new cursor in the same one) and promises:
 - A known change with missing or mistyped fields raises
   :class:`ChangeError`; the caller's transaction rolls back, so a page is
   applied whole or not at all.
+
+Validation and decisions are here; every statement is a function of
+:mod:`edge.masterdata.tables`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import PickEdgeError
+from edge.masterdata import tables
 from edge.store.db import Transaction, now_ms
 from edge.store.outbox import deltas_after, raise_alert
 
@@ -131,23 +135,14 @@ def _item(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
         isinstance(g, str) and _GTIN.fullmatch(g) for g in gtins
     ):
         raise ChangeError(f"item {sku}: gtins must be a list of 14-digit strings")
-    tx.execute(
-        "INSERT INTO items (sku, description, uom, serialized) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (sku) DO UPDATE SET description = excluded.description, "
-        "uom = excluded.uom, serialized = excluded.serialized",
-        (
-            sku,
-            str(d.get("description") or ""),
-            str(d.get("uom") or "EA"),
-            int(bool(d.get("serialized"))),
-        ),
+    tables.upsert_item(
+        tx,
+        sku,
+        description=str(d.get("description") or ""),
+        uom=str(d.get("uom") or "EA"),
+        serialized=bool(d.get("serialized")),
     )
-    tx.execute("DELETE FROM item_gtins WHERE sku = ?", (sku,))
-    tx.executemany(
-        "INSERT INTO item_gtins (gtin, sku) VALUES (?, ?) "
-        "ON CONFLICT (gtin) DO UPDATE SET sku = excluded.sku",
-        [(g, sku) for g in dict.fromkeys(gtins)],
-    )
+    tables.replace_gtins(tx, sku, gtins)
 
 
 def _location(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
@@ -156,12 +151,7 @@ def _location(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> N
     y = d.get("y")
     if not isinstance(y, int | float) or isinstance(y, bool) or y < 0 or aisle < 0:
         raise ChangeError(f"location {code}: aisle and y must be numbers ≥ 0")
-    tx.execute(
-        "INSERT INTO locations (code, aisle, y, zone) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (code) DO UPDATE SET aisle = excluded.aisle, y = excluded.y, "
-        "zone = excluded.zone",
-        (code, aisle, float(y), str(d.get("zone") or "")),
-    )
+    tables.upsert_location(tx, code, aisle, float(y), str(d.get("zone") or ""))
 
 
 def _stock(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
@@ -170,16 +160,10 @@ def _stock(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None
     epoch = _str(d, "epoch", optional=True)
     acked = _int(d, "acked", 0)
     on_hand = qty + deltas_after(tx, sku, location, epoch, acked if epoch is not None else 0)
-    tx.execute(
-        "INSERT INTO stock (sku, location, lot, qty) VALUES (?, ?, '', ?) "
-        "ON CONFLICT (sku, location, lot) DO UPDATE SET qty = excluded.qty",
-        (sku, location, on_hand),
-    )
+    tables.set_on_hand(tx, sku, location, on_hand)
 
 
-def _task_lines(
-    d: Mapping[str, Any], task: str, kind: str
-) -> list[tuple[str, str, int, str | None]]:
+def _task_lines(d: Mapping[str, Any], task: str, kind: str) -> list[tables.TaskLine]:
     lines = d.get("lines")
     if not isinstance(lines, list) or not lines:
         raise ChangeError(f"task {task}: lines must be a non-empty list")
@@ -204,22 +188,18 @@ def _task(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
     if not isinstance(ship_to, Mapping):
         raise ChangeError(f"task {task}: ship_to must be a map")
     # Customer data stays minimal (DESIGN decision 6): postcode and region only.
-    header = (
-        kind,
-        _text(d.get("order")),
-        _int(d, "priority", 0),
-        _text(ship_to.get("postcode")),
-        _text(ship_to.get("region")),
-        _text(d.get("carrier")),
+    header = tables.TaskHeader(
+        kind=kind,
+        order_ref=_text(d.get("order")),
+        priority=_int(d, "priority", 0),
+        ship_postcode=_text(ship_to.get("postcode")),
+        ship_region=_text(ship_to.get("region")),
+        carrier=_text(d.get("carrier")),
     )
     lines = _task_lines(d, task, kind)
-    row = tx.execute(
-        "SELECT state, kind, order_ref, priority, ship_postcode, ship_region, carrier "
-        "FROM tasks WHERE task = ?",
-        (task,),
-    ).fetchone()
-    if row is None:
-        if tx.execute("SELECT 1 FROM task_tombstones WHERE task = ?", (task,)).fetchone():
+    stored = tables.stored_task(tx, task)
+    if stored is None:
+        if tables.is_tombstoned(tx, task):
             # Finished and purged here: sending it again must not make it pickable.
             log.warning("ignoring task %s: it was finished and purged on this box", task)
             raise_alert(
@@ -231,69 +211,42 @@ def _task(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
                 once=False,
             )
             return
-        tx.execute(
-            "INSERT INTO tasks (task, kind, order_ref, priority, ship_postcode, ship_region, "
-            "carrier, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (task, *header, now_ms()),
-        )
-        _replace_lines(tx, task, lines)
+        tables.insert_task(tx, task, header, now_ms())
+        tables.replace_task_lines(tx, task, lines)
         return
-    stored_lines = tx.execute(
-        "SELECT line, sku, qty, location FROM task_lines WHERE task = ? ORDER BY rowid", (task,)
-    ).fetchall()
-    if tuple(row[1:]) == header and [tuple(r) for r in stored_lines] == lines:
+    if stored.header == header and tables.task_lines(tx, task) == lines:
         return  # the same task again: nothing to do (idempotent)
-    if row[0] != "open":
-        log.warning("ignoring an update of task %s, which is %s", task, row[0])
+    if stored.state != "open":
+        log.warning("ignoring an update of task %s, which is %s", task, stored.state)
         raise_alert(
             tx,
             "task_update_ignored",
             "warn",
             f"task {task} changed in the cloud after picking began; the change was ignored",
-            {"task": task, "state": row[0]},
+            {"task": task, "state": stored.state},
             once=False,
         )
         return
-    tx.execute(
-        "UPDATE tasks SET kind = ?, order_ref = ?, priority = ?, ship_postcode = ?, "
-        "ship_region = ?, carrier = ? WHERE task = ?",
-        (*header, task),
-    )
-    _replace_lines(tx, task, lines)
-
-
-def _replace_lines(
-    tx: Transaction, task: str, lines: list[tuple[str, str, int, str | None]]
-) -> None:
-    tx.execute("DELETE FROM task_lines WHERE task = ?", (task,))
-    tx.executemany(
-        "INSERT INTO task_lines (task, line, sku, qty, location) VALUES (?, ?, ?, ?, ?)",
-        [(task, *line) for line in lines],
-    )
+    tables.update_task(tx, task, header)
+    tables.replace_task_lines(tx, task, lines)
 
 
 def _task_cancel(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
     task = _str(d, "task")
-    row = tx.execute("SELECT state FROM tasks WHERE task = ?", (task,)).fetchone()
-    if row is None or row[0] in ("cancelled", "done"):
-        if row is None:
+    state = tables.task_state(tx, task)
+    if state is None or state in ("cancelled", "done"):
+        if state is None:
             log.info("cancel of unknown task %s ignored", task)
         return
-    tx.execute(
-        "UPDATE tasks SET state = 'cancelled', finished_ms = ? WHERE task = ?", (now_ms(), task)
-    )
-    if row[0] == "started":
-        on_it = tx.execute(
-            "SELECT DISTINCT t.tour, t.picker FROM tour_stops s JOIN tours t ON t.tour = s.tour "
-            "WHERE s.task = ? AND t.state = 'active' ORDER BY t.tour",
-            (task,),
-        ).fetchall()
+    tables.cancel_task(tx, task, now_ms())
+    if state == "started":
+        on_it = tables.active_tours_on(tx, task)
         notices.append(
             Notice(
                 kind="task_cancelled",
                 task=task,
-                pickers=tuple(dict.fromkeys(str(r[1]) for r in on_it)),
-                tours=tuple(int(r[0]) for r in on_it),
+                pickers=tuple(dict.fromkeys(picker for _, picker in on_it)),
+                tours=tuple(tour for tour, _ in on_it),
             )
         )
 
@@ -307,24 +260,16 @@ def _picker(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> Non
     active = d.get("active", True)
     if not isinstance(active, bool):
         raise ChangeError(f"picker {picker}: active must be true or false")
-    holder = tx.execute(
-        "SELECT id FROM pickers WHERE badge = ? AND id != ?", (badge, picker)
-    ).fetchone()
-    if holder is not None:
+    holder = tables.badge_holder(tx, badge)
+    if holder is not None and holder != picker:
         # The badge was reissued: its old holder can no longer log in with it.
-        tx.execute(
-            "UPDATE pickers SET badge = ?, active = 0 WHERE id = ?",
-            (f"~reissued:{holder[0]}", holder[0]),
-        )
-        notices.append(Notice(kind="picker_deactivated", pickers=(str(holder[0]),)))
-    before = tx.execute("SELECT active FROM pickers WHERE id = ?", (picker,)).fetchone()
-    tx.execute(
-        "INSERT INTO pickers (id, name, badge, role, active, source) "
-        "VALUES (?, ?, ?, ?, ?, 'cloud') ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
-        "badge = excluded.badge, role = excluded.role, active = excluded.active",
-        (picker, str(d.get("name") or picker), badge, role, int(active)),
+        tables.take_badge(tx, holder)
+        notices.append(Notice(kind="picker_deactivated", pickers=(holder,)))
+    was_active = tables.picker_active(tx, picker)
+    tables.upsert_picker(
+        tx, picker, str(d.get("name") or picker), badge, role, active=active, source="cloud"
     )
-    if not active and before is not None and before[0]:
+    if not active and was_active:
         notices.append(Notice(kind="picker_deactivated", pickers=(picker,)))
 
 
