@@ -13,6 +13,9 @@ Promises:
 
 Supervisor functions (:func:`enroll_pda`, :func:`list_pdas`, :func:`revoke_pda`,
 :func:`add_picker`) are synchronous: the CLI calls them on an open store.
+
+The SQL is not here: ``pdas`` and ``sessions`` are :mod:`edge.api.auth_tables`,
+``pickers`` is master data (:mod:`edge.masterdata.tables`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 from common.errors import PickEdgeError
+from edge.api import auth_tables
+from edge.masterdata import tables as masterdata_tables
 from edge.picking.service import Picker
 from edge.store.db import Store, Transaction, now_ms
 
@@ -77,41 +81,32 @@ def enroll_pda(store: Store, name: str) -> tuple[str, str]:
     pda_id = "pda-" + secrets.token_hex(6)
 
     def fn(tx: Transaction) -> None:
-        taken = tx.execute("SELECT revoked_ms FROM pdas WHERE name = ?", (name,)).fetchone()
+        taken = auth_tables.pda_named(tx, name)
         if taken is not None:
-            state = "revoked" if taken[0] is not None else "enrolled"
+            state = "revoked" if taken[1] is not None else "enrolled"
             raise EnrolmentError(f"a PDA called {name!r} is already {state}; choose another name")
-        tx.execute(
-            "INSERT INTO pdas (id, name, key_hash, created_ms) VALUES (?, ?, ?, ?)",
-            (pda_id, name, hash_secret(key), now_ms()),
-        )
+        auth_tables.insert_pda(tx, pda_id, name, hash_secret(key), now_ms())
 
     store.run(fn)
     return pda_id, key
 
 
-def list_pdas(store: Store) -> list[dict[str, Any]]:
-    return store.query(
-        "SELECT id, name, created_ms, revoked_ms, "
-        "(SELECT COUNT(*) FROM sessions s WHERE s.pda = p.id AND s.expires_up > ?) AS sessions "
-        "FROM pdas p ORDER BY name",
-        (store.uptime_ms(),),
-    )
+def list_pdas(store: Store) -> list[auth_tables.PdaRow]:
+    return auth_tables.pdas(store, now_up=store.uptime_ms())
 
 
 def revoke_pda(store: Store, name_or_id: str) -> str:
     """Revoke a PDA by name or id and end its sessions; returns its id."""
 
     def fn(tx: Transaction) -> str:
-        row = tx.execute(
-            "SELECT id, revoked_ms FROM pdas WHERE id = ?1 OR name = ?1", (name_or_id,)
-        ).fetchone()
-        if row is None:
+        found = auth_tables.pda_by_name_or_id(tx, name_or_id)
+        if found is None:
             raise EnrolmentError(f"no PDA called {name_or_id!r} (see `pickedge pda list`)")
-        if row[1] is None:
-            tx.execute("UPDATE pdas SET revoked_ms = ? WHERE id = ?", (now_ms(), row[0]))
-        tx.execute("DELETE FROM sessions WHERE pda = ?", (row[0],))
-        return str(row[0])
+        pda_id, revoked_ms = found
+        if revoked_ms is None:
+            auth_tables.mark_revoked(tx, pda_id, now_ms())
+        auth_tables.end_sessions_of(tx, pda_id)
+        return pda_id
 
     return store.run(fn)
 
@@ -125,14 +120,11 @@ def add_picker(store: Store, picker_id: str, name: str, badge: str, role: str = 
             raise EnrolmentError(f"picker {label} must be 1 to 128 characters")
 
     def fn(tx: Transaction) -> None:
-        other = tx.execute("SELECT id FROM pickers WHERE badge = ?", (badge,)).fetchone()
-        if other is not None and other[0] != picker_id:
-            raise EnrolmentError(f"badge {badge!r} already belongs to picker {other[0]!r}")
-        tx.execute(
-            "INSERT INTO pickers (id, name, badge, role, active, source) "
-            "VALUES (?, ?, ?, ?, 1, 'local') ON CONFLICT (id) DO UPDATE SET "
-            "name = excluded.name, badge = excluded.badge, role = excluded.role, active = 1",
-            (picker_id, name, badge, role),
+        other = masterdata_tables.badge_holder(tx, badge)
+        if other is not None and other != picker_id:
+            raise EnrolmentError(f"badge {badge!r} already belongs to picker {other!r}")
+        masterdata_tables.upsert_picker(
+            tx, picker_id, name, badge, role, active=True, source="local"
         )
 
     store.run(fn)
@@ -143,23 +135,17 @@ def add_picker(store: Store, picker_id: str, name: str, badge: str, role: str = 
 
 def device_of(store: Store, device_key: str) -> str:
     """The id of the enrolled, non-revoked PDA holding ``device_key``."""
-    rows = store.query(
-        "SELECT id FROM pdas WHERE key_hash = ? AND revoked_ms IS NULL",
-        (hash_secret(device_key),),
-    )
-    if not rows:
+    pda = auth_tables.enrolled_pda_with_key(store, hash_secret(device_key))
+    if pda is None:
         raise UnknownDeviceError("this PDA is not enrolled (ask a supervisor: pickedge pda enroll)")
-    return str(rows[0]["id"])
+    return pda
 
 
 def picker_by_badge(store: Store, badge: str) -> Picker:
-    rows = store.query(
-        "SELECT id, name, role FROM pickers WHERE badge = ? AND active = 1", (badge,)
-    )
-    if not rows:
+    row = masterdata_tables.active_picker_by_badge(store, badge)
+    if row is None:
         raise UnknownBadgeError("unknown badge")
-    row = rows[0]
-    return Picker(str(row["id"]), str(row["name"]), str(row["role"]))
+    return Picker(row.id, row.name, row.role)
 
 
 async def open_session(store: Store, picker: Picker, pda: str, ttl_s: int) -> str:
@@ -168,11 +154,8 @@ async def open_session(store: Store, picker: Picker, pda: str, ttl_s: int) -> st
     now = store.uptime_ms()
 
     def fn(tx: Transaction) -> None:
-        tx.execute("DELETE FROM sessions WHERE expires_up <= ?", (now,))
-        tx.execute(
-            "INSERT INTO sessions (token_hash, picker, pda, expires_up) VALUES (?, ?, ?, ?)",
-            (hash_secret(token), picker.id, pda, now + ttl_s * 1000),
-        )
+        auth_tables.drop_expired_sessions(tx, now)
+        auth_tables.insert_session(tx, hash_secret(token), picker.id, pda, now + ttl_s * 1000)
 
     await store.write(fn)
     return token
@@ -180,26 +163,17 @@ async def open_session(store: Store, picker: Picker, pda: str, ttl_s: int) -> st
 
 async def close_session(store: Store, token: str) -> None:
     def fn(tx: Transaction) -> None:
-        tx.execute("DELETE FROM sessions WHERE token_hash = ?", (hash_secret(token),))
+        auth_tables.delete_session(tx, hash_secret(token))
 
     await store.write(fn)
 
 
 def session_of(store: Store, token: str) -> Session | None:
     """The live session of ``token``: picker active, PDA not revoked, not expired."""
-    rows = store.query(
-        "SELECT p.id, p.name, p.role, s.pda, s.expires_up FROM sessions s "
-        "JOIN pickers p ON p.id = s.picker JOIN pdas d ON d.id = s.pda "
-        "WHERE s.token_hash = ? AND s.expires_up > ? AND p.active = 1 "
-        "AND d.revoked_ms IS NULL",
-        (hash_secret(token), store.uptime_ms()),
-    )
-    if not rows:
+    row = auth_tables.live_session(store, hash_secret(token), now_up=store.uptime_ms())
+    if row is None:
         return None
-    r = rows[0]
-    return Session(
-        Picker(str(r["id"]), str(r["name"]), str(r["role"])), str(r["pda"]), int(r["expires_up"])
-    )
+    return Session(Picker(row.picker, row.name, row.role), row.pda, row.expires_up)
 
 
 class LoginLimiter:

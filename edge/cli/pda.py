@@ -79,8 +79,8 @@ def list_command(config_path: Path) -> None:
     click.echo(f"{'ID':<18} {'NAME':<20} {'ENROLLED':<17} {'REVOKED':<17} SESSIONS")
     for r in rows:
         click.echo(
-            f"{r['id']:<18} {r['name']:<20} {_when(r['created_ms']):<17} "
-            f"{_when(r['revoked_ms']):<17} {r['sessions']}"
+            f"{r.id:<18} {r.name:<20} {_when(r.created_ms):<17} "
+            f"{_when(r.revoked_ms):<17} {r.sessions}"
         )
 
 
