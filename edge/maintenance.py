@@ -17,6 +17,10 @@ lost) nor keep it forever. A purged task leaves a tombstone of its id for
 ``TOMBSTONE_DAYS`` of uptime, so a task the cloud sends again is never picked
 twice. A crash loses at most one tick of uptime: purges come later, never
 earlier. Sessions expire on the same uptime; expired ones are dropped here.
+
+The statements belong to the tables' owners: :mod:`edge.picking.retention`
+(tours, scans), :mod:`edge.masterdata.tables` (tasks, tombstones),
+:mod:`edge.api.auth_tables` (sessions), :mod:`edge.store.upkeep` (uptime).
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from edge.store import Store, Transaction
+from edge.api import auth_tables
+from edge.masterdata import tables as masterdata_tables
+from edge.picking import retention
+from edge.store import Store, Transaction, upkeep
 from edge.store.outbox import clear_alerts, raise_alert, status
 
 log = logging.getLogger(__name__)
@@ -59,45 +66,21 @@ class Maintenance:
     def advance_uptime(self, tx: Transaction) -> int:
         """Store the box's uptime (:meth:`Store.uptime_ms`); returns it (ms)."""
         up = self.store.uptime_ms()
-        tx.execute("UPDATE box SET uptime_ms = max(uptime_ms, ?) WHERE id = 1", (up,))
+        upkeep.advance_uptime(tx, up)
         return up
 
     def purge(self, tx: Transaction, up: int) -> dict[str, int]:
         """Purge finished work whose retention ran out by box uptime ``up``."""
-        due = up + self.retention_ms
         # Stamp what finished since the last purge; it goes ``retention`` later.
-        tx.execute(
-            "UPDATE tours SET purge_at_up = ? WHERE state != 'active' AND purge_at_up IS NULL",
-            (due,),
+        due = up + self.retention_ms
+        retention.stamp(tx, due)
+        masterdata_tables.stamp_finished_tasks(tx, due)
+        counts = retention.purge(tx, up)
+        counts["tasks"] = masterdata_tables.purge_tasks(
+            tx, up, tombstone_until=up + self.tombstone_ms
         )
-        tx.execute(
-            "UPDATE tasks SET purge_at_up = ? "
-            "WHERE state IN ('done', 'cancelled') AND purge_at_up IS NULL",
-            (due,),
-        )
-        tx.execute(
-            "UPDATE scans SET purge_at_up = ? WHERE tour IS NULL AND purge_at_up IS NULL", (due,)
-        )
-        counts = {
-            "scans": tx.execute(
-                "DELETE FROM scans WHERE (tour IS NULL AND purge_at_up <= ?) "
-                "OR tour IN (SELECT tour FROM tours WHERE purge_at_up <= ?)",
-                (up, up),
-            ).rowcount,
-            "tours": tx.execute("DELETE FROM tours WHERE purge_at_up <= ?", (up,)).rowcount,
-        }
-        tx.execute(
-            "INSERT OR IGNORE INTO task_tombstones (task, purge_at_up) "
-            "SELECT task, ? FROM tasks WHERE purge_at_up <= ?",
-            (up + self.tombstone_ms, up),
-        )
-        counts["tasks"] = tx.execute("DELETE FROM tasks WHERE purge_at_up <= ?", (up,)).rowcount
-        counts["tombstones"] = tx.execute(
-            "DELETE FROM task_tombstones WHERE purge_at_up <= ?", (up,)
-        ).rowcount
-        counts["sessions"] = tx.execute(
-            "DELETE FROM sessions WHERE expires_up <= ?", (up,)
-        ).rowcount
+        counts["tombstones"] = masterdata_tables.purge_tombstones(tx, up)
+        counts["sessions"] = auth_tables.drop_expired_sessions(tx, up)
         return counts
 
     async def tick(self) -> None:
