@@ -8,7 +8,8 @@ import click
 
 from common.errors import PickEdgeError
 from edge.cli.common import config_option, config_or_exit, fail, store_or_exit
-from edge.store import SCHEMA_VERSION, open_read_only
+from edge.store import SCHEMA_VERSION
+from edge.store.upkeep import check_file
 
 
 @click.group("db")
@@ -76,16 +77,11 @@ def integrity_command(config_path: Path) -> None:
     cfg = config_or_exit(config_path, read_secrets=False)
     path = cfg.store_path()
     try:
-        conn = open_read_only(path)
+        check = check_file(path)
     except PickEdgeError as exc:
         raise fail(f"error: {exc}", exc.exit_code) from None
-    try:
-        rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
     except Exception as exc:  # corrupt pages surface here
         raise fail(f"error: {path}: integrity check could not run: {exc}") from None
-    finally:
-        conn.close()
-    if rows != ["ok"]:
-        raise fail(f"{path}: integrity check FAILED:\n" + "\n".join(rows))
-    click.echo(f"{path}: ok (schema {version})")
+    if not check.ok:
+        raise fail(f"{path}: integrity check FAILED:\n" + "\n".join(check.problems))
+    click.echo(f"{path}: ok (schema {check.version})")

@@ -119,7 +119,9 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
     from devices.events import PresenceKind, ScanEvent, TagPresenceEvent
     from edge.api.auth import enroll_pda
     from edge.config import load_config
+    from edge.masterdata import tables as masterdata_tables
     from edge.routing import heuristic_length, route
+    from edge.store.ledger import net_movements
     from edge.store.outbox import status
     from edge.wiring import build_daemon
     from simulators.broker import MosquittoBroker
@@ -192,15 +194,11 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
         say("pickedge", f"daemon up: PDA page and API on {base}/", "green")
 
         await _wait_for(
-            lambda: store.query("SELECT count(*) AS n FROM tasks")[0]["n"] >= pickers * tours,
+            lambda: masterdata_tables.counts(store)["tasks"] >= pickers * tours,
             20,
             "the first download from the cloud",
         )
-        counts = store.query(
-            "SELECT (SELECT count(*) FROM items) AS items, (SELECT count(*) FROM locations) "
-            "AS locations, (SELECT count(*) FROM tasks) AS tasks, "
-            "(SELECT count(*) FROM pickers) AS pickers"
-        )[0]
+        counts = masterdata_tables.counts(store)
         say(
             "downloader",
             f"pulled {counts['items']} items, {counts['locations']} locations, "
@@ -220,7 +218,7 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
         await stack.enter_async_context(reader)
         await scanner.send("00106141411234567897", "]C1")  # an SSCC label at pack-1
 
-        where = {r["code"]: r for r in store.query("SELECT code, aisle, y FROM locations")}
+        where = masterdata_tables.locations(store)
         walked: dict[str, float] = {"optimal": 0.0, "s-shape": 0.0}
         stats = {"tours": 0, "units": 0, "shorts": 0, "errors": 0}
 
@@ -239,8 +237,8 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
                     picks = [
                         {
                             "id": str(s["stop"]),
-                            "aisle": where[s["location"]]["aisle"],
-                            "y": where[s["location"]]["y"],
+                            "aisle": where[s["location"]].aisle,
+                            "y": where[s["location"]].y,
                         }
                         for s in tour["stops"]
                         if s["location"] in where
@@ -300,12 +298,7 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
         st = status(store)
         box = store.box_id
         cloud_net = cloud.receiver.net_stock(box)
-        ledger = {
-            (r["sku"], r["location"]): r["qty"]
-            for r in store.query(
-                "SELECT sku, location, SUM(qty) AS qty FROM stock_ledger GROUP BY sku, location"
-            )
-        }
+        ledger = net_movements(store)
         same = {k: v for k, v in cloud_net.items() if v} == {k: v for k, v in ledger.items() if v}
         say(
             "uploader",
