@@ -1,0 +1,277 @@
+"""Applying picking decisions: the one place that writes picking's rows and
+appends its outbox events.
+
+Every function takes the open :class:`Transaction` and runs on the store's
+writer thread inside it (for a scan: inside its savepoint of a group commit),
+so the rows and the events of a decision commit together or not at all
+(DESIGN.md decision 1). Units become picked in one function only,
+:func:`confirm_units` — the stop, the stock, the task line, ``PickConfirmed``
+and ``StockDelta`` — used by scans and short picks alike.
+
+What to write was decided before (:mod:`edge.picking.decide`); where a tour
+sends a picker is the planner's (:mod:`edge.picking.tours`). The tour shown in
+the answer is built afterwards (:mod:`edge.picking.view`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cloud_sync.events import PickConfirmed, PickException, StockDelta, StockReason
+from edge.picking import queries as q
+from edge.picking import reservations as res
+from edge.picking.decide import (
+    Cancel,
+    ConfirmLocation,
+    Count,
+    Decision,
+    FinishTour,
+    ScanState,
+    Short,
+    Skip,
+    StartTour,
+    short_answer,
+    skip_answer,
+    started,
+)
+from edge.picking.model import Picker, Stop, StopState
+from edge.picking.queries import Allocation
+from edge.picking.tours import Planner, Prepared
+from edge.store.db import Transaction
+from edge.store.outbox import raise_alert
+
+#: pushed to the picker with the tour
+TOUR_ASSIGNED, TOUR_REROUTED = "tour_assigned", "tour_rerouted"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A decision once written: the answer, and the tour it shows."""
+
+    decision: Decision
+    tour: int | None
+    #: lines that cannot be filled (None: the answer has no ``exceptions``)
+    exceptions: list[dict[str, Any]] | None = None
+    #: the push that goes to the picker with the tour (tour_assigned, tour_rerouted)
+    push: str | None = None
+
+
+# ---------------------------------------------------------------------- scans
+
+
+def apply_scan(
+    tx: Transaction,
+    picker: Picker,
+    state: ScanState,
+    decision: Decision,
+    *,
+    planner: Planner,
+    prepared: Prepared | None,
+    now: int,
+) -> Applied:
+    """Write what ``decision`` intends; a decision without intent writes nothing."""
+    intent = decision.intent
+    if isinstance(intent, StartTour):
+        return start_tour(tx, picker, intent.tasks, planner=planner, prepared=prepared, now=now)
+    if isinstance(intent, ConfirmLocation):
+        q.set_stop_state(tx, intent.stop.tour, intent.stop.stop, StopState.LOCATION_OK)
+    elif isinstance(intent, Count):
+        _count(tx, picker, intent, now)
+    elif isinstance(intent, FinishTour):
+        finish_tour(tx, intent.tour, now)
+    return Applied(decision, state.tour)
+
+
+def _count(tx: Transaction, picker: Picker, count: Count, now: int) -> None:
+    stop = count.stop
+    state = StopState.DONE if count.done else StopState.LOCATION_OK
+    units = count.units
+    confirm_units(
+        tx, stop, units, picker=picker.id, codes=(count.code,), state=state, release=units
+    )
+    if count.here_next is not None:
+        q.set_stop_state(tx, stop.tour, count.here_next.stop, StopState.LOCATION_OK)
+    if count.finish:
+        finish_tour(tx, stop.tour, now)
+
+
+def confirm_units(
+    tx: Transaction,
+    stop: Stop,
+    units: int,
+    *,
+    picker: str,
+    codes: tuple[str, ...],
+    state: StopState,
+    release: int,
+) -> None:
+    """Confirm ``units`` picked at ``stop`` (0: none) and leave it in ``state``.
+
+    The stop's count, the stock row (``units`` taken, ``release`` reserved
+    units released), the task line, and upstream a ``pick_confirmed`` and a
+    ``stock_delta``: the one place a unit becomes picked.
+    """
+    q.set_stop_picked(tx, stop, stop.picked + units, state)
+    res.take_stock(tx, stop, units, release=release)
+    if not units:
+        return
+    res.add_line_picked(tx, stop.task, stop.line, units)
+    confirmed = PickConfirmed(
+        task=stop.task,
+        order=res.order_of(tx, stop.task),
+        line=stop.line,
+        sku=stop.sku,
+        location=stop.location,
+        qty=units,
+        picker=picker,
+        codes=codes,
+    )
+    tx.append(confirmed)
+    tx.append(_delta(stop, -units, StockReason.PICK))
+
+
+def _delta(stop: Stop, qty: int, reason: StockReason) -> StockDelta:
+    return StockDelta(
+        sku=stop.sku,
+        location=stop.location,
+        qty=qty,
+        reason=reason,
+        ref=stop.task,
+        lot=stop.lot or None,
+    )
+
+
+def finish_tour(tx: Transaction, tour: int, now: int) -> None:
+    """The tour is done; its tasks' lines are picked or short, the tasks done."""
+    q.end_tour(tx, tour, "done", now)
+    for task in q.tour_tasks(tx, tour):
+        res.settle_task(tx, task, now)
+
+
+# ---------------------------------------------------------------------- tours
+
+
+def start_tour(
+    tx: Transaction,
+    picker: Picker,
+    tasks: Sequence[str],
+    *,
+    planner: Planner,
+    prepared: Prepared | None,
+    now: int,
+) -> Applied:
+    """Match the tasks' lines to stock, reserve, route, and open a tour.
+
+    Lines the zone cannot fill are reported at once (``pick_exception`` and an
+    alert each); when nothing can be filled, no tour is opened and the tasks
+    are done.
+    """
+    wanted = res.wanted(tx, tasks)
+    tour = q.new_tour(tx, picker.id, now)
+    plans, walk = planner.plan(tx, tasks, wanted, prepared)
+    allocations: list[Allocation] = []
+    exceptions: list[dict[str, Any]] = []
+    for (task, line, sku, _), plan in zip(wanted, plans, strict=True):
+        chosen = planner.reserve(tx, sku, plan)
+        allocations.extend((task, line, sku, cand, units) for cand, units in chosen)
+        if plan.missing:
+            exceptions.append(_unfillable(tx, task, line, sku, plan.missing))
+        res.set_line_state(tx, task, line, "assigned" if chosen else "short")
+    decision = started(len(allocations), len(exceptions))
+    if not allocations:
+        q.end_tour(tx, tour, "cancelled", now)
+        res.set_tasks_done(tx, tasks, now)
+        return Applied(decision, None, exceptions)
+    res.set_tasks_started(tx, tasks)
+    q.insert_stops(tx, tour, 1, allocations)
+    if walk is None:
+        walk = planner.walk(allocations)
+    planner.store_route(tx, tour, walk, start=None, first_ord=1)
+    return Applied(decision, tour, exceptions or None, push=TOUR_ASSIGNED)
+
+
+def _unfillable(tx: Transaction, task: str, line: str, sku: str, missing: int) -> dict[str, Any]:
+    """A line (or its rest) the zone cannot fill: pick_exception + alert, now."""
+    exception = PickException(
+        task=task,
+        line=line,
+        sku=sku,
+        location=None,
+        expected=missing,
+        picked=0,
+        reason="no_stock",
+    )
+    tx.append(exception)
+    # Every unfillable line is its own alert: no once-per-episode folding.
+    subject = f"task {task} line {line}"
+    raise_alert(tx, "line_unfillable", "warn", subject, exception.to_data(), once=False)
+    return {"task": task, "line": line, "sku": sku, "missing": missing}
+
+
+# ---------------------------------------------------------------------- short, skip, cancel
+
+
+def apply_short(
+    tx: Transaction, picker: Picker, short: Short, planner: Planner, now: int
+) -> Applied:
+    """Close the stop short, correct its location, report upstream, and send
+    the picker elsewhere for what is missing when the zone has it."""
+    stop = short.stop
+    confirm_units(
+        tx,
+        stop,
+        short.extra,
+        picker=picker.id,
+        codes=(),
+        state=StopState.SHORT,
+        release=stop.qty - stop.picked,
+    )
+    if short.correction:
+        res.write_off(tx, stop, short.correction)
+        tx.append(_delta(stop, -short.correction, StockReason.SHORT))
+    exception = PickException(
+        task=stop.task,
+        line=stop.line,
+        sku=stop.sku,
+        location=stop.location,
+        expected=stop.qty,
+        picked=short.found,
+        reason=short.reason,
+    )
+    tx.append(exception)
+    position = q.position_of(tx, stop.location)
+    chosen, still_missing = planner.alternative(tx, stop, short.missing, position)
+    if chosen:
+        q.insert_stops(tx, stop.tour, q.last_stop_number(tx, stop.tour) + 1, chosen)
+    if still_missing:
+        detail = {"sku": stop.sku, "missing": still_missing, "location": stop.location}
+        subject = f"task {stop.task} line {stop.line}"
+        raise_alert(tx, "line_short", "warn", subject, detail, once=False)
+    planner.reroute(tx, stop.tour, position)
+    finished = not q.open_stops(tx, stop.tour, 1)
+    if finished:
+        finish_tour(tx, stop.tour, now)
+    alternative = chosen[0][3].location if chosen else None
+    return Applied(short_answer(short, alternative, finished), stop.tour, push=TOUR_REROUTED)
+
+
+def apply_skip(tx: Transaction, skip: Skip, planner: Planner) -> Applied:
+    """The stop goes back to pending, at the end of a walk re-routed from the picker."""
+    stop = skip.stop
+    q.set_stop_state(tx, stop.tour, stop.stop, StopState.PENDING)
+    planner.reroute_ending_at(tx, stop.tour, stop)
+    return Applied(skip_answer(skip), stop.tour, push=TOUR_REROUTED)
+
+
+def apply_cancel(tx: Transaction, cancel: Cancel, planner: Planner, now: int) -> None:
+    """Release and cancel the stops, re-route the rest from the picker's last
+    stop; a tour left with nothing open is finished. (The picker is pushed
+    ``tour_rerouted``.)"""
+    for stop, release in cancel.releases:
+        res.take_stock(tx, stop, 0, release=release)
+        q.set_stop_state(tx, cancel.tour, stop.stop, StopState.CANCELLED)
+    planner.reroute(tx, cancel.tour, planner.position(tx, cancel.tour))
+    if not q.open_stops(tx, cancel.tour, 1):
+        finish_tour(tx, cancel.tour, now)

@@ -1,0 +1,337 @@
+"""The decisions of picking, as pure functions of a loaded state.
+
+:func:`decide` is the scan table of pda-api-v1: given what the transaction
+read (:class:`ScanState`, see :mod:`edge.picking.load`) and the scanned code, it
+returns the answer and what is to be written (an *intent*), nothing else. A
+short pick, a skip and a task cancel have their own ``decide_*``. No function
+here touches the database, the clock or the network; the writes are
+:mod:`edge.picking.apply`'s, the tour the answer shows is
+:mod:`edge.picking.view`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.picking.codes import ScannedCode
+from edge.picking.errors import InvalidShortError, NoTourError, StopClosedError, UnknownStopError
+from edge.picking.model import Feedback, ScanResult, Stop, StopState
+
+SUCCESS, WARNING, ERROR = Feedback.SUCCESS, Feedback.WARNING, Feedback.ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class ScanState:
+    """What a scan's decision needs, read inside its transaction.
+
+    Only what the decision can need is read: a code that reads as a location
+    is not looked up as an item, ``counted_before`` is read for a serialised
+    code of the current stop's SKU, ``sku_done`` for another SKU.
+    """
+
+    #: the picker's active tour (None: no tour)
+    tour: int | None = None
+    #: the tour's next open stop in walking order, and the open stop after it
+    current: Stop | None = None
+    following: Stop | None = None
+    #: the zone's location the code names
+    location: str | None = None
+    #: the SKU the code names as an item
+    sku: str | None = None
+    #: this very serialised unit was counted in the tour already
+    counted_before: bool = False
+    #: a stop of ``sku`` is done in the tour (without a tour: the picker's last)
+    sku_done: bool = False
+    #: without a tour: (task, state) of the tasks the code names; START: the next open ones
+    tasks: tuple[tuple[str, str], ...] = ()
+
+
+# ---------------------------------------------------------------------- intents
+
+
+@dataclass(frozen=True, slots=True)
+class StartTour:
+    """Plan, reserve and open a tour over ``tasks`` (its answer is the planner's)."""
+
+    tasks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmLocation:
+    stop: Stop
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """Confirm ``units`` of ``stop`` scanned as ``code``."""
+
+    stop: Stop
+    units: int
+    code: str
+    #: the next stop is at the same location: its label needs no second scan
+    here_next: Stop | None = None
+    #: that was the tour's last open unit
+    finish: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.stop.picked + self.units >= self.stop.qty
+
+
+@dataclass(frozen=True, slots=True)
+class FinishTour:
+    tour: int
+
+
+Intent = StartTour | ConfirmLocation | Count | FinishTour
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer to a scan and what it writes (``intent`` None: nothing)."""
+
+    result: ScanResult
+    feedback: Feedback
+    message: str
+    intent: Intent | None = None
+
+
+# ---------------------------------------------------------------------- the scan table
+
+
+def decide(state: ScanState, code: ScannedCode) -> Decision:
+    """The answer of pda-api-v1's scan table to ``code`` in ``state``."""
+    if state.tour is None:
+        return _without_tour(state, code)
+    if state.current is None:  # cannot happen: a tour without open stops is done
+        return Decision(ScanResult.TOUR_DONE, SUCCESS, "tour complete", FinishTour(state.tour))
+    if not code.valid:
+        return _unreadable(code)
+    if code.is_start:
+        return Decision(ScanResult.TOUR_ACTIVE, WARNING, "finish the current tour first")
+    if state.location is not None:
+        return _location(state.current, state.location)
+    return _item(state, state.current, code)
+
+
+def _unreadable(code: ScannedCode) -> Decision:
+    return Decision(ScanResult.UNKNOWN_CODE, ERROR, f"cannot read this code: {code.problem}")
+
+
+def _without_tour(state: ScanState, code: ScannedCode) -> Decision:
+    if not code.valid:
+        return _unreadable(code)
+    if code.is_start:
+        if not state.tasks:
+            return Decision(ScanResult.NO_WORK, WARNING, "no open tasks in this zone")
+        return _start(tuple(task for task, _ in state.tasks))
+    if state.tasks:
+        open_tasks = tuple(task for task, task_state in state.tasks if task_state == "open")
+        if not open_tasks:
+            return Decision(
+                ScanResult.TASK_UNAVAILABLE,
+                ERROR,
+                f"{code.data} is already {state.tasks[0][1]}; it cannot be picked again",
+            )
+        return _start(open_tasks)
+    # The last item of a finished tour scanned once more is an over-pick,
+    # not an unknown code: the picker must hear that it is one too many.
+    if state.sku is not None and state.sku_done:
+        return Decision(ScanResult.OVER_PICK, ERROR, f"{state.sku}: the tour is already complete")
+    return Decision(
+        ScanResult.UNKNOWN_CODE, ERROR, f"{code.data}: no order, task or tote with this code"
+    )
+
+
+def _start(tasks: tuple[str, ...]) -> Decision:
+    return Decision(ScanResult.TOUR_STARTED, SUCCESS, "tour started", StartTour(tasks))
+
+
+def _location(current: Stop, location: str) -> Decision:
+    if location != current.location:
+        return Decision(
+            ScanResult.WRONG_LOCATION,
+            ERROR,
+            f"{location} is the wrong location: go to {current.location}",
+        )
+    confirm = ConfirmLocation(current) if current.state == StopState.PENDING else None
+    return Decision(ScanResult.LOCATION_OK, SUCCESS, f"{location}: take {current.sku}", confirm)
+
+
+def _item(state: ScanState, current: Stop, code: ScannedCode) -> Decision:
+    sku = state.sku
+    if sku is None:
+        return Decision(ScanResult.UNKNOWN_CODE, ERROR, f"{code.data}: unknown code")
+    if code.count < 1:
+        return Decision(ScanResult.UNKNOWN_CODE, ERROR, "count must be at least 1")
+    if sku == current.sku and current.state == StopState.LOCATION_OK:
+        return _count(state, current, code)
+    if sku != current.sku and state.sku_done:
+        return Decision(ScanResult.OVER_PICK, ERROR, f"{sku} is complete: put the extra unit back")
+    if current.state == StopState.PENDING:
+        if sku == current.sku:
+            return Decision(
+                ScanResult.LOCATION_REQUIRED,
+                WARNING,
+                f"scan the location {current.location} first",
+            )
+        return Decision(
+            ScanResult.WRONG_ITEM, ERROR, f"{sku} is not picked here: go to {current.location}"
+        )
+    return Decision(ScanResult.WRONG_ITEM, ERROR, f"{sku} is the wrong item: take {current.sku}")
+
+
+def _count(state: ScanState, stop: Stop, code: ScannedCode) -> Decision:
+    problem = lot_problem(stop, code)
+    if problem is not None:
+        return Decision(ScanResult.WRONG_ITEM, ERROR, problem)
+    if code.serialised and state.counted_before:
+        return Decision(ScanResult.OVER_PICK, ERROR, "this very unit was counted already")
+    if stop.picked + code.count > stop.qty:
+        left = stop.qty - stop.picked
+        return Decision(
+            ScanResult.OVER_PICK, ERROR, f"{code.count} is more than the {left} still to pick"
+        )
+    picked = stop.picked + code.count
+    if picked < stop.qty:
+        count = Count(stop, code.count, code.raw)
+        return Decision(ScanResult.ITEM_OK, SUCCESS, f"{picked} of {stop.qty} {stop.sku}", count)
+    nxt = state.following
+    if nxt is None:
+        count = Count(stop, code.count, code.raw, finish=True)
+        return Decision(ScanResult.TOUR_DONE, SUCCESS, "tour complete", count)
+    if nxt.location == stop.location and nxt.state == StopState.PENDING:
+        # The picker is standing at the next stop already: no second label scan.
+        count = Count(stop, code.count, code.raw, here_next=nxt)
+        message = f"stop done; here too: take {nxt.qty} {nxt.sku}"
+    else:
+        count = Count(stop, code.count, code.raw)
+        message = f"stop done; go to {nxt.location}"
+    return Decision(ScanResult.STOP_DONE, SUCCESS, message, count)
+
+
+def lot_problem(stop: Stop, code: ScannedCode) -> str | None:
+    """A GS1 code whose lot or expiry is not the stop's: the wrong physical unit."""
+    if code.lot is not None and stop.lot and code.lot != stop.lot:
+        return f"lot {code.lot} is the wrong lot: take lot {stop.lot}"
+    if code.expiry is not None and stop.expiry and code.expiry != stop.expiry:
+        return f"expiry {code.expiry} is the wrong date: take the unit expiring {stop.expiry}"
+    return None
+
+
+def started(stops: int, exceptions: int) -> Decision:
+    """The answer to a tour the planner opened with ``stops`` stops, while
+    ``exceptions`` lines could not be filled (0 stops: no tour at all)."""
+    if not stops:
+        return Decision(
+            ScanResult.NO_STOCK,
+            ERROR,
+            "nothing of this can be picked in this zone; reported upstream",
+        )
+    if exceptions:
+        message = f"{exceptions} line(s) cannot be filled here and were reported"
+        return Decision(ScanResult.TOUR_STARTED, WARNING, message)
+    return Decision(ScanResult.TOUR_STARTED, SUCCESS, f"{stops} stops")
+
+
+# ---------------------------------------------------------------------- short, skip, cancel
+
+
+@dataclass(frozen=True, slots=True)
+class AtStop:
+    """What a short pick or a skip of stop ``number`` needs, read in its transaction."""
+
+    number: int
+    #: the picker's active tour, and its stop ``number`` (None: none)
+    tour: int | None
+    stop: Stop | None
+    #: units of the stop's stock row now (read for short picks only)
+    on_hand: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Short:
+    """Close ``stop`` short with ``found`` units and write ``correction`` off its location."""
+
+    stop: Stop
+    found: int
+    reason: str
+    correction: int
+
+    @property
+    def extra(self) -> int:
+        """Units found but not scanned one by one: confirmed now, like scans."""
+        return self.found - self.stop.picked
+
+    @property
+    def missing(self) -> int:
+        return self.stop.qty - self.found
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Move ``stop`` to the end of the walk."""
+
+    stop: Stop
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Take a cancelled task's open stops out of ``tour``, releasing their reservations."""
+
+    tour: int
+    picker: str
+    #: (stop, reserved units to release)
+    releases: tuple[tuple[Stop, int], ...]
+
+
+def _open_stop(at: AtStop) -> Stop:
+    if at.tour is None:
+        raise NoTourError("no active tour")
+    if at.stop is None:
+        raise UnknownStopError(f"the tour has no stop {at.number}")
+    if not at.stop.open:
+        raise StopClosedError(f"stop {at.number} is already {at.stop.state}")
+    return at.stop
+
+
+def decide_short(at: AtStop, found: int, reason: str) -> Short:
+    """A short pick of ``found`` units at the stop; refused with a :class:`PickingError`
+    when there is no tour, no such stop, the stop is closed or ``found`` is out of range."""
+    stop = _open_stop(at)
+    if not stop.picked <= found < stop.qty:
+        raise InvalidShortError(
+            f"found must be between {stop.picked} (already scanned) and {stop.qty - 1}"
+        )
+    # Correct the location: "empty" means nothing of this lot is left there;
+    # otherwise the units the picker could not take are written off.
+    left = at.on_hand - (found - stop.picked)  # once the found units are taken
+    correction = left if reason == "empty" else min(stop.qty - found, max(left, 0))
+    return Short(stop, found, reason, correction)
+
+
+def short_answer(short: Short, alternative: str | None, finished: bool) -> Decision:
+    """The answer to a short pick, once the rest of the tour is re-planned:
+    ``alternative`` is the first other location sent to, ``finished`` says
+    nothing open was left."""
+    if finished:
+        return Decision(ScanResult.TOUR_DONE, WARNING, "tour complete (with a short pick)")
+    sku, missing = short.stop.sku, short.missing
+    if alternative is not None:
+        message = f"{missing} {sku} from another location: {alternative}"
+        return Decision(ScanResult.REROUTED, WARNING, message)
+    return Decision(ScanResult.SHORT_RECORDED, WARNING, f"{missing} {sku} missing; reported")
+
+
+def decide_skip(at: AtStop) -> Skip:
+    """Skip the stop; refused like a short pick."""
+    return Skip(_open_stop(at))
+
+
+def skip_answer(skip: Skip) -> Decision:
+    return Decision(ScanResult.SKIPPED, WARNING, f"stop {skip.stop.stop} moved to the end")
+
+
+def decide_cancel(tour: int, picker: str, stops: list[Stop]) -> Cancel:
+    """Every open stop of a cancelled task leaves the tour with what it still reserves."""
+    return Cancel(tour, picker, tuple((stop, stop.qty - stop.picked) for stop in stops))

@@ -1,0 +1,83 @@
+"""Reading what a picking decision needs, inside its write transaction.
+
+Each function runs on the store's writer thread inside the transaction (for a
+scan: its savepoint of a group commit) whose writes the decision will make, so
+nothing read before the transaction decides anything and two pickers — or
+two retries of one scan — can never both take the same units. A function
+reads only what its decision can need: one scan costs the queries its answer
+needs, no more.
+"""
+
+from __future__ import annotations
+
+from edge.picking import queries as q
+from edge.picking import reservations as res
+from edge.picking.codes import ScannedCode
+from edge.picking.decide import AtStop, ScanState
+from edge.picking.model import Stop, StopState
+from edge.store.db import Transaction
+
+
+def load_scan(tx: Transaction, picker: str, code: ScannedCode, *, start_tasks: int) -> ScanState:
+    """The :class:`ScanState` of a scan of ``code`` by ``picker``."""
+    tour = q.active_tour(tx, picker)
+    if tour is None:
+        return _without_tour(tx, picker, code, start_tasks)
+    # The stop after the current one comes with it: a completed stop sends the picker there.
+    stops = q.open_stops(tx, tour, 2)
+    current = stops[0] if stops else None
+    following = stops[1] if len(stops) > 1 else None
+    state = ScanState(tour, current, following)
+    if current is None or not code.valid or code.is_start:
+        return state
+    location = q.location_of(tx, code)
+    if location is not None:
+        return ScanState(tour, current, following, location=location)
+    sku = q.item_sku(tx, code)
+    if sku is None or code.count < 1:
+        return ScanState(tour, current, following, sku=sku)
+    if sku != current.sku:
+        done = q.has_done_stop(tx, tour, sku)
+        return ScanState(tour, current, following, sku=sku, sku_done=done)
+    counted = (
+        code.serialised
+        and current.state == StopState.LOCATION_OK
+        and q.counted_before(tx, tour, code.raw)
+    )
+    return ScanState(tour, current, following, sku=sku, counted_before=counted)
+
+
+def _without_tour(tx: Transaction, picker: str, code: ScannedCode, start_tasks: int) -> ScanState:
+    if not code.valid:
+        return ScanState()
+    if code.is_start:
+        return ScanState(
+            tasks=tuple((task, "open") for task in res.next_open_tasks(tx, start_tasks))
+        )
+    named = res.tasks_named(tx, code.data)
+    if named:
+        return ScanState(tasks=tuple(named))
+    last = q.last_tour(tx, picker)
+    if last is None:
+        return ScanState()
+    sku = q.item_sku(tx, code)
+    return ScanState(sku=sku, sku_done=sku is not None and q.has_done_stop(tx, last, sku))
+
+
+def load_stop(tx: Transaction, picker: str, number: int, *, stock: bool = False) -> AtStop:
+    """Stop ``number`` of the picker's active tour; with ``stock``, its stock row's units."""
+    tour = q.active_tour(tx, picker)
+    if tour is None:
+        return AtStop(number, None, None)
+    stop = q.stop(tx, tour, number)
+    if stop is None or not stock or not stop.open:
+        return AtStop(number, tour, stop)
+    return AtStop(number, tour, stop, res.on_hand(tx, stop))
+
+
+def load_cancel(tx: Transaction, task: str) -> list[tuple[int, str, list[Stop]]]:
+    """(tour, picker, open stops of ``task``) of each active tour a cancel reaches."""
+    return [
+        (tour, picker, q.open_stops_of(tx, tour, task))
+        for tour, picker in q.tours_with_open_stops_of(tx, task)
+    ]

@@ -1,0 +1,299 @@
+"""The SQL of the picking tables — tours, their stops, scans — and the
+look-ups a scan makes in master data (locations, items). With
+:mod:`edge.picking.reservations` (task and stock rows) and
+:mod:`edge.picking.retention` (purging finished tours), the only picking
+modules that hold SQL.
+
+Two kinds of functions, told apart by their first parameter:
+
+- ``db: Reads`` — a read, run either inside the write transaction (pass the
+  :class:`Transaction`: what it reads decides) or on a reader's WAL snapshot
+  (the tour planner before the transaction, ``GET /tour``).
+- ``tx: Transaction`` — a write. It runs on the store's writer thread inside
+  the caller's transaction — for a scan, inside its savepoint of a group
+  commit — and is undone with it.
+
+Nothing here decides anything: a function reads or writes the rows it names.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from edge.picking.allocation import Candidate
+from edge.picking.codes import ScannedCode
+from edge.picking.model import COUNTED, Stop, StopState
+from edge.store.db import Transaction
+
+#: (task, line, sku, location candidate, units) of one stop to insert
+Allocation = tuple[str, str, str, Candidate, int]
+#: (task, line, sku, units still to pick) of an open task line
+Wanted = tuple[str, str, str, int]
+#: (aisle, y) where a picker stands
+Position = tuple[int, float]
+
+
+class Reads(Protocol):
+    """Something to read from: a :class:`Transaction` or a reader connection."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> sqlite3.Cursor: ...
+
+
+_STOP_COLS = "tour, stop, task, line, sku, location, lot, expiry, qty, picked, state, ord"
+_OPEN = "state IN ('pending', 'location_ok')"
+_COUNTED = ", ".join(f"'{r}'" for r in COUNTED)
+
+
+def scalar(db: Reads, sql: str, params: Any) -> Any:
+    """The first column of the first row (None: no row)."""
+    row = db.execute(sql, params).fetchone()
+    return row[0] if row else None
+
+
+def _stop(row: Sequence[Any]) -> Stop:
+    tour, number, task, line, sku, location, lot, expiry, qty, picked, state, ord_ = row
+    return Stop(
+        tour, number, task, line, sku, location, lot, expiry, qty, picked, StopState(state), ord_
+    )
+
+
+@contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One WAL snapshot of a reader connection for several reads."""
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        conn.execute("COMMIT")
+
+
+# ---------------------------------------------------------------------- reads: tours and stops
+
+
+def active_tour(db: Reads, picker: str) -> int | None:
+    sql = "SELECT tour FROM tours WHERE picker = ? AND state = 'active' ORDER BY tour DESC LIMIT 1"
+    tour = scalar(db, sql, (picker,))
+    return None if tour is None else int(tour)
+
+
+def last_tour(db: Reads, picker: str) -> int | None:
+    """The picker's latest tour in any state."""
+    tour = scalar(
+        db, "SELECT tour FROM tours WHERE picker = ? ORDER BY tour DESC LIMIT 1", (picker,)
+    )
+    return None if tour is None else int(tour)
+
+
+def open_stops(db: Reads, tour: int, limit: int) -> list[Stop]:
+    """The first ``limit`` open stops of the tour in walking order."""
+    rows = db.execute(
+        f"SELECT {_STOP_COLS} FROM tour_stops WHERE tour = ? AND {_OPEN} "  # noqa: S608 - constants
+        "ORDER BY ord, stop LIMIT ?",
+        (tour, limit),
+    ).fetchall()
+    return [_stop(r) for r in rows]
+
+
+def stop(db: Reads, tour: int, number: int) -> Stop | None:
+    row = db.execute(
+        f"SELECT {_STOP_COLS} FROM tour_stops WHERE tour = ? AND stop = ?",  # noqa: S608
+        (tour, number),
+    ).fetchone()
+    return _stop(row) if row else None
+
+
+def has_done_stop(db: Reads, tour: int, sku: str) -> bool:
+    sql = "SELECT 1 FROM tour_stops WHERE tour = ? AND sku = ? AND state = 'done' LIMIT 1"
+    return scalar(db, sql, (tour, sku)) is not None
+
+
+def open_spots(db: Reads, tour: int) -> list[tuple[int, int, float]]:
+    """(stop, aisle, y) of the tour's open stops."""
+    rows = db.execute(
+        "SELECT s.stop, l.aisle, l.y FROM tour_stops s JOIN locations l ON l.code = s.location "
+        "WHERE s.tour = ? AND s.state IN ('pending', 'location_ok')",
+        (tour,),
+    ).fetchall()
+    return [(int(n), int(aisle), float(y)) for n, aisle, y in rows]
+
+
+def closed_ord(db: Reads, tour: int) -> int:
+    """The walk position of the last stop that is finished (0: none)."""
+    sql = f"SELECT COALESCE(MAX(ord), 0) FROM tour_stops WHERE tour = ? AND NOT {_OPEN}"  # noqa: S608
+    return int(scalar(db, sql, (tour,)))
+
+
+def last_finished_location(db: Reads, tour: int) -> str | None:
+    """The location of the tour's last done or short stop in walking order."""
+    sql = (
+        "SELECT location FROM tour_stops WHERE tour = ? AND state IN ('done', 'short') "
+        "ORDER BY ord DESC LIMIT 1"
+    )
+    location = scalar(db, sql, (tour,))
+    return None if location is None else str(location)
+
+
+def last_stop_number(db: Reads, tour: int) -> int:
+    return int(scalar(db, "SELECT COALESCE(MAX(stop), 0) FROM tour_stops WHERE tour = ?", (tour,)))
+
+
+def tours_with_open_stops_of(db: Reads, task: str) -> list[tuple[int, str]]:
+    """(tour, picker) of active tours with an open stop of ``task``."""
+    rows = db.execute(
+        "SELECT DISTINCT t.tour, t.picker FROM tour_stops s JOIN tours t ON t.tour = s.tour "
+        "WHERE s.task = ? AND t.state = 'active' AND s.state IN ('pending', 'location_ok')",
+        (task,),
+    ).fetchall()
+    return [(int(tour), str(picker)) for tour, picker in rows]
+
+
+def open_stops_of(db: Reads, tour: int, task: str) -> list[Stop]:
+    rows = db.execute(
+        f"SELECT {_STOP_COLS} FROM tour_stops WHERE tour = ? AND task = ? AND {_OPEN}",  # noqa: S608
+        (tour, task),
+    ).fetchall()
+    return [_stop(r) for r in rows]
+
+
+def tour_tasks(db: Reads, tour: int) -> list[str]:
+    rows = db.execute("SELECT DISTINCT task FROM tour_stops WHERE tour = ?", (tour,)).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def tour_head(db: Reads, tour: int) -> tuple[str, bytes | None]:
+    """(state, stored route JSON) of a tour."""
+    row = db.execute("SELECT state, route FROM tours WHERE tour = ?", (tour,)).fetchone()
+    return str(row[0]), row[1]
+
+
+def tour_view_rows(db: Reads, tour: int) -> list[tuple[Any, ...]]:
+    """(stop, location, sku, description, qty, picked, state, lot, expiry, task,
+    aisle, y) of every stop of the tour, in walking order."""
+    return db.execute(
+        "SELECT s.stop, s.location, s.sku, COALESCE(i.description, ''), s.qty, s.picked, "
+        "s.state, s.lot, s.expiry, s.task, l.aisle, l.y FROM tour_stops s "
+        "LEFT JOIN items i ON i.sku = s.sku LEFT JOIN locations l ON l.code = s.location "
+        "WHERE s.tour = ? ORDER BY s.ord, s.stop",
+        (tour,),
+    ).fetchall()
+
+
+# ---------------------------------------------------------------------- reads: codes, tasks, stock
+
+
+def stored_scan(db: Reads, scan_id: str) -> tuple[str, bytes] | None:
+    """(picker, compressed answer) of a scan already applied."""
+    row = db.execute("SELECT picker, answer FROM scans WHERE scan_id = ?", (scan_id,)).fetchone()
+    return (str(row[0]), bytes(row[1])) if row else None
+
+
+def counted_before(db: Reads, tour: int, raw: str) -> bool:
+    """Whether a scan of exactly ``raw`` counted units in this tour."""
+    sql = f"SELECT 1 FROM scans WHERE tour = ? AND code = ? AND result IN ({_COUNTED}) LIMIT 1"  # noqa: S608
+    return scalar(db, sql, (tour, raw)) is not None
+
+
+def location_of(db: Reads, code: ScannedCode) -> str | None:
+    """The zone's location a code names (label pattern, or any code equal to a label)."""
+    if code.kind == "location" and code.location is not None:
+        key = code.location
+    elif code.kind in ("sku", "unknown"):
+        key = code.data  # a site whose labels do not follow the default pattern
+    else:
+        return None
+    location = scalar(db, "SELECT code FROM locations WHERE code = ?", (key,))
+    return None if location is None else str(location)
+
+
+def item_sku(db: Reads, code: ScannedCode) -> str | None:
+    """The SKU an item code names: by GTIN, else a SKU label."""
+    if code.gtin14 is not None:
+        sku = scalar(db, "SELECT sku FROM item_gtins WHERE gtin = ?", (code.gtin14,))
+    elif code.kind in ("sku", "unknown", "location"):
+        sku = scalar(db, "SELECT sku FROM items WHERE sku = ?", (code.data,))
+    else:
+        return None
+    return None if sku is None else str(sku)
+
+
+def position_of(db: Reads, location: str) -> Position | None:
+    row = db.execute("SELECT aisle, y FROM locations WHERE code = ?", (location,)).fetchone()
+    return (int(row[0]), float(row[1])) if row else None
+
+
+# ---------------------------------------------------------------------- writes (in the tx)
+
+
+def new_tour(tx: Transaction, picker: str, now: int) -> int:
+    cur = tx.execute(
+        "INSERT INTO tours (picker, state, started_ms) VALUES (?, 'active', ?)", (picker, now)
+    )
+    return int(cur.lastrowid or 0)
+
+
+def insert_stops(tx: Transaction, tour: int, number: int, stops: Sequence[Allocation]) -> None:
+    """New stops numbered from ``number`` on, in the order given."""
+    tx.executemany(
+        "INSERT INTO tour_stops (tour, stop, task, line, sku, location, lot, expiry, qty) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (tour, n, task, line, sku, c.location, c.lot, c.expiry, units)
+            for n, (task, line, sku, c, units) in enumerate(stops, start=number)
+        ],
+    )
+
+
+def set_stop_state(tx: Transaction, tour: int, stop: int, state: StopState) -> None:
+    tx.execute(
+        "UPDATE tour_stops SET state = ? WHERE tour = ? AND stop = ?", (str(state), tour, stop)
+    )
+
+
+def set_stop_picked(tx: Transaction, stop: Stop, picked: int, state: StopState) -> None:
+    tx.execute(
+        "UPDATE tour_stops SET picked = ?, state = ? WHERE tour = ? AND stop = ?",
+        (picked, str(state), stop.tour, stop.stop),
+    )
+
+
+def set_walk(tx: Transaction, tour: int, stops: Sequence[int], first_ord: int) -> None:
+    """Walk positions ``first_ord``, ``first_ord + 1``, … for ``stops`` in order."""
+    tx.executemany(
+        "UPDATE tour_stops SET ord = ? WHERE tour = ? AND stop = ?",
+        [(first_ord + i, tour, stop) for i, stop in enumerate(stops)],
+    )
+
+
+def set_route(tx: Transaction, tour: int, route: dict[str, Any]) -> None:
+    tx.execute(
+        "UPDATE tours SET route = ?, length_m = ? WHERE tour = ?",
+        (json.dumps(route).encode(), route["length_m"], tour),
+    )
+
+
+def end_tour(tx: Transaction, tour: int, state: str, now: int) -> None:
+    """Close a tour as ``done`` or ``cancelled``."""
+    tx.execute("UPDATE tours SET state = ?, ended_ms = ? WHERE tour = ?", (state, now, tour))
+
+
+def record_scan(
+    tx: Transaction,
+    scan_id: str,
+    *,
+    picker: str,
+    tour: int | None,
+    code: str,
+    result: str,
+    answer: bytes,
+    now: int,
+) -> None:
+    """The stored answer of a scan: what a retry of its ``scan_id`` gets back."""
+    tx.execute(
+        "INSERT INTO scans (scan_id, picker, tour, code, result, answer, at_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (scan_id, picker, tour, code, result, answer, now),
+    )

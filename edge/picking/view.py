@@ -1,0 +1,88 @@
+"""What the PDA sees: the contract's ``<tour>`` and the answer around it.
+
+:func:`tour_view` reads a tour as it is (inside the write transaction, after
+its writes, or on a reader's snapshot) and shapes pda-api-v1's ``<tour>``,
+plus each stop's lot, expiry, task and map position. :func:`encode` gives the
+exact bytes that are answered and stored for a retry of the same ``scan_id``.
+Nothing here writes or decides.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edge.picking import queries as q
+from edge.picking.decide import Decision
+from edge.picking.model import OPEN_STATES
+from edge.picking.queries import Reads
+
+_NO_ROUTE: dict[str, Any] = {"length_m": None, "waypoints": []}
+
+
+def tour_view(db: Reads, tour: int, pitch: float) -> dict[str, Any]:
+    """The contract's ``<tour>``; ``pitch`` (m between aisles) places stops on the map."""
+    state, route = q.tour_head(db, tour)
+    stops = []
+    next_stop: int | None = None
+    for (
+        stop,
+        location,
+        sku,
+        description,
+        qty,
+        picked,
+        stop_state,
+        lot,
+        expiry,
+        task,
+        aisle,
+        y,
+    ) in q.tour_view_rows(db, tour):
+        if next_stop is None and stop_state in OPEN_STATES:
+            next_stop = stop
+        stops.append(
+            {
+                "stop": stop,
+                "location": location,
+                "sku": sku,
+                "description": description,
+                "qty": qty,
+                "picked": picked,
+                "state": stop_state,
+                "lot": lot or None,
+                "expiry": expiry,
+                "task": task,
+                "x": None if aisle is None else aisle * pitch,
+                "y": y,
+            }
+        )
+    return {
+        "tour": tour,
+        "state": state,
+        "stops": stops,
+        "next_stop": next_stop if state == "active" else None,
+        "route": json.loads(route) if route else dict(_NO_ROUTE),
+    }
+
+
+def answer(
+    decision: Decision,
+    tour: dict[str, Any] | None,
+    exceptions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The JSON answer: ``result``, ``feedback``, ``message``, ``tour`` (and the
+    lines that cannot be filled, when a tour start reports some)."""
+    body: dict[str, Any] = {
+        "result": decision.result.value,
+        "feedback": decision.feedback.value,
+        "message": decision.message,
+        "tour": tour,
+    }
+    if exceptions is not None:
+        body["exceptions"] = exceptions
+    return body
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
