@@ -8,6 +8,7 @@ from typing import Any
 import msgpack
 
 from cloud_sync.client import SyncClient
+from cloud_sync.events import PickConfirmed, StockDelta, StockReason
 from cloud_sync.uploader import Uploader
 from edge.store import Store, Transaction
 from simulators.cloud import CloudSimulator
@@ -22,22 +23,20 @@ def move(tx: Transaction, rng: random.Random, n: int) -> tuple[int, str, str, in
     """One floor fact: a stock move and its pick, in the caller's transaction."""
     sku, loc = rng.choice(SKUS), rng.choice(LOCS)
     qty = rng.choice([-3, -2, -1, 1, 2, 3])
-    seq = tx.append_event(
-        "stock_delta",
-        {"sku": sku, "location": loc, "qty": qty, "reason": "pick", "ref": f"T{n}", "lot": None},
+    seq = tx.append(
+        StockDelta(sku=sku, location=loc, qty=qty, reason=StockReason.PICK, ref=f"T{n}", lot=None)
     )
-    tx.append_event(
-        "pick_confirmed",
-        {
-            "task": f"T{n}",
-            "order": f"O{n}",
-            "line": 1,
-            "sku": sku,
-            "location": loc,
-            "qty": abs(qty),
-            "picker": "p1",
-            "codes": [f"code-{n}"],
-        },
+    tx.append(
+        PickConfirmed(
+            task=f"T{n}",
+            order=f"O{n}",
+            line="1",
+            sku=sku,
+            location=loc,
+            qty=abs(qty),
+            picker="p1",
+            codes=(f"code-{n}",),
+        )
     )
     return seq, sku, loc, qty
 

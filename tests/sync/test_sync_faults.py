@@ -151,4 +151,5 @@ def test_alert_payloads_are_plain_msgpack(store: Store) -> None:
         "severity": "warn",
         "subject": "subject",
         "detail": {"n": 1},
+        "state": "raised",
     }

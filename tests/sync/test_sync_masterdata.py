@@ -9,6 +9,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from cloud_sync.events import StockDelta, StockReason
 from edge.masterdata import UNKNOWN_CHANGES, ChangeError, Notice, apply_changes
 from edge.store import Store
 from edge.store.outbox import start_new_epoch
@@ -48,9 +49,8 @@ def resolved_feed() -> list[dict[str, Any]]:
 
 def delta(store: Store, sku: str, loc: str, qty: int) -> int:
     with store.transaction() as tx:
-        return tx.append_event(
-            "stock_delta",
-            {"sku": sku, "location": loc, "qty": qty, "reason": "pick", "ref": None, "lot": None},
+        return tx.append(
+            StockDelta(sku=sku, location=loc, qty=qty, reason=StockReason.PICK, ref=None, lot=None)
         )
 
 

@@ -11,6 +11,7 @@ import pytest
 from sync_helpers import BOX, SECRET, assert_converged, uploader, write_moves
 
 from cloud_sync.client import SyncClient
+from cloud_sync.events import Alert, Severity
 from cloud_sync.uploader import Step, Uploader
 from edge.store import Store
 from simulators.cloud import CloudSimulator, Faults
@@ -132,9 +133,7 @@ async def test_413_halves_the_batch_until_it_fits(store: Store) -> None:
 
 async def test_413_for_one_event_alerts_and_keeps_it(store: Store) -> None:
     with store.transaction() as tx:
-        tx.append_event(
-            "alert", {"kind": "big", "severity": "info", "subject": "x" * 8000, "detail": {}}
-        )
+        tx.append(Alert(kind="big", severity=Severity.INFO, subject="x" * 8000, detail={}))
     async with (
         CloudSimulator(SECRET, max_batch_bytes=4096) as sim,
         SyncClient(sim.url, BOX, SECRET) as client,
