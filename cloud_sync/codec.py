@@ -7,17 +7,21 @@ Promises:
   each event map's header by hand and splicing the stored bytes in: no decode
   and re-encode per event. The result is an ordinary msgpack map that any
   msgpack library reads (keys ``v, box, epoch, first, last, events``; each
-  event ``seq, type, at, data``). :func:`encode_batch` is the same for decoded
-  events (tests, other producers).
+  event ``seq, type, at, data``). :func:`encode_batch` is the same for typed
+  events (:mod:`cloud_sync.events`) or decoded rows (:class:`OutboxEvent`).
 - :func:`decode_batch` accepts only a well-formed batch: the size limit, ``v``
   1, ``box`` equal to the authenticated box, a non-empty ``epoch``, ``first`` ≥ 1,
   ``events`` exactly ``first..last`` in order, every event a map with an int
-  ``seq``, str ``type``, int ``at`` and map ``data``; a ``stock_delta`` carries
-  str ``sku``/``location`` and int ``qty`` (the receiver sums them). Anything
-  else raises :class:`BatchError` with a stable ``code``, which the receiver
-  answers as 400 (or 413 for size). Unknown event *types* are accepted: a newer
-  edge may send more than an older cloud knows (the contract adds, never
+  ``seq``, str ``type``, int ``at`` and map ``data``, and the ``data`` of a
+  known type fitting its event class field by field
+  (:func:`cloud_sync.events.decode_event`). Anything else raises
+  :class:`BatchError` with a stable ``code`` (the message names the event and
+  the field), which the receiver answers as 400 (or 413 for size). Unknown
+  event *types* are accepted as :class:`~cloud_sync.events.UnknownEvent`: a
+  newer edge may send more than an older cloud knows (the contract adds, never
   changes).
+- A decoded :class:`Batch` keeps each event's map as it arrived beside its
+  typed form, so what a receiver stores and digests is what the box sent.
 - Answers are JSON unless the request's ``Accept`` asks for msgpack.
 """
 
@@ -31,7 +35,7 @@ from typing import Any
 
 import msgpack
 
-from edge.store.db import OutboxEvent
+from cloud_sync.events import AnyEvent, EventError, UnknownEvent, decode_event
 
 VERSION = 1
 #: sync-v1 caps a batch body at 1 MiB (config ``cloud.batch_max_bytes`` ≤ this)
@@ -52,12 +56,40 @@ class BatchError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One outbox row, decoded: the unit of the upstream protocol."""
+
+    epoch: str
+    seq: int
+    type: str
+    at_ms: int
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, epoch: str, seq: int, event: AnyEvent, *, at_ms: int = 0) -> OutboxEvent:
+        """The row of a typed event."""
+        type_ = event.type if isinstance(event, UnknownEvent) else event.TYPE
+        return cls(epoch, seq, type_, at_ms, event.to_data())
+
+    def event(self) -> AnyEvent:
+        """The typed event; :class:`~cloud_sync.events.EventError` when ``data``
+        does not fit its type."""
+        return decode_event(self.type, self.data)
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
+    """A decoded batch: ``events[i]`` is the typed event of seq ``first + i``,
+    and ``raw[i]`` its map exactly as received (``seq``, ``type``, ``at``,
+    ``data``), which is what a receiver stores and digests, so a resend of the
+    same bytes always matches."""
+
     box: str
     epoch: str
     first: int
     last: int
-    events: list[dict[str, Any]]
+    events: list[AnyEvent]
+    raw: list[dict[str, Any]]
 
 
 _pack = msgpack.Packer(use_bin_type=True).pack
@@ -124,9 +156,28 @@ def encode_batch_raw(box: str, epoch: str, events: Sequence[RawEvent]) -> bytes:
     return b"".join(parts)
 
 
-def encode_batch(box: str, epoch: str, events: Iterable[OutboxEvent]) -> bytes:
-    """A batch body from decoded events (same bytes layout as the raw path)."""
-    rows = [(e.seq, e.type, e.at_ms, _pack(e.data)) for e in events]
+def encode_batch(
+    box: str,
+    epoch: str,
+    events: Iterable[OutboxEvent | AnyEvent],
+    *,
+    first: int = 1,
+    at_ms: int = 0,
+) -> bytes:
+    """A batch body from rows or typed events (same bytes as the raw path).
+
+    An :class:`OutboxEvent` keeps its own ``seq`` and ``at_ms``; a typed event
+    takes the seq after the one before it (``first`` for the first) and ``at_ms``.
+    """
+    rows: list[RawEvent] = []
+    for e in events:
+        seq = rows[-1][0] + 1 if rows else first
+        if isinstance(e, OutboxEvent):
+            rows.append((e.seq, e.type, e.at_ms, _pack(e.data)))
+        elif isinstance(e, UnknownEvent):
+            rows.append((seq, e.type, at_ms, _pack(e.to_data())))
+        else:
+            rows.append((seq, e.TYPE, at_ms, _pack(e.to_data())))
     return encode_batch_raw(box, epoch, rows)
 
 
@@ -158,27 +209,28 @@ def decode_batch(body: bytes, *, box: str, max_bytes: int = MAX_BATCH_BYTES) -> 
         raise BatchError("malformed", "first and last must be ints with 1 <= first <= last")
     if not isinstance(events, list) or len(events) != last - first + 1:
         raise BatchError("not_contiguous", f"events must hold exactly seqs {first}..{last}")
+    typed: list[AnyEvent] = []
+    # A broken envelope anywhere outranks a data map that does not fit its type,
+    # so the first misfit is held until every envelope has been checked.
+    misfit: BatchError | None = None
     for i, ev in enumerate(events):
         if not isinstance(ev, dict):
             raise BatchError("malformed", f"event {i} is not a map")
-        if ev.get("seq") != first + i or not _int(ev.get("seq")):
-            raise BatchError(
-                "not_contiguous", f"event {i} has seq {ev.get('seq')!r}, expected {first + i}"
-            )
-        type_, data = ev.get("type"), ev.get("data")
-        if not isinstance(type_, str) or not _int(ev.get("at")) or not isinstance(data, dict):
-            raise BatchError(
-                "malformed", f"event seq {first + i}: needs str type, int at, map data"
-            )
-        if type_ == "stock_delta" and not (
-            isinstance(data.get("sku"), str)
-            and isinstance(data.get("location"), str)
-            and _int(data.get("qty"))
-        ):
-            raise BatchError(
-                "malformed", f"stock_delta seq {first + i}: needs str sku, str location, int qty"
-            )
-    return Batch(box=box, epoch=epoch, first=first, last=last, events=events)
+        seq: Any = ev.get("seq")
+        if seq != first + i or not _int(seq):
+            raise BatchError("not_contiguous", f"event {i} has seq {seq!r}, expected {first + i}")
+        type_: Any = ev.get("type")
+        data: Any = ev.get("data")
+        if not (isinstance(type_, str) and _int(ev.get("at")) and isinstance(data, dict)):
+            raise BatchError("malformed", f"event seq {seq}: needs str type, int at, map data")
+        if misfit is None:
+            try:
+                typed.append(decode_event(type_, data))
+            except EventError as exc:
+                misfit = BatchError("malformed", f"event seq {seq}: {exc}")
+    if misfit is not None:
+        raise misfit
+    return Batch(box=box, epoch=epoch, first=first, last=last, events=typed, raw=events)
 
 
 # --------------------------------------------------------------------------- answers

@@ -19,7 +19,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar, Union, get_args, get_origin
 
 
 class EventError(ValueError):
@@ -210,6 +210,9 @@ class UnknownEvent:
         return dict(self.data)
 
 
+#: what a received ``(type, data)`` decodes to
+AnyEvent = UpstreamEvent | UnknownEvent
+
 EVENT_CLASSES: dict[str, type[UpstreamEvent]] = {
     cls.TYPE: cls
     for cls in (
@@ -229,14 +232,17 @@ EVENT_CLASSES: dict[str, type[UpstreamEvent]] = {
 EVENT_TYPES = frozenset(EVENT_CLASSES)
 
 
-def decode_event(type_: str, data: Mapping[str, Any]) -> UpstreamEvent | UnknownEvent:
+def decode_event(type_: str, data: Mapping[str, Any]) -> AnyEvent:
     """The event of a received ``(type, data)``; :class:`EventError` when ``data``
     does not fit a known type. Keys the class does not know are ignored (a newer
     box may add fields); a missing key without a default is an error."""
     cls = EVENT_CLASSES.get(type_)
     if cls is None:
         return UnknownEvent(type_, dict(data))
-    return _decode_dataclass(cls, data, type_)
+    try:
+        return _decode_fields(cls, data)
+    except _Misfit as misfit:
+        raise EventError(f"{type_}{misfit.path} {misfit.reason}") from None
 
 
 # ---------------------------------------------------------------------- the machinery
@@ -244,10 +250,44 @@ def decode_event(type_: str, data: Mapping[str, Any]) -> UpstreamEvent | Unknown
 # Field specs are derived once from the annotations: str, int, bool, the
 # StrEnums, ``X | None``, ``tuple[X, ...]`` and ``dict[str, Any]``. Encoding
 # walks the same specs, so the two directions cannot drift apart.
+#
+# Decoding is on the receiver's hot path (every event of every batch), so a
+# check builds no text unless it fails: it raises :class:`_Misfit` with the
+# reason, and each enclosing level prefixes its part of the path on the way up.
 
 _T = TypeVar("_T")
-_Check = Callable[[Any, str], Any]
-_specs: dict[type, list[tuple[str, _Check, Callable[[Any], Any], bool]]] = {}
+_MISSING: Any = object()
+
+
+class _Misfit(Exception):
+    """A value that does not fit; ``path`` grows as the error leaves nested parts."""
+
+    def __init__(self, reason: str, path: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path = path
+
+    def within(self, step: str) -> _Misfit:
+        return _Misfit(self.reason, step + self.path)
+
+
+_Check = Callable[[Any], Any]
+
+
+class _Field(NamedTuple):
+    name: str
+    #: ``str`` or ``int`` (or None): a value of exactly this class (or None
+    #: when ``nullable``) passes without calling ``check``, the common case
+    exact: type | None
+    nullable: bool
+    check: _Check
+    encode: Callable[[Any], Any]
+    #: sets the slot of a new instance (the class is frozen; see _decode_fields)
+    assign: Callable[[Any, Any], None]
+    default: Any  # _MISSING: required
+
+
+_specs: dict[type, tuple[_Field, ...]] = {}
 
 
 def _is_int(value: Any) -> bool:
@@ -261,109 +301,175 @@ def _converter(hint: Any) -> tuple[_Check, Callable[[Any], Any]]:
         args = [a for a in get_args(hint) if a is not type(None)]
         check, enc = _converter(args[0])
 
-        def opt(value: Any, where: str) -> Any:
-            return None if value is None else check(value, where)
+        def opt(value: Any) -> Any:
+            return None if value is None else check(value)
 
         return opt, lambda v: None if v is None else enc(v)
     if origin is tuple:
-        check, enc = _converter(get_args(hint)[0])
+        item = get_args(hint)[0]
+        check, enc = _converter(item)
+        exact = item if item in (str, int) else None
 
-        def seq(value: Any, where: str) -> Any:
+        def seq(value: Any) -> Any:
             if not isinstance(value, list | tuple):
-                raise EventError(f"{where} must be a list")
-            return tuple(check(v, f"{where}[{i}]") for i, v in enumerate(value))
+                raise _Misfit("must be a list")
+            if exact is not None and all(v.__class__ is exact for v in value):
+                return tuple(value)  # the common case: plain strings or ints
+            out = []
+            for i, v in enumerate(value):
+                try:
+                    out.append(check(v))
+                except _Misfit as misfit:
+                    raise misfit.within(f"[{i}]") from None
+            return tuple(out)
 
         return seq, lambda v: [enc(x) for x in v]
     if origin is dict:
 
-        def mapping(value: Any, where: str) -> Any:
+        def mapping(value: Any) -> Any:
             if not isinstance(value, dict):
-                raise EventError(f"{where} must be a map")
+                raise _Misfit("must be a map")
             return dict(value)
 
         return mapping, dict
     if origin is Literal:
         allowed = get_args(hint)
 
-        def literal(value: Any, where: str) -> Any:
+        def literal(value: Any) -> Any:
             if value not in allowed:
-                raise EventError(f"{where} must be one of {', '.join(map(str, allowed))}")
+                raise _Misfit(f"must be one of {', '.join(map(str, allowed))}")
             return value
 
         return literal, lambda v: v
     if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
-        enum_cls = hint
+        members = {m.value: m for m in hint}
+        names = ", ".join(members)
 
-        def member(value: Any, where: str) -> Any:
-            try:
-                return enum_cls(value)
-            except ValueError:
-                names = ", ".join(m.value for m in enum_cls)
-                raise EventError(f"{where} must be one of {names}") from None
+        def member(value: Any) -> Any:
+            found = members.get(value) if isinstance(value, str) else None
+            if found is None:
+                raise _Misfit(f"must be one of {names}")
+            return found
 
         return member, str
     if hint is str:
 
-        def text(value: Any, where: str) -> Any:
+        def text(value: Any) -> Any:
             if not isinstance(value, str):
-                raise EventError(f"{where} must be a string")
+                raise _Misfit("must be a string")
             return value
 
         return text, lambda v: v
     if hint is int:
 
-        def integer(value: Any, where: str) -> Any:
+        def integer(value: Any) -> Any:
             if not _is_int(value):
-                raise EventError(f"{where} must be an integer")
+                raise _Misfit("must be an integer")
             return value
 
         return integer, lambda v: v
     if hint is bool:
 
-        def boolean(value: Any, where: str) -> Any:
+        def boolean(value: Any) -> Any:
             if not isinstance(value, bool):
-                raise EventError(f"{where} must be true or false")
+                raise _Misfit("must be true or false")
             return value
 
         return boolean, lambda v: v
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         part = hint
 
-        def nested(value: Any, where: str) -> Any:
+        def nested(value: Any) -> Any:
             if not isinstance(value, dict):
-                raise EventError(f"{where} must be a map")
-            return _decode_dataclass(part, value, where)
+                raise _Misfit("must be a map")
+            return _decode_fields(part, value)
 
         return nested, _encode_fields
     raise TypeError(f"no event codec for {hint!r}")
 
 
-def _spec(cls: type) -> list[tuple[str, _Check, Callable[[Any], Any], bool]]:
+def _spec(cls: type) -> tuple[_Field, ...]:
     spec = _specs.get(cls)
     if spec is None:
+        if hasattr(cls, "__post_init__"):
+            raise TypeError(f"{cls.__name__}: event classes are decoded without __init__")
         hints = typing.get_type_hints(cls)
-        spec = []
+        fields = []
         for f in dataclasses.fields(cls):
-            check, enc = _converter(hints[f.name])
-            required = f.default is dataclasses.MISSING
-            spec.append((f.name, check, enc, required))
-        _specs[cls] = spec
+            hint = hints[f.name]
+            if f.default_factory is not dataclasses.MISSING:
+                raise TypeError(f"{cls.__name__}.{f.name}: no default_factory in events")
+            check, enc = _converter(hint)
+            args = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+            nullable = type(None) in args
+            plain = [a for a in args if a is not type(None)]
+            exact = plain[0] if len(plain) == 1 and plain[0] in (str, int) else None
+            default = _MISSING if f.default is dataclasses.MISSING else f.default
+            assign = getattr(cls, f.name).__set__  # the slot's own descriptor
+            fields.append(_Field(f.name, exact, nullable, check, enc, assign, default))
+        spec = _specs[cls] = tuple(fields)
     return spec
 
 
-def _decode_dataclass(cls: type[_T], data: Mapping[str, Any], where: str) -> _T:
-    values: dict[str, Any] = {}
-    for name, check, _, required in _spec(cls):
-        if name in data:
-            values[name] = check(data[name], f"{where}.{name}")
-        elif required:
-            raise EventError(f"{where}.{name} is missing")
-    return cls(**values)
+def _decode_fields(cls: type[_T], data: Mapping[str, Any]) -> _T:
+    decode = _decoders.get(cls)
+    if decode is None:
+        decode = _decoders[cls] = _compile_decoder(cls)
+    result: _T = decode(data)
+    return result
+
+
+_decoders: dict[type, Callable[[Mapping[str, Any]], Any]] = {}
+
+
+def _compile_decoder(cls: type) -> Callable[[Mapping[str, Any]], Any]:
+    """The decoder of ``cls``, written out field by field and compiled once, the
+    way :mod:`dataclasses` writes ``__init__``: the receiver decodes every event
+    of every batch, and a loop over the field table costs twice as much.
+
+    For each field: take it from ``data`` (missing: its default, or the error);
+    a ``str``/``int`` of exactly that class (or None where allowed) is taken as
+    it is, anything else goes through the field's ``check``; then the value is
+    set on the slot. Every field is checked before it is set, so the instance
+    is built without calling the frozen dataclass's ``__init__`` (a third of
+    the cost); :func:`_spec` refuses classes with a ``__post_init__`` that
+    this would skip.
+    """
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls, "MISSING": _MISSING}
+    env["Misfit"] = _Misfit
+    lines = ["def decode(data):", "    obj = new(cls)"]
+    for i, f in enumerate(_spec(cls)):
+        env[f"check{i}"], env[f"assign{i}"], env[f"default{i}"] = f.check, f.assign, f.default
+        where = repr("." + f.name)
+        lines += [f"    v = data.get({f.name!r}, MISSING)", "    if v is MISSING:"]
+        if f.default is _MISSING:
+            lines.append(f"        raise Misfit('is missing', {where})")
+        else:
+            lines.append(f"        v = default{i}")
+        passes = []
+        if f.exact is not None:
+            env[f"exact{i}"] = f.exact
+            passes.append(f"v.__class__ is not exact{i}")
+        if f.nullable:
+            passes.append("v is not None")
+        lines += [
+            f"    elif {' and '.join(passes) or 'True'}:",
+            "        try:",
+            f"            v = check{i}(v)",
+            "        except Misfit as misfit:",
+            f"            raise misfit.within({where}) from None",
+            f"    assign{i}(obj, v)",
+        ]
+    lines.append("    return obj")
+    exec("\n".join(lines), env)  # noqa: S102 - source built above from field names
+    decode: Callable[[Mapping[str, Any]], Any] = env["decode"]
+    return decode
 
 
 def _encode_fields(obj: Any) -> dict[str, Any]:
-    return {name: enc(getattr(obj, name)) for name, _, enc, _ in _spec(type(obj))}
+    return {f.name: f.encode(getattr(obj, f.name)) for f in _spec(type(obj))}
 
 
 for _cls in (*EVENT_CLASSES.values(), Carton, CartonLine, PickedLine, PutBack):
-    _spec(_cls)  # fail at import, not on the first event, if a field has no codec
+    # fail at import, not on the first event, if a field has no codec
+    _decoders[_cls] = _compile_decoder(_cls)

@@ -11,8 +11,13 @@ HTTP and faults). It promises, per ``(box, epoch)``:
   applied event keeps a digest of ``(type, at, data)``; a resent seq whose
   digest differs → 409 ``{"error": {"code": "epoch_conflict"}}``, nothing applied.
 - **Net stock** per ``(box, sku, location)`` is the sum of applied
-  ``stock_delta.qty``, kept in the same transaction, so the ``stock`` changes
-  it serves include exactly the deltas up to the acked mark (sync-v1 rule).
+  :class:`~cloud_sync.events.StockDelta` quantities, kept in the same
+  transaction, so the ``stock`` changes it serves include exactly the deltas
+  up to the acked mark (sync-v1 rule).
+
+Batches arrive decoded into the typed events of :mod:`cloud_sync.events`
+(:func:`cloud_sync.codec.decode_batch`); what is stored and digested is each
+event's ``(type, at, data)`` exactly as received.
 
 It never checks signatures (the HTTP layer does) and never trusts a clock.
 State lives in SQLite: ``:memory:`` by default, or a file that survives a
@@ -30,6 +35,7 @@ from typing import Any
 import msgpack
 
 from cloud_sync.codec import MAX_BATCH_BYTES, Batch, BatchError, decode_batch
+from cloud_sync.events import StockDelta
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS heads (
@@ -120,7 +126,7 @@ class Receiver:
         acked = self._acked(batch.box, batch.epoch)
         if batch.first > acked + 1:
             return Answer(409, {"acked": acked})
-        bodies = [_event_body(ev) for ev in batch.events]
+        bodies = [_event_body(ev) for ev in batch.raw]
         held = min(batch.last, acked)
         if held >= batch.first:
             stored = db.execute(
@@ -145,20 +151,18 @@ class Receiver:
         if batch.last <= acked:
             return Answer(200, {"acked": acked})
         start = acked + 1 - batch.first
-        fresh = batch.events[start:]
         db.executemany(
             "INSERT INTO events (box, epoch, seq, digest, body) VALUES (?, ?, ?, ?, ?)",
             [
-                (batch.box, batch.epoch, ev["seq"], _digest(body), body)
-                for ev, body in zip(fresh, bodies[start:], strict=True)
+                (batch.box, batch.epoch, seq, _digest(body), body)
+                for seq, body in enumerate(bodies[start:], start=acked + 1)
             ],
         )
         moves: dict[tuple[str, str], int] = {}
-        for ev in fresh:
-            if ev["type"] == "stock_delta":
-                d = ev["data"]
-                key = (d["sku"], d["location"])
-                moves[key] = moves.get(key, 0) + d["qty"]
+        for event in batch.events[start:]:
+            if isinstance(event, StockDelta):
+                key = (event.sku, event.location)
+                moves[key] = moves.get(key, 0) + event.qty
         if moves:
             db.executemany(
                 "INSERT INTO stock (box, sku, location, qty) VALUES (?, ?, ?, ?) "

@@ -1,7 +1,7 @@
 """The SQLite store of the box (see :mod:`edge.store.db` for its promises)."""
 
+from cloud_sync.codec import OutboxEvent
 from edge.store.db import (
-    OutboxEvent,
     Store,
     Transaction,
     now_ms,

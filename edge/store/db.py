@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -95,17 +94,6 @@ def translate_error(exc: sqlite3.Error, path: Path) -> StoreError:
             "and is writable by this user"
         )
     return StoreError(f"{path}: {text}")
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxEvent:
-    """One outbox row as the uploader reads it."""
-
-    epoch: str
-    seq: int
-    type: str
-    at_ms: int
-    data: dict[str, Any]
 
 
 class Transaction:

@@ -15,8 +15,9 @@ from typing import Any
 
 import msgpack
 
+from cloud_sync.codec import OutboxEvent
 from cloud_sync.events import Alert, Severity
-from edge.store.db import OutboxEvent, Store, Transaction, new_epoch, now_ms
+from edge.store.db import Store, Transaction, new_epoch, now_ms
 
 
 @dataclass(frozen=True, slots=True)

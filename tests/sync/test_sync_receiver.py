@@ -11,20 +11,17 @@ from sync_helpers import BOX, SECRET, uploader, write_moves
 
 from cloud_sync.client import SyncClient
 from cloud_sync.codec import encode_batch
+from cloud_sync.events import StockDelta, StockReason
 from cloud_sync.receiver import Answer, ChangeFeed, Receiver
 from cloud_sync.signing import Signer
 from cloud_sync.uploader import Step
 from edge.store import Store
-from edge.store.db import OutboxEvent
 from simulators.cloud import CloudSimulator
 
 
 def batch(first: int, last: int, epoch: str = "e1", qty: int = -1) -> bytes:
-    events = [
-        OutboxEvent(epoch, s, "stock_delta", s, {"sku": "S", "location": "L", "qty": qty})
-        for s in range(first, last + 1)
-    ]
-    return encode_batch(BOX, epoch, events)
+    delta = StockDelta(sku="S", location="L", qty=qty, reason=StockReason.PICK, ref=None, lot=None)
+    return encode_batch(BOX, epoch, [delta] * (last - first + 1), first=first)
 
 
 def test_apply_dedup_gap_and_conflict(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from cloud_sync.codec import (
     BatchError,
+    OutboxEvent,
     decode_answer,
     decode_batch,
     encode_answer,
@@ -20,8 +21,15 @@ from cloud_sync.codec import (
     encode_batch_raw,
     wants_msgpack,
 )
+from cloud_sync.events import (
+    Alert,
+    PickConfirmed,
+    Severity,
+    StockDelta,
+    StockReason,
+    UnknownEvent,
+)
 from cloud_sync.signing import Signer
-from edge.store.db import OutboxEvent
 
 
 def test_request_signature_is_the_contracts_formula() -> None:
@@ -68,22 +76,16 @@ def test_the_secret_never_shows(caplog: pytest.LogCaptureFixture) -> None:
     assert "hunter2" not in str(exc.value)
 
 
-def ev(seq: int, type_: str = "stock_delta", **data: object) -> OutboxEvent:
-    data = data or {
-        "sku": "S",
-        "location": "L",
-        "qty": -1,
-        "reason": "pick",
-        "ref": None,
-        "lot": None,
-    }
-    return OutboxEvent("e1", seq, type_, 1_700_000_000_000 + seq, dict(data))
+DELTA = StockDelta(sku="S", location="L", qty=-1, reason=StockReason.PICK, ref=None, lot=None)
+
+
+def ev(seq: int, event: StockDelta | Alert = DELTA) -> OutboxEvent:
+    return OutboxEvent.of("e1", seq, event, at_ms=1_700_000_000_000 + seq)
 
 
 def test_raw_batch_is_an_ordinary_msgpack_map_round_trip() -> None:
-    events = [ev(s) for s in range(5, 25)] + [
-        ev(25, "alert", kind="k", severity="info", subject="ü", detail={"b": b"\x00"})
-    ]
+    alert = Alert(kind="k", severity=Severity.INFO, subject="ü", detail={"b": b"\x00"})
+    events = [ev(s) for s in range(5, 25)] + [ev(25, alert)]
     raw_rows = [(e.seq, e.type, e.at_ms, msgpack.packb(e.data, use_bin_type=True)) for e in events]
     body = encode_batch_raw("box-1", "e1", raw_rows)
     assert body == encode_batch("box-1", "e1", events)
@@ -98,6 +100,29 @@ def test_raw_batch_is_an_ordinary_msgpack_map_round_trip() -> None:
     }
     batch = decode_batch(body, box="box-1")
     assert (batch.first, batch.last, len(batch.events)) == (5, 25, 21)
+    # decoded into the typed events, and kept as they arrived
+    assert batch.events == [DELTA] * 20 + [alert]
+    assert batch.raw == [
+        {"seq": e.seq, "type": e.type, "at": e.at_ms, "data": e.data} for e in events
+    ]
+
+
+def test_typed_events_encode_like_their_rows() -> None:
+    pick = PickConfirmed(
+        task="T1",
+        order=None,
+        line="1",
+        sku="S",
+        location="L",
+        qty=1,
+        picker="p1",
+        codes=("c",),
+    )
+    rows = [OutboxEvent.of("e1", 7, DELTA, at_ms=3), OutboxEvent.of("e1", 8, pick, at_ms=3)]
+    assert encode_batch("b", "e1", [DELTA, pick], first=7, at_ms=3) == encode_batch("b", "e1", rows)
+    assert [r.event() for r in rows] == [DELTA, pick]
+    unknown = UnknownEvent("future_type", {"x": 1})
+    assert decode_batch(encode_batch("b", "e1", [unknown]), box="b").events == [unknown]
 
 
 @settings(max_examples=60, deadline=None)
@@ -143,12 +168,7 @@ def _body(**over: object) -> bytes:
         "first": 1,
         "last": 2,
         "events": [
-            {
-                "seq": 1,
-                "type": "stock_delta",
-                "at": 0,
-                "data": {"sku": "S", "location": "L", "qty": 1},
-            },
+            {"seq": 1, "type": "stock_delta", "at": 0, "data": DELTA.to_data()},
             {"seq": 2, "type": "future_type", "at": 0, "data": {}},
         ],
     }
@@ -212,8 +232,55 @@ def test_decode_refuses_bad_batches(body: bytes, code: str) -> None:
     assert exc.value.code == code
 
 
+def _with_first(type_: str, data: dict[str, object]) -> bytes:
+    return _body(
+        events=[
+            {"seq": 1, "type": type_, "at": 0, "data": data},
+            {"seq": 2, "type": "future_type", "at": 0, "data": {}},
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "field"),
+    [
+        ("stock_delta", {**DELTA.to_data(), "qty": "1"}, "stock_delta.qty"),
+        ("stock_delta", {**DELTA.to_data(), "reason": "stolen"}, "stock_delta.reason"),
+        (
+            "stock_delta",
+            {k: v for k, v in DELTA.to_data().items() if k != "lot"},
+            "stock_delta.lot",
+        ),
+        (
+            "alert",
+            {"kind": "k", "severity": "loud", "subject": "s", "detail": {}},
+            "alert.severity",
+        ),
+        ("alert", {"kind": "k", "severity": "info", "subject": "s", "detail": []}, "alert.detail"),
+        (
+            "shipment_confirmed",
+            {
+                "shipment": "S1",
+                "orders": [],
+                "cartons": [{"sscc": "1", "lines": [{"sku": "A"}]}],
+                "by": "p",
+            },
+            "shipment_confirmed.cartons[0].lines[0].qty",
+        ),
+    ],
+)
+def test_decode_checks_known_types_field_by_field(
+    type_: str, data: dict[str, object], field: str
+) -> None:
+    with pytest.raises(BatchError) as exc:
+        decode_batch(_with_first(type_, data), box="b")
+    assert exc.value.code == "malformed"
+    assert "seq 1" in str(exc.value) and field in str(exc.value)
+
+
 def test_decode_accepts_unknown_event_types_and_checks_size() -> None:
-    assert decode_batch(_body(), box="b").events[1]["type"] == "future_type"
+    batch = decode_batch(_body(), box="b")
+    assert batch.events == [DELTA, UnknownEvent("future_type", {})]
     with pytest.raises(BatchError) as exc:
         decode_batch(_body(), box="b", max_bytes=10)
     assert exc.value.code == "batch_too_large"
