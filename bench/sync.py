@@ -44,6 +44,7 @@ from cloud_sync.events import PickConfirmed, StockDelta, StockReason  # noqa: E4
 from cloud_sync.uploader import Uploader  # noqa: E402
 from edge.store import Store, Transaction  # noqa: E402
 from edge.store.outbox import send_state  # noqa: E402
+from edge.store.sync_state import StoreOutbox  # noqa: E402
 
 BOX = "bench-box"
 SECRET = "bench-secret"
@@ -113,7 +114,9 @@ async def drain(path: Path, url: str, batch_events: int, pdas: PdaFloor | None) 
             await asyncio.sleep(0.02)
 
     async with SyncClient(url, BOX, SECRET, timeout_s=30) as client:
-        up = Uploader(store, client, batch_max_events=batch_events, batch_max_bytes=1_048_576)
+        up = Uploader(
+            StoreOutbox(store), client, batch_max_events=batch_events, batch_max_bytes=1_048_576
+        )
         floor_task = asyncio.create_task(floor())
         started = time.perf_counter()
         acked = 0

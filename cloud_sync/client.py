@@ -16,7 +16,7 @@ uploader and the downloader. It promises:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -26,16 +26,12 @@ from cloud_sync.codec import MSGPACK, decode_answer
 from cloud_sync.signing import BOX_HEADER, HEADER, Signer
 from common.errors import PickEdgeError
 
-if TYPE_CHECKING:
-    from edge.config import Config
-
 BATCHES_PATH = "/sync/v1/batches"
 CHANGES_PATH = "/sync/v1/changes"
 
 
 class SecretLike(Protocol):
-    """What :class:`edge.config.Secret` offers (not imported: it would pull in
-    the device layer through the config module)."""
+    """A secret that shows itself only when asked (the box's config ``Secret``)."""
 
     def reveal(self) -> str: ...
 
@@ -85,14 +81,6 @@ class SyncClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._accept = accept
         self._session: aiohttp.ClientSession | None = None
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> SyncClient:
-        """The client of ``[cloud]`` and ``[box]``; ``ValueError`` when sync is off."""
-        secret = cfg.box_secret()
-        if not cfg.cloud.url or secret is None:
-            raise ValueError("sync is not configured: set cloud.url and box.secret_file")
-        return cls(cfg.cloud.url, cfg.box.id, secret, timeout_s=cfg.cloud.timeout_s)
 
     def __repr__(self) -> str:
         return f"SyncClient({self._origin}{self._prefix}, box={self.box_id!r})"

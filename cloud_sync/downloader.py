@@ -4,17 +4,18 @@ Promises (contracts/sync-v1.md, "Downstream"):
 
 - **Signed or nothing.** A page whose answer is unsigned or wrongly signed is
   not applied (a ``crit`` alert once per episode, then back-off).
-- **One transaction per page**: the ``apply`` callback gets the page's changes
-  and the store transaction, and the new cursor is stored in that same
-  transaction, so a crash applies a page wholly or not at all, and a page is
-  never applied under a cursor that does not follow it.
+- **One transaction per page**: the page's changes and the new cursor go to
+  :meth:`cloud_sync.ports.ChangeSink.apply_page` together, which applies them
+  in one transaction, so a crash applies a page wholly or not at all, and a
+  page is never applied under a cursor that does not follow it.
 - It loops at once while the cloud says ``more``, and otherwise pulls every
   ``pull_interval_s``; errors back off (capped exponential with jitter, never
   below ``backoff_min_s``).
-- It knows nothing about warehouse tables: the daemon passes
-  :func:`edge.masterdata.apply_changes` as ``apply`` and receives what it
-  returns through ``on_applied`` (after the commit) — the notices a picker
-  must hear about at once.
+- It knows nothing about warehouse tables: the box's :class:`ChangeSink`
+  applies the changes, and what applying returns reaches ``on_applied`` after
+  the commit (the notices a picker must hear about at once).
+- Reads of the sink run off the event loop (a worker thread); its writes are
+  awaitables. It never reads the wall clock.
 """
 
 from __future__ import annotations
@@ -26,18 +27,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cloud_sync.client import CloudUnreachableError, SyncClient
+from cloud_sync.events import Alert, Severity
+from cloud_sync.ports import ChangeSink
 from common.backoff import Backoff
-from edge.store.db import Store, Transaction, now_ms
-from edge.store.outbox import clear_alerts, raise_alert
 
 if TYPE_CHECKING:
     from cloud_sync.metrics import SyncMetrics
-    from edge.config import Config
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
-ApplyFn = Callable[[Transaction, list[Mapping[str, Any]]], R]
 
 _EPISODE_KINDS = ("sync_changes_unsigned", "sync_changes_invalid")
 
@@ -49,9 +48,8 @@ class Downloader(Generic[R]):
 
     def __init__(
         self,
-        store: Store,
+        sink: ChangeSink[R],
         client: SyncClient,
-        apply: ApplyFn[R],
         *,
         on_applied: Callable[[R], Awaitable[None] | None] | None = None,
         limit: int = 500,
@@ -61,9 +59,8 @@ class Downloader(Generic[R]):
         metrics: SyncMetrics | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.store = store
+        self.sink = sink
         self.client = client
-        self.apply = apply
         self.on_applied = on_applied
         self.limit = limit
         self.pull_interval_s = pull_interval_s
@@ -75,19 +72,6 @@ class Downloader(Generic[R]):
         self._open_alerts: set[str] | None = None
         self.backoff_s = 0.0
         self.last_error: str | None = None
-
-    @classmethod
-    def from_config(
-        cls, store: Store, cfg: Config, client: SyncClient, apply: ApplyFn[R], **kwargs: Any
-    ) -> Downloader[R]:
-        return cls(
-            store,
-            client,
-            apply,
-            pull_interval_s=cfg.cloud.pull_interval_s,
-            backoff_max_s=cfg.cloud.backoff_max_s,
-            **kwargs,
-        )
 
     async def run(self) -> None:
         while True:
@@ -113,8 +97,8 @@ class Downloader(Generic[R]):
     async def pull_once(self) -> tuple[bool, bool]:
         """Fetch and apply one page: (succeeded, the cloud has more)."""
         if self._open_alerts is None:
-            self._open_alerts = await asyncio.to_thread(self._load_open_alerts)
-        cursor = await asyncio.to_thread(self._cursor)
+            self._open_alerts = await asyncio.to_thread(self.sink.open_alerts, _EPISODE_KINDS)
+        cursor = await asyncio.to_thread(self.sink.cursor)
         try:
             reply = await self.client.get_changes(cursor, self.limit)
         except CloudUnreachableError as exc:
@@ -141,19 +125,8 @@ class Downloader(Generic[R]):
         changes: list[Mapping[str, Any]] = doc["changes"]
         new_cursor: str = doc["cursor"]
         clear = sorted(self._open_alerts or ())
-
-        def apply_page(tx: Transaction) -> R:
-            result = self.apply(tx, changes)
-            tx.execute(
-                "UPDATE sync_state SET cursor = ?, last_pull_ms = ? WHERE id = 1",
-                (new_cursor, now_ms()),
-            )
-            if clear:
-                clear_alerts(tx, clear)
-            return result
-
         try:
-            result = await self.store.write(apply_page)
+            result = await self.sink.apply_page(changes, new_cursor, clear=clear)
         except ValueError as exc:  # ChangeError and friends: the page is refused whole
             return await self._fail(
                 f"changes page not applied: {exc}",
@@ -171,10 +144,6 @@ class Downloader(Generic[R]):
                 await pending
         return True, bool(doc["more"])
 
-    def _cursor(self) -> str | None:
-        row = self.store.reader().execute("SELECT cursor FROM sync_state WHERE id = 1").fetchone()
-        return None if row is None or row[0] is None else str(row[0])
-
     async def _fail(self, message: str, *, alert: tuple[str, str] | None = None) -> bool:
         delay = max(self.backoff_min_s, self._backoff.delay(self._attempt, self._rng))
         self._attempt += 1
@@ -184,24 +153,18 @@ class Downloader(Generic[R]):
         self.last_error = message
         open_alerts = self._open_alerts if self._open_alerts is not None else set()
         raise_it = alert is not None and alert[0] not in open_alerts
-
-        def record(tx: Transaction) -> None:
-            tx.execute(
-                "UPDATE sync_state SET last_error = ?, last_error_ms = ? WHERE id = 1",
-                (f"download: {message}"[:500], now_ms()),
+        await self.sink.record_error(
+            f"download: {message}",
+            alert=Alert(
+                kind=alert[0],
+                severity=Severity.CRIT,
+                subject=alert[1],
+                detail={"error": message[:300]},
             )
-            if raise_it and alert is not None:
-                raise_alert(tx, alert[0], "crit", alert[1], {"error": message[:300]})
-
-        await self.store.write(record)
+            if raise_it and alert is not None
+            else None,
+        )
         if raise_it and alert is not None:
             open_alerts.add(alert[0])
             self._open_alerts = open_alerts
         return False
-
-    def _load_open_alerts(self) -> set[str]:
-        rows = self.store.reader().execute(
-            "SELECT DISTINCT kind FROM alerts WHERE cleared_ms IS NULL AND kind IN (?, ?)",
-            _EPISODE_KINDS,
-        )
-        return {str(r[0]) for r in rows}

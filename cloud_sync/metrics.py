@@ -3,16 +3,14 @@
 The same figures as ``pickedge sync status``: backlog, age of the oldest unsent
 event, acked seq, current back-off; plus counters of batches by outcome, acked
 events, and downstream changes applied. Nothing here touches the network or
-the store on its own; :meth:`SyncMetrics.refresh` reads the store when the
-daemon's ``/metrics`` asks.
+a store: the uploader and downloader report what they do, and the box sets the
+backlog figures (:meth:`SyncMetrics.set_backlog`) from its outbox when its
+``/metrics`` is scraped.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-from edge.store.db import Store, now_ms
-from edge.store.outbox import status
 
 
 class SyncMetrics:
@@ -71,12 +69,8 @@ class SyncMetrics:
     def applied(self, changes: int) -> None:
         self.changes.inc(changes)
 
-    def refresh(self, store: Store) -> None:
-        """Backlog figures from the store (cheap: two indexed reads)."""
-        st = status(store)
-        self.backlog.set(st.backlog)
-        self.acked_seq.set(st.acked_seq)
-        age = 0.0
-        if st.oldest_unacked_ms is not None:
-            age = max(0.0, (now_ms() - st.oldest_unacked_ms) / 1000)
-        self.oldest_age.set(age)
+    def set_backlog(self, *, backlog: int, acked_seq: int, oldest_unacked_age_s: float) -> None:
+        """The outbox's figures as the box reads them (at scrape time)."""
+        self.backlog.set(backlog)
+        self.acked_seq.set(acked_seq)
+        self.oldest_age.set(max(0.0, oldest_unacked_age_s))

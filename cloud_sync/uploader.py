@@ -10,7 +10,7 @@ Promises (contracts/sync-v1.md, "Upstream"):
   take what we sent and let the cloud confirm the rest as duplicates), and an
   ack beyond the box's last event is a lying cloud: alert, back off.
 - **One transaction per ack**: the acked mark, clearing the episode's alerts
-  and the status row.
+  and the status row (:meth:`cloud_sync.ports.Outbox.settle_ack`).
 - **The answers table, row by row**: 200 → drop ≤ N, send from N+1; 409 gap →
   resend from N+1; 409 ``epoch_conflict`` → new epoch (unacked events move
   to it from seq 1) + ``crit`` alert, send at once; 400 / 401 → keep, ``crit``
@@ -25,8 +25,10 @@ Promises (contracts/sync-v1.md, "Upstream"):
 - Status for ``pickedge sync status``: ``last_error``/``last_error_ms``,
   ``backoff_s``, ``retry_at_ms`` and the ack columns of ``sync_state``.
 
-Wall-clock time is only written for people (status, pruning age); ordering,
-dedup and back-off never depend on it.
+It works against :class:`cloud_sync.ports.Outbox`, which the box implements:
+reads and batch encoding run on the uploader's own I/O thread, writes are the
+outbox's awaitables, so the event loop the PDAs share never waits on SQLite.
+It never reads the wall clock: ordering, dedup and back-off never depend on it.
 """
 
 from __future__ import annotations
@@ -37,27 +39,19 @@ import enum
 import logging
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cloud_sync.client import CloudUnreachableError, Reply, SyncClient
 from cloud_sync.codec import MAX_BATCH_BYTES, RawEvent, encode_batch_raw, raw_event_size
+from cloud_sync.events import Alert, Severity
+from cloud_sync.ports import EpochChange, Outbox
 from common.backoff import Backoff
 from common.faults import crash_point
-from edge.store.db import Store, Transaction, now_ms
-from edge.store.outbox import (
-    clear_alerts,
-    mark_acked,
-    prune_acked,
-    raise_alert,
-    read_raw,
-    send_state,
-    start_new_epoch,
-)
 
 if TYPE_CHECKING:
     from cloud_sync.metrics import SyncMetrics
-    from edge.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +67,10 @@ EPISODE_KINDS = (
     "sync_epoch_conflict",
 )
 _HEADER_ALLOWANCE = 256  # envelope bytes beyond the events (box id, epoch, ints)
+
+T = TypeVar("T")
+#: an alert of an episode: (kind, severity, subject)
+AlertSpec = tuple[str, str, str]
 
 
 class Step(enum.Enum):
@@ -90,7 +88,7 @@ class Uploader:
 
     def __init__(
         self,
-        store: Store,
+        outbox: Outbox,
         client: SyncClient,
         *,
         batch_max_events: int = 500,
@@ -105,9 +103,9 @@ class Uploader:
     ) -> None:
         if not 1024 <= batch_max_bytes <= MAX_BATCH_BYTES:
             raise ValueError(f"batch_max_bytes must be 1024..{MAX_BATCH_BYTES}")
-        self.store = store
+        self.outbox = outbox
         self.client = client
-        self.box_id = store.box_id
+        self.box_id = outbox.box_id
         self.batch_max_events = max(1, batch_max_events)
         self.batch_max_bytes = batch_max_bytes
         self.backoff_min_s = backoff_min_s
@@ -142,19 +140,6 @@ class Uploader:
         #: the last error text (also in sync_state.last_error)
         self.last_error: str | None = None
         self.backoff_s = 0.0
-
-    @classmethod
-    def from_config(cls, store: Store, cfg: Config, client: SyncClient, **kwargs: Any) -> Uploader:
-        c = cfg.cloud
-        return cls(
-            store,
-            client,
-            batch_max_events=c.batch_max_events,
-            batch_max_bytes=c.batch_max_bytes,
-            backoff_max_s=c.backoff_max_s,
-            retention_days=c.retention_days,
-            **kwargs,
-        )
 
     # ------------------------------------------------------------------ control
 
@@ -227,7 +212,7 @@ class Uploader:
                 break
             if step is Step.RETRY:
                 await asyncio.sleep(self.backoff_s)
-        return send_state(self.store)[1]
+        return (await self._io(self.outbox.send_state)).acked
 
     # ------------------------------------------------------------------ one step
 
@@ -236,14 +221,20 @@ class Uploader:
         async with self._in_flight:
             return await self._step()
 
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the uploader's I/O thread (reads, encoding)."""
+        if self._io_pool is None:
+            self._io_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uploader-io")
+        return await asyncio.get_running_loop().run_in_executor(self._io_pool, fn, *args)
+
     def _read(self) -> tuple[str, int, list[RawEvent]]:
-        epoch, acked, next_seq = send_state(self.store)
+        epoch, acked, next_seq = self.outbox.send_state()
         if epoch != self._epoch:
             # first read, or a new epoch: the window starts at the stored ack.
             # Otherwise it is ours alone (it may lie below the stored ack after
             # a cloud that lost events asked for them again).
             self._epoch, self._from, self._sent_max = epoch, acked, acked
-        rows = read_raw(self.store, epoch, after_seq=self._from, limit=self._limit)
+        rows = self.outbox.read_raw(epoch, after_seq=self._from, limit=self._limit)
         budget = self.batch_max_bytes - _HEADER_ALLOWANCE - len(self.box_id) - len(epoch)
         size = 0
         for i, row in enumerate(rows):
@@ -254,13 +245,9 @@ class Uploader:
         return epoch, next_seq, rows
 
     async def _step(self) -> Step:
-        loop = asyncio.get_running_loop()
-        if self._io_pool is None:
-            self._io_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uploader-io")
-        io = self._io_pool
-        epoch, next_seq, rows = await loop.run_in_executor(io, self._read)
+        epoch, next_seq, rows = await self._io(self._read)
         if self._open_alerts is None:
-            self._open_alerts = await loop.run_in_executor(io, self._load_open_alerts)
+            self._open_alerts = await self._io(self.outbox.open_alerts, EPISODE_KINDS)
         if not rows:
             if self._from < next_seq - 1:
                 return await self._fail(
@@ -278,7 +265,7 @@ class Uploader:
                 f"event {self._from + 1} of epoch {epoch} is no longer kept",
                 alert=("sync_events_missing", "crit", "outbox rows needed by the cloud are gone"),
             )
-        body = await loop.run_in_executor(io, encode_batch_raw, self.box_id, epoch, rows)
+        body = await self._io(encode_batch_raw, self.box_id, epoch, rows)
         started = time.monotonic()
         # sent once the request leaves, answered or not: an ack up to here may come
         # later (the cloud committed, the answer was lost, a smaller resend is acked)
@@ -330,7 +317,7 @@ class Uploader:
                 acked_doc,
                 acked_doc + 1,
             )
-            stored_acked = send_state(self.store)[1]
+            stored_acked = (await self._io(self.outbox.send_state)).acked
             self._from = acked_doc
             self._sent_max = min(self._sent_max, acked_doc)
             if acked_doc < stored_acked:
@@ -378,17 +365,9 @@ class Uploader:
             return await self._fail(f"200 with acked {cloud_acked}: nothing of {first}.. applied")
         upto = min(cloud_acked, self._sent_max)
         clear = sorted(self._open_alerts or ())
-
-        def settle(tx: Transaction) -> int:
-            stored = mark_acked(tx, epoch, upto)
-            tx.execute("UPDATE sync_state SET backoff_s = 0, retry_at_ms = NULL WHERE id = 1")
-            if clear:
-                clear_alerts(tx, clear)
-            return stored
-
         try:
-            stored = await self.store.write(settle)
-        except ValueError as exc:  # mark_acked: beyond the last event (a race-free re-check)
+            stored = await self.outbox.settle_ack(epoch, upto, clear=clear)
+        except ValueError as exc:  # beyond the last event (a race-free re-check)
             return await self._fail(
                 str(exc),
                 alert=("sync_lying_ack", "crit", "the cloud acked events this box never wrote"),
@@ -411,35 +390,31 @@ class Uploader:
         return Step.SENT
 
     async def _new_epoch(self, epoch: str, error: dict[str, Any]) -> Step:
-        if epoch in self._fresh_epochs and send_state(self.store)[1] == 0:
+        if epoch in self._fresh_epochs and (await self._io(self.outbox.send_state)).acked == 0:
             return await self._fail(
                 f"epoch_conflict on epoch {epoch}, which this box just started",
                 alert=("sync_batch_rejected", "crit", "the cloud refuses a fresh epoch"),
             )
 
-        def conflict(tx: Transaction) -> tuple[str, str, int]:
-            old, new, moved = start_new_epoch(tx)
-            raise_alert(
-                tx,
-                "sync_epoch_conflict",
-                "crit",
-                "the cloud holds other events under this box's seqs (restored backup "
+        def conflict(change: EpochChange) -> Alert:
+            return Alert(
+                kind="sync_epoch_conflict",
+                severity=Severity.CRIT,
+                subject="the cloud holds other events under this box's seqs (restored backup "
                 "or cloned card?); unsent events moved to a new epoch",
-                {"old_epoch": old, "new_epoch": new, "moved": moved},
-                once=False,
+                detail={"old_epoch": change.old, "new_epoch": change.new, "moved": change.moved},
             )
-            return old, new, moved
 
-        old, new, moved = await self.store.write(conflict)
-        self._fresh_epochs.add(new)
+        change = await self.outbox.start_new_epoch(conflict)
+        self._fresh_epochs.add(change.new)
         if self._open_alerts is not None:
             self._open_alerts.add("sync_epoch_conflict")
         log.error(
             "epoch conflict on %s (%s): %d unsent events moved to new epoch %s",
-            old,
+            change.old,
             error.get("message", "no detail"),
-            moved,
-            new,
+            change.moved,
+            change.new,
         )
         self._epoch = None  # rebuild the window under the new epoch
         return Step.SENT
@@ -450,7 +425,7 @@ class Uploader:
         self,
         message: str,
         *,
-        alert: tuple[str, str, str] | None = None,
+        alert: AlertSpec | None = None,
         detail: dict[str, Any] | None = None,
     ) -> Step:
         delay = max(self.backoff_min_s, self._backoff.delay(self._attempt, self._rng))
@@ -461,39 +436,26 @@ class Uploader:
         self.last_error = message
         if self.metrics is not None:
             self.metrics.backoff(delay)
-        retry_at = now_ms() + int(delay * 1000)
         raise_it = alert is not None and (
             self._open_alerts is None or alert[0] not in self._open_alerts
         )
-
-        def record(tx: Transaction) -> None:
-            tx.execute(
-                "UPDATE sync_state SET last_error = ?, last_error_ms = ?, backoff_s = ?, "
-                "retry_at_ms = ? WHERE id = 1",
-                (f"upload: {message}"[:500], now_ms(), delay, retry_at),
-            )
-            if raise_it and alert is not None:
-                raise_alert(tx, alert[0], alert[1], alert[2], detail or {"error": message[:300]})
-
-        await self.store.write(record)
+        await self.outbox.record_error(
+            f"upload: {message}",
+            backoff_s=delay,
+            alert=_alert(alert, detail or {"error": message[:300]})
+            if raise_it and alert is not None
+            else None,
+        )
         if raise_it and alert is not None and self._open_alerts is not None:
             self._open_alerts.add(alert[0])
         return Step.RETRY
 
-    async def _raise(self, alert: tuple[str, str, str], detail: dict[str, Any]) -> None:
+    async def _raise(self, alert: AlertSpec, detail: dict[str, Any]) -> None:
         if self._open_alerts is not None and alert[0] in self._open_alerts:
             return
-        await self.store.write(lambda tx: raise_alert(tx, *alert, detail))
+        await self.outbox.raise_alert(_alert(alert, detail))
         if self._open_alerts is not None:
             self._open_alerts.add(alert[0])
-
-    def _load_open_alerts(self) -> set[str]:
-        marks = ", ".join("?" * len(EPISODE_KINDS))
-        rows = self.store.reader().execute(
-            f"SELECT DISTINCT kind FROM alerts WHERE cleared_ms IS NULL AND kind IN ({marks})",  # noqa: S608
-            EPISODE_KINDS,
-        )
-        return {str(r[0]) for r in rows}
 
     # ------------------------------------------------------------------ upkeep
 
@@ -501,14 +463,18 @@ class Uploader:
         if time.monotonic() - self._last_prune < self.prune_interval_s:
             return
         self._last_prune = time.monotonic()
-        cutoff = now_ms() - self.retention_ms
-        pruned = await self.store.write(lambda tx: prune_acked(tx, older_than_ms=cutoff))
+        pruned = await self.outbox.prune_acked(max_age_ms=self.retention_ms)
         if pruned:
             log.info("pruned %d acked outbox rows older than the retention period", pruned)
 
     def _count(self, outcome: str, events: int, started: float) -> None:
         if self.metrics is not None:
             self.metrics.batch(outcome, events, time.monotonic() - started)
+
+
+def _alert(spec: AlertSpec, detail: dict[str, Any]) -> Alert:
+    kind, severity, subject = spec
+    return Alert(kind=kind, severity=Severity(severity), subject=subject, detail=detail)
 
 
 def _plain(value: Any) -> Any:

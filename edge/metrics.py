@@ -5,8 +5,9 @@ device's counters (from the device supervisor), each component's health and
 restarts (from the supervisor), the outbox backlog (from the store) — at
 scrape time, so nothing is counted twice and nothing needs a timer. The
 figures of sync (:class:`cloud_sync.metrics.SyncMetrics`) live in the same
-per-daemon registry; request counters of the API live in the process-wide
-default registry. :func:`exposition` renders both.
+per-daemon registry, their backlog gauges set from the outbox at scrape time
+(:func:`set_sync_backlog`); request counters of the API live in the
+process-wide default registry. :func:`exposition` renders both.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cloud_sync.metrics import SyncMetrics
 from edge.daemon import Supervisor
-from edge.store import Store
+from edge.store import Store, now_ms
 from edge.store.outbox import status
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,15 @@ class DaemonCollector(Collector):
         )
         written.add_metric([], float(st.next_seq - 1))
         yield written
+
+
+def set_sync_backlog(metrics: SyncMetrics, store: Store) -> None:
+    """Sync's backlog gauges from the outbox (cheap: two indexed reads)."""
+    st = status(store)
+    age = 0.0
+    if st.oldest_unacked_ms is not None:
+        age = (now_ms() - st.oldest_unacked_ms) / 1000
+    metrics.set_backlog(backlog=st.backlog, acked_seq=st.acked_seq, oldest_unacked_age_s=age)
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

@@ -7,8 +7,10 @@ connected:
 - ``devices``: the device supervisor (:mod:`edge.device_supervisor`), when any
   device is configured; its events go to :class:`DeviceEventSink`;
 - ``uploader`` / ``downloader``: sync-v1 (:mod:`cloud_sync`), when
-  ``[cloud] url`` is set; picking wakes the uploader after each commit, and the
-  downloader's notices (a started task cancelled) go to the PDAs' sockets;
+  ``[cloud] url`` is set, over the store's side of its ports
+  (:mod:`edge.store.sync_state`); picking wakes the uploader after each
+  commit, and the downloader's notices (a started task cancelled) go to the
+  PDAs' sockets;
 - ``maintenance``: WAL checkpoints and backlog alerts.
 
 Nothing runs until :meth:`Daemon.run`; the store is closed (and its WAL
@@ -37,9 +39,10 @@ from edge.daemon import Component, Supervisor
 from edge.device_supervisor import DeviceSupervisor
 from edge.maintenance import Maintenance
 from edge.masterdata import Notice, apply_changes
-from edge.metrics import DaemonCollector, exposition
+from edge.metrics import DaemonCollector, exposition, set_sync_backlog
 from edge.picking import PickingService
 from edge.store import Store
+from edge.store.sync_state import StoreChangeSink, StoreOutbox
 
 log = logging.getLogger(__name__)
 
@@ -89,32 +92,65 @@ def open_store(cfg: Config) -> Store:
     )
 
 
+def sync_client(cfg: Config) -> SyncClient | None:
+    """The sync-v1 client of ``[cloud]`` and ``[box]``; None when sync is off
+    (no ``cloud.url`` or no ``box.secret_file``)."""
+    secret = cfg.box_secret()
+    if not cfg.cloud.url or secret is None:
+        return None
+    return SyncClient(cfg.cloud.url, cfg.box.id, secret, timeout_s=cfg.cloud.timeout_s)
+
+
+def uploader(cfg: Config, store: Store, client: SyncClient, **kwargs: Any) -> Uploader:
+    """The uploader of ``store``'s outbox, as ``[cloud]`` configures it."""
+    c = cfg.cloud
+    return Uploader(
+        StoreOutbox(store),
+        client,
+        batch_max_events=c.batch_max_events,
+        batch_max_bytes=c.batch_max_bytes,
+        backoff_max_s=c.backoff_max_s,
+        retention_days=c.retention_days,
+        **kwargs,
+    )
+
+
+def downloader(
+    cfg: Config, store: Store, client: SyncClient, **kwargs: Any
+) -> Downloader[list[Notice]]:
+    """The downloader of master data and tasks into ``store``, as ``[cloud]``
+    configures it; what it applies returns the notices for the PDAs."""
+    return Downloader(
+        StoreChangeSink(store, apply_changes),
+        client,
+        pull_interval_s=cfg.cloud.pull_interval_s,
+        backoff_max_s=cfg.cloud.backoff_max_s,
+        **kwargs,
+    )
+
+
 def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     """Build every component the configuration asks for (nothing runs yet)."""
     store = store if store is not None else open_store(cfg)
     parts: dict[str, Any] = {}
     components: list[Component] = []
 
-    uploader: Uploader | None = None
-    downloader: Downloader[list[Notice]] | None = None
-    client: SyncClient | None = None
-    secret = cfg.box_secret()
-    if cfg.cloud.url and secret is not None:
-        client = SyncClient(cfg.cloud.url, cfg.box.id, secret, timeout_s=cfg.cloud.timeout_s)
-        uploader = Uploader.from_config(store, cfg, client)
-        parts["uploader"] = uploader
-
-    picking = PickingService(
-        store, cfg.layout_dict(), on_commit=uploader.notify if uploader is not None else None
-    )
+    up: Uploader | None = None
+    client = sync_client(cfg)
     registry = CollectorRegistry()
     sync_metrics: SyncMetrics | None = None
-    if uploader is not None:
-        sync_metrics = uploader.metrics = SyncMetrics(registry)
+    if client is not None:
+        sync_metrics = SyncMetrics(registry)
+        up = uploader(cfg, store, client, metrics=sync_metrics)
+        parts["uploader"] = up
+
+    picking = PickingService(
+        store, cfg.layout_dict(), on_commit=up.notify if up is not None else None
+    )
 
     def render_metrics() -> bytes:
         if sync_metrics is not None:
-            sync_metrics.refresh(store)  # backlog gauges are read at scrape time
+            set_sync_backlog(sync_metrics, store)  # backlog gauges are read at scrape time
         return exposition(registry)
 
     token = cfg.secrets.get("api.metrics_token_file")
@@ -129,16 +165,16 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     parts.update(picking=picking, app=app, api=api)
     components.append(api)
 
-    if client is not None and uploader is not None:
+    if client is not None and up is not None:
         hub = app[HUB]
 
         def deliver(notices: list[Notice]) -> None:
             if notices:
                 hub.deliver(notices)
 
-        downloader = Downloader.from_config(store, cfg, client, apply_changes, on_applied=deliver)
-        parts["downloader"] = downloader
-        components += [uploader, downloader]
+        down = downloader(cfg, store, client, on_applied=deliver)
+        parts["downloader"] = down
+        components += [up, down]
     else:
         log.info("no [cloud] url: confirmed facts stay in the outbox until one is set")
 

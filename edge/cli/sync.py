@@ -19,6 +19,7 @@ import click
 from common.errors import PickEdgeError
 from edge.cli.common import config_option, config_or_exit, fail
 from edge.store import open_read_only
+from edge.store.sync_state import read_status
 
 
 @click.group("sync")
@@ -34,44 +35,7 @@ def sync_group() -> None:
 
 def sync_status(conn: sqlite3.Connection, *, now_ms: int | None = None) -> dict[str, Any]:
     """The figures of ``pickedge sync status`` from an open database."""
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    conn.row_factory = sqlite3.Row
-    box = conn.execute("SELECT box_id, epoch, next_seq FROM box WHERE id = 1").fetchone()
-    if box is None:
-        raise PickEdgeError("the database has no box yet: start the daemon once")
-    # SELECT *: a database from before the back-off columns still reports the rest
-    row = conn.execute("SELECT * FROM sync_state WHERE id = 1").fetchone()
-    state = {k: row[k] for k in row.keys()}  # noqa: SIM118 - sqlite3.Row is not a mapping
-    acked = state["acked_seq"] if state["acked_epoch"] == box["epoch"] else 0
-    last = box["next_seq"] - 1
-    oldest = conn.execute(
-        "SELECT at_ms FROM outbox WHERE epoch = ? AND seq = ?", (box["epoch"], acked + 1)
-    ).fetchone()
-    alerts = conn.execute(
-        "SELECT kind, severity, subject, raised_ms FROM alerts WHERE cleared_ms IS NULL ORDER BY id"
-    ).fetchall()
-
-    def age(ms: int | None) -> float | None:
-        return None if ms is None else round((now - ms) / 1000, 1)
-
-    return {
-        "box": box["box_id"],
-        "epoch": box["epoch"],
-        "last_seq": last,
-        "acked_seq": acked,
-        "backlog": last - acked,
-        "oldest_unacked_ms": oldest["at_ms"] if oldest else None,
-        "oldest_unacked_age_s": age(oldest["at_ms"]) if oldest else None,
-        "last_ack_ms": state["last_ack_ms"],
-        "last_ack_age_s": age(state["last_ack_ms"]),
-        "last_error": state["last_error"],
-        "last_error_ms": state["last_error_ms"],
-        "backoff_s": state.get("backoff_s"),
-        "retry_at_ms": state.get("retry_at_ms"),
-        "cursor": state["cursor"],
-        "last_pull_ms": state.get("last_pull_ms"),
-        "open_alerts": [dict(a) for a in alerts],
-    }
+    return read_status(conn, now=int(time.time() * 1000) if now_ms is None else now_ms)
 
 
 def _when(ms: int | None, age_s: float | None) -> str:

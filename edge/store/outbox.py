@@ -1,10 +1,11 @@
-"""Reading and settling the outbox: what the uploader needs from the store.
+"""Reading and settling the outbox, and the box's alerts: the SQL of both.
 
 Events are *appended* only through :meth:`edge.store.Transaction.append`
 (in the transaction of the change that caused them). This module reads them in
 ``seq`` order, marks them acked when the cloud says so, moves unacked events to
 a new epoch when the cloud reports an ``epoch_conflict`` (sync-v1), and prunes
 acked rows after the retention period. It never deletes an unacked row.
+:mod:`edge.store.sync_state` builds the uploader's port on these functions.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import msgpack
 
 from cloud_sync.codec import OutboxEvent
 from cloud_sync.events import Alert, Severity
+from cloud_sync.ports import SendState
 from edge.store.db import Store, Transaction, new_epoch, now_ms
 
 
@@ -99,7 +101,7 @@ def read_raw(
     return rows
 
 
-def send_state(store: Store) -> tuple[str, int, int]:
+def send_state(store: Store) -> SendState:
     """(current epoch, its acked seq, its next seq) as a reader sees them now."""
     row = (
         store.reader()
@@ -107,7 +109,7 @@ def send_state(store: Store) -> tuple[str, int, int]:
         .fetchone()
     )
     epoch, next_seq, acked_epoch, acked_seq = row
-    return str(epoch), int(acked_seq) if acked_epoch == epoch else 0, int(next_seq)
+    return SendState(str(epoch), int(acked_seq) if acked_epoch == epoch else 0, int(next_seq))
 
 
 def mark_acked(tx: Transaction, epoch: str, upto: int) -> int:
@@ -242,6 +244,19 @@ def raise_alert(
     # Bookkeeping: an alert is never refused by the backlog limit it may report.
     tx.append_bookkeeping(Alert(kind=kind, severity=level, subject=subject, detail=detail))
     return True
+
+
+def open_alert_kinds(store: Store, kinds: Iterable[str]) -> set[str]:
+    """Which of ``kinds`` have an alert raised and not cleared (a reader's view)."""
+    kinds = list(kinds)
+    if not kinds:
+        return set()
+    marks = ", ".join("?" * len(kinds))
+    rows = store.reader().execute(
+        f"SELECT DISTINCT kind FROM alerts WHERE cleared_ms IS NULL AND kind IN ({marks})",  # noqa: S608 - placeholders only
+        kinds,
+    )
+    return {str(r[0]) for r in rows}
 
 
 def clear_alerts(tx: Transaction, kinds: Iterable[str]) -> int:

@@ -22,6 +22,7 @@ from cloud_sync.client import SyncClient
 from cloud_sync.uploader import Uploader
 from edge.store import Store
 from edge.store.outbox import send_state
+from edge.store.sync_state import StoreOutbox
 
 
 async def main(db: str, told_path: str, url: str, mode: str, seed: int) -> int:
@@ -29,7 +30,7 @@ async def main(db: str, told_path: str, url: str, mode: str, seed: int) -> int:
     store = Store.open(db, box_id=BOX)
     async with SyncClient(url, BOX, SECRET, timeout_s=0.3) as client:
         up = Uploader(
-            store,
+            StoreOutbox(store),
             client,
             batch_max_events=rng.choice([3, 10, 40, 200]),
             backoff_min_s=0.005,

@@ -11,6 +11,7 @@ from cloud_sync.client import SyncClient
 from cloud_sync.events import PickConfirmed, StockDelta, StockReason
 from cloud_sync.uploader import Uploader
 from edge.store import Store, Transaction
+from edge.store.sync_state import StoreOutbox
 from simulators.cloud import CloudSimulator
 
 SECRET = "s3cret-for-tests-only"
@@ -57,7 +58,7 @@ def uploader(store: Store, client: SyncClient, **kwargs: Any) -> Uploader:
         "rng": random.Random(7),
     }
     opts.update(kwargs)
-    return Uploader(store, client, **opts)
+    return Uploader(StoreOutbox(store), client, **opts)
 
 
 def box_rows(store: Store, epoch: str) -> list[dict[str, Any]]:

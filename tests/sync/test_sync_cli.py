@@ -18,6 +18,7 @@ from cloud_sync.metrics import SyncMetrics
 from cloud_sync.receiver import Receiver
 from edge.cli.sync import sync_group
 from edge.config import Secret
+from edge.metrics import set_sync_backlog
 from edge.store import Store
 from simulators.cloud import CloudSimulator, Faults
 from tests.support.processes import ProcessReaper
@@ -63,7 +64,7 @@ async def test_metrics_carry_the_same_figures(store: Store) -> None:
         up = uploader(store, client, metrics=metrics, batch_max_events=6)
         await up.send_all()
     write_moves(store, 2, seed=3)
-    metrics.refresh(store)
+    set_sync_backlog(metrics, store)
     text = generate_latest(registry).decode()
     assert "pickedge_sync_backlog_events 4.0" in text
     assert "pickedge_sync_acked_seq 10.0" in text
@@ -135,11 +136,10 @@ async def test_client_takes_the_configs_secret_object(store: Store) -> None:
 
 
 async def test_components_from_a_config_file(tmp_path: Path) -> None:
-    from cloud_sync.downloader import Downloader
-    from cloud_sync.uploader import Uploader
     from edge.config import load_config
     from edge.daemon import Component
-    from edge.masterdata import apply_changes
+    from edge.wiring import downloader, sync_client
+    from edge.wiring import uploader as configured_uploader
     from simulators.cloud import task_feed
 
     (tmp_path / "secret").write_text(SECRET + "\n")
@@ -152,9 +152,11 @@ async def test_components_from_a_config_file(tmp_path: Path) -> None:
         cfg = load_config(path, env={})
         with Store.open(cfg.store_path(), box_id=cfg.box.id) as store:
             write_moves(store, 5)
-            async with SyncClient.from_config(cfg) as client:
-                up = Uploader.from_config(store, cfg, client)
-                down = Downloader.from_config(store, cfg, client, apply_changes)
+            client = sync_client(cfg)
+            assert client is not None
+            async with client:
+                up = configured_uploader(cfg, store, client)
+                down = downloader(cfg, store, client)
                 assert isinstance(up, Component) and isinstance(down, Component)
                 assert (up.name, down.name, up.batch_max_events) == ("uploader", "downloader", 4)
                 assert await up.send_all() == 10

@@ -13,6 +13,7 @@ from cloud_sync.client import SyncClient
 from cloud_sync.downloader import Downloader
 from edge.masterdata import Notice, apply_changes
 from edge.store import Store
+from edge.store.sync_state import StoreChangeSink
 from simulators.cloud import CloudSimulator, Faults, task_feed
 
 
@@ -24,7 +25,7 @@ def downloader(store: Store, client: SyncClient, **kw: Any) -> Downloader[list[N
         "rng": random.Random(1),
     }
     opts.update(kw)
-    return Downloader(store, client, apply_changes, **opts)
+    return Downloader(StoreChangeSink(store, apply_changes), client, **opts)
 
 
 def count(store: Store, table: str) -> int:

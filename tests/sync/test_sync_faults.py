@@ -12,9 +12,9 @@ import msgpack
 import pytest
 from sync_helpers import BOX, SECRET, assert_converged, box_rows, move, uploader, write_moves
 
-import cloud_sync.uploader
 import edge.store.db
 import edge.store.outbox
+import edge.store.sync_state
 from cloud_sync.client import SyncClient
 from edge.store import Store
 from edge.store.outbox import send_state
@@ -124,7 +124,7 @@ async def test_a_box_clock_off_by_years_and_jumping_changes_nothing(
 ) -> None:
     year = 365 * 86_400_000
     wild = itertools.cycle([50 * year, -40 * year, 0, 3, 200 * year, 1, -1])
-    for module in (edge.store.db, edge.store.outbox, cloud_sync.uploader):
+    for module in (edge.store.db, edge.store.outbox, edge.store.sync_state):
         monkeypatch.setattr(module, "now_ms", lambda: next(wild))
     write_moves(store, 60)
     stamps = {r["at_ms"] for r in store.query("SELECT at_ms FROM outbox")}

@@ -14,6 +14,7 @@ from cloud_sync.client import SyncClient
 from cloud_sync.events import Alert, Severity
 from cloud_sync.uploader import Step, Uploader
 from edge.store import Store
+from edge.store.sync_state import StoreOutbox
 from simulators.cloud import CloudSimulator, Faults
 
 
@@ -211,7 +212,7 @@ async def test_back_off_stays_between_one_second_and_the_cap(store: Store) -> No
     async with CloudSimulator(SECRET) as sim:
         url = sim.url
     async with SyncClient(url, BOX, SECRET, timeout_s=0.5) as client:
-        up = Uploader(store, client, rng=random.Random(3))
+        up = Uploader(StoreOutbox(store), client, rng=random.Random(3))
         delays = []
         for _ in range(12):
             assert await up.step() is Step.RETRY

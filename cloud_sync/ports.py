@@ -1,0 +1,127 @@
+"""What the protocol needs from a box, as two small interfaces the box implements.
+
+``cloud_sync`` never imports the box: :class:`~cloud_sync.uploader.Uploader`
+works against an :class:`Outbox` and :class:`~cloud_sync.downloader.Downloader`
+against a :class:`ChangeSink`. The edge implements both on its SQLite store
+(``edge/store/sync_state.py``) and ``edge/wiring.py`` connects them.
+
+Two kinds of method, so a caller knows where each may run:
+
+- **reads** are plain blocking calls; the uploader and downloader call them
+  off the event loop (an executor thread), never on it;
+- **writes** are awaitables, each one durable transaction when it returns (the
+  box runs them on its store's writer thread).
+
+Alerts are the :class:`~cloud_sync.events.Alert` events of sync-v1: raising one
+records it on the box and appends it to the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from cloud_sync.codec import RawEvent
+from cloud_sync.events import Alert
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+class SendState(NamedTuple):
+    """Where the outbox stands, as one read sees it."""
+
+    #: the current epoch
+    epoch: str
+    #: its acked seq (0 when nothing of it is acked)
+    acked: int
+    #: the seq the next event will get: events ``1 .. next_seq - 1`` exist
+    next_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class EpochChange:
+    """What :meth:`Outbox.start_new_epoch` did."""
+
+    old: str
+    new: str
+    #: unacked events moved to ``new`` (renumbered from seq 1)
+    moved: int
+
+
+class Outbox(Protocol):
+    """The box's outbox as the uploader sees it."""
+
+    @property
+    def box_id(self) -> str: ...
+
+    # -- reads (blocking, called off the event loop)
+
+    def send_state(self) -> SendState: ...
+
+    def read_raw(self, epoch: str, *, after_seq: int, limit: int) -> list[RawEvent]:
+        """Up to ``limit`` rows of ``epoch`` after ``after_seq``, in seq order,
+        ``data`` as stored msgpack bytes, acked or not (until pruned)."""
+        ...
+
+    def open_alerts(self, kinds: Collection[str]) -> set[str]:
+        """Which of ``kinds`` have an alert raised and not yet cleared."""
+        ...
+
+    # -- writes (each one transaction, durable when it returns)
+
+    async def settle_ack(self, epoch: str, upto: int, *, clear: Collection[str]) -> int:
+        """Every seq ≤ ``upto`` of ``epoch`` is acked: store the mark (monotonic;
+        an epoch that is no longer current changes nothing), end the back-off in
+        the status, and clear the open alerts of ``clear``. Returns the stored
+        mark; ``ValueError`` when ``upto`` is beyond the epoch's last event."""
+        ...
+
+    async def record_error(self, message: str, *, backoff_s: float, alert: Alert | None) -> None:
+        """The last error and the current back-off, for people; and ``alert``,
+        unless one of its kind is still open."""
+        ...
+
+    async def raise_alert(self, alert: Alert) -> bool:
+        """Raise ``alert`` unless one of its kind is still open; whether it was."""
+        ...
+
+    async def start_new_epoch(self, alert: Callable[[EpochChange], Alert]) -> EpochChange:
+        """Move every unacked event to a new epoch (from seq 1, order and content
+        kept) and raise the alert built from the change, whatever is open."""
+        ...
+
+    async def prune_acked(self, *, max_age_ms: int) -> int:
+        """Delete acked rows written more than ``max_age_ms`` ago (by the box's
+        clock); returns how many. Unacked rows are never deleted."""
+        ...
+
+
+class ChangeSink(Protocol[R_co]):
+    """Where the downloader applies the cloud's changes; ``R_co`` is what applying
+    a page gives back (the notices the box acts on after the commit)."""
+
+    # -- reads (blocking, called off the event loop)
+
+    def cursor(self) -> str | None:
+        """The stored cursor (None before the first page)."""
+        ...
+
+    def open_alerts(self, kinds: Collection[str]) -> set[str]: ...
+
+    # -- writes (each one transaction, durable when it returns)
+
+    async def apply_page(
+        self, changes: Sequence[Mapping[str, Any]], cursor: str, *, clear: Collection[str]
+    ) -> R_co:
+        """Apply ``changes`` in order, store ``cursor`` and clear the open alerts
+        of ``clear``, all in one transaction. ``ValueError`` when a change cannot
+        be applied: the page is refused whole and nothing is stored."""
+        ...
+
+    async def record_error(self, message: str, *, alert: Alert | None) -> None:
+        """The last error, for people; and ``alert``, unless one of its kind is open."""
+        ...
+
+
+__all__ = ["ChangeSink", "EpochChange", "Outbox", "SendState"]
