@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import msgpack
 import sqlite_utils
 
-from cloud_sync.events import EVENT_TYPES, StockDelta, UpstreamEvent
+from cloud_sync.events import EVENT_CLASSES, StockDelta, UpstreamEvent, decode_event
 from edge.store.errors import (
     BacklogFullError,
     CorruptDatabaseError,
@@ -136,8 +136,13 @@ class Transaction:
         return self._append(event, at_ms=at_ms, limited=False)
 
     def _append(self, event: UpstreamEvent, *, at_ms: int | None, limited: bool) -> int:
-        if type(event).TYPE not in EVENT_TYPES:
-            raise ValueError(f"unknown outbox event type {type(event).TYPE!r}")
+        kind = getattr(event, "TYPE", None)
+        if not isinstance(kind, str) or EVENT_CLASSES.get(kind) is not type(event):
+            raise TypeError(f"not a sync-v1 event: {event!r:.120}")
+        data = event.to_data()
+        # What the cloud would refuse must never enter the outbox (a refused
+        # batch stops the whole stream): check the map as the receiver will.
+        decode_event(kind, data)
         if self._epoch is None:
             epoch, next_seq = self.conn.execute(
                 "SELECT epoch, next_seq FROM box WHERE id = 1"
@@ -147,10 +152,10 @@ class Transaction:
             self._check_backlog(self._epoch, self._next_seq)
             self._backlog_checked = True
         seq = self._next_seq
-        payload = msgpack.packb(event.to_data(), use_bin_type=True)
+        payload = msgpack.packb(data, use_bin_type=True)
         self.conn.execute(
             "INSERT INTO outbox (epoch, seq, type, at_ms, payload) VALUES (?, ?, ?, ?, ?)",
-            (self._epoch, seq, event.TYPE, now_ms() if at_ms is None else at_ms, payload),
+            (self._epoch, seq, kind, now_ms() if at_ms is None else at_ms, payload),
         )
         if isinstance(event, StockDelta):
             self.conn.execute(

@@ -11,7 +11,15 @@ from typing import Any, ClassVar
 import msgpack
 import pytest
 
-from cloud_sync.events import Alert, PickConfirmed, Severity, StockDelta, StockReason, UpstreamEvent
+from cloud_sync.events import (
+    Alert,
+    EventError,
+    PickConfirmed,
+    Severity,
+    StockDelta,
+    StockReason,
+    UpstreamEvent,
+)
 from edge.store import Store, outbox
 from edge.store.errors import BacklogFullError
 
@@ -86,7 +94,7 @@ class _Misspelled(UpstreamEvent):
 
 
 def test_an_event_of_a_type_outside_the_contract_is_refused(store: Store) -> None:
-    with pytest.raises(ValueError, match="unknown outbox event type"), store.transaction() as tx:
+    with pytest.raises(TypeError, match="not a sync-v1 event"), store.transaction() as tx:
         tx.execute("INSERT INTO items (sku) VALUES ('A')")
         tx.append(_Misspelled(sku="A"))
     assert store.query("SELECT count(*) AS n FROM outbox") == [{"n": 0}]
@@ -97,9 +105,22 @@ def test_an_event_of_a_type_outside_the_contract_is_refused(store: Store) -> Non
 def test_a_raw_data_map_is_not_an_event(store: Store) -> None:
     # The old (type, dict) shape cannot slip into the outbox untyped.
     raw: Any = {"type": "pick_confirmed", "sku": "A", "qty": 1}
-    with pytest.raises((TypeError, AttributeError)), store.transaction() as tx:
+    with pytest.raises(TypeError, match="not a sync-v1 event"), store.transaction() as tx:
         tx.append(raw)
     assert store.query("SELECT count(*) AS n FROM outbox") == [{"n": 0}]
+
+
+def test_an_event_the_cloud_would_refuse_never_enters_the_outbox(store: Store) -> None:
+    # A line id read back from SQLite as an int (dynamic typing) would make the
+    # receiver answer 400 and stop the whole stream: it fails here, at its source.
+    bad: Any = 7
+    event = PickConfirmed(
+        task="T1", order=None, line=bad, sku="A", location="L1", qty=1, picker="p", codes=()
+    )
+    with pytest.raises(EventError, match="line must be a string"), store.transaction() as tx:
+        tx.append(event)
+    assert store.query("SELECT count(*) AS n FROM outbox") == [{"n": 0}]
+    assert store.query("SELECT next_seq FROM box") == [{"next_seq": 1}]
 
 
 def test_many_writer_threads_get_contiguous_seqs(store: Store) -> None:
