@@ -9,6 +9,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from edge.picking.model import Feedback, ScanResult
+
 _ERROR_CODES = [
     "bad_json",
     "invalid_request",
@@ -31,22 +33,9 @@ _ERROR_CODES = [
     "internal_error",
 ]
 
-SCAN_RESULTS = [
-    "tour_started",
-    "location_ok",
-    "wrong_location",
-    "item_ok",
-    "stop_done",
-    "wrong_item",
-    "unknown_code",
-    "over_pick",
-    "tour_done",
-    "location_required",
-    "no_work",
-    "no_stock",
-    "task_unavailable",
-    "tour_active",
-]
+#: every ``result`` an answer of scan, short or skip can carry
+SCAN_RESULTS = [str(result) for result in ScanResult]
+FEEDBACK = [str(feedback) for feedback in Feedback]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -152,7 +141,7 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
             "required": ["result", "feedback", "message", "tour"],
             "properties": {
                 "result": {"enum": SCAN_RESULTS},
-                "feedback": {"enum": ["success", "warning", "error"]},
+                "feedback": {"enum": FEEDBACK},
                 "message": {"type": "string"},
                 "tour": {"oneOf": [_ref("Tour"), {"type": "null"}]},
                 "exceptions": {
