@@ -11,6 +11,14 @@ Promises (contracts/sync-v1.md, "Downstream"):
 - It loops at once while the cloud says ``more``, and otherwise pulls every
   ``pull_interval_s``; errors back off (capped exponential with jitter, never
   below ``backoff_min_s``).
+- **It never crash-loops.** Any failure — the network, the cloud's answer, a
+  change the box cannot apply, the box's own store — is recorded as the last
+  error, logged in one line (once per distinct failure, not per retry), raised
+  as a ``crit`` alert where a person must act, and retried after the back-off.
+- **A change the box cannot apply stops the feed visibly**: the sink refuses
+  the page whole (a ``ValueError``, :class:`cloud_sync.ports.ChangeRefused`
+  naming the change and why), the cursor stays, the alert says which change,
+  and the same page is fetched again after the back-off. Nothing is skipped.
 - It knows nothing about warehouse tables: the box's :class:`ChangeSink`
   applies the changes, and what applying returns reaches ``on_applied`` after
   the commit (the notices a picker must hear about at once).
@@ -38,7 +46,16 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-_EPISODE_KINDS = ("sync_changes_unsigned", "sync_changes_invalid")
+#: the downloader's alerts, each raised once per episode and cleared by the next
+#: page applied: an unsigned answer; a malformed answer or a change the box
+#: cannot apply; a stock baseline ahead of what the box wrote (a restored or
+#: cloned box, see edge.masterdata); any other failure (the box's store)
+_EPISODE_KINDS = (
+    "sync_changes_unsigned",
+    "sync_changes_invalid",
+    "sync_stock_ahead",
+    "sync_changes_failed",
+)
 
 
 class Downloader(Generic[R]):
@@ -72,6 +89,7 @@ class Downloader(Generic[R]):
         self._open_alerts: set[str] | None = None
         self.backoff_s = 0.0
         self.last_error: str | None = None
+        self._record_failed: str | None = None
 
     async def run(self) -> None:
         while True:
@@ -95,7 +113,23 @@ class Downloader(Generic[R]):
         return pages
 
     async def pull_once(self) -> tuple[bool, bool]:
-        """Fetch and apply one page: (succeeded, the cloud has more)."""
+        """Fetch and apply one page: (succeeded, the cloud has more).
+
+        Never raises for a failure (only cancellation propagates): whatever
+        goes wrong — the network, the cloud's answer, a change the box cannot
+        apply, the box's own store — is recorded, logged once, alerted where a
+        person must act, and retried after a back-off.
+        """
+        try:
+            return await self._pull()
+        except Exception as exc:  # any failure backs off: it must not crash-loop
+            log.debug("download failed", exc_info=True)
+            return await self._fail(
+                f"{type(exc).__name__}: {exc}",
+                alert=("sync_changes_failed", "downstream changes could not be stored"),
+            ), False
+
+    async def _pull(self) -> tuple[bool, bool]:
         if self._open_alerts is None:
             self._open_alerts = await asyncio.to_thread(self.sink.open_alerts, _EPISODE_KINDS)
         cursor = await asyncio.to_thread(self.sink.cursor)
@@ -127,10 +161,15 @@ class Downloader(Generic[R]):
         clear = sorted(self._open_alerts or ())
         try:
             result = await self.sink.apply_page(changes, new_cursor, clear=clear)
-        except ValueError as exc:  # ChangeError and friends: the page is refused whole
+        except ValueError as exc:
+            # ChangeRefused and friends: a change the box cannot apply. The page
+            # is refused whole and the cursor stays: the feed stops, visibly,
+            # rather than skipping work; it is fetched again after the back-off.
+            kind = getattr(exc, "alert_kind", None)
+            kind = kind if isinstance(kind, str) else "sync_changes_invalid"
             return await self._fail(
-                f"changes page not applied: {exc}",
-                alert=("sync_changes_invalid", "a downstream change could not be applied"),
+                f"changes page after cursor {cursor!r} refused: {exc}",
+                alert=(kind, f"the feed is stopped: a downstream change cannot be applied: {exc}"),
             ), False
         self._open_alerts = set()
         self._attempt = 0
@@ -139,9 +178,16 @@ class Downloader(Generic[R]):
         if self.metrics is not None:
             self.metrics.applied(len(changes))
         if self.on_applied is not None:
-            pending = self.on_applied(result)
-            if pending is not None:
-                await pending
+            try:
+                pending = self.on_applied(result)
+                if pending is not None:
+                    await pending
+            except Exception as exc:  # the page is committed: only a push is lost
+                log.error(
+                    "download: page applied, but acting on it failed: %s: %s",
+                    type(exc).__name__,
+                    exc,
+                )
         return True, bool(doc["more"])
 
     async def _fail(self, message: str, *, alert: tuple[str, str] | None = None) -> bool:
@@ -149,21 +195,31 @@ class Downloader(Generic[R]):
         self._attempt += 1
         self.backoff_s = delay
         if message != self.last_error:
-            log.warning("download: %s (retrying in %.1f s)", message, delay)
+            # one line per distinct failure, not one per retry
+            level = logging.ERROR if alert is not None else logging.WARNING
+            log.log(level, "download: %s (retrying in %.1f s)", message, delay)
         self.last_error = message
         open_alerts = self._open_alerts if self._open_alerts is not None else set()
         raise_it = alert is not None and alert[0] not in open_alerts
-        await self.sink.record_error(
-            f"download: {message}",
-            alert=Alert(
-                kind=alert[0],
-                severity=Severity.CRIT,
-                subject=alert[1],
-                detail={"error": message[:300]},
+        try:
+            await self.sink.record_error(
+                f"download: {message}",
+                alert=Alert(
+                    kind=alert[0],
+                    severity=Severity.CRIT,
+                    subject=alert[1][:300],
+                    detail={"error": message[:300]},
+                )
+                if raise_it and alert is not None
+                else None,
             )
-            if raise_it and alert is not None
-            else None,
-        )
+        except Exception as exc:  # the store itself fails: log, back off, retry
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self._record_failed:
+                log.error("download: cannot record the failure in the store: %s", problem)
+            self._record_failed = problem
+            return False
+        self._record_failed = None
         if raise_it and alert is not None:
             open_alerts.add(alert[0])
             self._open_alerts = open_alerts

@@ -97,6 +97,17 @@ class Outbox(Protocol):
         ...
 
 
+class ChangeRefused(ValueError):
+    """A downstream change the box cannot apply, raised by
+    :meth:`ChangeSink.apply_page`: the page is refused whole (nothing of it is
+    stored, the cursor stays). The message names the change and why; the
+    downloader raises a ``crit`` alert of :attr:`alert_kind` and fetches the
+    same page again after its back-off, so the feed stops visibly instead of
+    skipping work."""
+
+    alert_kind: str = "sync_changes_invalid"
+
+
 class ChangeSink(Protocol[R_co]):
     """Where the downloader applies the cloud's changes; ``R_co`` is what applying
     a page gives back (the notices the box acts on after the commit)."""
@@ -115,8 +126,10 @@ class ChangeSink(Protocol[R_co]):
         self, changes: Sequence[Mapping[str, Any]], cursor: str, *, clear: Collection[str]
     ) -> R_co:
         """Apply ``changes`` in order, store ``cursor`` and clear the open alerts
-        of ``clear``, all in one transaction. ``ValueError`` when a change cannot
-        be applied: the page is refused whole and nothing is stored."""
+        of ``clear``, all in one transaction. :class:`ChangeRefused` (a
+        ``ValueError``) when a change cannot be applied: the page is refused
+        whole and nothing is stored. Any other exception (the box's store
+        failing) also stores nothing."""
         ...
 
     async def record_error(self, message: str, *, alert: Alert | None) -> None:
@@ -124,4 +137,4 @@ class ChangeSink(Protocol[R_co]):
         ...
 
 
-__all__ = ["ChangeSink", "EpochChange", "Outbox", "SendState"]
+__all__ = ["ChangeRefused", "ChangeSink", "EpochChange", "Outbox", "SendState"]

@@ -25,9 +25,14 @@ downloader stores the new cursor in the same one) and promises:
 - **Unknown change types** are skipped (forward compatible: a newer cloud may
   send more than this box knows), counted in :data:`UNKNOWN_CHANGES` and
   logged once per type per process.
-- A known change with missing or mistyped fields raises
-  :class:`ChangeError`; the caller's transaction rolls back, so a page is
-  applied whole or not at all.
+- A known change with missing or mistyped fields, or one the box's tables
+  cannot hold (a task with two lines of one id), raises :class:`ChangeError`
+  naming the change (its position in the page, type and key) and why; the
+  caller's transaction rolls back, so a page is applied whole or not at all,
+  and the downloader stops the feed visibly rather than skip the change.
+  What can be checked is checked before any SQL; a constraint the tables
+  still refuse (``sqlite3.IntegrityError``) becomes a :class:`ChangeError`
+  of that change too, never a store failure.
 
 Validation and decisions are here; every statement is a function of
 :mod:`edge.masterdata.tables`.
@@ -37,11 +42,13 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloud_sync.ports import ChangeRefused
 from common.errors import PickEdgeError
 from edge.masterdata import tables
 from edge.store.db import Transaction, now_ms
@@ -55,8 +62,9 @@ UNKNOWN_CHANGES: Counter[str] = Counter()
 _GTIN = re.compile(r"\d{14}")
 
 
-class ChangeError(PickEdgeError, ValueError):
-    """A downstream change that cannot be applied as sync-v1 defines it."""
+class ChangeError(PickEdgeError, ChangeRefused):
+    """A downstream change that cannot be applied as sync-v1 defines it: the
+    page is refused whole (:class:`cloud_sync.ports.ChangeRefused`)."""
 
     code = "change_invalid"
 
@@ -93,16 +101,31 @@ def apply_changes(tx: Transaction, changes: Iterable[Mapping[str, Any]]) -> list
             continue
         if not isinstance(data, Mapping):
             raise ChangeError(f"change {index} ({type_}): data is not a map")
+        where = f"change {index} ({_describe(str(type_), data)})"
         try:
             handler(tx, data, notices)
+        except ChangeError as exc:
+            exc.args = (f"{where}: {exc}",)
+            raise
+        except sqlite3.IntegrityError as exc:
+            # A constraint the checks above did not foresee: still this change's fault.
+            raise ChangeError(f"{where}: the box's tables refuse it ({exc})") from exc
         except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, ChangeError):
-                raise
-            raise ChangeError(f"change {index} ({type_}): {type(exc).__name__}: {exc}") from exc
+            raise ChangeError(f"{where}: {type(exc).__name__}: {exc}") from exc
     return notices
 
 
 # --------------------------------------------------------------------------- fields
+
+
+def _describe(type_: str, data: Mapping[str, Any]) -> str:
+    """``type`` and the key of a change, for messages and alerts."""
+    if type_ == "stock":
+        return f"stock {data.get('sku')!s:.60} at {data.get('location')!s:.60}"
+    for key in ("task", "sku", "code", "id", "order", "picker"):
+        if data.get(key) is not None:
+            return f"{type_} {data[key]!s:.60}"
+    return type_
 
 
 def _str(data: Mapping[str, Any], key: str, *, optional: bool = False) -> Any:
@@ -168,14 +191,22 @@ def _task_lines(d: Mapping[str, Any], task: str, kind: str) -> list[tables.TaskL
     if not isinstance(lines, list) or not lines:
         raise ChangeError(f"task {task}: lines must be a non-empty list")
     out = []
+    seen: set[str] = set()
     for line in lines:
-        if not isinstance(line, Mapping) or line.get("line") is None:
-            raise ChangeError(f"task {task}: every line needs a line id")
+        if not isinstance(line, Mapping) or not isinstance(line.get("line"), str | int):
+            raise ChangeError(f"task {task}: every line needs a line id (a string or an integer)")
+        if isinstance(line["line"], bool) or line["line"] == "":
+            raise ChangeError(f"task {task}: line id {line['line']!r} is not an id")
+        line_id = str(line["line"])
+        if line_id in seen:
+            # The box keys lines by (task, line): two of one id cannot both be picked.
+            raise ChangeError(f"task {task}: line {line_id} appears twice")
+        seen.add(line_id)
         qty = _int(line, "qty")
         if qty < 0:
-            raise ChangeError(f"task {task}: line {line['line']}: qty must be ≥ 0")
+            raise ChangeError(f"task {task}: line {line_id}: qty must be ≥ 0")
         location = _str(line, "location", optional=kind != "count")
-        out.append((str(line["line"]), _str(line, "sku"), qty, location))
+        out.append((line_id, _str(line, "sku"), qty, location))
     return out
 
 

@@ -3,16 +3,22 @@ stock rule end to end, notices."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgpack
 import pytest
 from sync_helpers import BOX, LOCS, SECRET, SKUS, uploader, write_moves
 
 from cloud_sync.client import SyncClient
 from cloud_sync.downloader import Downloader
 from edge.masterdata import Notice, apply_changes
-from edge.store import Store
+from edge.store import Store, Transaction
+from edge.store.errors import StoreError
 from edge.store.sync_state import StoreChangeSink
 from simulators.cloud import CloudSimulator, Faults, task_feed
 
@@ -140,3 +146,96 @@ async def test_a_box_with_a_wrong_secret_gets_nothing(store: Store, sim: CloudSi
     async with SyncClient(sim.url, BOX, SECRET + "x") as wrong:
         assert await downloader(store, wrong).pull_once() == (False, False)
     assert sim.stats["changes", "401"] == 1 and count(store, "items") == 0
+
+
+# --------------------------------------------------------------------------- failures (issue 17, 5)
+
+
+def bad_task(task: str = "T-BAD") -> dict[str, Any]:
+    """A task whose two lines share an id: the box's tables cannot hold it."""
+    lines = [{"line": "1", "sku": "SKU-0001", "qty": 1}, {"line": 1, "sku": "SKU-0002", "qty": 2}]
+    return {"type": "task", "data": {"task": task, "order": "O-BAD", "lines": lines}}
+
+
+def open_alerts(store: Store) -> list[dict[str, Any]]:
+    return store.query(
+        "SELECT kind, severity, subject, detail FROM alerts WHERE cleared_ms IS NULL ORDER BY id"
+    )
+
+
+async def test_a_change_the_box_cannot_apply_stops_the_feed_visibly(
+    store: Store, sim: CloudSimulator, client: SyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cloud_sync.downloader")
+    sim.feed.add(*task_feed(items=3, locations=3, pickers=1, tasks=1))
+    dl = downloader(store, client, limit=100)
+    await dl.pull_all()
+    before = cursor(store)
+    sim.feed.add(
+        {"type": "task", "data": {"task": "T-OK", "lines": [{"line": 1, "sku": "S", "qty": 1}]}}
+    )
+    sim.feed.add(bad_task())
+    for _ in range(3):  # refused, not raised: no crash loop; the same page each time
+        assert await dl.pull_once() == (False, False)
+        assert dl.backoff_s > 0
+    assert cursor(store) == before  # nothing skipped: the page waits
+    assert count(store, "tasks") == 1  # the good change of the page is not applied either
+    [alert] = open_alerts(store)
+    assert (alert["kind"], alert["severity"]) == ("sync_changes_invalid", "crit")
+    assert "T-BAD" in alert["subject"] and "line 1" in alert["subject"]
+    assert "T-BAD" in msgpack.unpackb(alert["detail"])["error"]
+    last = store.query("SELECT last_error FROM sync_state")[0]["last_error"]
+    assert last.startswith("download:") and "T-BAD" in last
+    lines = [r for r in caplog.records if "T-BAD" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.ERROR  # one clear line, not one a retry
+    # the cloud fixes its change: the same page now applies and the episode ends
+    sim.feed.changes[-1] = {
+        "type": "task",
+        "data": {"task": "T-BAD", "lines": [{"line": "1", "sku": "S", "qty": 1}]},
+    }
+    await dl.pull_all()
+    assert count(store, "tasks") == 3 and not open_alerts(store)
+
+
+async def test_a_store_failure_is_a_crit_alert_and_a_back_off_not_a_crash(
+    store: Store, sim: CloudSimulator, client: SyncClient
+) -> None:
+    sim.feed.add(*task_feed(items=3, locations=3, pickers=1, tasks=1))
+    broken = [True]
+
+    def apply(tx: Transaction, changes: Sequence[Mapping[str, Any]]) -> list[Notice]:
+        if broken[0]:
+            raise StoreError(f"{store.path}: database or disk is full")
+        return apply_changes(tx, changes)
+
+    dl = Downloader(
+        StoreChangeSink(store, apply),
+        client,
+        limit=100,
+        pull_interval_s=0.01,
+        backoff_min_s=0.005,
+        backoff_max_s=0.02,
+        rng=random.Random(1),
+    )
+    runner = asyncio.create_task(dl.run())
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if sim.stats["changes", "200"] >= 3:
+                break
+        assert not runner.done()  # still running: failures back off, they do not crash it
+        assert sim.stats["changes", "200"] >= 3 and cursor(store) is None
+        [alert] = open_alerts(store)
+        assert (alert["kind"], alert["severity"]) == ("sync_changes_failed", "crit")
+        assert "disk is full" in msgpack.unpackb(alert["detail"])["error"]
+        broken[0] = False
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if cursor(store) is not None:
+                break
+        assert count(store, "tasks") == 1
+        assert not open_alerts(store)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner

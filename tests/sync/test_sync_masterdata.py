@@ -248,6 +248,11 @@ def test_unknown_types_are_counted_logged_once_and_skipped(
         {"type": "task", "data": {"task": "T5", "lines": []}},
         {"type": "picker", "data": {"id": "p1", "badge": "B", "role": "boss"}},
         {"type": "item", "data": None},
+        # two lines of one id (1 and "1" are one id): refused before any SQL (issue 17, 5)
+        task(
+            "T5", lines=[{"line": 1, "sku": "S1", "qty": 1}, {"line": "1", "sku": "S2", "qty": 1}]
+        ),
+        task("T5", lines=[{"line": True, "sku": "S1", "qty": 1}]),
     ],
 )
 def test_a_bad_change_rolls_back_the_whole_page(store: Store, bad: dict[str, Any]) -> None:
@@ -277,3 +282,25 @@ def test_gtins_follow_their_item(store: Store) -> None:
         {"gtin": "04000000000011", "sku": "S1"},
         {"gtin": "04000000000028", "sku": "S2"},
     ]
+
+
+def test_a_duplicate_line_id_names_the_change_and_the_line(store: Store) -> None:
+    lines = [{"line": "L1", "sku": "S1", "qty": 1}, {"line": "L1", "sku": "S2", "qty": 2}]
+    with pytest.raises(ChangeError, match=r"change 1 \(task T7\): task T7: line L1 appears twice"):
+        apply(store, [task("T6"), task("T7", lines=lines)])
+    assert store.query("SELECT count(*) AS n FROM tasks")[0]["n"] == 0
+
+
+def test_a_constraint_the_checks_miss_is_a_change_error_of_that_change(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge.masterdata import tables
+
+    def bad_gtins(tx: Any, sku: str, gtins: Any) -> None:  # a GTIN the CHECK refuses
+        tx.execute("INSERT INTO item_gtins (gtin, sku) VALUES ('123', ?)", (sku,))
+
+    monkeypatch.setattr(tables, "replace_gtins", bad_gtins)
+    item = {"sku": "S9", "gtins": [], "description": "", "uom": "EA", "serialized": False}
+    with pytest.raises(ChangeError, match=r"change 0 \(item S9\): the box's tables refuse it"):
+        apply(store, [{"type": "item", "data": item}])
+    assert store.query("SELECT count(*) AS n FROM items")[0]["n"] == 0
