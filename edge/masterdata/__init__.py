@@ -6,6 +6,12 @@ holds the SQL of the tables it feeds, and is where other parts of the box read
 or write those tables.
 """
 
-from edge.masterdata.apply import UNKNOWN_CHANGES, ChangeError, Notice, apply_changes
+from edge.masterdata.apply import (
+    UNKNOWN_CHANGES,
+    ChangeError,
+    Notice,
+    StockAheadError,
+    apply_changes,
+)
 
-__all__ = ["UNKNOWN_CHANGES", "ChangeError", "Notice", "apply_changes"]
+__all__ = ["UNKNOWN_CHANGES", "ChangeError", "Notice", "StockAheadError", "apply_changes"]

@@ -12,7 +12,14 @@ downloader stores the new cursor in the same one) and promises:
 - ``stock``: the acked-baseline rule — on-hand = ``qty`` + this box's own
   deltas after seq ``acked`` of ``epoch`` (every later epoch in full; all of
   them when ``epoch`` is null), via :func:`edge.store.outbox.deltas_after`.
-  It sets the row of lot ``''``; ``reserved`` is kept.
+  It sets the row of lot ``''``; ``reserved`` is kept. A figure that claims
+  more of the box's *current* epoch than the box has written (``acked`` ≥
+  its next seq: a box restored from a backup, or a cloned card, still
+  writing in the epoch the cloud saw further) is refused with
+  :class:`StockAheadError`: the box's own deltas after what it has written
+  would be lost under that figure. The page waits (the downloader alerts
+  ``sync_stock_ahead`` and retries); once the box moved to a new epoch the
+  same figure applies, its new deltas counted in full.
 - ``task``: inserted when new; replaced (header and lines) while ``open``;
   once started, done or cancelled a *different* update is ignored and a
   ``warn`` alert (``task_update_ignored``) goes upstream. Of ``ship_to`` only
@@ -67,6 +74,14 @@ class ChangeError(PickEdgeError, ChangeRefused):
     page is refused whole (:class:`cloud_sync.ports.ChangeRefused`)."""
 
     code = "change_invalid"
+
+
+class StockAheadError(ChangeError):
+    """A ``stock`` figure that includes more of this box's current epoch than
+    the box has written: applying it would drop the box's own newer deltas."""
+
+    code = "stock_ahead"
+    alert_kind = "sync_stock_ahead"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +197,21 @@ def _stock(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None
     qty = _int(d, "qty")
     epoch = _str(d, "epoch", optional=True)
     acked = _int(d, "acked", 0)
+    if acked < 0:
+        raise ChangeError(f"acked must be ≥ 0, not {acked}")
+    if epoch is not None:
+        written = tables.written_in_current_epoch(tx, epoch)
+        if written is not None and acked > written:
+            # The cloud saw this epoch further than this box wrote it: the box
+            # was restored from a backup or its card cloned. Its deltas after
+            # `written` are not the cloud's `written + 1 .. acked`: refuse, or
+            # they are lost under the cloud's figure.
+            raise StockAheadError(
+                f"the cloud's figure includes this box's events up to seq {acked} of "
+                f"epoch {epoch}, but the box has written only {written} in it (restored "
+                "from a backup, or a cloned card?): applying it would drop the box's own "
+                "newer stock movements; the page waits until the box is in a new epoch"
+            )
     on_hand = qty + deltas_after(tx, sku, location, epoch, acked if epoch is not None else 0)
     tables.set_on_hand(tx, sku, location, on_hand)
 
@@ -313,4 +343,4 @@ _HANDLERS = {
     "picker": _picker,
 }
 
-__all__ = ["UNKNOWN_CHANGES", "ChangeError", "Notice", "apply_changes"]
+__all__ = ["UNKNOWN_CHANGES", "ChangeError", "Notice", "StockAheadError", "apply_changes"]

@@ -107,6 +107,14 @@ def locations(store: Store) -> dict[str, Location]:
     }
 
 
+def written_in_current_epoch(tx: Transaction, epoch: str) -> int | None:
+    """The last seq this box has written in ``epoch`` when it is the box's current
+    epoch (0: none yet); None for any other epoch. (It reads the ``box`` row: the
+    one question the stock rule asks of the outbox's counters.)"""
+    row = tx.execute("SELECT next_seq FROM box WHERE id = 1 AND epoch = ?", (epoch,)).fetchone()
+    return None if row is None else int(row[0]) - 1
+
+
 def set_on_hand(tx: Transaction, sku: str, location: str, qty: int) -> None:
     """On-hand of (sku, location) in lot ``''``; ``reserved`` is kept."""
     tx.execute(

@@ -19,6 +19,7 @@ from cloud_sync.downloader import Downloader
 from edge.masterdata import Notice, apply_changes
 from edge.store import Store, Transaction
 from edge.store.errors import StoreError
+from edge.store.outbox import start_new_epoch
 from edge.store.sync_state import StoreChangeSink
 from simulators.cloud import CloudSimulator, Faults, task_feed
 
@@ -239,3 +240,50 @@ async def test_a_store_failure_is_a_crit_alert_and_a_back_off_not_a_crash(
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+
+
+async def test_a_stock_figure_ahead_of_a_restored_box_stops_the_feed_until_a_new_epoch(
+    store: Store, sim: CloudSimulator, client: SyncClient
+) -> None:
+    # Issue 17, 6. The cloud holds 40 events of the box's epoch; the box then
+    # goes back to seq 10 (a restored backup, faked in SQL so the test does not
+    # depend on how a restore is detected) and writes new moves of its own.
+    write_moves(store, 20)
+    assert await uploader(store, client, batch_max_events=100).step() is not None
+    assert sim.receiver.acked(BOX, store.epoch) == 40
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM outbox WHERE seq > 10")
+        tx.execute("DELETE FROM stock_ledger WHERE seq > 10")
+        tx.execute("UPDATE box SET next_seq = 11")
+        tx.execute("UPDATE sync_state SET acked_seq = 10")
+    write_moves(store, 3, seed=5)  # seqs 11..16: the cloud has other events under them
+    pairs = [(s, loc) for s in SKUS for loc in LOCS]
+    sim.feed.add(
+        *({"type": "stock", "data": {"sku": s, "location": loc, "base": 1000}} for s, loc in pairs)
+    )
+    dl = downloader(store, client, limit=100)
+    assert await dl.pull_once() == (False, False)
+    assert cursor(store) is None and count(store, "stock") == 0  # refused whole
+    [alert] = open_alerts(store)
+    assert (alert["kind"], alert["severity"]) == ("sync_stock_ahead", "crit")
+    assert "up to seq 40" in alert["subject"] and "written only 16" in alert["subject"]
+    # The box moves its unacked events (its own 11..16) to a new epoch, as on
+    # the cloud's epoch_conflict: the same page now applies, and on-hand is the
+    # cloud's figure (all 40 events it holds) plus the box's new moves in full.
+    with store.transaction() as tx:
+        start_new_epoch(tx)
+    await dl.pull_all()
+    assert not open_alerts(store)
+    cloud = sim.receiver.net_stock(BOX)
+    own = {
+        (r["sku"], r["location"]): r["q"]
+        for r in store.query(
+            "SELECT sku, location, SUM(qty) AS q FROM stock_ledger WHERE epoch = ? "
+            "GROUP BY sku, location",
+            (store.epoch,),
+        )
+    }
+    assert own  # the new moves are there
+    stock = {(r["sku"], r["location"]): r["qty"] for r in store.query("SELECT * FROM stock")}
+    for key in pairs:
+        assert stock[key] == 1000 + cloud.get(key, 0) + own.get(key, 0), key

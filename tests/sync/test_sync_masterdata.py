@@ -10,7 +10,7 @@ import msgpack
 import pytest
 
 from cloud_sync.events import StockDelta, StockReason
-from edge.masterdata import UNKNOWN_CHANGES, ChangeError, Notice, apply_changes
+from edge.masterdata import UNKNOWN_CHANGES, ChangeError, Notice, StockAheadError, apply_changes
 from edge.store import Store
 from edge.store.outbox import start_new_epoch
 from simulators.cloud import task_feed
@@ -304,3 +304,34 @@ def test_a_constraint_the_checks_miss_is_a_change_error_of_that_change(
     with pytest.raises(ChangeError, match=r"change 0 \(item S9\): the box's tables refuse it"):
         apply(store, [{"type": "item", "data": item}])
     assert store.query("SELECT count(*) AS n FROM items")[0]["n"] == 0
+
+
+def test_a_stock_figure_ahead_of_what_the_box_wrote_is_refused(store: Store) -> None:
+    # Issue 17, 6: restored from a backup (or a cloned card), the box has written
+    # 2 events of its epoch; the cloud saw that epoch up to seq 5 from the lost
+    # timeline. Its figure must not replace the box's own deltas after seq 2.
+    epoch = store.epoch
+    with store.transaction() as tx:
+        tx.execute("INSERT INTO stock (sku, location, qty) VALUES ('S1', 'L1', 20)")
+    delta(store, "S1", "L1", -2)  # seq 1
+    delta(store, "S1", "L1", -3)  # seq 2
+    ahead = {
+        "type": "stock",
+        "data": {"sku": "S1", "location": "L1", "qty": 100, "epoch": epoch, "acked": 5},
+    }
+    with pytest.raises(StockAheadError, match=r"up to seq 5 .* written only 2") as refused:
+        apply(store, [task("T1"), ahead])
+    assert refused.value.alert_kind == "sync_stock_ahead"
+    assert "change 1 (stock S1 at L1)" in str(refused.value)
+    assert store.query("SELECT qty FROM stock")[0]["qty"] == 20  # nothing applied
+    assert store.query("SELECT count(*) AS n FROM tasks")[0]["n"] == 0
+    # up to what the box wrote is fine (seq 2: nothing after it to add)
+    at = {**ahead, "data": {**ahead["data"], "acked": 2}}
+    apply(store, [at])
+    assert store.query("SELECT qty FROM stock")[0]["qty"] == 100
+    # once the box is in a new epoch (its unacked deltas moved there), the same
+    # figure applies and the box's deltas count in full: nothing is lost
+    with store.transaction() as tx:
+        start_new_epoch(tx)
+    apply(store, [ahead])
+    assert store.query("SELECT qty FROM stock")[0]["qty"] == 95
