@@ -25,7 +25,10 @@ downloader stores the new cursor in the same one) and promises:
   ``warn`` alert (``task_update_ignored``) goes upstream. Of ``ship_to`` only
   ``postcode`` and ``region`` are stored; nothing else of the customer.
 - ``task_cancel``: an open task is cancelled; a started one is cancelled and
-  a :class:`Notice` returned so the daemon can tell its picker at once.
+  a :class:`Notice` returned so the daemon can tell its picker at once. A
+  cancel of a task the box has not received leaves a tombstone (kept
+  :data:`CANCEL_TOMBSTONE_DAYS` of box uptime): the task arriving later is
+  ignored with a ``warn`` alert, never made pickable.
 - ``picker``: upsert of ``pickers``; ``active`` false deactivates (and a
   :class:`Notice` says so, for logging the picker out). A badge that moves to
   another picker is taken from its old holder, which is deactivated.
@@ -67,6 +70,10 @@ log = logging.getLogger(__name__)
 UNKNOWN_CHANGES: Counter[str] = Counter()
 
 _GTIN = re.compile(r"\d{14}")
+
+#: how long a task cancelled before it arrived is remembered, in days of box
+#: uptime: as long as a purged one (edge.maintenance.TOMBSTONE_DAYS)
+CANCEL_TOMBSTONE_DAYS = 365.0
 
 
 class ChangeError(PickEdgeError, ChangeRefused):
@@ -261,14 +268,16 @@ def _task(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
     stored = tables.stored_task(tx, task)
     if stored is None:
         if tables.is_tombstoned(tx, task):
-            # Finished and purged here: sending it again must not make it pickable.
-            log.warning("ignoring task %s: it was finished and purged on this box", task)
+            # Cancelled before it came, or finished and purged here: sending it
+            # (again) must not make it pickable.
+            log.warning("ignoring task %s: it was cancelled or finished on this box", task)
             raise_alert(
                 tx,
                 "task_update_ignored",
                 "warn",
-                f"task {task} came again after it was finished and purged; it was ignored",
-                {"task": task, "state": "purged"},
+                f"task {task} came after it was cancelled, or finished and purged, on this "
+                "box; it was ignored",
+                {"task": task, "state": "tombstoned"},
                 once=False,
             )
             return
@@ -295,9 +304,13 @@ def _task(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
 def _task_cancel(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
     task = _str(d, "task")
     state = tables.task_state(tx, task)
-    if state is None or state in ("cancelled", "done"):
-        if state is None:
-            log.info("cancel of unknown task %s ignored", task)
+    if state is None:
+        # Not received (yet): remember the cancel, so the task arriving later
+        # (a reordered feed, a cloud that cancels before it sends) is never picked.
+        log.info("cancel of task %s, which this box has not received: remembered", task)
+        tables.tombstone_task(tx, task, keep_ms=int(CANCEL_TOMBSTONE_DAYS * 86_400_000))
+        return
+    if state in ("cancelled", "done"):
         return
     tables.cancel_task(tx, task, now_ms())
     if state == "started":

@@ -142,9 +142,22 @@ def task_state(tx: Transaction, task: str) -> str | None:
 
 
 def is_tombstoned(tx: Transaction, task: str) -> bool:
-    """Whether ``task`` was finished and purged here (its id is remembered)."""
+    """Whether ``task`` was finished and purged here, or cancelled before it
+    came (its id is remembered)."""
     row = tx.execute("SELECT 1 FROM task_tombstones WHERE task = ?", (task,)).fetchone()
     return row is not None
+
+
+def tombstone_task(tx: Transaction, task: str, *, keep_ms: int) -> None:
+    """Remember ``task`` for ``keep_ms`` of box uptime from the stored uptime
+    (a task the cloud cancelled before sending it); an existing tombstone is
+    kept at least as long as it was."""
+    tx.execute(
+        "INSERT INTO task_tombstones (task, purge_at_up) "
+        "SELECT ?, uptime_ms + ? FROM box WHERE id = 1 "
+        "ON CONFLICT (task) DO UPDATE SET purge_at_up = max(purge_at_up, excluded.purge_at_up)",
+        (task, keep_ms),
+    )
 
 
 def insert_task(tx: Transaction, task: str, header: TaskHeader, received_ms: int) -> None:

@@ -335,3 +335,23 @@ def test_a_stock_figure_ahead_of_what_the_box_wrote_is_refused(store: Store) -> 
         start_new_epoch(tx)
     apply(store, [ahead])
     assert store.query("SELECT qty FROM stock")[0]["qty"] == 95
+
+
+def test_a_cancel_before_the_task_leaves_a_tombstone(store: Store) -> None:
+    # Issue 17, 9: the cloud cancels T5 before the box received it; T5 arriving
+    # later (the next page, or the same one) must never become pickable.
+    with store.transaction() as tx:
+        tx.execute("UPDATE box SET uptime_ms = 5000")
+    assert apply(store, [{"type": "task_cancel", "data": {"task": "T5"}}]) == []
+    [stone] = store.query("SELECT task, purge_at_up FROM task_tombstones")
+    assert stone == {"task": "T5", "purge_at_up": 5000 + 365 * 86_400_000}
+    apply(store, [task("T5")])
+    apply(store, [{"type": "task_cancel", "data": {"task": "T6"}}, task("T6")])
+    assert store.query("SELECT count(*) AS n FROM tasks")[0]["n"] == 0
+    alerts = store.query("SELECT kind, severity, subject FROM alerts ORDER BY id")
+    assert [(a["kind"], a["severity"]) for a in alerts] == [("task_update_ignored", "warn")] * 2
+    assert "T5" in alerts[0]["subject"] and "cancelled" in alerts[0]["subject"]
+    # the cancel again changes nothing (idempotent), and a task it never named is taken
+    apply(store, [{"type": "task_cancel", "data": {"task": "T5"}}, task("T7")])
+    assert store.query("SELECT count(*) AS n FROM task_tombstones")[0]["n"] == 2
+    assert [r["task"] for r in store.query("SELECT task FROM tasks")] == ["T7"]
