@@ -22,12 +22,19 @@ Promises:
   changes).
 - A decoded :class:`Batch` keeps each event's map as it arrived beside its
   typed form, so what a receiver stores and digests is what the box sent.
-- Answers are JSON unless the request's ``Accept`` asks for msgpack.
+- Answers are JSON unless the request's ``Accept`` asks for msgpack. A 200 or
+  409 to a batch echoes the batch's ``epoch``, ``first`` and ``last``
+  (:func:`batch_answer`, :func:`epoch_conflict_answer`), which binds a signed
+  answer to its request; :func:`answer_echo` reads the echo back and
+  :func:`conflict_at` the first differing seq of an ``epoch_conflict``.
+- Cursors are URL-safe (``A-Z a-z 0-9 - _ .``, :func:`url_safe`), so neither
+  side ever re-encodes one between signing and sending.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -275,3 +282,59 @@ def decode_answer(body: bytes, content_type: str | None) -> Any:
         except Exception as exc:
             raise ValueError(f"answer is not msgpack: {exc}") from None
     return json.loads(body)
+
+
+def batch_answer(acked: int, epoch: str, first: int, last: int) -> dict[str, Any]:
+    """The document of a 200 or gap 409: the cloud's mark for ``(box, epoch)``
+    and the echo of the batch it answers."""
+    return {"acked": acked, "epoch": epoch, "first": first, "last": last}
+
+
+def epoch_conflict_answer(
+    acked: int, epoch: str, first: int, last: int, *, conflict_at: int, message: str
+) -> dict[str, Any]:
+    """The document of a 409 ``epoch_conflict``: ``conflict_at`` is the first seq
+    of the batch whose content differs from what the cloud holds."""
+    return {
+        "error": {"code": "epoch_conflict", "message": message},
+        **batch_answer(acked, epoch, first, last),
+        "conflict_at": conflict_at,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    """The batch an answer says it answers."""
+
+    epoch: str
+    first: int
+    last: int
+
+
+def answer_echo(doc: Any) -> Echo | None:
+    """The ``epoch``/``first``/``last`` a 200 or 409 echoes; None when any of them
+    is missing or mistyped (an answer that cannot be bound to a request)."""
+    if not isinstance(doc, dict):
+        return None
+    epoch, first, last = doc.get("epoch"), doc.get("first"), doc.get("last")
+    if not (isinstance(epoch, str) and isinstance(first, int) and isinstance(last, int)):
+        return None
+    if isinstance(first, bool) or isinstance(last, bool):
+        return None
+    return Echo(epoch, first, last)
+
+
+def conflict_at(doc: Any) -> int | None:
+    """The ``conflict_at`` of an ``epoch_conflict`` answer, None when absent or
+    not an int."""
+    value = doc.get("conflict_at") if isinstance(doc, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.\-]*")
+
+
+def url_safe(cursor: str) -> bool:
+    """True when ``cursor`` holds only ``A-Z a-z 0-9 - _ .``: what sync-v1
+    allows a cursor to be, so it goes into a query string as it is."""
+    return _URL_SAFE.fullmatch(cursor) is not None

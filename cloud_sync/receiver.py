@@ -9,7 +9,11 @@ HTTP and faults). It promises, per ``(box, epoch)``:
 - **Gaps are refused.** ``first`` > acked + 1 → 409 ``{"acked": N}``.
 - **Other content under a held seq is a conflict, not a duplicate.** Every
   applied event keeps a digest of ``(type, at, data)``; a resent seq whose
-  digest differs → 409 ``{"error": {"code": "epoch_conflict"}}``, nothing applied.
+  digest differs → 409 ``{"error": {"code": "epoch_conflict"}, "conflict_at": S}``
+  with S the first such seq, nothing applied.
+- **Every 200 and 409 echoes** the batch's ``epoch``, ``first`` and ``last``
+  beside ``acked`` (:func:`cloud_sync.codec.batch_answer`), so a signed answer
+  cannot be replayed to another batch or epoch.
 - **Net stock** per ``(box, sku, location)`` is the sum of applied
   :class:`~cloud_sync.events.StockDelta` quantities, kept in the same
   transaction, so the ``stock`` changes it serves include exactly the deltas
@@ -34,7 +38,15 @@ from typing import Any
 
 import msgpack
 
-from cloud_sync.codec import MAX_BATCH_BYTES, Batch, BatchError, decode_batch
+from cloud_sync.codec import (
+    MAX_BATCH_BYTES,
+    Batch,
+    BatchError,
+    batch_answer,
+    decode_batch,
+    epoch_conflict_answer,
+    url_safe,
+)
 from cloud_sync.events import StockDelta
 
 _SCHEMA = """
@@ -124,8 +136,9 @@ class Receiver:
     def _apply(self, batch: Batch) -> Answer:
         db = self._db
         acked = self._acked(batch.box, batch.epoch)
+        echo = (batch.epoch, batch.first, batch.last)
         if batch.first > acked + 1:
-            return Answer(409, {"acked": acked})
+            return Answer(409, batch_answer(acked, *echo))
         bodies = [_event_body(ev) for ev in batch.raw]
         held = min(batch.last, acked)
         if held >= batch.first:
@@ -137,19 +150,11 @@ class Receiver:
             digests = dict(stored)
             for seq in range(batch.first, held + 1):
                 if digests.get(seq) != _digest(bodies[seq - batch.first]):
-                    return Answer(
-                        409,
-                        {
-                            "error": {
-                                "code": "epoch_conflict",
-                                "message": f"seq {seq} of epoch {batch.epoch} is held "
-                                "with other content",
-                            },
-                            "acked": acked,
-                        },
-                    )
+                    message = f"seq {seq} of epoch {batch.epoch} is held with other content"
+                    doc = epoch_conflict_answer(acked, *echo, conflict_at=seq, message=message)
+                    return Answer(409, doc)
         if batch.last <= acked:
-            return Answer(200, {"acked": acked})
+            return Answer(200, batch_answer(acked, *echo))
         start = acked + 1 - batch.first
         db.executemany(
             "INSERT INTO events (box, epoch, seq, digest, body) VALUES (?, ?, ?, ?, ?)",
@@ -174,7 +179,7 @@ class Receiver:
             "ON CONFLICT (box, epoch) DO UPDATE SET acked = excluded.acked",
             (batch.box, batch.epoch, batch.last),
         )
-        return Answer(200, {"acked": batch.last})
+        return Answer(200, batch_answer(batch.last, *echo))
 
     def _acked(self, box: str, epoch: str) -> int:
         row = self._db.execute(
@@ -238,9 +243,9 @@ class ChangeFeed:
     """An append-only list of changes served by ``GET /sync/v1/changes``.
 
     The cursor is the position after the last change served, as an opaque
-    string. A ``stock`` entry is served as the cloud's absolute view *at the
-    time of serving*: its ``base`` plus the box's applied deltas, with the
-    ``epoch``/``acked`` those include.
+    URL-safe string (``p`` and a number). A ``stock`` entry is served as the
+    cloud's absolute view *at the time of serving*: its ``base`` plus the box's
+    applied deltas, with the ``epoch``/``acked`` those include.
     """
 
     def __init__(self, receiver: Receiver, changes: list[dict[str, Any]] | None = None) -> None:
@@ -262,7 +267,9 @@ class ChangeFeed:
         chunk = self.changes[pos : pos + limit]
         out = [self._resolve(box, c) for c in chunk]
         end = pos + len(chunk)
-        return Answer(200, {"cursor": f"p{end}", "more": end < len(self.changes), "changes": out})
+        cursor = f"p{end}"
+        assert url_safe(cursor), cursor  # sync-v1: nobody re-encodes a cursor
+        return Answer(200, {"cursor": cursor, "more": end < len(self.changes), "changes": out})
 
     def _resolve(self, box: str, change: dict[str, Any]) -> dict[str, Any]:
         if change["type"] != "stock":

@@ -23,6 +23,12 @@ unsigned       applied, answered without a signature
 lying_ack      applied, answered 200 with an ``acked`` beyond what was sent
 ============== ===========================================================
 
+Every answer is signed (sync-v1), the faults' too, except ``bad_sig`` and
+``unsigned`` and a 401 to a request without ``X-Box-Id`` (the cloud cannot
+know whose secret to sign with). Every answer to a batch whose envelope can be
+read echoes its ``epoch``, ``first`` and ``last`` (required in 200 and 409,
+added to the faults' other answers too).
+
 On ``GET /changes`` the "after" faults behave like their "before" twins
 except ``bad_sig``/``unsigned``, which serve a page with a bad signature.
 
@@ -43,7 +49,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cloud_sync.codec import MAX_BATCH_BYTES, MSGPACK, encode_answer
+from cloud_sync.codec import MAX_BATCH_BYTES, MSGPACK, Echo, answer_echo, encode_answer
 from cloud_sync.receiver import Answer, ChangeFeed, Receiver
 from cloud_sync.signing import BOX_HEADER, HEADER, Signer
 
@@ -202,33 +208,46 @@ class CloudSimulator:
             transport.abort()
         raise asyncio.CancelledError
 
+    def _refuse(self, request: web.Request, endpoint: str) -> web.Response:
+        """401 to a request whose signature does not verify: signed when the
+        request names a box (the cloud knows its secret), unsigned otherwise."""
+        self.stats[endpoint, "401"] += 1
+        known = bool(request.headers.get(BOX_HEADER))
+        answer = Answer(401, {"error": {"code": "bad_signature"}})
+        return self._answer(request, answer, sign="ok" if known else "none")
+
     async def _batches(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         box = self._authenticate(request, body)
         if box is None:
-            self.stats["batches", "401"] += 1
-            return self._answer(request, Answer(401, {"error": {"code": "bad_signature"}}))
+            return self._refuse(request, "batches")
         fault = self.batch_faults.draw()
         if fault:
             self.stats["batches", fault] += 1
+        envelope = _peek_envelope(body)
+        echo: dict[str, Any] = (
+            {"epoch": envelope.epoch, "first": envelope.first, "last": envelope.last}
+            if envelope
+            else {}
+        )
         if fault == "slow":
             await asyncio.sleep(self.slow_s)
         elif fault == "fail_before":
-            return self._answer(request, Answer(500, {"error": {"code": "injected"}}))
+            return self._answer(request, Answer(500, {"error": {"code": "injected"}, **echo}))
         elif fault == "drop_before":
             return self._drop(request)
         elif fault in ("400", "401", "413", "429", "500", "503"):
             status = int(fault)
-            return self._answer(request, Answer(status, {"error": {"code": f"injected_{fault}"}}))
+            doc = {"error": {"code": f"injected_{fault}"}, **echo}
+            return self._answer(request, Answer(status, doc))
         elif fault == "409":
             # a gap answer carrying the true mark: the edge resends from there
-            epoch = _peek_epoch(body)
-            acked = self.receiver.acked(box, epoch) if epoch else 0
-            return self._answer(request, Answer(409, {"acked": acked}))
+            acked = self.receiver.acked(box, envelope.epoch) if envelope else 0
+            return self._answer(request, Answer(409, {"acked": acked, **echo}))
         answer = self.receiver.receive(box, body)
         self.stats["batches", str(answer.status)] += 1
         if fault == "fail_after":
-            return self._answer(request, Answer(500, {"error": {"code": "injected"}}))
+            return self._answer(request, Answer(500, {"error": {"code": "injected"}, **echo}))
         if fault == "drop_after":
             return self._drop(request)
         if fault == "bad_sig":
@@ -236,14 +255,13 @@ class CloudSimulator:
         if fault == "unsigned":
             return self._answer(request, answer, sign="none")
         if fault == "lying_ack" and answer.status == 200:
-            answer = Answer(200, {"acked": int(answer.doc["acked"]) + 1000})
+            answer = Answer(200, {**answer.doc, "acked": int(answer.doc["acked"]) + 1000})
         return self._answer(request, answer)
 
     async def _changes(self, request: web.Request) -> web.StreamResponse:
         box = self._authenticate(request, b"")
         if box is None:
-            self.stats["changes", "401"] += 1
-            return self._answer(request, Answer(401, {"error": {"code": "bad_signature"}}))
+            return self._refuse(request, "changes")
         fault = self.changes_faults.draw()
         if fault:
             self.stats["changes", fault] += 1
@@ -269,15 +287,15 @@ class CloudSimulator:
         return self._answer(request, answer)
 
 
-def _peek_epoch(body: bytes) -> str | None:
+def _peek_envelope(body: bytes) -> Echo | None:
+    """A batch body's ``epoch``, ``first`` and ``last``; None when unreadable."""
     import msgpack
 
     try:
         doc = msgpack.unpackb(body, raw=False)
     except Exception:
         return None
-    epoch = doc.get("epoch") if isinstance(doc, dict) else None
-    return epoch if isinstance(epoch, str) else None
+    return answer_echo(doc)  # the batch map has the same three keys as the echo
 
 
 # --------------------------------------------------------------------------- feed

@@ -53,7 +53,8 @@ SCRIPT = textwrap.dedent(
     # the receiver as plain logic
     receiver = Receiver()
     answer = receiver.receive("box-0", encode_batch("box-0", "e0", [delta(-1)] * 3))
-    assert (answer.status, answer.doc) == (200, {"acked": 3}), answer
+    echo = {"epoch": "e0", "first": 1, "last": 3}
+    assert (answer.status, answer.doc) == (200, {"acked": 3, **echo}), answer
 
     # the receiver behind HTTP, and the uploader draining an outbox into it
     class MemoryOutbox:
