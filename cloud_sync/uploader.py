@@ -4,11 +4,20 @@ Promises (contracts/sync-v1.md, "Upstream"):
 
 - **Nothing is dropped.** Events leave the outbox only by being acked (and then
   pruned after ``cloud.retention_days``); every failure keeps them.
-- **Only signed acks count.** An answer whose signature is missing or wrong
-  moves nothing; an ack is never taken beyond what this process sent in the
-  epoch (a 200 after a restart may vouch for more than we can check, so we
-  take what we sent and let the cloud confirm the rest as duplicates), and an
-  ack beyond the box's last event is a lying cloud: alert, back off.
+- **Only signed answers are acted on.** A 2xx, 409 or 400 whose signature is
+  missing or wrong moves nothing: it is a transport failure (``crit`` alert
+  ``sync_answer_unsigned`` once per episode, back-off), so a proxy can neither
+  ack, nor start a new epoch, nor move the send window, nor make the box
+  report a rejected batch. A 401 signed or not keeps the events and alerts.
+- **An answer must be to this batch.** A 200 or 409 whose echoed ``epoch``,
+  ``first`` and ``last`` differ from the batch just sent (a recorded answer
+  replayed later or into another epoch) is a transport failure too (``warn``
+  alert ``sync_answer_mismatch``, back-off).
+- **Acks are taken with care.** An ack is never taken beyond what this
+  process sent in the epoch (a 200 after a restart may vouch for more than we
+  can check, so we take what we sent and let the cloud confirm the rest as
+  duplicates), and an ack beyond the box's last event is a lying cloud:
+  alert, back off.
 - **One transaction per ack**: the acked mark, clearing the episode's alerts
   and the status row (:meth:`cloud_sync.ports.Outbox.settle_ack`).
 - **The answers table, row by row**: 200 → drop ≤ N, send from N+1; 409 gap →
@@ -44,7 +53,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cloud_sync.client import CloudUnreachableError, Reply, SyncClient
-from cloud_sync.codec import MAX_BATCH_BYTES, RawEvent, encode_batch_raw, raw_event_size
+from cloud_sync.codec import (
+    MAX_BATCH_BYTES,
+    Echo,
+    RawEvent,
+    answer_echo,
+    conflict_at,
+    encode_batch_raw,
+    raw_event_size,
+)
 from cloud_sync.events import Alert, Severity
 from cloud_sync.ports import EpochChange, Outbox
 from common.backoff import Backoff
@@ -65,6 +82,7 @@ EPISODE_KINDS = (
     "sync_events_missing",
     "sync_cloud_behind",
     "sync_epoch_conflict",
+    "sync_answer_mismatch",
 )
 _HEADER_ALLOWANCE = 256  # envelope bytes beyond the events (box id, epoch, ints)
 
@@ -285,18 +303,20 @@ class Uploader:
         self, reply: Reply, epoch: str, *, first: int, last: int, next_seq: int, count: int
     ) -> Step:
         status, doc = reply.status, reply.doc
-        # An ack (2xx) must be signed; a 409 is acted on too, so a signature it
-        # carries must verify (sync-v1 does not require 409s to be signed). Other
-        # statuses only make us wait or shrink the batch, whoever sent them;
-        # a box with a wrong secret cannot verify its own 401 either.
-        if (200 <= status < 300 and not reply.signed) or (
-            status == 409 and reply.has_signature and not reply.signed
-        ):
-            what = "unsigned" if not reply.has_signature else "wrongly signed"
+        # sync-v1: the box acts on no ack, gap, epoch_conflict or rejection the
+        # cloud did not sign; such an answer (a proxy's, or forged) is a
+        # transport failure. 413 / 429 / 5xx only make us shrink or wait.
+        if (200 <= status < 300 or status in (400, 409)) and not reply.signed:
+            what = "wrongly signed" if reply.has_signature else "unsigned"
             return await self._fail(
                 f"{status} answer {what}: ignored",
                 alert=("sync_answer_unsigned", "crit", f"the cloud's answer was {what}"),
+                detail={"status": status, "epoch": epoch, "first": first, "last": last},
             )
+        if status == 401:
+            return await self._unauthorized(reply.signed)
+        if status in (200, 409) and answer_echo(doc) != Echo(epoch, first, last):
+            return await self._mismatch(status, doc, epoch, first, last)
         acked_doc = doc.get("acked") if isinstance(doc, dict) else None
         error = doc.get("error") if isinstance(doc, dict) else None
         if status == 200:
@@ -304,7 +324,13 @@ class Uploader:
                 return await self._fail(f"200 without an int 'acked': {doc!r:.200}")
             return await self._ack(epoch, acked_doc, first, next_seq)
         if status == 409 and isinstance(error, dict) and error.get("code") == "epoch_conflict":
-            return await self._new_epoch(epoch, error)
+            at = conflict_at(doc)
+            if "conflict_at" in doc and (at is None or not first <= at <= last):
+                return await self._fail(
+                    f"409 epoch_conflict at {doc['conflict_at']!r:.40}, "
+                    f"outside the batch {first}..{last}: ignored"
+                )
+            return await self._new_epoch(epoch, error, conflict_at=at)
         if status == 409:
             if not isinstance(acked_doc, int) or isinstance(acked_doc, bool) or acked_doc < 0:
                 return await self._fail(f"409 without an int 'acked': {doc!r:.200}")
@@ -341,12 +367,45 @@ class Uploader:
                 alert=("sync_batch_rejected", "crit", "the cloud rejected a batch as malformed"),
                 detail={"epoch": epoch, "first": first, "last": last, "error": _plain(error)},
             )
-        if status == 401:
-            return await self._fail(
-                "401 the cloud did not accept this box's signature",
-                alert=("sync_unauthorized", "crit", "the cloud refused this box's credentials"),
-            )
         return await self._fail(f"{status} from the cloud; will retry")
+
+    async def _unauthorized(self, signed: bool) -> Step:
+        """401: keep the events, alert, back off. Unsigned, it may be a proxy's
+        or a cloud that does not know this box (or a box whose secret is
+        wrong cannot verify it): a transport failure, alerted all the same."""
+        if signed:
+            message = "401 the cloud did not accept this box's signature"
+        else:
+            message = "401 unsigned (not the cloud's word, or a wrong secret): transport failure"
+        return await self._fail(
+            message,
+            alert=("sync_unauthorized", "crit", "the cloud refused this box's credentials"),
+            detail={"signed": signed},
+        )
+
+    async def _mismatch(self, status: int, doc: Any, epoch: str, first: int, last: int) -> Step:
+        """A signed 200 or 409 that echoes another batch (or none): a recorded
+        answer replayed later or into another epoch, or a confused cloud. It
+        moves nothing; a transport failure, told once per episode."""
+        echo = answer_echo(doc)
+        said = f"{echo.epoch} {echo.first}..{echo.last}" if echo else "no epoch/first/last"
+        return await self._fail(
+            f"{status} answer echoes {said}, not the batch sent ({epoch} {first}..{last}): ignored",
+            alert=(
+                "sync_answer_mismatch",
+                "warn",
+                "a signed answer was not to the batch sent (replayed or misrouted); ignored",
+            ),
+            detail={
+                "status": status,
+                "epoch": epoch,
+                "first": first,
+                "last": last,
+                "echo_epoch": echo.epoch if echo else None,
+                "echo_first": echo.first if echo else None,
+                "echo_last": echo.last if echo else None,
+            },
+        )
 
     async def _ack(self, epoch: str, cloud_acked: int, first: int, next_seq: int) -> Step:
         if cloud_acked >= next_seq:
@@ -389,7 +448,11 @@ class Uploader:
                 self._progress.notify_all()
         return Step.SENT
 
-    async def _new_epoch(self, epoch: str, error: dict[str, Any]) -> Step:
+    async def _new_epoch(
+        self, epoch: str, error: dict[str, Any], *, conflict_at: int | None = None
+    ) -> Step:
+        # conflict_at: the first seq of the batch the cloud holds with other
+        # content (every seq before it matched), None when the answer has none
         if epoch in self._fresh_epochs and (await self._io(self.outbox.send_state)).acked == 0:
             return await self._fail(
                 f"epoch_conflict on epoch {epoch}, which this box just started",

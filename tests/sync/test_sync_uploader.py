@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from typing import Any
 
 import msgpack
 import pytest
 from sync_helpers import BOX, SECRET, assert_converged, uploader, write_moves
 
 from cloud_sync.client import SyncClient
+from cloud_sync.codec import Echo, batch_answer, epoch_conflict_answer
 from cloud_sync.events import Alert, Severity
+from cloud_sync.signing import Signer
 from cloud_sync.uploader import Step, Uploader
 from edge.store import Store
 from edge.store.sync_state import StoreOutbox
 from simulators.cloud import CloudSimulator, Faults
+from tests.support.mitm import PASS, Forge, Mitm
 
 
 async def test_200_acks_everything_in_batches(
@@ -293,3 +298,207 @@ async def test_drain_ends_an_idle_run_without_waiting_for_the_poll(
         await up.idle.wait()
         await up.drain()
         await task
+
+
+# --------------------------------------------------------------------------- answers
+# through a man in the middle (tests/support/mitm.py): what the box acts on
+
+
+def _echo(batch: Echo | None) -> Echo:
+    assert batch is not None, "a batch request"
+    return batch
+
+
+def _conflict(acked: int = 0, *, epoch: str | None = None, at: int | None = None) -> Any:
+    def doc(batch: Echo | None) -> dict[str, Any]:
+        b = _echo(batch)
+        return epoch_conflict_answer(
+            acked,
+            epoch or b.epoch,
+            b.first,
+            b.last,
+            conflict_at=b.first if at is None else at,
+            message="held with other content",
+        )
+
+    return doc
+
+
+def _gap(acked: int = 0, *, epoch: str | None = None, first: int | None = None) -> Any:
+    def doc(batch: Echo | None) -> dict[str, Any]:
+        b = _echo(batch)
+        return batch_answer(acked, epoch or b.epoch, first or b.first, b.last)
+
+    return doc
+
+
+def _ack(acked: int, *, epoch: str) -> Any:
+    def doc(batch: Echo | None) -> dict[str, Any]:
+        b = _echo(batch)
+        return batch_answer(acked, epoch, b.first, b.last)
+
+    return doc
+
+
+def _epochs(store: Store) -> int:
+    return int(store.query("SELECT count(*) AS n FROM epochs")[0]["n"])
+
+
+@pytest.fixture
+async def via_mitm(sim: CloudSimulator) -> AsyncIterator[tuple[Mitm, SyncClient]]:
+    async with Mitm(sim.url) as mitm, SyncClient(mitm.url, BOX, SECRET, timeout_s=2.0) as c:
+        yield mitm, c
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        pytest.param(Forge(409, _conflict()), id="409-epoch_conflict"),
+        pytest.param(Forge(409, _gap(0)), id="409-gap"),
+        pytest.param(Forge(400, {"error": {"code": "malformed"}}), id="400"),
+        pytest.param(Forge(400, {"error": {"code": "malformed"}}, forward=False), id="400-alone"),
+        pytest.param(Forge(200, _ack(100, epoch="x"), forward=False), id="200"),
+    ],
+)
+async def test_an_unsigned_answer_is_a_transport_failure(
+    store: Store,
+    sim: CloudSimulator,
+    via_mitm: tuple[Mitm, SyncClient],
+    forged: Forge,
+) -> None:
+    """Issue 17, finding 2: a proxy's unsigned 409 started a new epoch (the batch
+    the cloud had applied was sent again under it: counted twice), an unsigned gap
+    moved the window, an unsigned 400 raised ``crit`` ``sync_batch_rejected``."""
+    mitm, client = via_mitm
+    write_moves(store, 50)  # 100 events: two batches of 50
+    epoch = store.epoch
+    mitm.plan.extend([PASS, forged, forged])
+    up = uploader(store, client)
+    assert await up.step() is Step.SENT
+    assert await up.step() is Step.RETRY
+    assert await up.step() is Step.RETRY
+    assert up.backoff_s > 0
+    assert acked(store) == 50  # the forged answers moved nothing ...
+    assert store.epoch == epoch and _epochs(store) == 1  # ... started no epoch ...
+    for kind in ("sync_batch_rejected", "sync_cloud_behind", "sync_epoch_conflict"):
+        assert alerts(store, kind) == [], kind  # ... and raised nothing they claim
+    [alert] = alerts(store, "sync_answer_unsigned")  # once for the episode
+    assert alert["severity"] == "crit"
+    await up.send_all()
+    assert_converged(sim, store)  # each event applied once: net stock = the ledger
+    assert sim.receiver.epochs(BOX) == [(epoch, acked(store))]
+    assert alerts(store, "sync_answer_unsigned")[0]["cleared_ms"] is not None
+
+
+@pytest.mark.parametrize("signed", [True, False])
+async def test_401_keeps_the_events_and_alerts_signed_or_not(
+    store: Store, sim: CloudSimulator, via_mitm: tuple[Mitm, SyncClient], signed: bool
+) -> None:
+    mitm, client = via_mitm
+    write_moves(store, 5)
+    forged = Forge(
+        401, {"error": {"code": "bad_signature"}}, signer=Signer(SECRET) if signed else None
+    )
+    mitm.plan.extend([forged, forged])
+    up = uploader(store, client)
+    assert [await up.step(), await up.step()] == [Step.RETRY, Step.RETRY]
+    assert acked(store) == 0
+    [alert] = alerts(store, "sync_unauthorized")
+    assert alert["severity"] == "crit"
+    await up.send_all()
+    assert_converged(sim, store)
+
+
+@pytest.mark.parametrize(
+    "replayed",
+    [
+        # a 200 the cloud gave in another epoch, replayed before the batch reaches it
+        pytest.param(Forge(200, _ack(100, epoch="old-epoch"), forward=False), id="200-other-epoch"),
+        # a 200 recorded before answers echoed: nothing binds it to this batch
+        pytest.param(Forge(200, {"acked": 100}, forward=False), id="200-without-echo"),
+        # the 200 of another range of this epoch
+        pytest.param(
+            Forge(200, lambda b: batch_answer(100, _echo(b).epoch, 1, 20), forward=False),
+            id="200-other-range",
+        ),
+        pytest.param(Forge(409, _conflict(epoch="old-epoch")), id="409-conflict-other-epoch"),
+        pytest.param(Forge(409, _gap(0, first=10)), id="409-gap-other-range"),
+    ],
+)
+async def test_a_signed_answer_to_another_batch_is_ignored(
+    store: Store,
+    sim: CloudSimulator,
+    via_mitm: tuple[Mitm, SyncClient],
+    replayed: Forge,
+) -> None:
+    """Issue 17, finding 3: a recorded signed answer verified for any later batch
+    of any epoch (the path never changes): a 200 replayed into a new epoch marked
+    events acked that the cloud never received."""
+    mitm, client = via_mitm
+    write_moves(store, 50)
+    epoch = store.epoch
+    signed = Forge(replayed.status, replayed.doc, replayed.forward, signer=Signer(SECRET))
+    mitm.plan.extend([PASS, signed, signed])
+    up = uploader(store, client)
+    assert [await up.step() for _ in range(3)] == [Step.SENT, Step.RETRY, Step.RETRY]
+    assert acked(store) == 50  # nothing acked that the cloud did not apply
+    assert store.epoch == epoch and _epochs(store) == 1
+    assert alerts(store, "sync_cloud_behind") == [] and alerts(store, "sync_epoch_conflict") == []
+    [alert] = alerts(store, "sync_answer_mismatch")  # once for the episode
+    assert alert["severity"] == "warn"
+    assert "not the batch sent" in (up.last_error or "")
+    await up.send_all()
+    assert_converged(sim, store)
+    assert sim.receiver.epochs(BOX) == [(epoch, acked(store))]
+    assert alerts(store, "sync_answer_mismatch")[0]["cleared_ms"] is not None
+
+
+@pytest.mark.parametrize("at", [0, 51, "1"])
+async def test_an_epoch_conflict_outside_the_batch_starts_no_epoch(
+    store: Store, sim: CloudSimulator, via_mitm: tuple[Mitm, SyncClient], at: Any
+) -> None:
+    mitm, client = via_mitm
+    write_moves(store, 25)  # 50 events, one batch 1..50
+    epoch = store.epoch
+
+    def doc(batch: Echo | None) -> dict[str, Any]:
+        return {**_conflict()(batch), "conflict_at": at}
+
+    mitm.plan.append(Forge(409, doc, forward=False, signer=Signer(SECRET)))
+    up = uploader(store, client)
+    assert await up.step() is Step.RETRY
+    assert store.epoch == epoch and _epochs(store) == 1
+    await up.send_all()
+    assert_converged(sim, store)
+
+
+@pytest.mark.parametrize(("at", "expected"), [(3, 3), (None, None)])
+async def test_an_epoch_conflict_hands_conflict_at_to_the_epoch_change(
+    store: Store,
+    via_mitm: tuple[Mitm, SyncClient],
+    monkeypatch: pytest.MonkeyPatch,
+    at: int | None,
+    expected: int | None,
+) -> None:
+    mitm, client = via_mitm
+    write_moves(store, 5)  # 10 events, one batch
+
+    def doc(batch: Echo | None) -> dict[str, Any]:
+        out = _conflict(at=at or 1)(batch)
+        if at is None:
+            del out["conflict_at"]  # a cloud that does not say
+        return out
+
+    mitm.plan.append(Forge(409, doc, forward=False, signer=Signer(SECRET)))
+    up = uploader(store, client)
+    calls: list[tuple[str, int | None]] = []
+
+    async def new_epoch(
+        epoch: str, error: dict[str, Any], *, conflict_at: int | None = None
+    ) -> Step:
+        calls.append((epoch, conflict_at))
+        return Step.SENT
+
+    monkeypatch.setattr(up, "_new_epoch", new_epoch)
+    assert await up.step() is Step.SENT
+    assert calls == [(store.epoch, expected)]
