@@ -4,8 +4,12 @@ One :class:`SyncClient` (one aiohttp session, bounded timeouts) serves the
 uploader and the downloader. It promises:
 
 - every request carries ``X-Box-Id`` and ``X-Signature`` over the exact method,
-  path-and-query and body it sends (the URL is passed to aiohttp pre-encoded,
-  so what is signed is what goes on the wire);
+  path-and-query and body it sends: the base URL's path prefix is
+  percent-encoded once, here, and the URL is passed to aiohttp pre-encoded, so
+  what is signed is what goes on the wire;
+- a cursor goes into the query as it is: sync-v1 cursors are URL-safe
+  (``A-Z a-z 0-9 - _ .``), and any other is refused (:class:`BadCursorError`),
+  never re-encoded;
 - every answer comes back as a :class:`Reply` that says whether its signature
   verified; the callers trust no ack and apply no change whose reply is not
   ``signed``;
@@ -22,7 +26,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
-from cloud_sync.codec import MSGPACK, decode_answer
+from cloud_sync.codec import MSGPACK, decode_answer, url_safe
 from cloud_sync.signing import BOX_HEADER, HEADER, Signer
 from common.errors import PickEdgeError
 
@@ -46,6 +50,13 @@ class CloudUnreachableError(SyncError, ConnectionError):
     """No answer: refused, reset, or timed out."""
 
     code = "cloud_unreachable"
+
+
+class BadCursorError(SyncError, ValueError):
+    """A cursor that is not URL-safe: sync-v1 forbids it, and re-encoding it
+    would sign one query and send another."""
+
+    code = "bad_cursor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +86,9 @@ class SyncClient:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"cloud url must be http(s)://host[:port][/prefix], not {base_url!r}")
         self._origin = f"{parts.scheme}://{parts.netloc}"
-        self._prefix = parts.path.rstrip("/")
+        # percent-encoded once, keeping what is already encoded: this is the
+        # prefix both signed and sent
+        self._prefix = quote(parts.path.rstrip("/"), safe="/%:@!$&'()*+,;=-._~")
         self.box_id = box_id
         self._signer = Signer(secret if isinstance(secret, str | bytes) else secret.reveal())
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -106,9 +119,16 @@ class SyncClient:
         return await self._request("POST", self._prefix + BATCHES_PATH, body, headers)
 
     async def get_changes(self, cursor: str | None, limit: int) -> Reply:
+        """One page of changes after ``cursor``; :class:`BadCursorError` when
+        the cursor is not URL-safe (nothing is sent)."""
         query = f"limit={int(limit)}"
         if cursor is not None:
-            query = f"cursor={quote(cursor, safe='')}&" + query
+            if not url_safe(cursor):
+                raise BadCursorError(
+                    f"cursor {cursor[:80]!r} is not URL-safe (sync-v1 allows only "
+                    "A-Z a-z 0-9 - _ .): the cloud sent a cursor the contract forbids"
+                )
+            query = f"cursor={cursor}&" + query
         return await self._request("GET", f"{self._prefix}{CHANGES_PATH}?{query}", b"", {})
 
     async def _request(
