@@ -9,8 +9,10 @@ connected:
 - ``uploader`` / ``downloader``: sync-v1 (:mod:`cloud_sync`), when
   ``[cloud] url`` is set, over the store's side of its ports
   (:mod:`edge.store.sync_state`); picking wakes the uploader after each
-  commit, and the downloader's notices (a started task cancelled) go to the
-  PDAs' sockets;
+  commit; a cloud's cancel takes the task's stops out of the tours in the
+  page's transaction, and the downloader's notices (a task cancelled on
+  active tours) then go to the PDAs' sockets; at start-up, stops of tasks
+  no longer pickable are taken out of the tours before the API serves;
 - ``maintenance``: WAL checkpoints and backlog alerts.
 
 Nothing runs until :meth:`Daemon.run`; the store is closed (and its WAL
@@ -20,6 +22,7 @@ checkpointed) when the supervisor has stopped every component.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +44,7 @@ from edge.maintenance import Maintenance
 from edge.masterdata import Notice, apply_changes
 from edge.metrics import DaemonCollector, exposition, set_sync_backlog
 from edge.picking import PickingService
+from edge.picking.tours import Planner
 from edge.store import Store
 from edge.store.sync_state import StoreChangeSink, StoreOutbox
 
@@ -116,12 +120,21 @@ def uploader(cfg: Config, store: Store, client: SyncClient, **kwargs: Any) -> Up
 
 
 def downloader(
-    cfg: Config, store: Store, client: SyncClient, **kwargs: Any
+    cfg: Config,
+    store: Store,
+    client: SyncClient,
+    *,
+    planner: Planner | None = None,
+    **kwargs: Any,
 ) -> Downloader[list[Notice]]:
     """The downloader of master data and tasks into ``store``, as ``[cloud]``
-    configures it; what it applies returns the notices for the PDAs."""
+    configures it; what it applies returns the notices for the PDAs. A cancel
+    takes the task's stops out of the tours in the page's transaction and
+    re-routes them with ``planner`` (the picking service's; by default one of
+    the configured layout)."""
+    planner = planner if planner is not None else Planner(cfg.layout_dict())
     return Downloader(
-        StoreChangeSink(store, apply_changes),
+        StoreChangeSink(store, functools.partial(apply_changes, planner=planner)),
         client,
         pull_interval_s=cfg.cloud.pull_interval_s,
         backoff_max_s=cfg.cloud.backoff_max_s,
@@ -147,6 +160,9 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     picking = PickingService(
         store, cfg.layout_dict(), on_commit=up.notify if up is not None else None
     )
+    # Before anything serves: stops of tasks cancelled while a crash (or an
+    # older version) kept them in a tour leave it now.
+    picking.withdraw_cancelled()
 
     def render_metrics() -> bytes:
         if sync_metrics is not None:
@@ -169,10 +185,11 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         hub = app[HUB]
 
         def deliver(notices: list[Notice]) -> None:
+            # after the commit: the cancel itself is already in the tables
             if notices:
                 hub.deliver(notices)
 
-        down = downloader(cfg, store, client, on_applied=deliver)
+        down = downloader(cfg, store, client, planner=picking.planner, on_applied=deliver)
         parts["downloader"] = down
         components += [up, down]
     else:

@@ -23,11 +23,12 @@ class PdaHub:
     def __init__(self) -> None:
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._cancel: Callable[[str], Awaitable[Any]] | None = None
+        self._cancel: Callable[[str, tuple[int, ...]], Awaitable[Any]] | None = None
 
-    def on_task_cancelled(self, cancel: Callable[[str], Awaitable[Any]]) -> None:
-        """What to run for a cancelled started task before its pickers are told
-        (``PickingService.cancel_task``: its stops leave the tours)."""
+    def on_task_cancelled(self, cancel: Callable[[str, tuple[int, ...]], Awaitable[Any]]) -> None:
+        """What to run for a cancelled task, with the tours it was on, before its
+        pickers are told (``PickingService.cancel_task``: pushes those tours as
+        the cancel left them; the cancel itself took the stops out)."""
         self._cancel = cancel
 
     def add(self, picker: str, ws: web.WebSocketResponse) -> None:
@@ -61,9 +62,10 @@ class PdaHub:
 
     def deliver(self, notices: Iterable[Any]) -> None:
         """Act on master-data notices (``edge.masterdata.Notice``: ``kind``,
-        ``task``, ``pickers``): a cancelled task leaves its tours (re-routed and
-        pushed as ``tour_rerouted``) and its pickers get ``task_cancelled``; a
-        deactivated picker is told. Never blocks: the work is scheduled."""
+        ``task``, ``pickers``, ``tours``), after the commit that applied them: the
+        tours a cancelled task left are pushed as ``tour_rerouted`` and its
+        pickers get ``task_cancelled``; a deactivated picker is told. Never
+        blocks: the work is scheduled."""
         for notice in notices:
             kind = getattr(notice, "kind", "task_cancelled")
             task = getattr(notice, "task", None)
@@ -71,18 +73,22 @@ class PdaHub:
             single = getattr(notice, "picker", None)
             if single:
                 pickers += (str(single),)
+            tours = tuple(int(t) for t in getattr(notice, "tours", ()) or ())
             if kind == "task_cancelled" and task:
-                self._spawn(self._cancelled(str(task), pickers, getattr(notice, "message", None)))
+                message = getattr(notice, "message", None)
+                self._spawn(self._cancelled(str(task), tours, pickers, message))
             elif kind == "picker_deactivated":
                 for picker in pickers:
                     self.push(picker, {"type": "message", "text": "you were signed off"})
 
-    async def _cancelled(self, task: str, pickers: tuple[str, ...], message: str | None) -> None:
+    async def _cancelled(
+        self, task: str, tours: tuple[int, ...], pickers: tuple[str, ...], message: str | None
+    ) -> None:
         if self._cancel is not None:
             try:
-                await self._cancel(task)
+                await self._cancel(task, tours)
             except Exception:  # the pickers must still hear about the cancel
-                log.exception("taking cancelled task %s out of its tours failed", task)
+                log.exception("pushing the tours cancelled task %s left failed", task)
         for picker in pickers:
             self.task_cancelled(picker, task, message)
 

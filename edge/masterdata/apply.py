@@ -24,8 +24,12 @@ downloader stores the new cursor in the same one) and promises:
   once started, done or cancelled a *different* update is ignored and a
   ``warn`` alert (``task_update_ignored``) goes upstream. Of ``ship_to`` only
   ``postcode`` and ``region`` are stored; nothing else of the customer.
-- ``task_cancel``: an open task is cancelled; a started one is cancelled and
-  a :class:`Notice` returned so the daemon can tell its picker at once. A
+- ``task_cancel``: the task is cancelled and, **in the same transaction**, its
+  open stops leave every active tour (reservations released, the tour
+  re-routed or finished: :func:`edge.picking.apply.withdraw_task`), so a crash
+  can never leave it being picked. When it was on active tours a
+  :class:`Notice` is returned so the daemon tells the pickers after the commit
+  (``task_cancelled`` and the re-routed tour). A
   cancel of a task the box has not received leaves a tombstone (kept
   :data:`CANCEL_TOMBSTONE_DAYS` of box uptime): the task arriving later is
   ignored with a ``warn`` alert, never made pickable.
@@ -61,6 +65,8 @@ from typing import Any
 from cloud_sync.ports import ChangeRefused
 from common.errors import PickEdgeError
 from edge.masterdata import tables
+from edge.picking.apply import withdraw_task
+from edge.picking.tours import Planner
 from edge.store.db import Transaction, now_ms
 from edge.store.outbox import deltas_after, raise_alert
 
@@ -95,8 +101,9 @@ class StockAheadError(ChangeError):
 class Notice:
     """Something a person on the floor must hear about now.
 
-    ``kind`` is ``task_cancelled`` (a started task was cancelled: ``pickers``
-    are on it, ``tours`` its active tours) or ``picker_deactivated``.
+    ``kind`` is ``task_cancelled`` (a task on active tours was cancelled and its
+    stops taken out of them: ``pickers`` are on it, ``tours`` are those tours,
+    to push as they now are) or ``picker_deactivated``.
     """
 
     kind: str
@@ -106,9 +113,22 @@ class Notice:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
-def apply_changes(tx: Transaction, changes: Iterable[Mapping[str, Any]]) -> list[Notice]:
-    """Apply downstream changes in order, in ``tx``; returns the notices."""
-    notices: list[Notice] = []
+@dataclass(slots=True)
+class _Page:
+    """What the handlers of one page share."""
+
+    planner: Planner | None
+    notices: list[Notice] = field(default_factory=list)
+
+
+def apply_changes(
+    tx: Transaction, changes: Iterable[Mapping[str, Any]], *, planner: Planner | None = None
+) -> list[Notice]:
+    """Apply downstream changes in order, in ``tx``; returns the notices.
+
+    ``planner`` re-routes the tours a cancel takes stops out of (the daemon's
+    picking planner; without one the open stops keep their order)."""
+    page = _Page(planner)
     for index, change in enumerate(changes):
         if not isinstance(change, Mapping):
             raise ChangeError(f"change {index} is not a map")
@@ -125,7 +145,7 @@ def apply_changes(tx: Transaction, changes: Iterable[Mapping[str, Any]]) -> list
             raise ChangeError(f"change {index} ({type_}): data is not a map")
         where = f"change {index} ({_describe(str(type_), data)})"
         try:
-            handler(tx, data, notices)
+            handler(tx, data, page)
         except ChangeError as exc:
             exc.args = (f"{where}: {exc}",)
             raise
@@ -134,7 +154,7 @@ def apply_changes(tx: Transaction, changes: Iterable[Mapping[str, Any]]) -> list
             raise ChangeError(f"{where}: the box's tables refuse it ({exc})") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise ChangeError(f"{where}: {type(exc).__name__}: {exc}") from exc
-    return notices
+    return page.notices
 
 
 # --------------------------------------------------------------------------- fields
@@ -173,7 +193,7 @@ def _text(value: Any) -> str | None:
 # --------------------------------------------------------------------------- handlers
 
 
-def _item(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+def _item(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
     sku = _str(d, "sku")
     gtins = d.get("gtins") or []
     if not isinstance(gtins, list) or not all(
@@ -190,7 +210,7 @@ def _item(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
     tables.replace_gtins(tx, sku, gtins)
 
 
-def _location(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+def _location(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
     code = _str(d, "code")
     aisle = _int(d, "aisle")
     y = d.get("y")
@@ -199,7 +219,7 @@ def _location(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> N
     tables.upsert_location(tx, code, aisle, float(y), str(d.get("zone") or ""))
 
 
-def _stock(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+def _stock(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
     sku, location = _str(d, "sku"), _str(d, "location")
     qty = _int(d, "qty")
     epoch = _str(d, "epoch", optional=True)
@@ -247,7 +267,7 @@ def _task_lines(d: Mapping[str, Any], task: str, kind: str) -> list[tables.TaskL
     return out
 
 
-def _task(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+def _task(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
     task = _str(d, "task")
     kind = d.get("kind") or "pick"
     if kind not in ("pick", "count"):
@@ -301,7 +321,7 @@ def _task(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
     tables.replace_task_lines(tx, task, lines)
 
 
-def _task_cancel(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+def _task_cancel(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
     task = _str(d, "task")
     state = tables.task_state(tx, task)
     if state is None:
@@ -312,10 +332,14 @@ def _task_cancel(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -
         return
     if state in ("cancelled", "done"):
         return
-    tables.cancel_task(tx, task, now_ms())
-    if state == "started":
-        on_it = tables.active_tours_on(tx, task)
-        notices.append(
+    now = now_ms()
+    on_it = tables.active_tours_on(tx, task)
+    tables.cancel_task(tx, task, now)
+    # In this transaction, not after it: a crash between recording the cancel
+    # and taking the stops out would leave a cancelled task being picked.
+    withdraw_task(tx, task, page.planner, now)
+    if on_it:
+        page.notices.append(
             Notice(
                 kind="task_cancelled",
                 task=task,
@@ -325,7 +349,7 @@ def _task_cancel(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -
         )
 
 
-def _picker(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> None:
+def _picker(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
     picker = _str(d, "id")
     badge = _str(d, "badge")
     role = d.get("role") or "picker"
@@ -338,13 +362,13 @@ def _picker(tx: Transaction, d: Mapping[str, Any], notices: list[Notice]) -> Non
     if holder is not None and holder != picker:
         # The badge was reissued: its old holder can no longer log in with it.
         tables.take_badge(tx, holder)
-        notices.append(Notice(kind="picker_deactivated", pickers=(holder,)))
+        page.notices.append(Notice(kind="picker_deactivated", pickers=(holder,)))
     was_active = tables.picker_active(tx, picker)
     tables.upsert_picker(
         tx, picker, str(d.get("name") or picker), badge, role, active=active, source="cloud"
     )
     if not active and was_active:
-        notices.append(Notice(kind="picker_deactivated", pickers=(picker,)))
+        page.notices.append(Notice(kind="picker_deactivated", pickers=(picker,)))
 
 
 _HANDLERS = {

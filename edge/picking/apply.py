@@ -11,6 +11,13 @@ and ``StockDelta`` — used by scans and short picks alike.
 What to write was decided before (:mod:`edge.picking.decide`); where a tour
 sends a picker is the planner's (:mod:`edge.picking.tours`). The tour shown in
 the answer is built afterwards (:mod:`edge.picking.view`).
+
+A task the cloud cancels leaves the floor in the transaction that records the
+cancel: master data calls :func:`withdraw_task` inside it (its stops out of
+every active tour, their reservations released, the tours re-routed or
+finished), so no crash can leave a cancelled task's stops in a tour. Any left
+by an older box are taken out at start-up (:func:`withdraw_unpickable`), and a
+scan that meets one anyway confirms nothing and takes it out then.
 """
 
 from __future__ import annotations
@@ -32,10 +39,13 @@ from edge.picking.decide import (
     Short,
     Skip,
     StartTour,
+    WithdrawTask,
+    decide_cancel,
     short_answer,
     skip_answer,
     started,
 )
+from edge.picking.load import load_cancel
 from edge.picking.model import Picker, Stop, StopState
 from edge.picking.queries import Allocation
 from edge.picking.tours import Planner, Prepared
@@ -81,6 +91,9 @@ def apply_scan(
         _count(tx, picker, intent, now)
     elif isinstance(intent, FinishTour):
         finish_tour(tx, intent.tour, now)
+    elif isinstance(intent, WithdrawTask):
+        withdraw_task(tx, intent.task, planner, now)
+        return Applied(decision, state.tour, push=TOUR_REROUTED)
     return Applied(decision, state.tour)
 
 
@@ -265,13 +278,43 @@ def apply_skip(tx: Transaction, skip: Skip, planner: Planner) -> Applied:
     return Applied(skip_answer(skip), stop.tour, push=TOUR_REROUTED)
 
 
-def apply_cancel(tx: Transaction, cancel: Cancel, planner: Planner, now: int) -> None:
+def apply_cancel(tx: Transaction, cancel: Cancel, planner: Planner | None, now: int) -> None:
     """Release and cancel the stops, re-route the rest from the picker's last
     stop; a tour left with nothing open is finished. (The picker is pushed
-    ``tour_rerouted``.)"""
+    ``tour_rerouted``.) Without a ``planner`` the open stops keep their walking
+    order and the drawn route stays as it was."""
     for stop, release in cancel.releases:
         res.take_stock(tx, stop, 0, release=release)
         q.set_stop_state(tx, cancel.tour, stop.stop, StopState.CANCELLED)
-    planner.reroute(tx, cancel.tour, planner.position(tx, cancel.tour))
+    if planner is not None:
+        planner.reroute(tx, cancel.tour, planner.position(tx, cancel.tour))
     if not q.open_stops(tx, cancel.tour, 1):
         finish_tour(tx, cancel.tour, now)
+
+
+def withdraw_task(
+    tx: Transaction, task: str, planner: Planner | None, now: int
+) -> list[tuple[int, str]]:
+    """Take ``task``'s open stops out of every active tour, in ``tx``: the
+    stops are cancelled, what they reserve is released, each tour is re-routed
+    from the picker's position or finished when nothing is left open. Returns
+    the (tour, picker) changed; nothing when there was nothing to take out, so
+    it may run again. Call it in the transaction that records the cancel."""
+    changed: list[tuple[int, str]] = []
+    for tour, picker, stops in load_cancel(tx, task):
+        apply_cancel(tx, decide_cancel(tour, picker, stops), planner, now)
+        changed.append((tour, picker))
+    return changed
+
+
+def withdraw_unpickable(
+    tx: Transaction, planner: Planner | None, now: int
+) -> list[tuple[str, int, str]]:
+    """:func:`withdraw_task` for every task with open stops in an active tour
+    that is no longer open or started (a cancel a crash, or an older box, left
+    half done); returns (task, tour, picker) of what was taken out."""
+    return [
+        (task, tour, picker)
+        for task in q.unpickable_tasks_in_tours(tx)
+        for tour, picker in withdraw_task(tx, task, planner, now)
+    ]

@@ -19,6 +19,9 @@ from edge.picking.model import Feedback, ScanResult, Stop, StopState
 
 SUCCESS, WARNING, ERROR = Feedback.SUCCESS, Feedback.WARNING, Feedback.ERROR
 
+#: the states of a task whose units may be confirmed (``open`` until its tour starts)
+PICKABLE = ("open", "started")
+
 
 @dataclass(frozen=True, slots=True)
 class ScanState:
@@ -44,6 +47,10 @@ class ScanState:
     sku_done: bool = False
     #: without a tour: (task, state) of the tasks the code names; START: the next open ones
     tasks: tuple[tuple[str, str], ...] = ()
+    #: the state of the current stop's task (``missing``: no such task). The load
+    #: always reads it; a stop of a task that is not open or started (cancelled
+    #: by the cloud) confirms nothing
+    task_state: str = "started"
 
 
 # ---------------------------------------------------------------------- intents
@@ -83,7 +90,15 @@ class FinishTour:
     tour: int
 
 
-Intent = StartTour | ConfirmLocation | Count | FinishTour
+@dataclass(frozen=True, slots=True)
+class WithdrawTask:
+    """The current stop's task is no longer pickable (cancelled by the cloud):
+    take its open stops out of the tour, as the cancel should have."""
+
+    task: str
+
+
+Intent = StartTour | ConfirmLocation | Count | FinishTour | WithdrawTask
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +120,10 @@ def decide(state: ScanState, code: ScannedCode) -> Decision:
         return _without_tour(state, code)
     if state.current is None:  # cannot happen: a tour without open stops is done
         return Decision(ScanResult.TOUR_DONE, SUCCESS, "tour complete", FinishTour(state.tour))
+    if state.task_state not in PICKABLE:
+        # Cannot happen either: a cancel takes its stops out in its own
+        # transaction, and start-up repairs any left. Never confirm such units.
+        return _withdraw(state.current, state.task_state)
     if not code.valid:
         return _unreadable(code)
     if code.is_start:
@@ -112,6 +131,19 @@ def decide(state: ScanState, code: ScannedCode) -> Decision:
     if state.location is not None:
         return _location(state.current, state.location)
     return _item(state, state.current, code)
+
+
+def _withdraw(current: Stop, task_state: str) -> Decision:
+    # Not the picker's mistake, and not bad input: a warning, and the write a
+    # cancel owes (the task's stops leave the tour), whatever was scanned.
+    task = current.task
+    return Decision(
+        ScanResult.TASK_UNAVAILABLE,
+        WARNING,
+        f"task {task} is {task_state}: do not pick it, put back what you took of it; "
+        "the tour goes on without it",
+        WithdrawTask(task),
+    )
 
 
 def _unreadable(code: ScannedCode) -> Decision:
@@ -247,6 +279,8 @@ class AtStop:
     stop: Stop | None
     #: units of the stop's stock row now (read for short picks only)
     on_hand: int = 0
+    #: the state of the stop's task (read for open stops)
+    task_state: str = "started"
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,12 +326,18 @@ def _open_stop(at: AtStop) -> Stop:
         raise UnknownStopError(f"the tour has no stop {at.number}")
     if not at.stop.open:
         raise StopClosedError(f"stop {at.number} is already {at.stop.state}")
+    if at.task_state not in PICKABLE:
+        raise StopClosedError(
+            f"stop {at.number} is of task {at.stop.task}, which is {at.task_state}: "
+            "it leaves the tour"
+        )
     return at.stop
 
 
 def decide_short(at: AtStop, found: int, reason: str) -> Short:
     """A short pick of ``found`` units at the stop; refused with a :class:`PickingError`
-    when there is no tour, no such stop, the stop is closed or ``found`` is out of range."""
+    when there is no tour, no such stop, the stop is closed or its task is no
+    longer pickable, or ``found`` is out of range."""
     stop = _open_stop(at)
     if not stop.picked <= found < stop.qty:
         raise InvalidShortError(

@@ -10,10 +10,12 @@ needs, no more.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from edge.picking import queries as q
 from edge.picking import reservations as res
 from edge.picking.codes import ScannedCode
-from edge.picking.decide import AtStop, ScanState
+from edge.picking.decide import PICKABLE, AtStop, ScanState
 from edge.picking.model import Stop, StopState
 from edge.store.db import Transaction
 
@@ -27,24 +29,28 @@ def load_scan(tx: Transaction, picker: str, code: ScannedCode, *, start_tasks: i
     stops = q.open_stops(tx, tour, 2)
     current = stops[0] if stops else None
     following = stops[1] if len(stops) > 1 else None
-    state = ScanState(tour, current, following)
-    if current is None or not code.valid or code.is_start:
+    if current is None:
+        return ScanState(tour)
+    # Read in the transaction like the rest: a cancel committed just before
+    # this scan is seen, and the stop confirms nothing.
+    task_state = res.task_state(tx, current.task)
+    state = ScanState(tour, current, following, task_state=task_state)
+    if task_state not in PICKABLE or not code.valid or code.is_start:
         return state
     location = q.location_of(tx, code)
     if location is not None:
-        return ScanState(tour, current, following, location=location)
+        return replace(state, location=location)
     sku = q.item_sku(tx, code)
     if sku is None or code.count < 1:
-        return ScanState(tour, current, following, sku=sku)
+        return replace(state, sku=sku)
     if sku != current.sku:
-        done = q.has_done_stop(tx, tour, sku)
-        return ScanState(tour, current, following, sku=sku, sku_done=done)
+        return replace(state, sku=sku, sku_done=q.has_done_stop(tx, tour, sku))
     counted = (
         code.serialised
         and current.state == StopState.LOCATION_OK
         and q.counted_before(tx, tour, code.raw)
     )
-    return ScanState(tour, current, following, sku=sku, counted_before=counted)
+    return replace(state, sku=sku, counted_before=counted)
 
 
 def _without_tour(tx: Transaction, picker: str, code: ScannedCode, start_tasks: int) -> ScanState:
@@ -70,9 +76,12 @@ def load_stop(tx: Transaction, picker: str, number: int, *, stock: bool = False)
     if tour is None:
         return AtStop(number, None, None)
     stop = q.stop(tx, tour, number)
-    if stop is None or not stock or not stop.open:
+    if stop is None or not stop.open:
         return AtStop(number, tour, stop)
-    return AtStop(number, tour, stop, res.on_hand(tx, stop))
+    task_state = res.task_state(tx, stop.task)
+    if not stock or task_state not in PICKABLE:
+        return AtStop(number, tour, stop, task_state=task_state)
+    return AtStop(number, tour, stop, res.on_hand(tx, stop), task_state=task_state)
 
 
 def load_cancel(tx: Transaction, task: str) -> list[tuple[int, str, list[Stop]]]:

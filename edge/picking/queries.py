@@ -151,12 +151,36 @@ def tours_with_open_stops_of(db: Reads, task: str) -> list[tuple[int, str]]:
     return [(int(tour), str(picker)) for tour, picker in rows]
 
 
+def unpickable_tasks_in_tours(db: Reads) -> list[str]:
+    """Tasks with an open stop in an active tour that are no longer open or
+    started (cancelled, or gone): what a cancel should have taken out."""
+    rows = db.execute(
+        "SELECT DISTINCT s.task FROM tours t JOIN tour_stops s ON s.tour = t.tour "
+        "LEFT JOIN tasks k ON k.task = s.task WHERE t.state = 'active' "
+        "AND s.state IN ('pending', 'location_ok') "
+        "AND (k.state IS NULL OR k.state NOT IN ('open', 'started')) ORDER BY s.task"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
 def open_stops_of(db: Reads, tour: int, task: str) -> list[Stop]:
     rows = db.execute(
         f"SELECT {_STOP_COLS} FROM tour_stops WHERE tour = ? AND task = ? AND {_OPEN}",  # noqa: S608
         (tour, task),
     ).fetchall()
     return [_stop(r) for r in rows]
+
+
+def tour_pickers(db: Reads, tours: Sequence[int]) -> list[tuple[int, str]]:
+    """(tour, picker) of ``tours`` (those that exist)."""
+    if not tours:
+        return []
+    marks = ",".join("?" * len(tours))
+    rows = db.execute(
+        f"SELECT tour, picker FROM tours WHERE tour IN ({marks})",  # noqa: S608 - placeholders
+        list(tours),
+    ).fetchall()
+    return [(int(tour), str(picker)) for tour, picker in rows]
 
 
 def tour_tasks(db: Reads, tour: int) -> list[str]:

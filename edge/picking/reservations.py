@@ -59,6 +59,12 @@ def wanted(db: Reads, tasks: Sequence[str]) -> list[Wanted]:
     return out
 
 
+def task_state(db: Reads, task: str) -> str:
+    """The task's state; ``missing`` when the box has no such task."""
+    state = scalar(db, "SELECT state FROM tasks WHERE task = ?", (task,))
+    return "missing" if state is None else str(state)
+
+
 def order_of(db: Reads, task: str) -> str | None:
     order: str | None = scalar(db, "SELECT order_ref FROM tasks WHERE task = ?", (task,))
     return order

@@ -37,7 +37,7 @@ import asyncio
 import json
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,15 +46,16 @@ from edge.picking import queries as q
 from edge.picking.apply import (
     TOUR_REROUTED,
     Applied,
-    apply_cancel,
     apply_scan,
     apply_short,
     apply_skip,
+    withdraw_task,
+    withdraw_unpickable,
 )
 from edge.picking.codes import ScannedCode, interpret
-from edge.picking.decide import decide, decide_cancel, decide_short, decide_skip
+from edge.picking.decide import decide, decide_short, decide_skip
 from edge.picking.errors import InvalidShortError, NoTourError, ScanIdConflictError
-from edge.picking.load import load_cancel, load_scan, load_stop
+from edge.picking.load import load_scan, load_stop
 from edge.picking.model import SHORT_REASONS, Picker
 from edge.picking.tours import Planner, Prepared
 from edge.picking.view import answer, encode, tour_view
@@ -238,23 +239,42 @@ class PickingService:
 
         return self._after_commit(await self.store.write(fn))
 
-    async def cancel_task(self, task: str) -> list[int]:
-        """Take a cancelled task's open stops out of every active tour.
+    async def cancel_task(self, task: str, tours: Sequence[int] = ()) -> list[int]:
+        """Tell the pickers of ``tours`` how a cancel of ``task`` left their tours.
 
-        Releases their reservations and re-routes the rest of each tour from
-        the picker's last stop (a tour left with nothing open is finished).
-        Pushes ``tour_rerouted``; returns the tours changed. Call it after
-        master data marked the task cancelled (``Notice`` of task_cancel).
+        Master data took the task's stops out in the transaction that recorded
+        the cancel (:func:`edge.picking.apply.withdraw_task`); ``tours`` are the
+        active tours it reached (the ``Notice``). Any open stop of the task
+        still in a tour is taken out here too (nothing, normally). Pushes
+        ``tour_rerouted`` with each tour as it now is; returns the tours pushed.
         """
 
         def fn(tx: Transaction) -> Outcome:
-            now = now_ms()
-            pushes: list[tuple[str, dict[str, Any]]] = []
-            for tour, picker, stops in load_cancel(tx, task):
-                apply_cancel(tx, decide_cancel(tour, picker, stops), self.planner, now)
-                view = tour_view(tx, tour, self.planner.pitch)
-                pushes.append((picker, {"type": TOUR_REROUTED, "tour": view}))
+            changed = withdraw_task(tx, task, self.planner, now_ms())
+            pickers = dict(q.tour_pickers(tx, tours))
+            pickers.update(changed)
+            pushes = [
+                (picker, {"type": TOUR_REROUTED, "tour": tour_view(tx, tour, self.planner.pitch)})
+                for tour, picker in sorted(pickers.items())
+            ]
             return Outcome(b"", pushes=pushes, events=len(tx.events))
 
         outcome = self._after_commit(await self.store.write(fn))
         return [int(m["tour"]["tour"]) for _, m in outcome.pushes]
+
+    def withdraw_cancelled(self) -> list[tuple[str, int, str]]:
+        """Start-up repair: take out of active tours the open stops of tasks that
+        are no longer open or started (a cancel that a crash or an older box
+        left half done), releasing their reservations and re-routing or
+        finishing the tours. Synchronous, before the API serves; returns
+        (task, tour, picker) of what was taken out, each logged."""
+        repaired = self.store.run(lambda tx: withdraw_unpickable(tx, self.planner, now_ms()))
+        for task, tour, picker in repaired:
+            log.warning(
+                "start-up: took the open stops of task %s out of tour %d (%s): "
+                "the task is no longer pickable",
+                task,
+                tour,
+                picker,
+            )
+        return repaired

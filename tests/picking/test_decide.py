@@ -27,6 +27,7 @@ from edge.picking.decide import (
     Short,
     Skip,
     StartTour,
+    WithdrawTask,
     decide,
     decide_cancel,
     decide_short,
@@ -338,6 +339,20 @@ ROWS = [
         ERR,
     ),
     Row("in a tour: START", in_tour(AT_A), "START", R.TOUR_ACTIVE, WARN),
+    # a stop of a task the cloud cancelled (a cancel left half done): whatever
+    # is scanned, nothing is confirmed and the task's stops leave the tour
+    *(
+        Row(
+            f"at a stop of a {task_state} task: {code}",
+            replace(in_tour(HERE_A, NEXT_C, sku="SKU-A"), task_state=task_state),
+            code,
+            R.TASK_UNAVAILABLE,
+            WARN,
+            WithdrawTask("T-1"),
+        )
+        for task_state in ("cancelled", "done", "missing")
+        for code in (GTIN_A, "A-01-05", "START")
+    ),
     Row(
         "at a stop: its item before the location",
         in_tour(AT_A, sku="SKU-A"),
@@ -498,6 +513,16 @@ def test_short_refusals(at: AtStop, found: int, error: type[Exception]) -> None:
 def test_short_answers(alternative: str | None, finished: bool, expected: Decision) -> None:
     short = Short(SHORT_AT, 2, "empty", 0)
     assert short_answer(short, alternative, finished) == expected
+
+
+@pytest.mark.parametrize("task_state", ["cancelled", "done", "missing"])
+def test_no_short_or_skip_at_a_stop_of_a_task_no_longer_pickable(task_state: str) -> None:
+    at = AtStop(3, 7, SHORT_AT, 5, task_state=task_state)
+    with pytest.raises(StopClosedError, match=f"T-1, which is {task_state}"):
+        decide_short(at, 2, "damaged")
+    with pytest.raises(StopClosedError):
+        decide_skip(at)
+    assert decide_short(replace(at, task_state="started"), 2, "damaged").found == 2
 
 
 def test_skip() -> None:
