@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cloud_sync.client import CloudUnreachableError, SyncClient
+from cloud_sync.codec import url_safe
 from cloud_sync.events import Alert, Severity
 from cloud_sync.ports import ChangeSink
 from common.backoff import Backoff
@@ -158,6 +159,13 @@ class Downloader(Generic[R]):
             ), False
         changes: list[Mapping[str, Any]] = doc["changes"]
         new_cursor: str = doc["cursor"]
+        if not url_safe(new_cursor):
+            # Stored, it would be refused by every later request (the client
+            # sends a cursor only as it is signed): the feed would stop for good.
+            return await self._fail(
+                f"the cloud's cursor {new_cursor[:80]!r} is not URL-safe: page not applied",
+                alert=("sync_changes_invalid", "the cloud's changes cursor is not URL-safe"),
+            ), False
         clear = sorted(self._open_alerts or ())
         try:
             result = await self.sink.apply_page(changes, new_cursor, clear=clear)

@@ -8,13 +8,13 @@ import contextlib
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import pytest
 from sync_helpers import BOX, LOCS, SECRET, SKUS, uploader, write_moves
 
-from cloud_sync.client import SyncClient
+from cloud_sync.client import Reply, SyncClient
 from cloud_sync.downloader import Downloader
 from edge.masterdata import Notice, apply_changes
 from edge.store import Store, Transaction
@@ -287,3 +287,31 @@ async def test_a_stock_figure_ahead_of_a_restored_box_stops_the_feed_until_a_new
     stock = {(r["sku"], r["location"]): r["qty"] for r in store.query("SELECT * FROM stock")}
     for key in pairs:
         assert stock[key] == 1000 + cloud.get(key, 0) + own.get(key, 0), key
+
+
+class OneAnswer:
+    """A client whose every changes answer is ``doc``, signed."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.cursors: list[str | None] = []
+
+    async def get_changes(self, cursor: str | None, limit: int) -> Reply:
+        self.cursors.append(cursor)
+        return Reply(200, self.doc, signed=True, has_signature=True)
+
+
+async def test_a_cursor_that_is_not_url_safe_is_never_stored(store: Store) -> None:
+    # Stored, it would make every later request fail: refuse the page instead.
+    cancel = {"type": "task_cancel", "data": {"task": "T-1"}}
+    page: dict[str, Any] = {"cursor": "p 7/é", "more": False, "changes": [cancel]}
+    client = OneAnswer(page)
+    dl = downloader(store, cast(SyncClient, client))
+    assert await dl.pull_once() == (False, False)
+    assert cursor(store) is None and count(store, "task_tombstones") == 0
+    [alert] = open_alerts(store)
+    assert (alert["kind"], alert["severity"]) == ("sync_changes_invalid", "crit")
+    client.doc = {**page, "cursor": "p7"}
+    assert await dl.pull_once() == (True, False)
+    assert cursor(store) == "p7" and client.cursors == [None, None]
+    assert not open_alerts(store)
