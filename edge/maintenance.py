@@ -2,11 +2,19 @@
 alerts, purges.
 
 A component (see :mod:`edge.daemon`). Every ``checkpoint_interval_s`` it
-stores the box's uptime (:meth:`edge.store.Store.uptime_ms`), truncates
-the WAL (so the file stays bounded even when readers kept the automatic
-checkpoint from finishing) and checks the outbox backlog: crossing
-``warn_backlog`` raises one ``warn`` alert (upstream too, as an ``alert``
-event) and crossing back below clears it. It never drops or rewrites an event.
+stores the box's uptime (:meth:`edge.store.Store.uptime_ms`), checks the
+outbox backlog — crossing ``warn_backlog`` raises one ``warn`` alert (upstream
+too, as an ``alert`` event) and crossing back below clears it; it never drops
+or rewrites an event — and checkpoints the WAL.
+
+Checkpoints never stall the writer. Each tick runs a PASSIVE one, which
+copies what no reader still needs and waits for no one. When nobody has
+committed since the previous tick (the box is idle) it then truncates the WAL
+to nothing, waiting at most ``truncate_wait_ms`` for readers holding an older
+snapshot — ``pickedge db backup`` copying the file, say — and giving up until
+the next idle tick when one does. A WAL file grown past ``wal_limit_bytes``
+(readers kept it from being reused) is truncated on a busy tick too, but only
+when no reader is in the way: that attempt waits for nobody.
 
 Finished work — tours done or cancelled with their scans, finished tasks — is
 purged ``retention_days`` of box *uptime* after maintenance first saw it
@@ -27,11 +35,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from edge.api import auth_tables
 from edge.masterdata import tables as masterdata_tables
 from edge.picking import retention
 from edge.store import Store, Transaction, upkeep
+from edge.store.db import TRUNCATE_WAIT_MS
 from edge.store.outbox import clear_alerts, raise_alert, status
 
 log = logging.getLogger(__name__)
@@ -51,13 +61,21 @@ class Maintenance:
         warn_backlog: int,
         retention_days: float = 30.0,
         purge_every_s: float = 3600.0,
+        truncate_wait_ms: int = TRUNCATE_WAIT_MS,
     ) -> None:
         self.store = store
         self.interval_s = interval_s
         self.warn_backlog = warn_backlog
         self.retention_ms = int(retention_days * 86_400_000)
         self.purge_every_s = purge_every_s
+        self.truncate_wait_ms = truncate_wait_ms
+        #: (busy, WAL frames, frames checkpointed) of the last checkpoint, and its mode
         self.last_checkpoint: tuple[int, int, int] | None = None
+        self.last_checkpoint_mode: str | None = None
+        #: TRUNCATE attempts that gave up because a reader held a snapshot
+        self.truncates_deferred = 0
+        # data_version at the end of the last tick: unchanged means nobody wrote
+        self._quiet_mark: int | None = None
         self.tombstone_ms = int(TOMBSTONE_DAYS * 86_400_000)
         self.last_purge: dict[str, int] = {}
         self.uptime_ms = 0
@@ -83,9 +101,39 @@ class Maintenance:
         counts["sessions"] = auth_tables.drop_expired_sessions(tx, up)
         return counts
 
+    def wal_bytes(self) -> int:
+        wal = self.store.path.with_name(self.store.path.name + "-wal")
+        try:
+            return os.stat(wal).st_size
+        except FileNotFoundError:
+            return 0
+
+    def checkpoint(self, *, idle: bool) -> tuple[int, int, int]:
+        """PASSIVE always; then TRUNCATE when ``idle`` (waiting for readers at
+        most ``truncate_wait_ms``), or when the WAL file outgrew the store's
+        limit (waiting for nobody). Never holds the writer for long."""
+        result = self.store.checkpoint("PASSIVE")
+        mode = "PASSIVE"
+        if idle:
+            wait_ms: int | None = self.truncate_wait_ms
+        elif self.wal_bytes() > self.store.wal_limit_bytes:
+            wait_ms = 0
+        else:
+            wait_ms = None
+        if wait_ms is not None:
+            result = self.store.checkpoint("TRUNCATE", wait_ms=wait_ms)
+            mode = "TRUNCATE"
+            if result[0]:
+                self.truncates_deferred += 1
+                log.debug("WAL truncation deferred: a reader holds a snapshot %s", result)
+        self.last_checkpoint, self.last_checkpoint_mode = result, mode
+        return result
+
     async def tick(self) -> None:
         loop_now = asyncio.get_running_loop().time()
         purge = loop_now - self._purged_at >= self.purge_every_s
+        mark = await asyncio.to_thread(self.store.data_version)
+        idle = mark == self._quiet_mark
 
         def upkeep(tx: Transaction) -> dict[str, int]:
             self.uptime_ms = self.advance_uptime(tx)
@@ -97,7 +145,6 @@ class Maintenance:
             self.last_purge = counts
             if any(counts.values()):
                 log.info("purged finished work: %s", counts)
-        self.last_checkpoint = await asyncio.to_thread(self.store.checkpoint)
         backlog = (await asyncio.to_thread(status, self.store)).backlog
         if backlog >= self.warn_backlog:
 
@@ -113,9 +160,13 @@ class Maintenance:
             await self.store.write(warn)
         else:
             await self.store.write(lambda tx: clear_alerts(tx, ["backlog_high"]))
+        # Last, so that an idle tick leaves the WAL empty, its own writes included.
+        await asyncio.to_thread(lambda: self.checkpoint(idle=idle))
+        self._quiet_mark = await asyncio.to_thread(self.store.data_version)
 
     async def run(self) -> None:
         self.uptime_ms = await self.store.write(self.advance_uptime)  # the reference point
+        self._quiet_mark = await asyncio.to_thread(self.store.data_version)
         while True:
             await asyncio.sleep(self.interval_s)
             await self.tick()

@@ -13,8 +13,10 @@ Promises:
   an outbox event (a typed :mod:`cloud_sync.events` event); its ``seq`` is
   taken inside the caller's transaction, so a rolled-back change leaves
   neither an event nor a gap.
-- **Bounded files.** ``journal_size_limit`` and periodic
-  :meth:`Store.checkpoint` keep the WAL from growing without limit.
+- **Bounded files, no stalls.** ``journal_size_limit`` and periodic
+  :meth:`Store.checkpoint` keep the WAL from growing without limit: PASSIVE
+  ones that never wait, and a TRUNCATE when idle that waits for readers a
+  bounded moment at most (a reader's snapshot never stalls the writer).
 - **Clear failures.** A corrupt file, a schema from a newer PickEdge, a
   read-only disk, a full disk: each raises its own :class:`StoreError` subclass
   with a message that names the file, and the file is left as it was.
@@ -35,7 +37,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgpack
 import sqlite_utils
@@ -46,6 +48,7 @@ from edge.store.errors import (
     CorruptDatabaseError,
     ReadOnlyStoreError,
     SchemaTooNewError,
+    SchemaTooOldError,
     StorageFullError,
     StoreError,
 )
@@ -54,6 +57,13 @@ from edge.store.migrations import MIGRATIONS, SCHEMA_VERSION
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+CheckpointMode = Literal["PASSIVE", "TRUNCATE"]
+#: how long a TRUNCATE checkpoint waits for readers' snapshots (the writer is
+#: paused meanwhile); then it gives up and is tried again later
+TRUNCATE_WAIT_MS = 50
+#: the same on close, the daemon's last act
+CLOSE_WAIT_MS = 500
 
 
 # SQLite primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF)
@@ -216,10 +226,17 @@ class Store:
         *,
         max_backlog: int | None,
         wal_limit_bytes: int,
+        checkpoints: bool = True,
     ) -> None:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()
+        #: False: this store never checkpoints (CLI commands beside the daemon)
+        self.checkpoints = checkpoints
+        # Checkpoints run on a connection of their own: a PASSIVE one then never
+        # holds the writer, and its data_version tells whether anyone committed.
+        self._ckpt_conn: sqlite3.Connection | None = None
+        self._ckpt_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -243,16 +260,30 @@ class Store:
         max_backlog: int | None = None,
         wal_limit_bytes: int = 64 * 1024 * 1024,
         migrate: bool = True,
+        checkpoints: bool = True,
     ) -> Store:
         """Open (creating when new) and migrate the database of box ``box_id``.
 
+        ``migrate=False`` (CLI commands): a missing database or one with an
+        older schema is refused with :class:`SchemaTooOldError` and left as it
+        was — never created, never migrated under a running daemon.
+        ``checkpoints=False`` (CLI commands beside the daemon): this store
+        never checkpoints the WAL, neither after a commit nor on close; the
+        daemon's maintenance does.
+
         Raises ``CorruptDatabaseError``, ``SchemaTooNewError``,
-        ``ReadOnlyStoreError`` or ``StoreError``; in each case the file is left
-        as it was (the version is read before anything is written).
+        ``SchemaTooOldError``, ``ReadOnlyStoreError`` or ``StoreError``; in
+        each case the file is left as it was (the version is read before
+        anything is written).
         """
         path = Path(path)
         if not path.parent.exists():
             raise ReadOnlyStoreError(f"{path}: the directory {path.parent} does not exist")
+        if not migrate and not path.exists():
+            raise SchemaTooOldError(
+                f"{path}: no database here; run `pickedge db migrate` to create it "
+                "(the daemon creates it too when it starts)"
+            )
         conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(
@@ -266,11 +297,12 @@ class Store:
                     "or restore a backup made by this version"
                 )
             if version < SCHEMA_VERSION and not migrate:
-                raise StoreError(
-                    f"{path}: schema version {version} is older than {SCHEMA_VERSION}; "
-                    "run `pickedge db migrate`"
+                raise SchemaTooOldError(
+                    f"{path}: schema version {version} is older than this PickEdge's "
+                    f"({SCHEMA_VERSION}); nothing was changed. Stop the daemon and run "
+                    "`pickedge db migrate`, or start the new daemon, which migrates"
                 )
-            cls._configure(conn, busy_timeout_ms, wal_limit_bytes)
+            cls._configure(conn, busy_timeout_ms, wal_limit_bytes, checkpoints=checkpoints)
             cls._migrate(conn, version)
             cls._ensure_box(conn, path, box_id)
         except sqlite3.Error as exc:
@@ -281,7 +313,13 @@ class Store:
             if conn is not None:
                 conn.close()
             raise
-        return cls(path, conn, max_backlog=max_backlog, wal_limit_bytes=wal_limit_bytes)
+        return cls(
+            path,
+            conn,
+            max_backlog=max_backlog,
+            wal_limit_bytes=wal_limit_bytes,
+            checkpoints=checkpoints,
+        )
 
     @staticmethod
     def _read_version(conn: sqlite3.Connection, path: Path) -> int:
@@ -292,7 +330,9 @@ class Store:
         return version
 
     @staticmethod
-    def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, wal_limit: int) -> None:
+    def _configure(
+        conn: sqlite3.Connection, busy_timeout_ms: int, wal_limit: int, *, checkpoints: bool
+    ) -> None:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"cannot switch the database to WAL (journal_mode={mode})")
@@ -300,7 +340,8 @@ class Store:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA journal_size_limit = {int(wal_limit)}")
-        conn.execute("PRAGMA wal_autocheckpoint = 1000")
+        # SQLite's own checkpoint after a commit is PASSIVE: it never waits.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {1000 if checkpoints else 0}")
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection, version: int) -> None:
@@ -426,14 +467,60 @@ class Store:
             row = self._conn.execute("SELECT epoch FROM box WHERE id = 1").fetchone()
         return str(row[0])
 
-    def checkpoint(self) -> tuple[int, int, int]:
-        """Checkpoint the WAL and truncate it; returns (busy, wal pages, moved)."""
-        with self._lock:
-            try:
-                row = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            except sqlite3.Error as exc:
-                raise translate_error(exc, self.path) from exc
+    def checkpoint(
+        self, mode: CheckpointMode = "TRUNCATE", *, wait_ms: int = TRUNCATE_WAIT_MS
+    ) -> tuple[int, int, int]:
+        """Checkpoint the WAL; returns (busy, frames in the WAL, frames checkpointed).
+
+        ``PASSIVE`` copies into the database what no reader still needs,
+        waiting for no one and never pausing the writer: safe at any time, the
+        busiest included. ``busy`` is 1 when a reader's snapshot or another
+        checkpoint kept it from copying everything.
+
+        ``TRUNCATE`` also resets the WAL file to zero bytes. It pauses this
+        store's writer while it runs and waits at most ``wait_ms`` for readers
+        holding an older snapshot (``pickedge db backup`` copying the file, a
+        long read); then it gives up with ``busy`` 1, having done what PASSIVE
+        would — try again later. For when the box is idle
+        (:mod:`edge.maintenance`), never for the scan path.
+
+        Both run on a connection of their own, never on the writer's: its busy
+        timeout is the long one scans wait on. Explicit calls work on a store
+        opened with ``checkpoints=False`` too (asked for, not automatic).
+        """
+        if mode not in ("PASSIVE", "TRUNCATE"):
+            raise ValueError(f"unknown checkpoint mode {mode!r}")
+        try:
+            if mode == "PASSIVE":
+                with self._ckpt_lock:
+                    row = self._side().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            else:
+                with self._lock, self._ckpt_lock:
+                    side = self._side()
+                    side.execute(f"PRAGMA busy_timeout = {max(0, int(wait_ms))}")
+                    row = side.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path) from exc
         return int(row[0]), int(row[1]), int(row[2])
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on the checkpoint connection: it
+        changes whenever another connection — this store's writer, a CLI
+        command — commits, so an unchanged figure means nobody wrote."""
+        try:
+            with self._ckpt_lock:
+                row = self._side().execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path) from exc
+        return int(row[0])
+
+    def _side(self) -> sqlite3.Connection:
+        """The checkpoint connection (call with ``_ckpt_lock`` held)."""
+        if self._ckpt_conn is None:
+            self._ckpt_conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+        return self._ckpt_conn
 
     def integrity_check(self) -> list[str]:
         """``PRAGMA integrity_check``: ``["ok"]`` when the file is sound, else the
@@ -469,10 +556,24 @@ class Store:
                 conn.close()
             self._readers.clear()
         with self._lock:
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                log.warning("final WAL checkpoint of %s failed", self.path)
+            if self.checkpoints:
+                # Bounded like any TRUNCATE: a reader's snapshot (a backup still
+                # copying) only leaves the WAL to the next start, which
+                # recovers it; it never holds the shutdown.
+                try:
+                    busy, frames, _ = self.checkpoint("TRUNCATE", wait_ms=CLOSE_WAIT_MS)
+                    if busy:
+                        log.info(
+                            "WAL of %s left with %d frames: a reader holds a snapshot",
+                            self.path,
+                            frames,
+                        )
+                except StoreError:
+                    log.warning("final WAL checkpoint of %s failed", self.path)
+            with self._ckpt_lock:
+                if self._ckpt_conn is not None:
+                    self._ckpt_conn.close()
+                    self._ckpt_conn = None
             self._conn.close()
 
     def __enter__(self) -> Store:

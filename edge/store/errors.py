@@ -24,6 +24,13 @@ class SchemaTooNewError(StoreError):
     code = "schema_too_new"
 
 
+class SchemaTooOldError(StoreError):
+    """The database's schema is older than this PickEdge's, and this command does
+    not migrate (only ``pickedge db migrate`` and the daemon at start do)."""
+
+    code = "schema_too_old"
+
+
 class ReadOnlyStoreError(StoreError, PermissionError):
     """The database or its directory cannot be written."""
 
