@@ -1,5 +1,11 @@
 """What CLI commands share: loading the config and opening the store, with the
-project's errors turned into one clear message on stderr and exit code 2."""
+project's errors turned into one clear message on stderr and exit code 2.
+
+CLI commands run beside the daemon. The store they open never migrates the
+schema (a newer CLI must not change the database under an older running
+daemon: it says ``run `pickedge db migrate``` and exits 2, changing nothing)
+and never checkpoints the WAL (the daemon's maintenance does, without making
+its writer wait). Only ``pickedge db migrate`` asks for a migration."""
 
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ def config_or_exit(path: Path | None, *, read_secrets: bool = True) -> Config:
 
 
 @contextmanager
-def store_or_exit(cfg: Config, *, migrate: bool = True) -> Iterator[Store]:
+def store_or_exit(cfg: Config, *, migrate: bool = False) -> Iterator[Store]:
     try:
         store = Store.open(
             cfg.store_path(),
@@ -36,6 +42,7 @@ def store_or_exit(cfg: Config, *, migrate: bool = True) -> Iterator[Store]:
             max_backlog=cfg.store.max_backlog,
             wal_limit_bytes=cfg.store.wal_limit_mb * 1024 * 1024,
             migrate=migrate,
+            checkpoints=False,
         )
     except PickEdgeError as exc:
         raise fail(f"error: {exc}", exc.exit_code) from None

@@ -9,7 +9,7 @@ import click
 from common.errors import PickEdgeError
 from edge.cli.common import config_option, config_or_exit, fail, store_or_exit
 from edge.store import SCHEMA_VERSION
-from edge.store.upkeep import check_file
+from edge.store.upkeep import backup_file, check_file
 
 
 @click.group("db")
@@ -30,7 +30,9 @@ def migrate_command(config_path: Path) -> None:
     """Create the database or bring its schema up to this version.
 
     Each migration runs in one transaction. A database written by a newer
-    PickEdge is refused and left untouched.
+    PickEdge is refused and left untouched. Other commands never migrate: run
+    this with the old daemon stopped (or start the new daemon, which migrates
+    at start), after `pickedge db backup`.
 
     \b
     Example:
@@ -47,7 +49,10 @@ def migrate_command(config_path: Path) -> None:
 def backup_command(dest: Path, config_path: Path) -> None:
     """Write a consistent copy of the live database to DEST.
 
-    Safe while the daemon runs (SQLite online backup). DEST must not exist.
+    Safe while the daemon runs (SQLite online backup through a read-only
+    connection: the daemon's writer never waits for it, and nothing in the
+    database changes). Works on a database of an older schema too: make one
+    before `pickedge db migrate`. DEST must not exist.
     Restoring a backup makes the box re-send what the cloud may already hold
     under the same seqs; sync-v1 detects that (epoch_conflict) and the box
     continues under a new epoch without losing anything.
@@ -57,12 +62,11 @@ def backup_command(dest: Path, config_path: Path) -> None:
       pickedge db backup /var/backups/pickedge.db --config site.toml
     """
     cfg = config_or_exit(config_path, read_secrets=False)
-    with store_or_exit(cfg, migrate=False) as store:
-        try:
-            store.backup(dest)
-        except PickEdgeError as exc:
-            raise fail(f"error: {exc}", exc.exit_code) from None
-    click.echo(f"backup written to {dest}")
+    try:
+        version = backup_file(cfg.store_path(), dest)
+    except PickEdgeError as exc:
+        raise fail(f"error: {exc}", exc.exit_code) from None
+    click.echo(f"backup written to {dest} (schema {version})")
 
 
 @db_group.command("integrity")

@@ -3,17 +3,21 @@
 
 :func:`advance_uptime` stores the box's uptime (retention and session expiry
 are measured on it); :func:`check_file` runs SQLite's integrity check on a
-database file through a read-only connection, writing nothing. WAL checkpoints
-and backups are :class:`~edge.store.Store` methods; the outbox's own upkeep
-(acks, pruning, alerts) is :mod:`edge.store.outbox`.
+database file and :func:`backup_file` copies one, each through a read-only
+connection: they write nothing to the database, never checkpoint its WAL and
+work on any schema version (a backup before ``pickedge db migrate`` is the
+first thing to make). WAL checkpoints are :class:`~edge.store.Store` methods;
+the outbox's own upkeep (acks, pruning, alerts) is :mod:`edge.store.outbox`.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.store.db import Transaction, open_read_only
+from edge.store.db import Transaction, open_read_only, translate_error
+from edge.store.errors import StoreError
 
 
 def advance_uptime(tx: Transaction, up: int) -> None:
@@ -47,3 +51,35 @@ def check_file(path: Path) -> FileCheck:
     finally:
         conn.close()
     return FileCheck(problems, version)
+
+
+def backup_file(path: Path, dest: Path) -> int:
+    """A consistent copy of the database at ``path`` in ``dest`` (which must not
+    exist), through a read-only connection; returns the copy's schema version.
+
+    Safe while the daemon runs: the copy is one read snapshot, which never
+    blocks the daemon's writer, and its checkpoints leave it be (they wait for
+    it only a bounded moment). The copy is a single file (rollback journal, no
+    WAL), synced to disk before this returns. Raises
+    :class:`~edge.store.errors.StoreError` and leaves no partial ``dest``.
+    """
+    if dest.exists():
+        raise StoreError(f"{dest}: exists already; backups never overwrite")
+    source = open_read_only(path)
+    try:
+        try:
+            target = sqlite3.connect(dest)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, dest) from exc
+        try:
+            source.backup(target)
+            target.execute("PRAGMA journal_mode = DELETE")
+            version = int(target.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            target.close()
+            dest.unlink(missing_ok=True)
+            raise translate_error(exc, path) from exc
+        target.close()
+    finally:
+        source.close()
+    return version

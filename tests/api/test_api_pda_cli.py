@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.api import auth
+from edge.cli.db import db_group
 from edge.cli.pda import pda_group, picker_group
 from edge.config import load_config
 from edge.store.db import Store
@@ -17,6 +18,8 @@ from tests.support.api_fixtures import write_config
 def test_enroll_list_revoke_and_picker_add(tmp_path: Path) -> None:
     config = str(write_config(tmp_path))
     runner = CliRunner()
+    # CLI commands never create or migrate the database (`pickedge db migrate` does)
+    assert runner.invoke(db_group, ["migrate", "--config", config]).exit_code == 0
     result = runner.invoke(pda_group, ["enroll", "handheld-1", "--config", config])
     assert result.exit_code == 0, result.output
     key = result.stdout.strip()

@@ -134,6 +134,8 @@ def test_db_commands_round_trip(site: Path, tmp_path: Path) -> None:
     conn.close()
     again = pickedge("db", "backup", str(backup), "--config", str(site))
     assert again.returncode == 2 and "never overwrite" in again.stderr
+    nowhere = pickedge("db", "backup", str(tmp_path / "no" / "b.db"), "--config", str(site))
+    assert nowhere.returncode == 2 and "Traceback" not in nowhere.stderr, nowhere.stderr
 
 
 def test_corrupt_database_exits_2_and_is_untouched(site: Path) -> None:
@@ -218,3 +220,156 @@ def test_run_stops_cleanly_on_sigterm(site: Path, processes: ProcessReaper) -> N
     assert '"msg":"stopped"' in err
     wal = site.parent / "pickedge.db-wal"
     assert not wal.exists() or wal.stat().st_size == 0  # checkpointed on the way out
+
+
+# ---------------------------------------------------------------- schema and WAL
+# CLI commands run beside the daemon: they never migrate the schema (a newer
+# CLI must not change the database under an older running daemon) and never
+# checkpoint the WAL (that waited on the daemon's readers with the write lock
+# held). `pickedge db migrate` migrates; `pickedge run` migrates at start.
+
+
+def _older_schema(db: Path, box_id: str) -> int:
+    """A database at the schema before this one: the first one, with its box row
+    (or, while there is only one, a database file with no schema yet)."""
+    from edge.store.migrations import MIGRATIONS, SCHEMA_VERSION
+
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        if SCHEMA_VERSION < 2:
+            conn.execute("PRAGMA user_version = 0")
+            return 0
+        conn.executescript(f"BEGIN;\n{MIGRATIONS[0]}\nPRAGMA user_version = 1;\nCOMMIT;")
+        conn.execute(
+            "INSERT INTO box (id, box_id, epoch, next_seq, created_ms) VALUES (1, ?, 'e0', 1, 0)",
+            (box_id,),
+        )
+        conn.execute("INSERT INTO epochs (epoch, started_ms) VALUES ('e0', 0)")
+        conn.execute("UPDATE sync_state SET acked_epoch = 'e0'")
+        return 1
+    finally:
+        conn.close()
+
+
+def _version(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _files(db: Path) -> dict[str, str | None]:
+    """Digest of the database and its WAL (None when absent or empty: a
+    read-only connection may leave an empty one)."""
+    out: dict[str, str | None] = {}
+    for suffix in ("", "-wal"):
+        path = db.with_name(db.name + suffix)
+        has = path.exists() and path.stat().st_size > 0
+        out[suffix or "db"] = _digest(path) if has else None
+    return out
+
+
+def test_cli_commands_refuse_an_older_schema_and_change_nothing(site: Path, tmp_path: Path) -> None:
+    from edge.store import SCHEMA_VERSION
+
+    db = site.parent / "pickedge.db"
+    old = _older_schema(db, "zone-a-01")
+    before = _files(db)
+    for args in (
+        ["pda", "enroll", "handheld-1"],
+        ["pda", "list"],
+        ["pda", "revoke", "handheld-1"],
+        ["picker", "add", "P1", "Ana", "BADGE-1"],
+    ):
+        result = pickedge(*args, "--config", str(site))
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert f"schema version {old}" in result.stderr, result.stderr
+        assert "run `pickedge db migrate`" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stdout == ""
+        assert _files(db) == before, args
+    # A backup before migrating is what an operator makes first: it works
+    # on the older schema and changes nothing either.
+    backup = tmp_path / "before-migrate.db"
+    saved = pickedge("db", "backup", str(backup), "--config", str(site))
+    assert saved.returncode == 0, saved.stderr
+    assert _version(backup) == old and _files(db) == before
+    migrated = pickedge("db", "migrate", "--config", str(site))
+    assert migrated.returncode == 0, migrated.stderr
+    assert _version(db) == SCHEMA_VERSION
+    enrolled = pickedge("pda", "enroll", "handheld-1", "--config", str(site))
+    assert enrolled.returncode == 0, enrolled.stderr
+
+
+def test_cli_commands_do_not_create_a_missing_database(site: Path) -> None:
+    db = site.parent / "pickedge.db"
+    for args in (["pda", "enroll", "handheld-1"], ["pda", "list"]):
+        result = pickedge(*args, "--config", str(site))
+        assert result.returncode == 2, (args, result.stderr)
+        assert "pickedge db migrate" in result.stderr and "Traceback" not in result.stderr
+        assert not db.exists()
+
+
+def _written(path: Path) -> tuple[int, int]:
+    """When and how big: read with stat, never by opening the file, which
+    would drop this process's SQLite locks on it (POSIX locks die with any
+    close of the file)."""
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def test_cli_commands_do_not_checkpoint_beside_the_daemon(site: Path, tmp_path: Path) -> None:
+    from edge.store import Store
+
+    db = site.parent / "pickedge.db"
+    assert pickedge("db", "migrate", "--config", str(site)).returncode == 0
+    # The running daemon: its connection keeps the WAL alive, its commits are
+    # in the WAL and not yet in the database file.
+    with Store.open(db, box_id="zone-a-01") as daemon:
+        for n in range(20):
+            with daemon.transaction() as tx:
+                tx.execute("INSERT INTO items (sku) VALUES (?)", (f"S{n}",))
+        main_file = _written(db)
+        wal = db.with_name(db.name + "-wal")
+        size = wal.stat().st_size
+        assert size > 0
+        for args in (
+            ["pda", "enroll", "handheld-1"],
+            ["picker", "add", "P1", "Ana", "BADGE-1"],
+            ["pda", "list"],
+            ["pda", "revoke", "handheld-1"],
+            ["db", "backup", str(tmp_path / "b.db")],
+        ):
+            result = pickedge(*args, "--config", str(site))
+            assert result.returncode == 0, (args, result.stderr)
+            # nothing was copied from the WAL into the database, nor truncated
+            assert _written(db) == main_file, args
+            assert wal.stat().st_size >= size, args
+            size = wal.stat().st_size
+        assert daemon.query("SELECT count(*) AS n FROM pdas") == [{"n": 1}]
+
+
+def test_run_migrates_an_older_schema_at_start(site: Path, processes: ProcessReaper) -> None:
+    from edge.store import SCHEMA_VERSION
+
+    db = site.parent / "pickedge.db"
+    _older_schema(db, "zone-a-01")
+    env = {**os.environ, "PICKEDGE__CLOUD__URL": "", "PICKEDGE__API__PORT": "0"}
+    proc = processes.popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(site), "--log-format", "json"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if '"msg":"ready' in line or not line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert _version(db) == SCHEMA_VERSION
