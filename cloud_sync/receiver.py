@@ -10,7 +10,8 @@ HTTP and faults). It promises, per ``(box, epoch)``:
 - **Other content under a held seq is a conflict, not a duplicate.** Every
   applied event keeps a digest of ``(type, at, data)``; a resent seq whose
   digest differs → 409 ``{"error": {"code": "epoch_conflict"}, "conflict_at": S}``
-  with S the first such seq, nothing applied.
+  with S the first such seq, nothing applied. (``keep_digests=False`` makes a
+  cloud that compares nothing, to test a box against one.)
 - **Every 200 and 409 echoes** the batch's ``epoch``, ``first`` and ``last``
   beside ``acked`` (:func:`cloud_sync.codec.batch_answer`), so a signed answer
   cannot be replayed to another batch or epoch.
@@ -97,10 +98,18 @@ class Receiver:
     """Applies batches of any number of boxes; one instance per process."""
 
     def __init__(
-        self, path: Path | str | None = None, *, max_batch_bytes: int = MAX_BATCH_BYTES
+        self,
+        path: Path | str | None = None,
+        *,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+        keep_digests: bool = True,
     ) -> None:
         self.path = str(path) if path is not None else ":memory:"
         self.max_batch_bytes = max_batch_bytes
+        #: False: a cloud that compares no content (for tests of the box): a
+        #: resent seq it holds is a duplicate whatever it carries, never an
+        #: ``epoch_conflict`` — what a box must survive without the cloud's help
+        self.keep_digests = keep_digests
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -141,7 +150,7 @@ class Receiver:
             return Answer(409, batch_answer(acked, *echo))
         bodies = [_event_body(ev) for ev in batch.raw]
         held = min(batch.last, acked)
-        if held >= batch.first:
+        if held >= batch.first and self.keep_digests:
             stored = db.execute(
                 "SELECT seq, digest FROM events "
                 "WHERE box = ? AND epoch = ? AND seq BETWEEN ? AND ?",
