@@ -95,7 +95,7 @@ def vm_hwm_mb() -> float:
 
 async def drain(path: Path, url: str, batch_events: int, pdas: PdaFloor | None) -> dict[str, float]:
     store = Store.open(path, box_id=BOX)
-    _, _, next_seq = send_state(store)
+    next_seq = send_state(store).next_seq
     total = next_seq - 1
     latencies: list[float] = []
     stop = asyncio.Event()

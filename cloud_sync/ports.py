@@ -29,24 +29,32 @@ R_co = TypeVar("R_co", covariant=True)
 
 
 class SendState(NamedTuple):
-    """Where the outbox stands, as one read sees it."""
+    """Where the outbox stands, as one read sees it: the epoch to send now."""
 
-    #: the current epoch
+    #: the epoch to send: the oldest with an unacked event, else the current one
     epoch: str
     #: its acked seq (0 when nothing of it is acked)
     acked: int
-    #: the seq the next event will get: events ``1 .. next_seq - 1`` exist
+    #: one past its last event: events ``1 .. next_seq - 1`` exist
     next_seq: int
+    #: a sealed epoch: it gets no more events (a restored box's old tail, sent
+    #: as it is); the cloud may hold more of it than the box, which is no lie
+    sealed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class EpochChange:
-    """What :meth:`Outbox.start_new_epoch` did."""
+    """What :meth:`Outbox.start_new_epoch` or :meth:`Outbox.check_copy` did."""
 
     old: str
     new: str
-    #: unacked events moved to ``new`` (renumbered from seq 1)
+    #: events moved to ``new`` (renumbered from seq 1)
     moved: int
+    #: ``old`` is sealed at this seq: every seq ≤ it stays there (acked, after an
+    #: ``epoch_conflict``; still to be sent as it is, after a restore)
+    kept: int = 0
+    #: why (a detected restore or copy); None for an ``epoch_conflict``
+    reason: str | None = None
 
 
 class Outbox(Protocol):
@@ -68,6 +76,13 @@ class Outbox(Protocol):
         """Which of ``kinds`` have an alert raised and not yet cleared."""
         ...
 
+    def will_send(self, epoch: str, last: int) -> None:
+        """A batch of ``epoch`` up to seq ``last`` is about to leave (blocking,
+        off the event loop): the box records durably, outside its database,
+        how far it may have sent, so a restored or copied database can tell
+        (sync-v1). Returns once that is on disk."""
+        ...
+
     # -- writes (each one transaction, durable when it returns)
 
     async def settle_ack(self, epoch: str, upto: int, *, clear: Collection[str]) -> int:
@@ -86,14 +101,32 @@ class Outbox(Protocol):
         """Raise ``alert`` unless one of its kind is still open; whether it was."""
         ...
 
-    async def start_new_epoch(self, alert: Callable[[EpochChange], Alert]) -> EpochChange:
-        """Move every unacked event to a new epoch (from seq 1, order and content
-        kept) and raise the alert built from the change, whatever is open."""
+    async def check_copy(self) -> EpochChange | None:
+        """Before the first send: is this database restored from a backup or
+        copied (what :meth:`will_send` recorded does not match it)? If so, its
+        current epoch is sealed where it ends (those events are sent as they
+        are) and new events go to a new epoch, with a ``crit`` alert, in one
+        transaction; returns the change. None when nothing was wrong."""
+        ...
+
+    async def start_new_epoch(
+        self,
+        alert: Callable[[EpochChange], Alert],
+        *,
+        epoch: str | None = None,
+        conflict_at: int | None = None,
+    ) -> EpochChange:
+        """The cloud answered ``epoch_conflict`` to a batch of ``epoch`` (default:
+        the epoch being sent). With ``conflict_at`` S: every seq < S is acked and
+        stays in the old epoch, the events from S on move to a new epoch from
+        seq 1. Without: every unacked event moves. Order and content kept; the
+        alert built from the change is raised whatever is open, and never
+        refused by the backlog limit; all in one transaction."""
         ...
 
     async def prune_acked(self, *, max_age_ms: int) -> int:
-        """Delete acked rows written more than ``max_age_ms`` ago (by the box's
-        clock); returns how many. Unacked rows are never deleted."""
+        """Delete rows acked more than ``max_age_ms`` of box uptime ago (never by
+        the wall clock); returns how many. Unacked rows are never deleted."""
         ...
 
 

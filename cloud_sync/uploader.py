@@ -3,7 +3,8 @@
 Promises (contracts/sync-v1.md, "Upstream"):
 
 - **Nothing is dropped.** Events leave the outbox only by being acked (and then
-  pruned after ``cloud.retention_days``); every failure keeps them.
+  pruned ``cloud.retention_days`` of box uptime later); every failure keeps
+  them.
 - **Only signed answers are acted on.** A 2xx, 409 or 400 whose signature is
   missing or wrong moves nothing: it is a transport failure (``crit`` alert
   ``sync_answer_unsigned`` once per episode, back-off), so a proxy can neither
@@ -21,8 +22,10 @@ Promises (contracts/sync-v1.md, "Upstream"):
 - **One transaction per ack**: the acked mark, clearing the episode's alerts
   and the status row (:meth:`cloud_sync.ports.Outbox.settle_ack`).
 - **The answers table, row by row**: 200 → drop ≤ N, send from N+1; 409 gap →
-  resend from N+1; 409 ``epoch_conflict`` → new epoch (unacked events move
-  to it from seq 1) + ``crit`` alert, send at once; 400 / 401 → keep, ``crit``
+  resend from N+1; 409 ``epoch_conflict`` with ``conflict_at`` S → seqs < S
+  acked, the events from S on move to a new epoch from seq 1, ``crit`` alert,
+  one transaction, send at once (without S, every unacked event moves);
+  400 / 401 → keep, ``crit``
   alert, back off; 413 → halve the batch (a single event still too large:
   alert, back off); 429 / 5xx / timeout / reset → back off.
 - **Back-off** is capped exponential with jitter, never below
@@ -30,6 +33,14 @@ Promises (contracts/sync-v1.md, "Upstream"):
   down) and never above ``backoff_max_s``; any success resets it.
 - **Alerts once per episode**: each kind is raised (``alerts`` row + ``alert``
   outbox event) when its trouble starts and cleared by the next ack.
+- **Restores and copies** are found before the first send
+  (:meth:`cloud_sync.ports.Outbox.check_copy`: the box's durable mark, which
+  :meth:`~cloud_sync.ports.Outbox.will_send` advances before every batch that
+  goes beyond it, does not match the database): the current epoch is sealed
+  and new events go to a new one. Epochs drain oldest first; in a sealed
+  epoch an ack beyond the box's last event is the cloud holding what the
+  original box sent after the backup, not a lie: it is taken up to what was
+  sent.
 - **Prompt**: :meth:`Uploader.notify` wakes it after a commit; it also polls.
 - Status for ``pickedge sync status``: ``last_error``/``last_error_ms``,
   ``backoff_s``, ``retry_at_ms`` and the ack columns of ``sync_state``.
@@ -82,6 +93,8 @@ EPISODE_KINDS = (
     "sync_events_missing",
     "sync_cloud_behind",
     "sync_epoch_conflict",
+    "sync_restore_detected",
+    "sync_mark_unwritable",
     "sync_answer_mismatch",
 )
 _HEADER_ALLOWANCE = 256  # envelope bytes beyond the events (box id, epoch, ints)
@@ -138,6 +151,11 @@ class Uploader:
         self._epoch: str | None = None
         self._from = 0  # the next batch starts after this seq
         self._sent_max = 0  # highest seq this process sent in _epoch
+        # _epoch is sealed: a restored box's old tail, drained before the current
+        # epoch; the cloud may hold more of it than the box (no lie: capped)
+        self._sealed = False
+        # the box checks it is no restored or copied database once, before it sends
+        self._copy_checked = False
         self._limit = self.batch_max_events
         self._attempt = 0
         self._open_alerts: set[str] | None = None
@@ -246,12 +264,14 @@ class Uploader:
         return await asyncio.get_running_loop().run_in_executor(self._io_pool, fn, *args)
 
     def _read(self) -> tuple[str, int, list[RawEvent]]:
-        epoch, acked, next_seq = self.outbox.send_state()
+        # the epoch to send: the oldest with unacked events (sealed epochs first)
+        epoch, acked, next_seq, sealed = self.outbox.send_state()
         if epoch != self._epoch:
-            # first read, or a new epoch: the window starts at the stored ack.
+            # first read, or another epoch: the window starts at the stored ack.
             # Otherwise it is ours alone (it may lie below the stored ack after
             # a cloud that lost events asked for them again).
             self._epoch, self._from, self._sent_max = epoch, acked, acked
+        self._sealed = sealed
         rows = self.outbox.read_raw(epoch, after_seq=self._from, limit=self._limit)
         budget = self.batch_max_bytes - _HEADER_ALLOWANCE - len(self.box_id) - len(epoch)
         size = 0
@@ -263,6 +283,9 @@ class Uploader:
         return epoch, next_seq, rows
 
     async def _step(self) -> Step:
+        if not self._copy_checked:
+            await self._check_copy()
+            self._copy_checked = True
         epoch, next_seq, rows = await self._io(self._read)
         if self._open_alerts is None:
             self._open_alerts = await self._io(self.outbox.open_alerts, EPISODE_KINDS)
@@ -284,6 +307,15 @@ class Uploader:
                 alert=("sync_events_missing", "crit", "outbox rows needed by the cloud are gone"),
             )
         body = await self._io(encode_batch_raw, self.box_id, epoch, rows)
+        try:
+            # the box's durable record of how far it may have sent, before it
+            # does: how a restored or copied database tells (sync-v1)
+            await self._io(self.outbox.will_send, epoch, last)
+        except OSError as exc:
+            return await self._fail(
+                f"cannot record the send mark ({exc}); nothing sent",
+                alert=("sync_mark_unwritable", "crit", "the box cannot write its sync mark"),
+            )
         started = time.monotonic()
         # sent once the request leaves, answered or not: an ack up to here may come
         # later (the cloud committed, the answer was lost, a smaller resend is acked)
@@ -408,7 +440,17 @@ class Uploader:
         )
 
     async def _ack(self, epoch: str, cloud_acked: int, first: int, next_seq: int) -> Step:
-        if cloud_acked >= next_seq:
+        if cloud_acked >= next_seq and self._sealed and epoch == self._epoch:
+            # a sealed epoch of a restored box: the cloud holds what the box held
+            # before its backup and more; we take what we sent, below
+            log.info(
+                "cloud holds sealed epoch %s up to %d, beyond its last event %d here "
+                "(restored database): taking the ack up to what was sent",
+                epoch,
+                cloud_acked,
+                next_seq - 1,
+            )
+        elif cloud_acked >= next_seq:
             return await self._fail(
                 f"ack {cloud_acked} is beyond the last event {next_seq - 1} of epoch {epoch}",
                 alert=("sync_lying_ack", "crit", "the cloud acked events this box never wrote"),
@@ -460,27 +502,67 @@ class Uploader:
             )
 
         def conflict(change: EpochChange) -> Alert:
+            if conflict_at is not None:
+                subject = (
+                    "the cloud holds other events under this box's seqs (restored backup or "
+                    f"cloned card?); seqs before {conflict_at} matched and are acked, the "
+                    "events from there moved to a new epoch"
+                )
+            else:
+                subject = (
+                    "the cloud holds other events under this box's seqs (restored backup or "
+                    "cloned card?); unsent events moved to a new epoch (the cloud did not say "
+                    "where the histories part: it may count some of them twice)"
+                )
             return Alert(
                 kind="sync_epoch_conflict",
                 severity=Severity.CRIT,
-                subject="the cloud holds other events under this box's seqs (restored backup "
-                "or cloned card?); unsent events moved to a new epoch",
-                detail={"old_epoch": change.old, "new_epoch": change.new, "moved": change.moved},
+                subject=subject,
+                detail={
+                    "old_epoch": change.old,
+                    "new_epoch": change.new,
+                    "moved": change.moved,
+                    "kept": change.kept,
+                    "conflict_at": conflict_at,
+                },
             )
 
-        change = await self.outbox.start_new_epoch(conflict)
+        # one transaction: acks below conflict_at, the new epoch, the move, the
+        # alert (which the backlog limit never refuses)
+        change = await self.outbox.start_new_epoch(conflict, epoch=epoch, conflict_at=conflict_at)
         self._fresh_epochs.add(change.new)
         if self._open_alerts is not None:
             self._open_alerts.add("sync_epoch_conflict")
         log.error(
-            "epoch conflict on %s (%s): %d unsent events moved to new epoch %s",
+            "epoch conflict on %s at %s (%s): seqs up to %d acked there, %d events moved to "
+            "new epoch %s",
             change.old,
+            conflict_at if conflict_at is not None else "an unknown seq",
             error.get("message", "no detail"),
+            change.kept,
             change.moved,
             change.new,
         )
         self._epoch = None  # rebuild the window under the new epoch
         return Step.SENT
+
+    async def _check_copy(self) -> None:
+        """Before the first send: a restored or copied database seals its epoch
+        and starts a new one for new events (the outbox does it and alerts)."""
+        change = await self.outbox.check_copy()
+        if change is None:
+            return
+        self._fresh_epochs.add(change.new)
+        if self._open_alerts is not None:
+            self._open_alerts.add("sync_restore_detected")
+        log.error(
+            "%s: epoch %s sealed at %d and resent as it is; new events go to epoch %s",
+            change.reason or "restored or copied database",
+            change.old,
+            change.kept,
+            change.new,
+        )
+        self._epoch = None
 
     # ------------------------------------------------------------------ failures
 

@@ -47,6 +47,7 @@ from edge.picking import PickingService
 from edge.picking.tours import Planner
 from edge.store import Store
 from edge.store.sync_state import StoreChangeSink, StoreOutbox
+from edge.store.syncmark import SyncMark
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +143,22 @@ def downloader(
     )
 
 
+def check_copy(store: Store) -> None:
+    """Start-up hook, before anything is written or sent: a database restored
+    from a backup or copied (its sync mark does not match it) seals its epoch
+    and new events go to a new one (:mod:`edge.store.syncmark`). A mark that
+    cannot be written is logged here; the uploader then refuses to send and
+    alerts."""
+    try:
+        SyncMark(store).reconcile()
+    except OSError as exc:
+        log.error("cannot read or write the sync mark beside %s: %s", store.path, exc)
+
+
 def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     """Build every component the configuration asks for (nothing runs yet)."""
     store = store if store is not None else open_store(cfg)
+    check_copy(store)
     parts: dict[str, Any] = {}
     components: list[Component] = []
 

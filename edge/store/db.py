@@ -201,15 +201,23 @@ class Transaction:
         self.conn.execute("RELEASE unit")
         self.events.extend(sub.events)
 
+    @property
+    def store(self) -> Store:
+        """The store this transaction writes to."""
+        return self._store
+
     def _check_backlog(self, epoch: str, next_seq: int) -> None:
         limit = self._store.max_backlog
         if limit is None:
             return
+        # Every unacked event counts: the current epoch's and those of sealed
+        # epochs still draining (a restored box resends its old tail first).
         row = self.conn.execute(
-            "SELECT acked_epoch, acked_seq FROM sync_state WHERE id = 1"
+            "SELECT COALESCE(SUM(COALESCE(last_seq, ?) - acked), 0) FROM epochs "
+            "WHERE last_seq IS NULL OR acked < last_seq",
+            (next_seq - 1,),
         ).fetchone()
-        acked = row[1] if row[0] == epoch else 0
-        if next_seq - 1 - acked >= limit:
+        if int(row[0]) >= limit:
             raise BacklogFullError(
                 f"{limit} events wait for the cloud; new work is refused until sync "
                 "catches up (nothing already confirmed is dropped)"
@@ -365,9 +373,9 @@ class Store:
             try:
                 epoch = new_epoch()
                 conn.execute(
-                    "INSERT INTO box (id, box_id, epoch, next_seq, created_ms) "
-                    "VALUES (1, ?, ?, 1, ?)",
-                    (box_id, epoch, now_ms()),
+                    "INSERT INTO box (id, box_id, epoch, next_seq, created_ms, db_id) "
+                    "VALUES (1, ?, ?, 1, ?, ?)",
+                    (box_id, epoch, now_ms(), new_db_id()),
                 )
                 conn.execute(
                     "INSERT INTO epochs (epoch, started_ms) VALUES (?, ?)", (epoch, now_ms())
@@ -585,6 +593,11 @@ class Store:
 
 def new_epoch() -> str:
     """A fresh outbox epoch id: random, never derived from the clock."""
+    return secrets.token_hex(8)
+
+
+def new_db_id() -> str:
+    """A fresh identity for a database's line of history (``box.db_id``)."""
     return secrets.token_hex(8)
 
 

@@ -243,6 +243,42 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     CREATE INDEX alerts_open ON alerts(cleared_ms, severity);
     """,
+    # 2: restores and clones (issue 17): per-epoch ack marks and sealed epochs,
+    # the database's identity and its sync mark, acks stamped with box uptime
+    """
+    -- db_id: a random id of this database's line of history; a copy found
+    -- without its mark gets a new one. marked: a sync mark (a file beside the
+    -- database, edge/store/syncmark.py) has been written for this database, so
+    -- finding none means the file was copied or restored elsewhere.
+    ALTER TABLE box ADD COLUMN db_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE box ADD COLUMN marked INTEGER NOT NULL DEFAULT 0;
+    UPDATE box SET db_id = lower(hex(randomblob(8)));
+
+    -- Per-epoch ack marks. last_seq is NULL for the current epoch (it still
+    -- grows); a sealed epoch holds exactly seqs 1..last_seq and never gets
+    -- another. The uploader drains epochs in n order: the oldest with
+    -- acked < its last seq first.
+    ALTER TABLE epochs ADD COLUMN acked INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE epochs ADD COLUMN last_seq INTEGER;
+    -- Before this version an older epoch kept only acked rows (its unacked
+    -- ones moved to the next epoch): sealed, fully acked.
+    UPDATE epochs SET
+        last_seq = (SELECT COALESCE(MAX(o.seq), 0) FROM outbox o WHERE o.epoch = epochs.epoch),
+        acked = (SELECT COALESCE(MAX(o.seq), 0) FROM outbox o WHERE o.epoch = epochs.epoch)
+    WHERE epoch <> (SELECT epoch FROM box WHERE id = 1);
+    UPDATE epochs SET acked = (
+        SELECT s.acked_seq FROM sync_state s WHERE s.id = 1 AND s.acked_epoch = epochs.epoch
+    )
+    WHERE epoch = (SELECT epoch FROM box WHERE id = 1)
+      AND EXISTS (SELECT 1 FROM sync_state s WHERE s.id = 1 AND s.acked_epoch = epochs.epoch);
+
+    -- acked_up: the box's uptime (Store.uptime_ms) when the row was acked;
+    -- acked rows are pruned on it, never on the wall clock. Rows acked before
+    -- this version count from the uptime stored now.
+    ALTER TABLE outbox ADD COLUMN acked_up INTEGER;
+    UPDATE outbox SET acked_up = (SELECT uptime_ms FROM box WHERE id = 1) WHERE acked = 1;
+    CREATE INDEX outbox_acked_up ON outbox(acked_up) WHERE acked_up IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,48 +24,84 @@ from edge.store.db import Store, Transaction, new_epoch, now_ms
 
 @dataclass(frozen=True, slots=True)
 class OutboxStatus:
+    #: the current epoch (new events go to it)
     epoch: str
     next_seq: int
+    #: the current epoch's acked seq
     acked_seq: int
+    #: unacked events in every epoch (sealed epochs still draining included)
     backlog: int
     oldest_unacked_ms: int | None
     last_ack_ms: int | None
     last_error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class EpochMove:
+    """What :func:`start_new_epoch` or :func:`seal_epoch` did."""
+
+    #: the epoch that conflicted (or was sealed)
+    old: str
+    #: the new current epoch
+    new: str
+    #: events moved to ``new`` (renumbered from seq 1)
+    moved: int
+    #: the old epoch now ends at this seq (sealed); every seq ≤ it stays there
+    kept: int
+
+
+# The epoch the uploader sends now: the oldest one with an unacked event (a
+# sealed epoch drains before the current one), else the current epoch. Columns:
+# epoch, acked, its last seq, sealed.
+_SEND_EPOCH = (
+    "SELECT e.epoch, e.acked, COALESCE(e.last_seq, b.next_seq - 1), e.last_seq IS NOT NULL "
+    "FROM epochs e, box b WHERE b.id = 1 AND (e.last_seq IS NULL OR e.acked < e.last_seq) "
+    "ORDER BY e.n LIMIT 1"
+)
+_BACKLOG = (
+    "SELECT COALESCE(SUM(COALESCE(e.last_seq, b.next_seq - 1) - e.acked), 0) "
+    "FROM epochs e, box b WHERE b.id = 1 AND (e.last_seq IS NULL OR e.acked < e.last_seq)"
+)
+
+
 def status(store: Store) -> OutboxStatus:
     """Backlog figures for ``pickedge sync status``, the dashboard and metrics."""
-    row = store.query(
-        "SELECT b.epoch, b.next_seq, s.acked_epoch, s.acked_seq, s.last_ack_ms, s.last_error "
-        "FROM box b, sync_state s"
-    )[0]
-    acked = row["acked_seq"] if row["acked_epoch"] == row["epoch"] else 0
-    oldest = store.query(
-        "SELECT at_ms FROM outbox WHERE epoch = ? AND seq = ?", (row["epoch"], acked + 1)
-    )
+    conn = store.reader().conn
+    conn.execute("BEGIN")  # one snapshot for every figure
+    try:
+        epoch, next_seq, current_acked, last_ack_ms, last_error = conn.execute(
+            "SELECT b.epoch, b.next_seq, e.acked, s.last_ack_ms, s.last_error "
+            "FROM box b JOIN epochs e ON e.epoch = b.epoch, sync_state s WHERE b.id = 1"
+        ).fetchone()
+        send_epoch, send_acked, _, _ = conn.execute(_SEND_EPOCH).fetchone()
+        backlog = int(conn.execute(_BACKLOG).fetchone()[0])
+        oldest = conn.execute(
+            "SELECT at_ms FROM outbox WHERE epoch = ? AND seq = ?", (send_epoch, send_acked + 1)
+        ).fetchone()
+    finally:
+        conn.execute("COMMIT")
     return OutboxStatus(
-        epoch=row["epoch"],
-        next_seq=row["next_seq"],
-        acked_seq=acked,
-        backlog=row["next_seq"] - 1 - acked,
-        oldest_unacked_ms=oldest[0]["at_ms"] if oldest else None,
-        last_ack_ms=row["last_ack_ms"],
-        last_error=row["last_error"],
+        epoch=str(epoch),
+        next_seq=int(next_seq),
+        acked_seq=int(current_acked),
+        backlog=backlog,
+        oldest_unacked_ms=oldest[0] if oldest else None,
+        last_ack_ms=last_ack_ms,
+        last_error=last_error,
     )
 
 
 def read_unacked(
     store: Store, *, limit: int, max_bytes: int | None = None, after_seq: int | None = None
 ) -> list[OutboxEvent]:
-    """Up to ``limit`` unacked events of the current epoch, in seq order.
+    """Up to ``limit`` unacked events of the epoch the uploader sends now (the
+    oldest with unacked events), in seq order.
 
     ``after_seq`` starts after a given seq (the uploader's send window);
     ``max_bytes`` stops before the payloads exceed it (at least one event is
     always returned so a single large event still goes out).
     """
-    state = store.query("SELECT b.epoch, s.acked_epoch, s.acked_seq FROM box b, sync_state s")[0]
-    epoch = state["epoch"]
-    acked = state["acked_seq"] if state["acked_epoch"] == epoch else 0
+    epoch, acked, _, _ = send_state(store)
     start = max(acked, after_seq or 0)
     rows = store.reader().execute(
         "SELECT seq, type, at_ms, payload FROM outbox "
@@ -102,39 +138,51 @@ def read_raw(
 
 
 def send_state(store: Store) -> SendState:
-    """(current epoch, its acked seq, its next seq) as a reader sees them now."""
-    row = (
-        store.reader()
-        .execute("SELECT b.epoch, b.next_seq, s.acked_epoch, s.acked_seq FROM box b, sync_state s")
-        .fetchone()
+    """The epoch to send now, as a reader sees it: the oldest epoch with an
+    unacked event — a sealed one (a restored box's old tail) drains before the
+    current one — else the current epoch; its acked seq and its next seq."""
+    epoch, acked, last, sealed = store.reader().execute(_SEND_EPOCH).fetchone()
+    return SendState(str(epoch), int(acked), int(last) + 1, bool(sealed))
+
+
+def _epoch_row(tx: Transaction, epoch: str) -> tuple[int, int, int, bool] | None:
+    """(n, acked, last seq, sealed) of ``epoch``; None when the box never had it."""
+    row = tx.execute(
+        "SELECT e.n, e.acked, COALESCE(e.last_seq, b.next_seq - 1), e.last_seq IS NOT NULL "
+        "FROM epochs e, box b WHERE b.id = 1 AND e.epoch = ?",
+        (epoch,),
+    ).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]), bool(row[3]))
+
+
+def _ack_rows(tx: Transaction, epoch: str, after: int, upto: int, up: int) -> None:
+    """Mark seqs ``after+1 .. upto`` of ``epoch`` acked at box uptime ``up``."""
+    tx.execute(
+        "UPDATE outbox SET acked = 1, acked_up = ? WHERE epoch = ? AND seq > ? AND seq <= ?",
+        (up, epoch, after, upto),
     )
-    epoch, next_seq, acked_epoch, acked_seq = row
-    return SendState(str(epoch), int(acked_seq) if acked_epoch == epoch else 0, int(next_seq))
+    tx.execute("UPDATE epochs SET acked = ? WHERE epoch = ?", (upto, epoch))
 
 
-def mark_acked(tx: Transaction, epoch: str, upto: int) -> int:
+def mark_acked(tx: Transaction, epoch: str, upto: int, *, up: int | None = None) -> int:
     """Record that the cloud durably applied every seq ≤ ``upto`` of ``epoch``.
 
-    Idempotent and monotonic: an older ack never moves the mark back, and an
-    ack for an epoch that is no longer current changes nothing. Returns the
-    acked seq now stored.
+    Idempotent and monotonic: an older ack never moves the mark back. Any epoch
+    the box still has counts (a sealed one drains before the current one); an
+    epoch the box never had changes nothing. The rows are stamped with the box
+    uptime ``up`` (now, by default): retention runs from there. Returns the
+    acked seq now stored for ``epoch``.
     """
-    current_epoch, next_seq = tx.execute("SELECT epoch, next_seq FROM box WHERE id = 1").fetchone()
-    if epoch != current_epoch:
+    row = _epoch_row(tx, epoch)
+    if row is None:
         return 0
-    if upto >= next_seq:
+    _, base, last, _ = row
+    if upto > last:
         # The cloud claims events the box never wrote: a lying or confused peer.
-        raise ValueError(f"ack {upto} is beyond the last event {next_seq - 1} of epoch {epoch}")
-    acked_epoch, acked_seq = tx.execute(
-        "SELECT acked_epoch, acked_seq FROM sync_state WHERE id = 1"
-    ).fetchone()
-    base = acked_seq if acked_epoch == epoch else 0
+        raise ValueError(f"ack {upto} is beyond the last event {last} of epoch {epoch}")
     if upto <= base:
-        return int(base)
-    tx.execute(
-        "UPDATE outbox SET acked = 1 WHERE epoch = ? AND seq > ? AND seq <= ?",
-        (epoch, base, upto),
-    )
+        return base
+    _ack_rows(tx, epoch, base, upto, tx.store.uptime_ms() if up is None else up)
     tx.execute(
         "UPDATE sync_state SET acked_epoch = ?, acked_seq = ?, last_ack_ms = ?, "
         "last_error = NULL WHERE id = 1",
@@ -143,48 +191,102 @@ def mark_acked(tx: Transaction, epoch: str, upto: int) -> int:
     return upto
 
 
-def start_new_epoch(tx: Transaction) -> tuple[str, str, int]:
-    """Move every unacked event of the current epoch to a new epoch, from seq 1.
+def start_new_epoch(
+    tx: Transaction, *, epoch: str | None = None, conflict_at: int | None = None
+) -> EpochMove:
+    """The cloud answered ``epoch_conflict`` for ``epoch`` (by default the epoch
+    being sent): move what the cloud does not hold as the box does to a new
+    epoch, from seq 1.
 
-    Used when the cloud answers ``epoch_conflict`` (a restored backup or cloned
-    card). Order and content are kept; acked rows stay under the old epoch until
-    pruned. Returns (old epoch, new epoch, events moved).
+    With ``conflict_at`` S (sync-v1: every seq before S matched what the cloud
+    holds) the seqs < S are acked and stay, sealed, in the old epoch, and the
+    events from S on move. Without it (a cloud older than the amendment) the box
+    cannot tell how much the cloud holds as it does: every unacked event moves,
+    which the cloud may count twice if it held some of them already.
+
+    Events of later epochs (never sent: epochs drain in order) follow, so the
+    new epoch is the last and only open one. Order and content are kept; the
+    ledger follows its events seq for seq. Returns what moved.
     """
-    old, _ = tx.execute("SELECT epoch, next_seq FROM box WHERE id = 1").fetchone()
-    acked_epoch, acked_seq = tx.execute(
-        "SELECT acked_epoch, acked_seq FROM sync_state WHERE id = 1"
-    ).fetchone()
-    base = acked_seq if acked_epoch == old else 0
+    if epoch is None:
+        epoch = str(tx.execute(_SEND_EPOCH).fetchone()[0])
+    row = _epoch_row(tx, epoch)
+    if row is None:
+        raise ValueError(f"epoch {epoch} is not one of this box's epochs")
+    n, acked, last, _ = row
+    keep = acked
+    if conflict_at is not None:
+        if not 1 <= conflict_at <= last + 1:
+            raise ValueError(f"conflict_at {conflict_at} is outside epoch {epoch} (1..{last})")
+        keep = max(acked, conflict_at - 1)
+        if keep > acked:
+            _ack_rows(tx, epoch, acked, keep, tx.store.uptime_ms())
+    # what moves, in order: this epoch after `keep`, then every later epoch's
+    # unacked tail
+    sources = [(epoch, keep)] + [
+        (str(e), int(a))
+        for e, a in tx.execute(
+            "SELECT epoch, acked FROM epochs WHERE n > ? ORDER BY n", (n,)
+        ).fetchall()
+    ]
     fresh = new_epoch()
-    rows = tx.execute(
-        "SELECT seq, type, at_ms, payload FROM outbox WHERE epoch = ? AND seq > ? ORDER BY seq",
-        (old, base),
-    ).fetchall()
-    tx.executemany(
-        "INSERT INTO outbox (epoch, seq, type, at_ms, payload) VALUES (?, ?, ?, ?, ?)",
-        [(fresh, i, r[1], r[2], r[3]) for i, r in enumerate(rows, start=1)],
-    )
-    tx.execute("DELETE FROM outbox WHERE epoch = ? AND seq > ?", (old, base))
-    # The ledger follows its events to the new epoch, seq for seq.
-    moved = {r[0]: i for i, r in enumerate(rows, start=1)}
-    ledger = tx.execute(
-        "SELECT seq, sku, location, qty FROM stock_ledger WHERE epoch = ? AND seq > ?",
-        (old, base),
-    ).fetchall()
-    tx.execute("DELETE FROM stock_ledger WHERE epoch = ? AND seq > ?", (old, base))
-    tx.executemany(
-        "INSERT INTO stock_ledger (epoch, seq, sku, location, qty) VALUES (?, ?, ?, ?, ?)",
-        [(fresh, moved[r[0]], r[1], r[2], r[3]) for r in ledger],
-    )
+    moved = 0
+    for source, after in sources:
+        rows = tx.execute(
+            "SELECT seq, type, at_ms, payload FROM outbox WHERE epoch = ? AND seq > ? ORDER BY seq",
+            (source, after),
+        ).fetchall()
+        renumber = {r[0]: moved + i for i, r in enumerate(rows, start=1)}
+        tx.executemany(
+            "INSERT INTO outbox (epoch, seq, type, at_ms, payload) VALUES (?, ?, ?, ?, ?)",
+            [(fresh, renumber[r[0]], r[1], r[2], r[3]) for r in rows],
+        )
+        tx.execute("DELETE FROM outbox WHERE epoch = ? AND seq > ?", (source, after))
+        ledger = tx.execute(
+            "SELECT seq, sku, location, qty FROM stock_ledger WHERE epoch = ? AND seq > ?",
+            (source, after),
+        ).fetchall()
+        tx.execute("DELETE FROM stock_ledger WHERE epoch = ? AND seq > ?", (source, after))
+        tx.executemany(
+            "INSERT INTO stock_ledger (epoch, seq, sku, location, qty) VALUES (?, ?, ?, ?, ?)",
+            [(fresh, renumber[r[0]], r[1], r[2], r[3]) for r in ledger],
+        )
+        # sealed where it now ends; it never gets another event
+        tx.execute("UPDATE epochs SET last_seq = ? WHERE epoch = ?", (after, source))
+        moved += len(rows)
     tx.execute("INSERT INTO epochs (epoch, started_ms) VALUES (?, ?)", (fresh, now_ms()))
-    tx.execute("UPDATE box SET epoch = ?, next_seq = ? WHERE id = 1", (fresh, len(rows) + 1))
-    tx.execute("UPDATE sync_state SET acked_epoch = ?, acked_seq = 0 WHERE id = 1", (fresh,))
-    return str(old), fresh, len(rows)
+    tx.execute("UPDATE box SET epoch = ?, next_seq = ? WHERE id = 1", (fresh, moved + 1))
+    return EpochMove(old=epoch, new=fresh, moved=moved, kept=keep)
 
 
-def prune_acked(tx: Transaction, *, older_than_ms: int) -> int:
-    """Delete acked rows written before ``older_than_ms``; returns how many."""
-    cur = tx.execute("DELETE FROM outbox WHERE acked = 1 AND at_ms < ?", (older_than_ms,))
+def seal_epoch(tx: Transaction) -> EpochMove:
+    """Seal the current epoch where it ends and start a new one for new events.
+
+    For a box that finds it was restored or copied (edge/store/syncmark.py):
+    what it holds of the current epoch is a prefix of what the box it was
+    copied from held, so those events stay as they are (sent as they are, the
+    cloud dedups what it has); only events written from now on, which the
+    original may have written differently under the same seqs, need a new
+    epoch. Returns the move (``moved`` 0, ``kept`` the old epoch's last seq).
+    """
+    old, next_seq = tx.execute("SELECT epoch, next_seq FROM box WHERE id = 1").fetchone()
+    tx.execute("UPDATE epochs SET last_seq = ? WHERE epoch = ?", (next_seq - 1, old))
+    fresh = new_epoch()
+    tx.execute("INSERT INTO epochs (epoch, started_ms) VALUES (?, ?)", (fresh, now_ms()))
+    tx.execute("UPDATE box SET epoch = ?, next_seq = 1 WHERE id = 1", (fresh,))
+    return EpochMove(old=str(old), new=fresh, moved=0, kept=int(next_seq) - 1)
+
+
+def prune_acked(tx: Transaction, *, acked_before_up: int) -> int:
+    """Delete rows acked at box uptime ≤ ``acked_before_up``; returns how many.
+
+    Box uptime, never the wall clock: a clock that jumps forward must not
+    prune a row the cloud may still ask for (DESIGN.md decision 5).
+    """
+    cur = tx.execute(
+        "DELETE FROM outbox WHERE acked_up IS NOT NULL AND acked_up <= ? AND acked = 1",
+        (acked_before_up,),
+    )
     return int(cur.rowcount)
 
 

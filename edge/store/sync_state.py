@@ -17,6 +17,7 @@ people only.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -27,6 +28,7 @@ from cloud_sync.ports import EpochChange, SendState
 from common.errors import PickEdgeError
 from edge.store import outbox
 from edge.store.db import Store, Transaction, now_ms
+from edge.store.syncmark import SyncMark
 
 R = TypeVar("R")
 #: applies one page of downstream changes in the caller's transaction
@@ -43,10 +45,13 @@ def raise_alert(tx: Transaction, alert: Alert, *, once: bool = True) -> bool:
 
 
 class StoreOutbox:
-    """The outbox of ``store``, as :class:`cloud_sync.ports.Outbox`."""
+    """The outbox of ``store``, as :class:`cloud_sync.ports.Outbox`; with the
+    store's sync mark (:mod:`edge.store.syncmark`) to tell a restored or
+    copied database before it sends."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.mark = SyncMark(store)
 
     @property
     def box_id(self) -> str:
@@ -60,6 +65,16 @@ class StoreOutbox:
 
     def open_alerts(self, kinds: Collection[str]) -> set[str]:
         return outbox.open_alert_kinds(self.store, kinds)
+
+    def will_send(self, epoch: str, last: int) -> None:
+        self.mark.will_send(epoch, last)
+
+    async def check_copy(self) -> EpochChange | None:
+        restore = await asyncio.to_thread(self.mark.reconcile)
+        if restore is None:
+            return None
+        move = restore.move
+        return EpochChange(move.old, move.new, move.moved, kept=move.kept, reason=restore.reason)
 
     async def settle_ack(self, epoch: str, upto: int, *, clear: Collection[str]) -> int:
         def settle(tx: Transaction) -> int:
@@ -88,17 +103,29 @@ class StoreOutbox:
     async def raise_alert(self, alert: Alert) -> bool:
         return await self.store.write(lambda tx: raise_alert(tx, alert))
 
-    async def start_new_epoch(self, alert: Callable[[EpochChange], Alert]) -> EpochChange:
+    async def start_new_epoch(
+        self,
+        alert: Callable[[EpochChange], Alert],
+        *,
+        epoch: str | None = None,
+        conflict_at: int | None = None,
+    ) -> EpochChange:
         def conflict(tx: Transaction) -> EpochChange:
-            change = EpochChange(*outbox.start_new_epoch(tx))
+            move = outbox.start_new_epoch(tx, epoch=epoch, conflict_at=conflict_at)
+            change = EpochChange(move.old, move.new, move.moved, kept=move.kept)
+            # bookkeeping: never refused by the backlog limit (Transaction.append_bookkeeping)
             raise_alert(tx, alert(change), once=False)
             return change
 
         return await self.store.write(conflict)
 
     async def prune_acked(self, *, max_age_ms: int) -> int:
-        cutoff = now_ms() - max_age_ms
-        return await self.store.write(lambda tx: outbox.prune_acked(tx, older_than_ms=cutoff))
+        def prune(tx: Transaction) -> int:
+            # on the box's uptime: a wall clock that jumps forward prunes nothing early
+            cutoff = self.store.uptime_ms() - max_age_ms
+            return outbox.prune_acked(tx, acked_before_up=cutoff)
+
+        return await self.store.write(prune)
 
 
 class StoreChangeSink(Generic[R]):
@@ -153,10 +180,29 @@ def read_status(conn: sqlite3.Connection, *, now: int) -> dict[str, Any]:
     # SELECT *: a database from before the back-off columns still reports the rest
     row = conn.execute("SELECT * FROM sync_state WHERE id = 1").fetchone()
     state = {k: row[k] for k in row.keys()}  # noqa: SIM118 - sqlite3.Row is not a mapping
-    acked = state["acked_seq"] if state["acked_epoch"] == box["epoch"] else 0
     last = box["next_seq"] - 1
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(epochs)")}
+    if "last_seq" in columns:
+        epochs = conn.execute(
+            "SELECT epoch, acked, last_seq FROM epochs "
+            "WHERE last_seq IS NULL OR acked < last_seq ORDER BY n"
+        ).fetchall()
+    else:  # a database from before per-epoch acks: the current epoch only
+        mine = state["acked_epoch"] == box["epoch"]
+        epochs = [{"epoch": box["epoch"], "acked": state["acked_seq"] if mine else 0}]
+        epochs[0]["last_seq"] = None
+    acked = next((e["acked"] for e in epochs if e["epoch"] == box["epoch"]), 0)
+    # sealed epochs still draining (a restored box's old tail) go first
+    sealed = [
+        {"epoch": e["epoch"], "acked_seq": e["acked"], "last_seq": e["last_seq"]}
+        for e in epochs
+        if e["last_seq"] is not None
+    ]
+    backlog = last - acked + sum(e["last_seq"] - e["acked_seq"] for e in sealed)
+    first = sealed[0] if sealed else {"epoch": box["epoch"], "acked_seq": acked}
     oldest = conn.execute(
-        "SELECT at_ms FROM outbox WHERE epoch = ? AND seq = ?", (box["epoch"], acked + 1)
+        "SELECT at_ms FROM outbox WHERE epoch = ? AND seq = ?",
+        (first["epoch"], first["acked_seq"] + 1),
     ).fetchone()
     alerts = conn.execute(
         "SELECT kind, severity, subject, raised_ms FROM alerts WHERE cleared_ms IS NULL ORDER BY id"
@@ -170,7 +216,8 @@ def read_status(conn: sqlite3.Connection, *, now: int) -> dict[str, Any]:
         "epoch": box["epoch"],
         "last_seq": last,
         "acked_seq": acked,
-        "backlog": last - acked,
+        "backlog": backlog,
+        "sealed_epochs": sealed,
         "oldest_unacked_ms": oldest["at_ms"] if oldest else None,
         "oldest_unacked_age_s": age(oldest["at_ms"]) if oldest else None,
         "last_ack_ms": state["last_ack_ms"],

@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from edge.api.app import PICKING
+from edge.store.outbox import mark_acked
 from tests.support.api_fixtures import Zone, add_task
 
 
@@ -194,7 +195,7 @@ async def test_a_full_backlog_refuses_the_unit_and_changes_nothing(tmp_path: obj
             assert store.query("SELECT picked FROM tour_stops") == [{"picked": 1}]
             assert store.query("SELECT COUNT(*) AS n FROM scans WHERE scan_id = 'u2'") == [{"n": 0}]
             # the cloud acks: the same scan_id goes through
-            store.run(lambda tx: tx.execute("UPDATE sync_state SET acked_seq = 2"))
+            store.run(lambda tx: mark_acked(tx, store.epoch, 2))
             assert (await pda.scan(GTIN_A, scan_id="u2"))["result"] == "item_ok"
     finally:
         await server.close()

@@ -179,7 +179,7 @@ def test_ack_prune_and_status(store: Store) -> None:
     with pytest.raises(ValueError, match="beyond the last event"), store.transaction() as tx:
         outbox.mark_acked(tx, epoch, 6)
     with store.transaction() as tx:
-        assert outbox.prune_acked(tx, older_than_ms=10_000) == 3  # only acked rows go
+        assert outbox.prune_acked(tx, acked_before_up=store.uptime_ms()) == 3  # only acked go
     assert [r["seq"] for r in store.query("SELECT seq FROM outbox")] == [4, 5]
     with store.transaction() as tx:
         assert tx.append(_alert()) == 6  # pruning never reuses a seq
@@ -203,8 +203,9 @@ def test_new_epoch_moves_unacked_events_in_order(store: Store) -> None:
     with store.transaction() as tx:
         outbox.mark_acked(tx, old, 1)
         before = outbox.deltas_after(tx, "A", "L1", old, 1)
-        prev, fresh, moved = outbox.start_new_epoch(tx)
-    assert (prev, moved) == (old, 2)
+        move = outbox.start_new_epoch(tx)
+    prev, fresh, moved = move.old, move.new, move.moved
+    assert (prev, moved, move.kept) == (old, 2, 1)
     assert store.epoch == fresh != old
     events = outbox.read_unacked(store, limit=10)
     assert [(e.epoch, e.seq, e.data["qty"]) for e in events] == [(fresh, 1, -2), (fresh, 2, -3)]

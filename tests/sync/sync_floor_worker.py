@@ -40,7 +40,7 @@ async def main(db: str, told_path: str, url: str, mode: str, seed: int) -> int:
         )
         if mode == "drain":
             await up.send_all()
-            _, acked, next_seq = send_state(store)
+            _, acked, next_seq, _ = send_state(store)
             store.close()
             return 0 if acked == next_seq - 1 else 3
         task = asyncio.create_task(up.run())

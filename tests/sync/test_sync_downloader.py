@@ -256,6 +256,7 @@ async def test_a_stock_figure_ahead_of_a_restored_box_stops_the_feed_until_a_new
         tx.execute("DELETE FROM stock_ledger WHERE seq > 10")
         tx.execute("UPDATE box SET next_seq = 11")
         tx.execute("UPDATE sync_state SET acked_seq = 10")
+        tx.execute("UPDATE epochs SET acked = 10")  # the ack mark lives per epoch
     write_moves(store, 3, seed=5)  # seqs 11..16: the cloud has other events under them
     pairs = [(s, loc) for s in SKUS for loc in LOCS]
     sim.feed.add(

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import msgpack
 import pytest
-from sync_helpers import BOX, SECRET, assert_converged, box_rows, move, uploader, write_moves
+from sync_helpers import (
+    BOX,
+    SECRET,
+    assert_converged,
+    box_rows,
+    move,
+    nonzero,
+    uploader,
+    write_moves,
+)
 
 import edge.store.db
 import edge.store.outbox
@@ -54,7 +63,7 @@ async def test_all_faults_mixed_while_the_floor_keeps_writing(store: Store) -> N
                 async with asyncio.timeout(60):
                     while True:
                         await up.idle.wait()
-                        _, acked, next_seq = send_state(store)
+                        _, acked, next_seq, _ = send_state(store)
                         if acked == next_seq - 1:
                             break
                         await up.wait_acked(next_seq - 1)
@@ -67,6 +76,11 @@ async def test_all_faults_mixed_while_the_floor_keeps_writing(store: Store) -> N
 
 
 async def test_restored_backup_conflicts_and_moves_to_a_new_epoch(tmp_path: Path) -> None:
+    """A backup restored to another path, written to before anything checked it
+    (no daemon start-up hook): the uploader finds it is a copy (no mark beside
+    it) and seals its epoch; the cloud then names where the histories part
+    (conflict_at) and only the box's own new events move: nothing is counted
+    twice, nothing lost."""
     async with CloudSimulator(SECRET) as sim, SyncClient(sim.url, BOX, SECRET) as client:
         with Store.open(tmp_path / "box.db", box_id=BOX) as store:
             write_moves(store, 10)
@@ -90,33 +104,37 @@ async def test_restored_backup_conflicts_and_moves_to_a_new_epoch(tmp_path: Path
             assert new_epoch != old_epoch
             # the cloud kept the original timeline untouched ...
             assert sim.receiver.events(BOX, old_epoch) == original
-            # ... and got every event of the restored box under the new epoch
+            # ... and got the restored box's own events (from conflict_at 21 on)
+            # under the new epoch, then the two alerts
             cloud_new = sim.receiver.events(BOX, new_epoch)
             assert [(e["type"], e["data"]) for e in cloud_new[:10]] == [
                 (e["type"], e["data"]) for e in written
             ]
-            alert = cloud_new[10]
-            assert alert["type"] == "alert" and alert["data"]["kind"] == "sync_epoch_conflict"
-            assert alert["data"]["severity"] == "crit" and alert["data"]["detail"]["moved"] == 10
-            assert [e["seq"] for e in cloud_new] == list(range(1, 12))
-            [row] = store.query("SELECT severity, cleared_ms FROM alerts")
-            assert row["severity"] == "crit" and row["cleared_ms"] is not None  # acked since
+            kinds = [e["data"]["kind"] for e in cloud_new[10:]]
+            assert kinds == ["sync_restore_detected", "sync_epoch_conflict"]
+            conflict = cloud_new[11]["data"]
+            assert conflict["severity"] == "crit"
+            assert conflict["detail"]["moved"] == 11 and conflict["detail"]["conflict_at"] == 21
+            assert [e["seq"] for e in cloud_new] == list(range(1, 13))
+            rows = store.query("SELECT kind, severity, cleared_ms FROM alerts ORDER BY id")
+            assert [(r["kind"], r["severity"]) for r in rows] == [
+                ("sync_restore_detected", "crit"),
+                ("sync_epoch_conflict", "crit"),
+            ]
+            assert all(r["cleared_ms"] is not None for r in rows)  # acked since
             # the box goes on under the new epoch
             write_moves(store, 3, seed=4)
             await up.send_all()
-            # (net stock differs by design: the cloud also holds the lost timeline)
             assert_converged(sim, store, stock=False)
-            cloud_moves: dict[tuple[str, str], int] = {}
-            for e in sim.receiver.events(BOX, new_epoch):
+            # every fact once: the cloud's net stock is the original's 40 events
+            # plus the restored box's own, which is the box's ledger plus the
+            # original's events after the backup (lost with its card)
+            expected: dict[tuple[str, str], int] = {}
+            for e in [*original, *box_rows(store, new_epoch)]:
                 if e["type"] == "stock_delta":
                     key = (e["data"]["sku"], e["data"]["location"])
-                    cloud_moves[key] = cloud_moves.get(key, 0) + e["data"]["qty"]
-            box_moves = store.query(
-                "SELECT sku, location, SUM(qty) AS q FROM stock_ledger WHERE epoch = ? "
-                "GROUP BY sku, location",
-                (new_epoch,),
-            )
-            assert cloud_moves == {(r["sku"], r["location"]): r["q"] for r in box_moves}
+                    expected[key] = expected.get(key, 0) + e["data"]["qty"]
+            assert nonzero(sim.receiver.net_stock(BOX)) == nonzero(expected)
 
 
 async def test_a_box_clock_off_by_years_and_jumping_changes_nothing(

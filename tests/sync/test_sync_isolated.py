@@ -74,6 +74,12 @@ SCRIPT = textwrap.dedent(
         def open_alerts(self, kinds):
             return set()
 
+        def will_send(self, epoch, last):
+            pass
+
+        async def check_copy(self):
+            return None
+
         async def settle_ack(self, epoch, upto, *, clear):
             self.acked = max(self.acked, upto)
             return self.acked

@@ -12,7 +12,7 @@ import pytest
 from cloud_sync.events import StockDelta, StockReason
 from edge.masterdata import UNKNOWN_CHANGES, ChangeError, Notice, StockAheadError, apply_changes
 from edge.store import Store
-from edge.store.outbox import start_new_epoch
+from edge.store.outbox import mark_acked, start_new_epoch
 from simulators.cloud import task_feed
 
 TABLES = ("items", "item_gtins", "locations", "stock", "tasks", "task_lines", "pickers", "alerts")
@@ -132,7 +132,7 @@ def test_stock_baseline_counts_later_epochs_in_full(store: Store) -> None:
     delta(store, "S1", "L1", -2)  # old seq 1 (the cloud has it)
     delta(store, "S1", "L1", -5)  # old seq 2 (unacked: moves to the new epoch)
     with store.transaction() as tx:
-        tx.execute("UPDATE sync_state SET acked_seq = 1")
+        mark_acked(tx, old, 1)
         start_new_epoch(tx)
     delta(store, "S1", "L1", -1)  # new epoch seq 2
     apply(
