@@ -279,6 +279,20 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE outbox SET acked_up = (SELECT uptime_ms FROM box WHERE id = 1) WHERE acked = 1;
     CREATE INDEX outbox_acked_up ON outbox(acked_up) WHERE acked_up IS NOT NULL;
     """,
+    # 3: a bounded stock ledger (issue 17)
+    """
+    -- The ledger's folded past: per (sku, location) the sum of every ledger row
+    -- up to (epoch, seq), rows that can no longer be asked about (acked, and
+    -- older than the outbox retention). stock_ledger keeps the rest.
+    CREATE TABLE stock_ledger_base (
+        sku       TEXT NOT NULL,
+        location  TEXT NOT NULL,
+        qty       INTEGER NOT NULL,
+        epoch     TEXT NOT NULL,
+        seq       INTEGER NOT NULL,
+        PRIMARY KEY (sku, location)
+    ) STRICT, WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

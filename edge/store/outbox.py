@@ -277,12 +277,82 @@ def seal_epoch(tx: Transaction) -> EpochMove:
     return EpochMove(old=str(old), new=fresh, moved=0, kept=int(next_seq) - 1)
 
 
+def _fold_point(tx: Transaction, acked_before_up: int) -> tuple[str, int] | None:
+    """The latest (epoch, seq) up to which every event of the box is acked and
+    was acked at box uptime ≤ ``acked_before_up``; None when there is none.
+
+    Epochs are walked in the order they were started (the order they drain and
+    are acked in); rows already pruned were acked that long ago too.
+    """
+    point: tuple[str, int] | None = None
+    next_seq = int(tx.execute("SELECT next_seq FROM box WHERE id = 1").fetchone()[0])
+    for epoch, acked, last_seq in tx.execute(
+        "SELECT epoch, acked, last_seq FROM epochs ORDER BY n"
+    ).fetchall():
+        last = next_seq - 1 if last_seq is None else int(last_seq)
+        young = tx.execute(
+            "SELECT seq FROM outbox WHERE epoch = ? AND (acked = 0 OR acked_up IS NULL "
+            "OR acked_up > ?) ORDER BY seq LIMIT 1",
+            (epoch, acked_before_up),
+        ).fetchone()
+        if young is not None:
+            return (str(epoch), int(young[0]) - 1) if young[0] > 1 else point
+        if acked < last:  # unacked seqs without rows: never (defensive)
+            return (str(epoch), int(acked)) if acked > 0 else point
+        if last > 0:
+            point = (str(epoch), last)
+        if last_seq is None:
+            break
+    return point
+
+
+def fold_ledger(tx: Transaction, *, acked_before_up: int) -> int:
+    """Fold the ledger rows nobody can ask about any more into one base row per
+    (sku, location); returns how many rows were folded.
+
+    A row can be asked about while a ``stock`` baseline (epoch, acked) from the
+    cloud may lie before it. Rows up to the fold point (:func:`_fold_point`:
+    acked, and acked at least the outbox retention of box uptime ago — the
+    point the outbox prunes too) are summed into ``stock_ledger_base``, which
+    records the (epoch, seq) it covers; :func:`deltas_after` stays exact for
+    every baseline at or after it.
+    """
+    point = _fold_point(tx, acked_before_up)
+    if point is None:
+        return 0
+    fold_epoch, fold_seq = point
+    (fold_n,) = tx.execute("SELECT n FROM epochs WHERE epoch = ?", (fold_epoch,)).fetchone()
+    folded = 0
+    for (epoch,) in tx.execute(
+        "SELECT epoch FROM epochs WHERE n <= ? ORDER BY n", (fold_n,)
+    ).fetchall():
+        upto = fold_seq if epoch == fold_epoch else 1 << 62
+        sums = tx.execute(
+            "SELECT sku, location, SUM(qty), COUNT(*) FROM stock_ledger "
+            "WHERE epoch = ? AND seq <= ? GROUP BY sku, location",
+            (epoch, upto),
+        ).fetchall()
+        if not sums:
+            continue
+        tx.executemany(
+            "INSERT INTO stock_ledger_base (sku, location, qty, epoch, seq) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sku, location) DO UPDATE SET "
+            "qty = qty + excluded.qty, epoch = excluded.epoch, seq = excluded.seq",
+            [(sku, loc, qty, fold_epoch, fold_seq) for sku, loc, qty, _ in sums],
+        )
+        tx.execute("DELETE FROM stock_ledger WHERE epoch = ? AND seq <= ?", (epoch, upto))
+        folded += sum(int(c) for *_, c in sums)
+    return folded
+
+
 def prune_acked(tx: Transaction, *, acked_before_up: int) -> int:
-    """Delete rows acked at box uptime ≤ ``acked_before_up``; returns how many.
+    """Delete rows acked at box uptime ≤ ``acked_before_up`` (folding the ledger
+    up to the same point first); returns how many outbox rows went.
 
     Box uptime, never the wall clock: a clock that jumps forward must not
     prune a row the cloud may still ask for (DESIGN.md decision 5).
     """
+    fold_ledger(tx, acked_before_up=acked_before_up)
     cur = tx.execute(
         "DELETE FROM outbox WHERE acked_up IS NOT NULL AND acked_up <= ? AND acked = 1",
         (acked_before_up,),
@@ -295,24 +365,39 @@ def deltas_after(tx: Transaction, sku: str, location: str, epoch: str | None, ac
     ``epoch``, counting every later epoch in full (sync-v1 ``stock`` rule).
 
     ``epoch`` None (or unknown to this box) means the cloud's figure includes
-    none of this box's deltas: every delta counts.
+    none of this box's deltas: every delta counts, the folded past
+    (``stock_ledger_base``) included. A baseline at or after the fold point of
+    (sku, location) is exact; one before it (older than anything the cloud can
+    still be asked about: the fold only reaches events acked a retention period
+    ago) counts the folded past in full, as if it included none of it.
     """
     order = None
     if epoch is not None:
         row = tx.execute("SELECT n FROM epochs WHERE epoch = ?", (epoch,)).fetchone()
         order = row[0] if row else None
+    base = tx.execute(
+        "SELECT b.qty, e.n, b.seq FROM stock_ledger_base b JOIN epochs e ON e.epoch = b.epoch "
+        "WHERE b.sku = ? AND b.location = ?",
+        (sku, location),
+    ).fetchone()
     if order is None:
         row = tx.execute(
             "SELECT COALESCE(SUM(qty), 0) FROM stock_ledger WHERE sku = ? AND location = ?",
             (sku, location),
         ).fetchone()
-        return int(row[0])
+        return int(row[0]) + (int(base[0]) if base else 0)
     row = tx.execute(
         "SELECT COALESCE(SUM(l.qty), 0) FROM stock_ledger l JOIN epochs e ON e.epoch = l.epoch "
         "WHERE l.sku = ? AND l.location = ? AND (e.n > ? OR (e.n = ? AND l.seq > ?))",
         (sku, location, order, order, acked),
     ).fetchone()
-    return int(row[0])
+    live = int(row[0])
+    if base is None:
+        return live
+    qty, base_n, base_seq = int(base[0]), int(base[1]), int(base[2])
+    if order > base_n or (order == base_n and acked >= base_seq):
+        return live  # the cloud's figure includes the whole folded past
+    return live + qty
 
 
 def raise_alert(

@@ -1,6 +1,6 @@
 """The outbox's epochs (issue 17): per-epoch acks, sealed epochs drained oldest
-first, ``conflict_at``, pruning on box uptime, and the migration that brings an
-older database there."""
+first, ``conflict_at``, pruning on box uptime, the folded ledger, and the
+migration that brings an older database there."""
 
 from __future__ import annotations
 
@@ -131,6 +131,82 @@ async def test_acked_rows_are_pruned_on_box_uptime_never_on_the_wall_clock(
     monkeypatch.setattr(store, "uptime_ms", lambda: up + 7 * DAY + 1)
     assert await port.prune_acked(max_age_ms=7 * DAY) == 3
     assert store.query("SELECT seq, acked FROM outbox") == [{"seq": 4, "acked": 0}]
+
+
+def test_the_ledger_folds_what_cannot_be_asked_about_and_stays_exact(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up = [0]
+    monkeypatch.setattr(store, "uptime_ms", lambda: up[0])
+    first = store.epoch
+    deltas(store, *((f"S{i % 3}", "L", -(i + 1)) for i in range(30)))  # 1..30
+    store.run(lambda tx: outbox.mark_acked(tx, first, 20))  # acked at uptime 0
+    store.run(lambda tx: outbox.start_new_epoch(tx, conflict_at=26))  # 21..25 acked, 26.. move
+    second = store.epoch
+    deltas(store, *((f"S{i % 3}", "L", i + 1) for i in range(10)))  # second: 1..5 moved + 10
+    store.run(lambda tx: outbox.mark_acked(tx, second, 8))
+    total = net_movements(store)
+    up[0] = 10 * DAY
+    deltas(store, ("S0", "L", 100))  # written later, unacked
+    store.run(lambda tx: outbox.mark_acked(tx, second, 10))  # acked at 10 days
+    before = store.query("SELECT count(*) AS n FROM stock_ledger")[0]["n"]
+    assert before == 41
+
+    # seven days of uptime ago: acks at uptime 0 (first 1..25, second 1..8) fold
+    pruned = store.run(lambda tx: outbox.prune_acked(tx, acked_before_up=3 * DAY))
+    assert pruned == 33
+    assert store.query("SELECT count(*) AS n FROM stock_ledger")[0]["n"] == 41 - 33
+    base = store.query("SELECT sku, epoch, seq FROM stock_ledger_base ORDER BY sku")
+    assert [(b["sku"], b["epoch"], b["seq"]) for b in base] == [
+        (f"S{i}", second, 8) for i in range(3)
+    ]
+    assert net_movements(store) == {**total, ("S0", "L"): total["S0", "L"] + 100}
+
+    def live_after(sku: str, seq: int) -> int:
+        return sum(
+            r["qty"]
+            for r in store.query(
+                "SELECT qty FROM stock_ledger WHERE sku = ? AND epoch = ? AND seq > ?",
+                (sku, second, seq),
+            )
+        )
+
+    with store.transaction() as tx:
+        # at the fold point and after it: exact (the live rows after the baseline)
+        for s in ("S0", "S1", "S2"):
+            for seq in (8, 9, 11, 16):
+                assert outbox.deltas_after(tx, s, "L", second, seq) == live_after(s, seq)
+        # before it (or no epoch): the folded past counts in full
+        for s in ("S0", "S1", "S2"):
+            everything = net_movements(store)[s, "L"]
+            assert outbox.deltas_after(tx, s, "L", None, 0) == everything
+            assert outbox.deltas_after(tx, s, "L", first, 10) == everything
+    # a second fold moves the point on and keeps one base row per (sku, location)
+    up[0] = 20 * DAY
+    pruned = store.run(lambda tx: outbox.prune_acked(tx, acked_before_up=15 * DAY))
+    assert pruned == 2
+    assert store.query("SELECT count(*) AS n FROM stock_ledger_base")[0]["n"] == 3
+    assert [r["seq"] for r in store.query("SELECT seq FROM stock_ledger ORDER BY seq")] == list(
+        range(11, 17)
+    )  # the unacked rows only
+    assert net_movements(store)["S0", "L"] == total["S0", "L"] + 100
+
+
+def test_the_ledger_stays_bounded_however_long_the_box_runs(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up = [0]
+    monkeypatch.setattr(store, "uptime_ms", lambda: up[0])
+    keys = [(f"S{i}", f"L{j}") for i in range(4) for j in range(3)]
+    for day in range(30):
+        up[0] = day * DAY
+        last = deltas(store, *((s, loc, -1) for s, loc in keys))[-1]
+        store.run(lambda tx, last=last: outbox.mark_acked(tx, store.epoch, last))
+        store.run(lambda tx: outbox.prune_acked(tx, acked_before_up=up[0] - 7 * DAY))
+        ledger = store.query("SELECT count(*) AS n FROM stock_ledger")[0]["n"]
+        assert ledger <= 8 * len(keys)  # retention's worth, not 30 days' worth
+    assert store.query("SELECT count(*) AS n FROM stock_ledger_base")[0]["n"] == len(keys)
+    assert net_movements(store) == {k: -30 for k in keys}
 
 
 def test_an_older_database_migrates_to_per_epoch_acks(tmp_path: Path) -> None:
