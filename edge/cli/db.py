@@ -53,9 +53,16 @@ def backup_command(dest: Path, config_path: Path) -> None:
     connection: the daemon's writer never waits for it, and nothing in the
     database changes). Works on a database of an older schema too: make one
     before `pickedge db migrate`. DEST must not exist.
-    Restoring a backup makes the box re-send what the cloud may already hold
-    under the same seqs; sync-v1 detects that (epoch_conflict) and the box
-    continues under a new epoch without losing anything.
+    The sync mark beside the database (DB.syncmark) is not copied, and must
+    never be restored: it is how the box tells, when it starts on a restored
+    or copied database, that the cloud may hold more than the copy. It then
+    resends what the copy holds as it is (the cloud counts it once) and
+    writes new events under a new epoch, with a crit alert
+    sync_restore_detected. To restore: stop the daemon, copy the backup over
+    the database (and remove the old one's -wal and -shm files), start the
+    daemon. Events
+    the box wrote after the backup and never sent are lost with the old card;
+    see docs/sync.md, "Restores and clones".
 
     \b
     Example:
