@@ -284,7 +284,13 @@ class Uploader:
 
     async def _step(self) -> Step:
         if not self._copy_checked:
-            await self._check_copy()
+            try:
+                await self._check_copy()
+            except OSError as exc:
+                return await self._fail(
+                    f"cannot read or write the sync mark ({exc}); nothing sent",
+                    alert=("sync_mark_unwritable", "crit", "the box cannot write its sync mark"),
+                )
             self._copy_checked = True
         epoch, next_seq, rows = await self._io(self._read)
         if self._open_alerts is None:

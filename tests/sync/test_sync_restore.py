@@ -366,3 +366,29 @@ def test_a_box_that_moved_to_a_new_epoch_before_sending_in_it_is_no_copy(
         store.run(lambda tx: start_new_epoch(tx, conflict_at=4))
         assert SyncMark(store).reconcile() is None
         assert not store.query("SELECT * FROM alerts")
+
+
+async def test_a_box_that_cannot_write_its_mark_sends_nothing(
+    tmp_path: Path, cloud: CloudSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edge.store.syncmark
+
+    def broken(path: Path, mark: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    async with SyncClient(cloud.url, BOX, SECRET) as client:
+        with Store.open(tmp_path / "box.db", box_id=BOX) as store:
+            write_moves(store, 3)
+            up = uploader(store, client)
+            with monkeypatch.context() as m:
+                m.setattr(edge.store.syncmark, "write_mark", broken)
+                assert (await up.step()).value == "retry"  # the check at the first step
+                assert alert_kinds(store) == ["sync_mark_unwritable"]
+            assert await up.send_all() == 7  # 6 moves + the alert, once the disk is back
+            write_moves(store, 2, seed=2)
+            with monkeypatch.context() as m:
+                m.setattr(edge.store.syncmark, "write_mark", broken)
+                assert (await up.step()).value == "retry"  # advancing it before a batch
+            assert cloud.receiver.acked(BOX, store.epoch) == 7  # nothing went
+            assert alert_kinds(store) == ["sync_mark_unwritable"] * 2  # a second episode
+            assert await up.send_all() == 12
