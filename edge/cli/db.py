@@ -60,9 +60,8 @@ def backup_command(dest: Path, config_path: Path) -> None:
     writes new events under a new epoch, with a crit alert
     sync_restore_detected. To restore: stop the daemon, copy the backup over
     the database (and remove the old one's -wal and -shm files), start the
-    daemon. Events
-    the box wrote after the backup and never sent are lost with the old card;
-    see docs/sync.md, "Restores and clones".
+    daemon. Events the box wrote after the backup and never sent are lost
+    with the old card; see docs/sync.md, "Restores and clones".
 
     \b
     Example:

@@ -353,10 +353,8 @@ def prune_acked(tx: Transaction, *, acked_before_up: int) -> int:
     prune a row the cloud may still ask for (DESIGN.md decision 5).
     """
     fold_ledger(tx, acked_before_up=acked_before_up)
-    cur = tx.execute(
-        "DELETE FROM outbox WHERE acked_up IS NOT NULL AND acked_up <= ? AND acked = 1",
-        (acked_before_up,),
-    )
+    # only acked rows have an acked_up; the partial index outbox_acked_up finds them
+    cur = tx.execute("DELETE FROM outbox WHERE acked_up <= ?", (acked_before_up,))
     return int(cur.rowcount)
 
 
