@@ -230,7 +230,7 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
             await client.close()
         started = time.monotonic()
         store.close()
-        log.info("store closed, WAL checkpointed in %.0f ms", (time.monotonic() - started) * 1e3)
+        log.info("store closed in %.0f ms", (time.monotonic() - started) * 1e3)
 
     supervisor = Supervisor(components, on_stopped=[close])
     registry.register(

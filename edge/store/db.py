@@ -540,21 +540,6 @@ class Store:
                 raise translate_error(exc, self.path) from exc
         return [str(r[0]) for r in rows]
 
-    def backup(self, dest: Path) -> None:
-        """A consistent online copy (SQLite backup API), fsynced before returning."""
-        if dest.exists():
-            raise StoreError(f"{dest}: exists already; backups never overwrite")
-        target = sqlite3.connect(dest)
-        try:
-            with self._lock:
-                self._conn.backup(target)
-            target.execute("PRAGMA journal_mode = DELETE")
-        except sqlite3.Error as exc:
-            target.close()
-            dest.unlink(missing_ok=True)
-            raise translate_error(exc, dest) from exc
-        target.close()
-
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)

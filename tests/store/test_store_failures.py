@@ -16,6 +16,7 @@ from edge.store.errors import (
     StorageFullError,
     StoreError,
 )
+from edge.store.upkeep import backup_file
 
 
 def _alert(kind: str) -> Alert:
@@ -128,9 +129,9 @@ def test_backup_is_consistent_and_never_overwrites(tmp_path: Path) -> None:
     with Store.open(tmp_path / "live.db", box_id="b") as store:
         with store.transaction() as tx:
             tx.append(_alert("x"))
-        store.backup(tmp_path / "copy.db")
+        backup_file(store.path, tmp_path / "copy.db")
         with pytest.raises(StoreError, match="never overwrite"):
-            store.backup(tmp_path / "copy.db")
+            backup_file(store.path, tmp_path / "copy.db")
     with Store.open(tmp_path / "copy.db", box_id="b") as copy:
         assert copy.query("SELECT seq FROM outbox") == [{"seq": 1}]
         assert copy.integrity_check() == ["ok"]

@@ -27,6 +27,7 @@ from edge.store import Store
 from edge.store.outbox import send_state
 from edge.store.sync_state import StoreChangeSink, StoreOutbox
 from edge.store.syncmark import mark_path
+from edge.store.upkeep import backup_file
 from edge.wiring import check_copy
 from simulators.cloud import CloudSimulator, Faults
 
@@ -44,7 +45,7 @@ def clone_card(src: Store, dest_dir: Path) -> Path:
     """The whole card copied, the sync mark with it: locally indistinguishable."""
     dest_dir.mkdir()
     dest = dest_dir / "box.db"
-    src.backup(dest)
+    backup_file(src.path, dest)
     shutil.copyfile(mark_path(src.path), mark_path(dest))
     return dest
 

@@ -27,6 +27,7 @@ import edge.store.sync_state
 from cloud_sync.client import SyncClient
 from edge.store import Store
 from edge.store.outbox import send_state
+from edge.store.upkeep import backup_file
 from simulators.cloud import BATCH_FAULTS, CloudSimulator, Faults
 
 
@@ -85,7 +86,7 @@ async def test_restored_backup_conflicts_and_moves_to_a_new_epoch(tmp_path: Path
         with Store.open(tmp_path / "box.db", box_id=BOX) as store:
             write_moves(store, 10)
             await uploader(store, client).send_all()
-            store.backup(tmp_path / "backup.db")
+            backup_file(store.path, tmp_path / "backup.db")
             write_moves(store, 10, seed=2)
             await uploader(store, client).send_all()
             old_epoch = store.epoch

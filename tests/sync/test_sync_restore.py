@@ -221,7 +221,7 @@ async def test_a_cloned_database_without_its_mark_sends_under_its_own_epoch(
             write_moves(original, 10)
             await uploader(original, client).send_all()
             write_moves(original, 5, seed=2)  # unsent when the card is cloned
-            original.backup(tmp_path / "copy.db")
+            backup_file(original.path, tmp_path / "copy.db")
             epoch = original.epoch
             clone_dir = tmp_path / "other-box"
             clone_dir.mkdir()
@@ -268,7 +268,7 @@ async def test_a_restore_detected_only_by_the_uploader_still_seals_before_sendin
             write_moves(store, 10)
             await uploader(store, client).send_all()
             write_moves(store, 5, seed=2)
-            store.backup(tmp_path / "backup.db")
+            backup_file(store.path, tmp_path / "backup.db")
             write_moves(store, 5, seed=3)
             await uploader(store, client).send_all()
             epoch = store.epoch
