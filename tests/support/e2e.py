@@ -5,7 +5,10 @@
 zone's master data and tasks, :func:`cloud_for`) and the pickers' handhelds
 (:class:`Handheld`, walking tours in :func:`picker`) run in the test's event
 loop, so both outlive every kill of the box. :func:`kill_loop` runs the loop
-and the drain; :func:`check_exactly_once` makes the final assertions.
+and the drain; :func:`check_exactly_once` makes the final assertions, over
+every epoch the box went through. A :class:`Hooks` object lets a loop do more
+between and around the kills (tests/e2e/test_e2e_kill_loop_ops.py: backups,
+cancels, epoch changes); :func:`check_backup` checks a backup file.
 
 :class:`WallClock` runs the daemon under libfaketime (Debian's ``faketime``
 package): its wall clock gets a different offset at every start and jumps
@@ -27,7 +30,7 @@ import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,8 +207,19 @@ def free_port(rng: random.Random) -> int:
     raise AssertionError("no free port below the ephemeral range")
 
 
-def write_config(workdir: Path, cloud_url: str, port: int) -> Path:
+def write_config(
+    workdir: Path,
+    cloud_url: str,
+    port: int,
+    *,
+    checkpoint_interval_s: float = 1.0,
+    metrics_token: str | None = None,
+) -> Path:
     (workdir / "box.secret").write_text(SECRET + "\n")
+    metrics = ""
+    if metrics_token is not None:
+        (workdir / "metrics.token").write_text(metrics_token + "\n")
+        metrics = 'metrics_token_file = "metrics.token"'
     path = workdir / "pickedge.toml"
     path.write_text(
         f"""
@@ -222,11 +236,12 @@ pull_interval_s = 0.5
 
 [store]
 path = "box.db"
-checkpoint_interval_s = 1.0
+checkpoint_interval_s = {checkpoint_interval_s}
 
 [api]
 host = "127.0.0.1"
 port = {port}
+{metrics}
 
 [layout]
 kind = "blocks"
@@ -342,19 +357,40 @@ class Box:
 
 
 class Handheld(PdaClient):
-    """A PDA that keeps asking until the box answers, like the PDA page."""
+    """A PDA that keeps asking until the box answers, like the PDA page.
+
+    :attr:`rtt_ms` keeps the round trip of every request a live daemon answered
+    at the first attempt, ``(path, sent, ms)`` (``sent``: ``perf_counter``): a
+    request that met a dead daemon or one that died under it (and was sent
+    again) is left out, since its time is the restart's, not the box's;
+    :attr:`rtt_restart_ms` keeps the last attempt of those (the first answers of
+    a daemon that just started).
+    """
 
     lost: int = 0  # attempts without an answer (the box was down or died)
     retried: int = 0  # requests answered only after the box restarted
     unauthorized: int = 0  # sessions the box forgot
     badge: str = ""
 
+    @property
+    def rtt_ms(self) -> list[tuple[str, float, float]]:
+        kept: list[tuple[str, float, float]] = self.__dict__.setdefault("_rtt_ms", [])
+        return kept
+
+    @property
+    def rtt_restart_ms(self) -> list[tuple[str, float, float]]:
+        kept: list[tuple[str, float, float]] = self.__dict__.setdefault("_rtt_restart_ms", [])
+        return kept
+
     async def ask(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         deadline = time.monotonic() + 90
         lost_before = self.lost
         while True:
             try:
+                sent = time.perf_counter()
                 answer = await self._call(method, path, body)
+                took = (path, sent, (time.perf_counter() - sent) * 1000)
+                (self.rtt_ms if self.lost == lost_before else self.rtt_restart_ms).append(took)
                 self.retried += self.lost > lost_before
                 return answer
             except (aiohttp.ClientError, TimeoutError):
@@ -402,10 +438,78 @@ class Told:
     scans: int = 0
     errors: int = 0
     resumed: int = 0
+    withdrawn: int = 0  # answers that met a stop a cancel had taken out
+
+
+@dataclass
+class Cancels:
+    """The tasks the test had the cloud cancel, for pickers that must expect
+    stops to leave their tours under them.
+
+    ``tasks`` gets a task *before* its ``task_cancel`` is enqueued, so every
+    stop a cancel takes out belongs to one of them. ``stops(tour)`` is
+    ``{stop: (state, task)}`` of a tour as the box's database holds it: how a
+    picker tells whether a cancel explains an answer it did not expect, and,
+    when an answer was lost, whether its short pick committed or a cancel
+    closed the stop first (the PDA cannot see a tour a cancel finished).
+    """
+
+    tasks: set[str]
+    stops: Callable[[int], dict[int, tuple[str, str]]]
+
+    def state(self, tour: int, stop: int) -> tuple[str, str] | None:
+        return self.stops(tour).get(stop)
+
+    def touched(self, view: dict[str, Any]) -> bool:
+        """A cancel of ours took a stop out of the tour since ``view`` (the
+        picker's last view of it): its walk may have changed too."""
+        now = self.stops(view["tour"])
+        return any(
+            s["state"] in OPEN
+            and now.get(s["stop"], ("", ""))[0] == "cancelled"
+            and s["task"] in self.tasks
+            for s in view["stops"]
+        )
 
 
 def stop_of(tour: dict[str, Any], number: int) -> dict[str, Any]:
     return next(s for s in tour["stops"] if s["stop"] == number)
+
+
+def counted_stop(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The one stop of ``after`` whose ``picked`` grew by one since ``before``."""
+    assert after["tour"] == before["tour"], (before["tour"], after["tour"])
+    was = {s["stop"]: s["picked"] for s in before["stops"]}
+    grew = [s for s in after["stops"] if s["picked"] != was.get(s["stop"], 0)]
+    assert len(grew) == 1 and grew[0]["picked"] == was.get(grew[0]["stop"], 0) + 1, (before, after)
+    counted: dict[str, Any] = grew[0]
+    return counted
+
+
+def same_tour(told: dict[str, Any], now: dict[str, Any] | None, cancels: Cancels | None) -> None:
+    """After a lost answer the box's view of the tour is the one it answered:
+    exactly, or, with cancels, but for the stops cancelled tasks left."""
+    if told["state"] != "active":
+        return
+    if cancels is None:
+        assert now is not None
+        assert (now["stops"], now["next_stop"]) == (told["stops"], told["next_stop"])
+        return
+
+    def kept(tour: dict[str, Any]) -> list[tuple[int, int, str]]:
+        return [
+            (s["stop"], s["picked"], s["state"])
+            for s in tour["stops"]
+            if s["task"] not in cancels.tasks
+        ]
+
+    if now is None:  # a cancel took the last open stops: they were all its own
+        assert all(s["task"] in cancels.tasks for s in told["stops"] if s["state"] in OPEN), told
+        return
+    assert now["tour"] == told["tour"] and kept(now) == kept(told), (told, now)
+
+
+OPEN = ("pending", "location_ok")
 
 
 async def picker(
@@ -415,8 +519,17 @@ async def picker(
     told: Told,
     rng: random.Random,
     stop: asyncio.Event,
+    cancels: Cancels | None = None,
 ) -> None:
-    """Walk tours until ``stop`` (or no work is left), remembering what was told."""
+    """Walk tours until ``stop`` (or no work is left), remembering what was told.
+
+    With ``cancels``, a stop may leave the tour between two answers: an answer
+    the picker did not expect is allowed only when the box shows the stop
+    cancelled with a task of ``cancels`` (then the picker fetches its tour and
+    goes on), and a counted unit is the one stop whose ``picked`` grew.
+    ``task_unavailable`` is never allowed: a cancel takes its stops out in its
+    own transaction (and start-up repairs any left), so no scan may meet one.
+    """
     await pda.log_in()
     tour: dict[str, Any] | None = None
     while not stop.is_set():
@@ -435,14 +548,32 @@ async def picker(
         number = tour["next_stop"]
         here = stop_of(tour, number)
         key = (here["sku"], here["location"])
+
+        def withdrawn(answer: dict[str, Any], view: dict[str, Any] = tour) -> bool:
+            """An unexpected answer: fine only when a cancel took stops out of
+            the tour (the walk changed, or the tour finished)."""
+            assert answer.get("result") != "task_unavailable", (
+                f"a scan met an open stop of a task that is no longer pickable: {answer}"
+            )
+            if cancels is None or not cancels.touched(view):
+                return False
+            told.withdrawn += 1
+            return True
+
         if here["state"] == "pending":
             if rng.random() < 0.03:
                 wrong = rng.choice([c for c in locations if c != here["location"]])
                 answer = await pda.scan_code(wrong)
-                assert (answer["result"], answer["feedback"]) == ("wrong_location", "error")
+                if (answer["result"], answer["feedback"]) != ("wrong_location", "error"):
+                    assert withdrawn(answer), answer
+                    tour = await pda.current()
+                    continue
                 told.errors += 1
             answer = await pda.scan_code(here["location"])
-            assert answer["result"] == "location_ok", answer
+            if answer["result"] != "location_ok":
+                assert withdrawn(answer), answer
+                tour = await pda.current()
+                continue
         elif rng.random() < 0.04:
             # a short of what was scanned: the rest is damaged and written off
             found, missing = here["picked"], here["qty"] - here["picked"]
@@ -452,26 +583,43 @@ async def picker(
             except ApiAnswerError as exc:
                 # The first attempt committed and its answer was lost: the retry
                 # finds the stop closed (or the tour finished by that short).
-                assert pda.lost > lost_before, exc
+                # With cancels, a cancel may have closed it first instead.
                 assert exc.code in ("stop_closed", "no_tour"), exc
+                if cancels is not None:
+                    state = cancels.state(tour["tour"], number)
+                    assert state is not None, exc
+                    if state[0] == "cancelled":
+                        assert withdrawn({"error": exc.code}), (exc, state)
+                        tour = await pda.current()
+                        continue
+                    assert state[0] == "short", (exc, state)
+                assert pda.lost > lost_before, exc
                 answer = {"tour": await pda.current()}
             told.written_off[key] += missing
             told.shorts += 1
         else:
             answer = await pda.scan_code(gtins[here["sku"]])
             told.scans += 1
-            assert answer["feedback"] == "success" and answer["result"] in SKUS_OF, answer
-            after = stop_of(answer["tour"], number)
-            assert after["picked"] == here["picked"] + 1, (here, after)
+            if answer["feedback"] != "success" or answer["result"] not in SKUS_OF:
+                assert cancels is not None and withdrawn(answer), answer
+                tour = await pda.current()
+                continue
+            if cancels is None:
+                after = stop_of(answer["tour"], number)
+                assert after["picked"] == here["picked"] + 1, (here, after)
+            else:
+                # a cancel may have put another stop of the same sku and
+                # location first: the unit counts where the box counted it
+                after = counted_stop(tour, answer["tour"])
+                key = (after["sku"], after["location"])
             told.units[key] += 1
         tour = answer["tour"]
         if pda.lost > lost_before:
             # the box restarted under this call: resume from its view of the tour
             told.resumed += 1
             now = await pda.current()
-            if tour is not None and tour["state"] == "active":
-                assert now is not None
-                assert (now["stops"], now["next_stop"]) == (tour["stops"], tour["next_stop"])
+            if tour is not None:
+                same_tour(tour, now, cancels)
             tour = now
 
 
@@ -504,6 +652,58 @@ def outbox(db: Path) -> tuple[str, int, list[dict[str, Any]], dict[Key, int], tu
 
 def nonzero(counts: dict[Key, int]) -> dict[Key, int]:
     return {k: v for k, v in counts.items() if v}
+
+
+@dataclass
+class Epoch:
+    """One epoch of the box as its database holds it."""
+
+    epoch: str
+    last: int  # its last seq: the sealed end, or next_seq - 1 for the current one
+    acked: int
+    sealed: bool
+    rows: list[dict[str, Any]]  # the outbox rows kept, in seq order
+
+
+def read_ro(db: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+
+
+def outbox_epochs(conn: sqlite3.Connection) -> list[Epoch]:
+    """Every epoch of the box in the order it started, with its kept rows."""
+    current, next_seq = conn.execute("SELECT epoch, next_seq FROM box").fetchone()
+    out = []
+    for epoch, acked, last_seq in conn.execute(
+        "SELECT epoch, acked, last_seq FROM epochs ORDER BY n"
+    ).fetchall():
+        rows = [
+            {"seq": seq, "type": type_, "at": at, "data": msgpack.unpackb(payload)}
+            for seq, type_, at, payload in conn.execute(
+                "SELECT seq, type, at_ms, payload FROM outbox WHERE epoch = ? ORDER BY seq",
+                (epoch,),
+            )
+        ]
+        sealed = epoch != current
+        assert sealed == (last_seq is not None), (epoch, current, last_seq)
+        last = last_seq if sealed else next_seq - 1
+        out.append(Epoch(epoch, last, acked, sealed, rows))
+    assert out and out[-1].epoch == current, "the current epoch is the last one started"
+    return out
+
+
+def ledger_sums(conn: sqlite3.Connection) -> dict[Key, int]:
+    """The box's net stock movement per (sku, location): live and folded rows."""
+    return nonzero(
+        {
+            (sku, loc): qty
+            for sku, loc, qty in conn.execute(
+                "SELECT sku, location, SUM(qty) FROM ("
+                "SELECT sku, location, qty FROM stock_ledger "
+                "UNION ALL SELECT sku, location, qty FROM stock_ledger_base"
+                ") GROUP BY sku, location"
+            )
+        }
+    )
 
 
 # --------------------------------------------------------------------------- the test
@@ -539,6 +739,32 @@ class LoopRun:
     started: float  # monotonic
 
 
+class Hooks:
+    """What a kill loop does besides starting and killing the daemon; every
+    method does nothing here. A hook that raises fails the test where it is
+    called (background work reports its failures through :meth:`down`)."""
+
+    async def begin(self, box: Box, cloud: CloudSimulator) -> None:
+        """The zone is downloaded, the daemon down; the loop starts next."""
+
+    async def up(self, box: Box, proc: asyncio.subprocess.Process, seconds: float) -> float:
+        """The daemon answers ``/healthz``; returns how long it runs before the
+        test kills it (``seconds``: what the loop drew)."""
+        return seconds
+
+    async def before_kill(self, box: Box, proc: asyncio.subprocess.Process) -> None:
+        """The test is about to SIGKILL a running daemon."""
+
+    async def down(self, box: Box) -> None:
+        """The daemon is dead and its file checked; the next start comes after."""
+
+    async def end(self, box: Box) -> None:
+        """The loop is over (the daemon down); the clean start and drain follow."""
+
+    async def close(self) -> None:
+        """The test ends, passed or failed: stop whatever was started."""
+
+
 @contextlib.asynccontextmanager
 async def kill_loop(
     tmp_path: Path,
@@ -547,112 +773,141 @@ async def kill_loop(
     clock: WallClock | None = None,
     crash_points: str = CRASH_POINTS,
     run_s: tuple[float, float] = (0.1, 0.6),
+    hooks: Hooks | None = None,
+    cancels: Cancels | None = None,
+    checkpoint_interval_s: float = 1.0,
+    metrics_token: str | None = None,
+    tasks: int = TASKS,
 ) -> AsyncIterator[LoopRun]:
     """Run the kill loop, the clean end and the drain; yields with the cloud up.
 
-    Each start runs a random ``run_s`` seconds after ``/healthz`` answers.
+    Each start runs a random ``run_s`` seconds after ``/healthz`` answers (or
+    what ``hooks.up`` makes of it). ``cancels``: the pickers expect stops to
+    leave their tours (see :func:`picker`).
     """
+    hooks = hooks or Hooks()
     started = time.monotonic()
     rng = random.Random(20261122)
-    feed, gtins = zone_feed(ZONE, pickers=PICKERS, tasks=TASKS)
+    feed, gtins = zone_feed(ZONE, pickers=PICKERS, tasks=tasks)
     for change in feed:
         if change["type"] == "stock":
             change["data"]["base"] = STOCK
     locations = [c["data"]["code"] for c in feed if c["type"] == "location"]
 
+    proc: asyncio.subprocess.Process | None = None
     async with cloud_for(tmp_path, feed) as cloud:
-        port = free_port(rng)
-        box = Box(
-            write_config(tmp_path, cloud.url, port),
-            tmp_path / "box.db",
-            port,
-            tmp_path / "daemon.log",
-            clock=clock,
-            crash_points=crash_points,
-        )
-        with Store.open(box.db, box_id=BOX) as store:
-            keys = [enroll_pda(store, f"e2e-pda-{n}")[1] for n in range(1, PICKERS + 1)]
+        try:
+            port = free_port(rng)
+            box = Box(
+                write_config(
+                    tmp_path,
+                    cloud.url,
+                    port,
+                    checkpoint_interval_s=checkpoint_interval_s,
+                    metrics_token=metrics_token,
+                ),
+                tmp_path / "box.db",
+                port,
+                tmp_path / "daemon.log",
+                clock=clock,
+                crash_points=crash_points,
+            )
+            with Store.open(box.db, box_id=BOX) as store:
+                keys = [enroll_pda(store, f"e2e-pda-{n}")[1] for n in range(1, PICKERS + 1)]
 
-        # First start, unarmed: the box downloads the zone (then it is killed too).
-        proc = await box.start(armed=False)
-        assert await box.up(proc)
-        deadline = time.monotonic() + 60
-        while box.query("SELECT count(*) FROM tasks")[0][0] < TASKS:
-            assert time.monotonic() < deadline, "the first download did not finish"
-            await asyncio.sleep(0.1)
-        await box.kill(proc)
-
-        base = f"http://127.0.0.1:{port}"
-        stop = asyncio.Event()
-        told = [Told() for _ in range(PICKERS)]
-        async with contextlib.AsyncExitStack() as stack:
-            pdas: list[Handheld] = []
-            for n, key in enumerate(keys, start=1):
-                pda = Handheld(base, key)
-                await stack.enter_async_context(pda)
-                pda.badge = f"BADGE{n:04d}"
-                pdas.append(pda)
-            walkers = [
-                asyncio.create_task(picker(pda, gtins, locations, t, random.Random(n), stop))
-                for n, (pda, t) in enumerate(zip(pdas, told, strict=True))
-            ]
-            loop_started = time.monotonic()
-            armed_points = [part.split(":")[0] for part in crash_points.split(",") if part]
-
-            def still_short() -> bool:
-                # What check_the_loop_worked needs: on a loaded box the pickers
-                # get less done per start, so the loop runs on (bounded) rather
-                # than the proof depending on how busy the machine is.
-                fired = box.crash_points_fired()
-                return (
-                    any(fired[name] == 0 for name in armed_points)
-                    or sum(sum(t.units.values()) for t in told) <= 5 * kills
-                    or sum(t.shorts for t in told) == 0
-                )
-
-            while box.test_kills + box.self_kills < kills or (
-                box.starts < 3 * kills and still_short()
-            ):
-                proc = await box.start(armed=True)
-                if await box.up(proc):
-                    seconds = rng.uniform(*run_s)
-                    if clock is None:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(proc.wait(), seconds)
-                    else:
-                        await clock.run(proc, seconds)
-                await box.kill(proc)
-                for w in walkers:
-                    if w.done():
-                        w.result()  # a picker's failure fails the test here
-                        raise AssertionError("a picker ran out of work during the loop")
-            loop_s = time.monotonic() - loop_started
-
-            # The end: no crash points, no faults; every PDA hears its last answer.
-            cloud.batch_faults.clear()
-            cloud.changes_faults.clear()
+            # First start, unarmed: the box downloads the zone (then it is killed too).
             proc = await box.start(armed=False)
             assert await box.up(proc)
+            deadline = time.monotonic() + 60
+            while box.query("SELECT count(*) FROM tasks")[0][0] < tasks:
+                assert time.monotonic() < deadline, "the first download did not finish"
+                await asyncio.sleep(0.1)
+            await box.kill(proc)
+            await hooks.begin(box, cloud)
+
+            base = f"http://127.0.0.1:{port}"
+            stop = asyncio.Event()
+            told = [Told() for _ in range(PICKERS)]
+            async with contextlib.AsyncExitStack() as stack:
+                pdas: list[Handheld] = []
+                for n, key in enumerate(keys, start=1):
+                    pda = Handheld(base, key)
+                    await stack.enter_async_context(pda)
+                    pda.badge = f"BADGE{n:04d}"
+                    pdas.append(pda)
+                walkers = [
+                    asyncio.create_task(
+                        picker(pda, gtins, locations, t, random.Random(n), stop, cancels)
+                    )
+                    for n, (pda, t) in enumerate(zip(pdas, told, strict=True))
+                ]
+                stack.callback(lambda: [w.cancel() for w in walkers])
+                loop_started = time.monotonic()
+                armed_points = [part.split(":")[0] for part in crash_points.split(",") if part]
+
+                def still_short() -> bool:
+                    # What check_the_loop_worked needs: on a loaded box the pickers
+                    # get less done per start, so the loop runs on (bounded) rather
+                    # than the proof depending on how busy the machine is.
+                    fired = box.crash_points_fired()
+                    return (
+                        any(fired[name] == 0 for name in armed_points)
+                        or sum(sum(t.units.values()) for t in told) <= 5 * kills
+                        or sum(t.shorts for t in told) == 0
+                    )
+
+                while box.test_kills + box.self_kills < kills or (
+                    box.starts < 3 * kills and still_short()
+                ):
+                    proc = await box.start(armed=True)
+                    if await box.up(proc):
+                        seconds = await hooks.up(box, proc, rng.uniform(*run_s))
+                        if clock is None:
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(proc.wait(), seconds)
+                        else:
+                            await clock.run(proc, seconds)
+                        if proc.returncode is None:
+                            await hooks.before_kill(box, proc)
+                    await box.kill(proc)
+                    await hooks.down(box)
+                    for w in walkers:
+                        if w.done():
+                            w.result()  # a picker's failure fails the test here
+                            raise AssertionError("a picker ran out of work during the loop")
+                loop_s = time.monotonic() - loop_started
+                await hooks.end(box)
+
+                # The end: no crash points, no faults; every PDA hears its last answer.
+                cloud.batch_faults.clear()
+                cloud.changes_faults.clear()
+                proc = await box.start(armed=False)
+                assert await box.up(proc)
+                if clock is not None:
+                    clock.jump()
+                stop.set()
+                await asyncio.wait_for(asyncio.gather(*walkers), 120)
             if clock is not None:
                 clock.jump()
-            stop.set()
-            await asyncio.wait_for(asyncio.gather(*walkers), 120)
-        if clock is not None:
-            clock.jump()
-        deadline = time.monotonic() + 120
-        while True:
-            epoch, next_seq, *_ = outbox(box.db)
-            if cloud.receiver.acked(BOX, epoch) == next_seq - 1:
-                acked = box.query("SELECT acked_seq FROM sync_state")[0][0]
-                if acked == next_seq - 1:
-                    break
-            assert time.monotonic() < deadline, "the uploader did not drain"
-            await asyncio.sleep(0.1)
-        proc.terminate()
-        assert await proc.wait() == 0, box.tail()
-        if clock is not None:
-            clock.ended(proc.pid)
-        box.check_integrity()
+            deadline = time.monotonic() + 120
+            while True:
+                epoch, next_seq, *_ = outbox(box.db)
+                if cloud.receiver.acked(BOX, epoch) == next_seq - 1:
+                    acked = box.query("SELECT acked_seq FROM sync_state")[0][0]
+                    if acked == next_seq - 1:
+                        break
+                assert time.monotonic() < deadline, "the uploader did not drain"
+                await asyncio.sleep(0.1)
+            proc.terminate()
+            assert await proc.wait() == 0, box.tail()
+            if clock is not None:
+                clock.ended(proc.pid)
+            box.check_integrity()
+        finally:
+            await hooks.close()
+            if proc is not None and proc.returncode is None:
+                proc.kill()  # a failed test leaves no daemon behind
+                await proc.wait()
         yield LoopRun(box, cloud, pdas, told, kills, loop_s, started)
 
 
@@ -666,19 +921,47 @@ class Figures:
     tours_started: int
 
 
-def check_exactly_once(run: LoopRun) -> Figures:
+def check_exactly_once(run: LoopRun, planted: Mapping[str, range] | None = None) -> Figures:
     """The final assertions: every event at the cloud exactly once, and the
-    cloud's stock == the box's ledger == what the PDAs were told."""
+    cloud's stock == the box's ledger == what the PDAs were told.
+
+    Over every epoch: the box has one more than ``planted`` names (an epoch
+    whose tail the test had the cloud hold with other content, ``planted``
+    seqs of it: see :func:`plant_clone_events`); the cloud holds each epoch's
+    seqs 1..last exactly as the box wrote them, a sealed epoch's planted seqs
+    after them and nothing else, and has acked all of it.
+    """
+    planted = planted or {}
     box, cloud, told = run.box, run.cloud, run.told
-    epoch, next_seq, rows, ledger, acked = outbox(box.db)
-    # Exactly once, contiguous, as the box wrote them; nothing unacked.
-    assert cloud.receiver.epochs(BOX) == [(epoch, next_seq - 1)]
-    at_cloud = cloud.receiver.events(BOX, epoch)
-    assert [e["seq"] for e in at_cloud] == list(range(1, next_seq))
-    kept = {r["seq"] for r in rows}
-    assert rows == [e for e in at_cloud if e["seq"] in kept]
-    assert acked == (epoch, next_seq - 1)  # so every pruned row was acked
-    assert cloud.receiver.acked(BOX, epoch) == next_seq - 1
+    conn = read_ro(box.db)
+    try:
+        epochs = outbox_epochs(conn)
+        ledger = ledger_sums(conn)
+        acked = conn.execute("SELECT acked_epoch, acked_seq FROM sync_state").fetchone()
+    finally:
+        conn.close()
+    current = epochs[-1]
+    # One epoch, and one more for each conflict the test planted (each moved
+    # what followed the planted seqs once, to an epoch no one else wrote).
+    assert len(epochs) == 1 + len(planted), ([e.epoch for e in epochs], planted)
+    assert set(planted) <= {e.epoch for e in epochs if e.sealed}
+    assert [e for e, _ in cloud.receiver.epochs(BOX)] == [e.epoch for e in epochs if e.last]
+    at_cloud: list[dict[str, Any]] = []
+    pruned = 0
+    for e in epochs:
+        extra = planted.get(e.epoch, range(0))
+        assert not extra or extra.start == e.last + 1, (e.epoch, e.last, extra)
+        held = cloud.receiver.events(BOX, e.epoch)
+        # Exactly once, contiguous, as the box wrote them; nothing unacked.
+        assert [x["seq"] for x in held] == [*range(1, e.last + 1), *extra], e.epoch
+        mine = held[: e.last]
+        kept = {r["seq"] for r in e.rows}
+        assert e.rows == [x for x in mine if x["seq"] in kept]
+        assert e.acked == e.last  # so every pruned row was acked
+        assert cloud.receiver.acked(BOX, e.epoch) == e.last + len(extra)
+        at_cloud += mine
+        pruned += e.last - len(e.rows)
+    assert acked == (current.epoch, current.last)
 
     # Stock: the cloud == the ledger == what the PDAs were told.
     units: collections.Counter[Key] = collections.Counter()
@@ -691,11 +974,11 @@ def check_exactly_once(run: LoopRun) -> Figures:
     assert cloud_net == ledger
     assert ledger == told_delta
     picked: collections.Counter[Key] = collections.Counter()
-    for e in at_cloud:
-        if e["type"] == "pick_confirmed":
-            picked[e["data"]["sku"], e["data"]["location"]] += e["data"]["qty"]
+    for ev in at_cloud:
+        if ev["type"] == "pick_confirmed":
+            picked[ev["data"]["sku"], ev["data"]["location"]] += ev["data"]["qty"]
     assert nonzero(picked) == nonzero(units)
-    shorts = sum(e["type"] == "pick_exception" for e in at_cloud)
+    shorts = sum(ev["type"] == "pick_exception" for ev in at_cloud)
     assert shorts == sum(t.shorts for t in told)
     on_tours = dict(
         ((sku, loc), n)
@@ -708,11 +991,103 @@ def check_exactly_once(run: LoopRun) -> Figures:
     return Figures(
         at_cloud,
         units,
-        next_seq - 1 - len(rows),
+        pruned,
         on_tours,
         tours_kept,
         sum(t.tours for t in told),
     )
+
+
+def plant_clone_events(cloud: CloudSimulator, epoch: str, count: int) -> range:
+    """Have the cloud hold ``count`` events of another writer right after what
+    it holds of ``epoch``: a card cloned bit for bit that kept writing as this
+    box (docs/sync.md, "Limits"). They are applied through the receiver as a
+    batch would be, and move no stock. The box, when it sends the seqs it
+    wrote there, gets ``epoch_conflict`` at the first of them; returns them."""
+    first = cloud.receiver.acked(BOX, epoch) + 1
+    events = [
+        {"seq": seq, "type": "e2e_clone", "at": real_ms(), "data": {"clone": seq}}
+        for seq in range(first, first + count)
+    ]
+    body = msgpack.packb(
+        {
+            "v": 1,
+            "box": BOX,
+            "epoch": epoch,
+            "first": first,
+            "last": first + count - 1,
+            "events": events,
+        },
+        use_bin_type=True,
+    )
+    answer = cloud.receiver.receive(BOX, body)
+    assert answer.status == 200, answer
+    return range(first, first + count)
+
+
+@dataclass
+class BackupCheck:
+    """What one backup file held, every check passed."""
+
+    epochs: int
+    events: int
+    stock_deltas: int
+    units: int
+
+
+def check_backup(path: Path) -> BackupCheck:
+    """A backup is a sound database and a consistent cut of the box's history:
+
+    - ``PRAGMA integrity_check`` is ok;
+    - each epoch's outbox is contiguous from seq 1 to its last (nothing is
+      pruned within a loop: retention is days of uptime);
+    - every ``stock_delta`` event has its ledger row, seq for seq and with the
+      same sku, location and quantity, and no ledger row lacks its event (so
+      the ledger's sum per (sku, location) is the events' sum);
+    - the units picked on tours per (sku, location) are the units of the
+      ``pick_confirmed`` events: no committed pick without its event.
+    """
+    conn = read_ro(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], path
+        epochs = outbox_epochs(conn)
+        ledger_rows = {
+            (epoch, seq): (sku, loc, qty)
+            for epoch, seq, sku, loc, qty in conn.execute(
+                "SELECT epoch, seq, sku, location, qty FROM stock_ledger"
+            )
+        }
+        (base,) = conn.execute("SELECT count(*) FROM stock_ledger_base").fetchone()
+        ledger = ledger_sums(conn)
+        on_tours = nonzero(
+            {
+                (sku, loc): n
+                for sku, loc, n in conn.execute(
+                    "SELECT sku, location, SUM(picked) FROM tour_stops GROUP BY sku, location"
+                )
+            }
+        )
+    finally:
+        conn.close()
+    assert base == 0, "nothing is folded within a loop"
+    deltas: dict[tuple[str, int], tuple[str, str, int]] = {}
+    sums: collections.Counter[Key] = collections.Counter()
+    picked: collections.Counter[Key] = collections.Counter()
+    events = 0
+    for e in epochs:
+        assert [r["seq"] for r in e.rows] == list(range(1, e.last + 1)), (path, e.epoch)
+        events += len(e.rows)
+        for r in e.rows:
+            d = r["data"]
+            if r["type"] == "stock_delta":
+                deltas[e.epoch, r["seq"]] = (d["sku"], d["location"], d["qty"])
+                sums[d["sku"], d["location"]] += d["qty"]
+            elif r["type"] == "pick_confirmed":
+                picked[d["sku"], d["location"]] += d["qty"]
+    assert ledger_rows == deltas, (path, set(ledger_rows) ^ set(deltas))
+    assert ledger == nonzero(sums), path
+    assert on_tours == nonzero(picked), path
+    return BackupCheck(len(epochs), events, len(deltas), sum(picked.values()))
 
 
 def summary(name: str, run: LoopRun, f: Figures) -> str:
