@@ -17,7 +17,7 @@ from edge.store.group_commit import GroupCommitter
 
 
 class _Boom(Exception):
-    pass
+    """A unit of work that fails on its own."""
 
 
 def _item(sku: str, *, fail: BaseException | None = None) -> Callable[[Transaction], str]:

@@ -75,7 +75,7 @@ SCRIPT = textwrap.dedent(
             return set()
 
         def will_send(self, epoch, last):
-            pass
+            return None  # an in-memory outbox keeps no sync mark
 
         async def check_copy(self):
             return None
