@@ -39,6 +39,19 @@ def _commit(tx: Transaction, n: int) -> None:
     tx.append(_scan_like(n))
 
 
+async def _timed_commits(
+    store: Store, stop: asyncio.Event, latencies: list[float], *, first: int, pause_s: float
+) -> None:
+    """Scan-like durable commits until ``stop``, each one's wait in ``latencies``."""
+    n = first
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        await store.write(lambda tx, n=n: _commit(tx, n))
+        latencies.append(time.perf_counter() - t0)
+        n += 1
+        await asyncio.sleep(pause_s)
+
+
 @contextmanager
 def snapshot(path: Path) -> Iterator[sqlite3.Connection]:
     """A reader holding a read snapshot, as ``db backup`` does while it copies."""
@@ -73,13 +86,7 @@ async def test_a_held_snapshot_never_stalls_the_writer_and_the_wal_is_cut_back_w
             stop = asyncio.Event()
 
             async def writer() -> None:
-                n = 100
-                while not stop.is_set():
-                    t0 = time.perf_counter()
-                    await store.write(lambda tx, n=n: _commit(tx, n))
-                    latencies.append(time.perf_counter() - t0)
-                    n += 1
-                    await asyncio.sleep(0.002)
+                await _timed_commits(store, stop, latencies, first=100, pause_s=0.002)
 
             async def maintenance() -> None:
                 # busy ticks, then idle ticks: the idle ones try to truncate
@@ -193,13 +200,7 @@ async def test_a_truncate_attempt_beside_a_snapshot_pauses_commits_only_briefly(
             stop = asyncio.Event()
 
             async def writer() -> None:
-                n = 50
-                while not stop.is_set():
-                    t0 = time.perf_counter()
-                    await store.write(lambda tx, n=n: _commit(tx, n))
-                    latencies.append(time.perf_counter() - t0)
-                    n += 1
-                    await asyncio.sleep(0.001)
+                await _timed_commits(store, stop, latencies, first=50, pause_s=0.001)
 
             async def truncating() -> None:
                 for _ in range(10):
