@@ -102,7 +102,8 @@ class Outbox(Protocol):
         ...
 
     async def check_copy(self) -> EpochChange | None:
-        """Before the first send: is this database restored from a backup or
+        """Before the first send: finish an epoch change cut short; then, is
+        this database restored from a backup or
         copied (what :meth:`will_send` recorded does not match it)? If so, its
         current epoch is sealed where it ends (those events are sent as they
         are) and new events go to a new epoch, with a ``crit`` alert, in one
@@ -121,7 +122,10 @@ class Outbox(Protocol):
         stays in the old epoch, the events from S on move to a new epoch from
         seq 1. Without: every unacked event moves. Order and content kept; the
         alert built from the change is raised whatever is open, and never
-        refused by the backlog limit; all in one transaction."""
+        refused by the backlog limit. The switch (acks, new epoch, alert) is one
+        transaction; moving the events may take several, so long as nothing of
+        the new epoch can be read before they all moved, and a move cut short
+        is finished before the next read. Returns once every event moved."""
         ...
 
     async def prune_acked(self, *, max_age_ms: int) -> int:

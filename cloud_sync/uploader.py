@@ -533,8 +533,8 @@ class Uploader:
                 },
             )
 
-        # one transaction: acks below conflict_at, the new epoch, the move, the
-        # alert (which the backlog limit never refuses)
+        # one transaction: acks below conflict_at, the new epoch, the alert
+        # (which the backlog limit never refuses); then the events move
         change = await self.outbox.start_new_epoch(conflict, epoch=epoch, conflict_at=conflict_at)
         self._fresh_epochs.add(change.new)
         if self._open_alerts is not None:

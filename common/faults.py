@@ -25,6 +25,9 @@ The points (``KNOWN``):
 - ``after_send_before_ack``: the uploader, after a batch was sent and answered
   and before the ack is stored. The restarted box sends the batch again; the
   cloud must take it as a duplicate.
+- ``during_epoch_move``: the uploader's epoch change, after the switch or a
+  chunk of the move committed and before the next chunk. The restarted box
+  must finish the move before it sends, and lose or double nothing.
 
 A malformed value or an unknown name raises :class:`ValueError` at import, so a
 test never runs with a crash point it believes armed but is not.
@@ -38,7 +41,7 @@ import signal
 
 ENV = "PICKEDGE_CRASH_POINTS"
 
-KNOWN = frozenset({"after_commit_before_answer", "after_send_before_ack"})
+KNOWN = frozenset({"after_commit_before_answer", "after_send_before_ack", "during_epoch_move"})
 
 
 def parse(spec: str) -> dict[str, float]:

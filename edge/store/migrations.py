@@ -293,6 +293,34 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (sku, location)
     ) STRICT, WITHOUT ROWID;
     """,
+    # 4: epoch changes without a write stall (issue 17)
+    """
+    -- An epoch change still moving rows (edge/store/outbox.py): the rows of
+    -- `source` with seq in (after, upto] go to `target`, renumbered from
+    -- to_seq on, a chunk per transaction; `after` and `to_seq` advance with
+    -- each chunk and the row goes when the range is empty. Nothing of a
+    -- target is read for sending while a move into it is pending.
+    CREATE TABLE epoch_moves (
+        n       INTEGER PRIMARY KEY,
+        target  TEXT NOT NULL,
+        source  TEXT NOT NULL,
+        after   INTEGER NOT NULL,
+        upto    INTEGER NOT NULL,
+        to_seq  INTEGER NOT NULL,
+        CHECK (after <= upto AND to_seq >= 1)
+    ) STRICT;
+    -- Acks an epoch change recorded in its epoch's mark (epochs.acked) whose
+    -- rows are still to be stamped (outbox.acked, acked_up: what pruning
+    -- reads), a chunk per transaction like the moves.
+    CREATE TABLE ack_stamps (
+        n       INTEGER PRIMARY KEY,
+        epoch   TEXT NOT NULL,
+        after   INTEGER NOT NULL,
+        upto    INTEGER NOT NULL,
+        up      INTEGER NOT NULL,
+        CHECK (after <= upto)
+    ) STRICT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

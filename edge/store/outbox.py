@@ -103,14 +103,9 @@ def read_unacked(
     """
     epoch, acked, _, _ = send_state(store)
     start = max(acked, after_seq or 0)
-    rows = store.reader().execute(
-        "SELECT seq, type, at_ms, payload FROM outbox "
-        "WHERE epoch = ? AND seq > ? ORDER BY seq LIMIT ?",
-        (epoch, start, limit),
-    )
     events: list[OutboxEvent] = []
     size = 0
-    for seq, type_, at_ms, payload in rows:
+    for seq, type_, at_ms, payload in read_raw(store, epoch, after_seq=start, limit=limit):
         size += len(payload) + 32
         if max_bytes is not None and events and size > max_bytes:
             break
@@ -126,11 +121,17 @@ def read_raw(
     ``data`` as the stored msgpack bytes (no decode): the uploader's fast path.
 
     Rows are returned whether acked or not, so a cloud that lost acked events
-    can be sent them again while they are still kept (until pruned).
+    can be sent them again while they are still kept (until pruned). Only what
+    the epoch holds: nothing while an epoch change is still moving rows into
+    it (:func:`move_step`), and of a sealed epoch nothing past its end (rows
+    still waiting there to move out belong to the new epoch).
     """
     cur = store.reader().execute(
-        "SELECT seq, type, at_ms, payload FROM outbox "
-        "WHERE epoch = ? AND seq > ? ORDER BY seq LIMIT ?",
+        "SELECT o.seq, o.type, o.at_ms, o.payload FROM outbox o JOIN epochs e "
+        "ON e.epoch = o.epoch WHERE o.epoch = ? AND o.seq > ? "
+        "AND (e.last_seq IS NULL OR o.seq <= e.last_seq) "
+        "AND NOT EXISTS (SELECT 1 FROM epoch_moves m WHERE m.target = o.epoch) "
+        "ORDER BY o.seq LIMIT ?",
         (epoch, after_seq, limit),
     )
     rows: list[tuple[int, str, int, bytes]] = cur.fetchall()
@@ -173,6 +174,9 @@ def mark_acked(tx: Transaction, epoch: str, upto: int, *, up: int | None = None)
     uptime ``up`` (now, by default): retention runs from there. Returns the
     acked seq now stored for ``epoch``.
     """
+    if tx.execute("SELECT 1 FROM epoch_moves WHERE target = ? LIMIT 1", (epoch,)).fetchone():
+        # nothing of it was readable, so nothing of it was sent: a lie or a bug
+        raise ValueError(f"ack for epoch {epoch} while events are still moving into it")
     row = _epoch_row(tx, epoch)
     if row is None:
         return 0
@@ -191,11 +195,16 @@ def mark_acked(tx: Transaction, epoch: str, upto: int, *, up: int | None = None)
     return upto
 
 
+#: outbox rows one transaction of an epoch change moves (~1 ms per 100 rows on
+#: the reference box: a chunk holds the writer for ~10 ms, bench/epoch_change.py)
+MOVE_CHUNK = 1000
+
+
 def start_new_epoch(
     tx: Transaction, *, epoch: str | None = None, conflict_at: int | None = None
 ) -> EpochMove:
     """The cloud answered ``epoch_conflict`` for ``epoch`` (by default the epoch
-    being sent): move what the cloud does not hold as the box does to a new
+    being sent): what the cloud does not hold as the box does goes to a new
     epoch, from seq 1.
 
     With ``conflict_at`` S (sync-v1: every seq before S matched what the cloud
@@ -206,8 +215,20 @@ def start_new_epoch(
 
     Events of later epochs (never sent: epochs drain in order) follow, so the
     new epoch is the last and only open one. Order and content are kept; the
-    ledger follows its events seq for seq. Returns what moved.
+    ledger follows its events seq for seq.
+
+    This transaction only *plans* the move, in time independent of the backlog:
+    it seals the old epochs, opens the new one with its ``next_seq`` past the
+    moved range (new events go there at once) and records the ranges in
+    ``epoch_moves``. :func:`move_step` then moves :data:`MOVE_CHUNK` rows per
+    transaction, so scans commit between chunks instead of waiting for the whole
+    backlog; nothing of the new epoch is read for sending until the move is
+    complete (:func:`read_raw`). Returns what moves.
     """
+    # a conflict while an earlier move is unfinished (the new epoch itself
+    # conflicting after a crash): finish it here first; rare, and correct
+    while move_step(tx, limit=1 << 40):
+        pass
     if epoch is None:
         epoch = str(tx.execute(_SEND_EPOCH).fetchone()[0])
     row = _epoch_row(tx, epoch)
@@ -220,43 +241,112 @@ def start_new_epoch(
             raise ValueError(f"conflict_at {conflict_at} is outside epoch {epoch} (1..{last})")
         keep = max(acked, conflict_at - 1)
         if keep > acked:
-            _ack_rows(tx, epoch, acked, keep, tx.store.uptime_ms())
+            # the mark now; the rows' stamps (for pruning) a chunk at a time
+            tx.execute("UPDATE epochs SET acked = ? WHERE epoch = ?", (keep, epoch))
+            tx.execute(
+                "INSERT INTO ack_stamps (epoch, after, upto, up) VALUES (?, ?, ?, ?)",
+                (epoch, acked, keep, tx.store.uptime_ms()),
+            )
     # what moves, in order: this epoch after `keep`, then every later epoch's
-    # unacked tail
-    sources = [(epoch, keep)] + [
-        (str(e), int(a))
-        for e, a in tx.execute(
-            "SELECT epoch, acked FROM epochs WHERE n > ? ORDER BY n", (n,)
+    # unacked tail (each epoch holds seqs 1..its last, contiguous: unacked rows
+    # are never pruned)
+    sources = [(epoch, keep, last)] + [
+        (str(e), int(a), int(lst))
+        for e, a, lst in tx.execute(
+            "SELECT e.epoch, e.acked, COALESCE(e.last_seq, b.next_seq - 1) "
+            "FROM epochs e, box b WHERE b.id = 1 AND e.n > ? ORDER BY e.n",
+            (n,),
         ).fetchall()
     ]
     fresh = new_epoch()
     moved = 0
-    for source, after in sources:
-        rows = tx.execute(
-            "SELECT seq, type, at_ms, payload FROM outbox WHERE epoch = ? AND seq > ? ORDER BY seq",
-            (source, after),
-        ).fetchall()
-        renumber = {r[0]: moved + i for i, r in enumerate(rows, start=1)}
-        tx.executemany(
-            "INSERT INTO outbox (epoch, seq, type, at_ms, payload) VALUES (?, ?, ?, ?, ?)",
-            [(fresh, renumber[r[0]], r[1], r[2], r[3]) for r in rows],
-        )
-        tx.execute("DELETE FROM outbox WHERE epoch = ? AND seq > ?", (source, after))
-        ledger = tx.execute(
-            "SELECT seq, sku, location, qty FROM stock_ledger WHERE epoch = ? AND seq > ?",
-            (source, after),
-        ).fetchall()
-        tx.execute("DELETE FROM stock_ledger WHERE epoch = ? AND seq > ?", (source, after))
-        tx.executemany(
-            "INSERT INTO stock_ledger (epoch, seq, sku, location, qty) VALUES (?, ?, ?, ?, ?)",
-            [(fresh, renumber[r[0]], r[1], r[2], r[3]) for r in ledger],
-        )
+    for source, after, upto in sources:
+        if upto > after:
+            tx.execute(
+                "INSERT INTO epoch_moves (target, source, after, upto, to_seq) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (fresh, source, after, upto, moved + 1),
+            )
+            moved += upto - after
         # sealed where it now ends; it never gets another event
         tx.execute("UPDATE epochs SET last_seq = ? WHERE epoch = ?", (after, source))
-        moved += len(rows)
     tx.execute("INSERT INTO epochs (epoch, started_ms) VALUES (?, ?)", (fresh, now_ms()))
     tx.execute("UPDATE box SET epoch = ?, next_seq = ? WHERE id = 1", (fresh, moved + 1))
     return EpochMove(old=epoch, new=fresh, moved=moved, kept=keep)
+
+
+def move_step(tx: Transaction, *, limit: int = MOVE_CHUNK) -> int:
+    """One step of the unfinished work of epoch changes, in ``tx``: stamp up to
+    ``limit`` rows acked by a ``conflict_at``, or else move up to ``limit`` rows
+    of the oldest unfinished move (outbox rows with their ledger rows). Returns
+    how many rows it handled, 0 when nothing is pending. Each step is atomic: a
+    crash between steps resumes where the last committed one ended."""
+    stamp = tx.execute(
+        "SELECT n, epoch, after, upto, up FROM ack_stamps ORDER BY n LIMIT 1"
+    ).fetchone()
+    if stamp is not None:
+        n, epoch, after, upto, up = stamp
+        end = min(upto, after + limit)
+        tx.execute(
+            "UPDATE outbox SET acked = 1, acked_up = ? WHERE epoch = ? AND seq > ? AND seq <= ?",
+            (up, epoch, after, end),
+        )
+        if end >= upto:
+            tx.execute("DELETE FROM ack_stamps WHERE n = ?", (n,))
+        else:
+            tx.execute("UPDATE ack_stamps SET after = ? WHERE n = ?", (end, n))
+        return int(end - after)
+    row = tx.execute(
+        "SELECT n, target, source, after, upto, to_seq FROM epoch_moves ORDER BY n LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return 0
+    n, target, source, after, upto, to_seq = row
+    end = min(upto, after + limit)
+    shift = to_seq - after - 1  # source seq + shift = target seq
+    tx.execute(
+        "INSERT INTO outbox (epoch, seq, type, at_ms, payload) "
+        "SELECT ?, seq + ?, type, at_ms, payload FROM outbox "
+        "WHERE epoch = ? AND seq > ? AND seq <= ? ORDER BY seq",
+        (target, shift, source, after, end),
+    )
+    tx.execute("DELETE FROM outbox WHERE epoch = ? AND seq > ? AND seq <= ?", (source, after, end))
+    tx.execute(
+        "INSERT INTO stock_ledger (epoch, seq, sku, location, qty) "
+        "SELECT ?, seq + ?, sku, location, qty FROM stock_ledger "
+        "WHERE epoch = ? AND seq > ? AND seq <= ?",
+        (target, shift, source, after, end),
+    )
+    tx.execute(
+        "DELETE FROM stock_ledger WHERE epoch = ? AND seq > ? AND seq <= ?", (source, after, end)
+    )
+    if end >= upto:
+        tx.execute("DELETE FROM epoch_moves WHERE n = ?", (n,))
+    else:
+        tx.execute(
+            "UPDATE epoch_moves SET after = ?, to_seq = ? WHERE n = ?",
+            (end, to_seq + end - after, n),
+        )
+    return int(end - after)
+
+
+def moves_pending(store: Store) -> bool:
+    """Whether an epoch change still has rows to move or stamp (a reader's view)."""
+    row = (
+        store.reader()
+        .execute("SELECT EXISTS (SELECT 1 FROM epoch_moves) OR EXISTS (SELECT 1 FROM ack_stamps)")
+        .fetchone()
+    )
+    return bool(row[0])
+
+
+def finish_moves(store: Store, *, limit: int = MOVE_CHUNK) -> int:
+    """Run :func:`move_step` transactions until nothing is pending (blocking;
+    start-up repair, tools, tests); returns how many rows were handled."""
+    total = 0
+    while step := store.run(lambda tx: move_step(tx, limit=limit)):
+        total += step
+    return total
 
 
 def seal_epoch(tx: Transaction) -> EpochMove:
@@ -384,9 +474,12 @@ def deltas_after(tx: Transaction, sku: str, location: str, epoch: str | None, ac
             (sku, location),
         ).fetchone()
         return int(row[0]) + (int(base[0]) if base else 0)
+    # rows past the end of a sealed epoch are an epoch change's rows still
+    # moving (move_step) to the newest epoch, which no baseline can include yet
     row = tx.execute(
         "SELECT COALESCE(SUM(l.qty), 0) FROM stock_ledger l JOIN epochs e ON e.epoch = l.epoch "
-        "WHERE l.sku = ? AND l.location = ? AND (e.n > ? OR (e.n = ? AND l.seq > ?))",
+        "WHERE l.sku = ? AND l.location = ? AND (e.n > ? OR (e.n = ? AND l.seq > ?) "
+        "OR l.seq > COALESCE(e.last_seq, l.seq))",
         (sku, location, order, order, acked),
     ).fetchone()
     live = int(row[0])

@@ -18,6 +18,7 @@ people only.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -26,6 +27,7 @@ from cloud_sync.codec import RawEvent
 from cloud_sync.events import Alert
 from cloud_sync.ports import EpochChange, SendState
 from common.errors import PickEdgeError
+from common.faults import crash_point
 from edge.store import outbox
 from edge.store.db import Store, Transaction, now_ms
 from edge.store.syncmark import SyncMark
@@ -35,6 +37,8 @@ R = TypeVar("R")
 ApplyFn = Callable[[Transaction, Sequence[Mapping[str, Any]]], R]
 
 _ERROR_CHARS = 500  # sync_state.last_error keeps this much of a message
+
+log = logging.getLogger(__name__)
 
 
 def raise_alert(tx: Transaction, alert: Alert, *, once: bool = True) -> bool:
@@ -61,6 +65,11 @@ class StoreOutbox:
         return outbox.send_state(self.store)
 
     def read_raw(self, epoch: str, *, after_seq: int, limit: int) -> list[RawEvent]:
+        if outbox.moves_pending(self.store):
+            # an epoch change cut short (a failed chunk): finish it before
+            # reading, or the new epoch reads as empty
+            moved = outbox.finish_moves(self.store)
+            log.warning("finished an epoch change cut short: %d rows moved or stamped", moved)
         return outbox.read_raw(self.store, epoch, after_seq=after_seq, limit=limit)
 
     def open_alerts(self, kinds: Collection[str]) -> set[str]:
@@ -70,6 +79,9 @@ class StoreOutbox:
         self.mark.will_send(epoch, last)
 
     async def check_copy(self) -> EpochChange | None:
+        # first, an epoch change a crash or SIGTERM cut short
+        if moved := await self._finish_moves():
+            log.warning("finished an epoch change cut short: %d rows moved or stamped", moved)
         restore = await asyncio.to_thread(self.mark.reconcile)
         if restore is None:
             return None
@@ -117,7 +129,19 @@ class StoreOutbox:
             raise_alert(tx, alert(change), once=False)
             return change
 
-        return await self.store.write(conflict)
+        # the switch is one transaction whatever the backlog; the rows then
+        # move a chunk per transaction, scans committing in between
+        change = await self.store.write(conflict)
+        await self._finish_moves()
+        return change
+
+    async def _finish_moves(self) -> int:
+        crash_point("during_epoch_move")  # tests only: inert unless armed
+        total = 0
+        while step := await self.store.write(outbox.move_step):
+            total += step
+            crash_point("during_epoch_move")
+        return total
 
     async def prune_acked(self, *, max_age_ms: int) -> int:
         def prune(tx: Transaction) -> int:

@@ -4,7 +4,8 @@ Issue 17's proof: "a kill loop that also kills during epoch changes, cancels
 and checkpoints, with a ``db backup`` running concurrently: scan p99
 unaffected, nothing lost or doubled". The loop of ``test_e2e_kill_loop.py``
 (:mod:`tests.support.e2e`: the real daemon, three handhelds, the faulty cloud
-simulator, SIGKILL and the two crash points), and beside it (:class:`Ops`):
+simulator, SIGKILL and the two crash points, and a third between the chunks
+of an epoch change's move), and beside it (:class:`Ops`):
 
 - **backups**: ``pickedge db backup`` (the real CLI, ``python -m edge db
   backup DEST --config ...``) back to back for the whole loop, whether the
@@ -54,11 +55,10 @@ at the first attempt (the handhelds leave out requests that met a dead or
 dying daemon), and the daemon's own ``pickedge_api_scan_seconds`` histogram
 scraped before each kill; p50/p99/max printed, split by whether a backup
 process ran. Held to: p99 < 100 ms (client and daemon), and no scan over
-500 ms but those in flight when an epoch change committed. Those wait for the
-whole move, which grows with the unacked backlog (a known limit, measured by
-``bench/epoch_change.py``, docs/sync.md): the loop's uploader lags the pickers, so its
-epoch changes move 5,000–25,000 events and hold scans 60–210 ms; a long run
-(more kills, a larger backlog) would hold them longer.
+500 ms, those in flight while an epoch change moved its rows included (the
+rows move a chunk per transaction, ``bench/epoch_change.py``, docs/sync.md;
+before that, the loop's epoch changes moved 5,000–25,000 events in one
+transaction and held scans 60–210 ms).
 
 ``PICKEDGE_E2E_OPS_KILLS`` sets the number of kills (default 40, ~55 s on a
 2-core box); a larger figure makes a soak of it.
@@ -108,12 +108,13 @@ KILLS = int(os.environ.get("PICKEDGE_E2E_OPS_KILLS", "40"))
 #: the plain loop's after_send_before_ack; a scan's crash point rarer than
 #: there (the pickers scan ~200 times a second), so that the test's aimed
 #: kills (the first tick, the epoch change, a cancel coming down) get their turn
-CRASH_POINTS = "after_commit_before_answer:0.0005,after_send_before_ack:0.04"
+CRASH_POINTS = "after_commit_before_answer:0.0005,after_send_before_ack:0.04,during_epoch_move:0.1"
 #: seconds a start runs when no operation aims the kill: many outlive a tick
 RUN_S = (0.3, 3.0)
 CHECKPOINT_S = 1.0  # the configuration's minimum
 METRICS_TOKEN = "e2e-ops-scrape-token"
-#: no scan takes longer, on a loaded 2-core CI box (epoch changes apart)
+#: no scan takes longer, on a loaded 2-core CI box (epoch changes included:
+#: their rows move a chunk per transaction, bench/epoch_change.py)
 RTT_MAX_MS = 500.0
 SERVER_SLOW_S = 0.25  # reported: scans the daemon took longer than this itself
 OPEN = ("pending", "location_ok")
@@ -524,9 +525,11 @@ async def test_e2e_kill_loop_with_backups_cancels_epoch_changes_checkpoints(
         apart = [ms for t, ms in scans if not beside_backup(t, ms)]
         assert len(during) >= 100 and len(apart) >= 100, (len(during), len(apart))
         # in flight when an epoch change committed (the daemon logs it right
-        # after): those wait for the whole move (bench/epoch_change.py)
+        # after the move): no longer than any other (chunked moves)
         moves = epoch_moves(box.log)
-        assert len(moves) == len(ops.planted), moves
+        # (one the during_epoch_move crash point cut short is logged when the
+        # next start finishes it, not by this line)
+        assert 1 <= len(moves) <= len(ops.planted), moves
         wall = time.time() - time.perf_counter()
 
         def at_move(sent: float, ms: float) -> bool:
@@ -571,6 +574,6 @@ async def test_e2e_kill_loop_with_backups_cancels_epoch_changes_checkpoints(
         )
         check_the_loop_worked(run, f)
         assert p99 < 100, f"scan p99 {p99:.0f} ms"
-        assert max(rest) < RTT_MAX_MS, f"a scan took {max(rest):.0f} ms (p99 {p99:.0f} ms)"
+        assert worst < RTT_MAX_MS, f"a scan took {worst:.0f} ms (p99 {p99:.0f} ms)"
         assert served >= 1000, served
         assert server_p99 <= 0.1, f"the daemon's scan p99 is over 100 ms: {dict(b)}"

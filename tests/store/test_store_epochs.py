@@ -47,6 +47,7 @@ def test_conflict_at_acks_before_it_and_moves_from_it(store: Store) -> None:
     store.run(lambda tx: outbox.mark_acked(tx, old, 2))
     move = store.run(lambda tx: outbox.start_new_epoch(tx, conflict_at=5))
     assert (move.old, move.moved, move.kept) == (old, 2, 4)
+    assert outbox.finish_moves(store) == 4  # 3, 4 stamped acked; 5, 6 moved
     assert store.query("SELECT acked, last_seq FROM epochs WHERE epoch = ?", (old,)) == [
         {"acked": 4, "last_seq": 4}
     ]
@@ -62,6 +63,78 @@ def test_conflict_at_acks_before_it_and_moves_from_it(store: Store) -> None:
         assert outbox.deltas_after(tx, "A", "L", old, 4) == -11
         with pytest.raises(ValueError, match="outside"):
             outbox.start_new_epoch(tx, conflict_at=9)
+
+
+def test_an_epoch_change_moves_in_chunks_and_hides_the_new_epoch_until_done(
+    store: Store,
+) -> None:
+    """The switch is one short transaction whatever the backlog; rows then move
+    a chunk per transaction. Between chunks new events already go to the new
+    epoch past the moved range, nothing of the new epoch is read for sending,
+    the sealed old epoch reads only what it keeps, the ledger sums stay whole,
+    and acks for the new epoch are refused."""
+    deltas(store, *(("A", "L", -q) for q in range(1, 11)))  # seqs 1..10
+    old = store.epoch
+    store.run(lambda tx: outbox.mark_acked(tx, old, 3))
+    move = store.run(lambda tx: outbox.start_new_epoch(tx, conflict_at=5))  # 4 acked, 5.. move
+    assert (move.moved, move.kept) == (6, 4)
+    assert outbox.moves_pending(store)
+    deltas(store, ("B", "L", 7))  # a scan during the move
+    assert store.query("SELECT seq FROM outbox WHERE epoch = ?", (move.new,)) == [{"seq": 7}]
+    assert outbox.read_raw(store, move.new, after_seq=0, limit=100) == []
+    assert [r[0] for r in outbox.read_raw(store, old, after_seq=0, limit=100)] == [1, 2, 3, 4]
+    assert net_movements(store) == {("A", "L"): -55, ("B", "L"): 7}
+    with store.transaction() as tx:
+        # a stock baseline of the old epoch, or of none, still sees the moving rows
+        assert outbox.deltas_after(tx, "A", "L", old, 4) == -45
+        assert outbox.deltas_after(tx, "A", "L", None, 0) == -55
+        with pytest.raises(ValueError, match="still moving"):
+            outbox.mark_acked(tx, move.new, 1)
+    assert store.query("SELECT seq FROM outbox WHERE acked = 1") == [{"seq": s} for s in (1, 2, 3)]
+    assert store.run(lambda tx: outbox.move_step(tx, limit=4)) == 1  # 4 stamped acked
+    assert store.query("SELECT seq FROM outbox WHERE acked = 1") == [
+        {"seq": s} for s in (1, 2, 3, 4)
+    ]
+    assert store.run(lambda tx: outbox.move_step(tx, limit=4)) == 4
+    assert outbox.read_raw(store, move.new, after_seq=0, limit=100) == []
+    assert net_movements(store) == {("A", "L"): -55, ("B", "L"): 7}
+    with store.transaction() as tx:
+        assert outbox.deltas_after(tx, "A", "L", old, 4) == -45
+    assert store.run(lambda tx: outbox.move_step(tx, limit=4)) == 2
+    assert store.run(lambda tx: outbox.move_step(tx, limit=4)) == 0
+    assert not outbox.moves_pending(store)
+    assert [(e.seq, e.data["qty"]) for e in outbox.read_unacked(store, limit=100)] == [
+        (1, -5), (2, -6), (3, -7), (4, -8), (5, -9), (6, -10), (7, 7)
+    ]  # fmt: skip
+    assert rows(store, move.new) == [(1, -5), (2, -6), (3, -7), (4, -8), (5, -9), (6, -10), (7, 7)]
+    assert net_movements(store) == {("A", "L"): -55, ("B", "L"): 7}
+    with store.transaction() as tx:
+        assert outbox.deltas_after(tx, "A", "L", old, 4) == -45
+
+
+async def test_an_epoch_change_cut_short_is_finished_before_anything_is_sent(
+    tmp_path: Path,
+) -> None:
+    """A crash between chunks: the reopened box's uploader port finishes the
+    move before its first send (check_copy), and a read finishes it too."""
+    path = tmp_path / "box.db"
+    with Store.open(path, box_id="b") as store:
+        deltas(store, *(("A", "L", -q) for q in range(1, 9)))
+        move = store.run(outbox.start_new_epoch)
+        store.run(lambda tx: outbox.move_step(tx, limit=3))
+    with Store.open(path, box_id="b") as store:
+        assert outbox.moves_pending(store)
+        await StoreOutbox(store).check_copy()
+        assert not outbox.moves_pending(store)
+        assert rows(store, move.new) == [(s, -s) for s in range(1, 9)]
+    with Store.open(path, box_id="b") as store:
+        deltas(store, ("A", "L", -9))
+        again = store.run(outbox.start_new_epoch)
+        store.run(lambda tx: outbox.move_step(tx, limit=5))
+        port = StoreOutbox(store)
+        assert [r[0] for r in port.read_raw(again.new, after_seq=0, limit=100)] == list(
+            range(1, 10)
+        )
 
 
 def test_a_sealed_epoch_drains_first_and_counts_in_the_backlog(store: Store) -> None:
@@ -102,6 +175,7 @@ def test_a_conflict_in_a_sealed_epoch_takes_the_later_epochs_along(store: Store)
     deltas(store, ("B", "L", 10), ("B", "L", 20))
     move = store.run(lambda tx: outbox.start_new_epoch(tx, epoch=old, conflict_at=3))
     assert (move.old, move.moved, move.kept) == (old, 4, 2)
+    assert outbox.finish_moves(store, limit=3) == 2 + 4  # 1, 2 stamped; 4 moved in chunks
     assert rows(store, move.new) == [(1, -3), (2, -4), (3, 10), (4, 20)]
     assert rows(store, seal.new) == []
     epochs = store.query("SELECT epoch, acked, last_seq FROM epochs ORDER BY n")
@@ -142,6 +216,7 @@ def test_the_ledger_folds_what_cannot_be_asked_about_and_stays_exact(
     deltas(store, *((f"S{i % 3}", "L", -(i + 1)) for i in range(30)))  # 1..30
     store.run(lambda tx: outbox.mark_acked(tx, first, 20))  # acked at uptime 0
     store.run(lambda tx: outbox.start_new_epoch(tx, conflict_at=26))  # 21..25 acked, 26.. move
+    outbox.finish_moves(store)
     second = store.epoch
     deltas(store, *((f"S{i % 3}", "L", i + 1) for i in range(10)))  # second: 1..5 moved + 10
     store.run(lambda tx: outbox.mark_acked(tx, second, 8))

@@ -204,6 +204,7 @@ def test_new_epoch_moves_unacked_events_in_order(store: Store) -> None:
         outbox.mark_acked(tx, old, 1)
         before = outbox.deltas_after(tx, "A", "L1", old, 1)
         move = outbox.start_new_epoch(tx)
+    outbox.finish_moves(store)
     prev, fresh, moved = move.old, move.new, move.moved
     assert (prev, moved, move.kept) == (old, 2, 1)
     assert store.epoch == fresh != old

@@ -669,20 +669,40 @@ def read_ro(db: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
 
 
+def logical_seq(conn: sqlite3.Connection) -> Callable[[str, int], tuple[str, int]]:
+    """Where a stored (epoch, seq) belongs: itself, or, for a row an epoch
+    change cut short by a kill is still to move (``epoch_moves``), its place in
+    the new epoch. The daemon finishes such a move before it sends; a backup
+    or a killed file may hold one half done."""
+    moves = conn.execute("SELECT target, source, after, upto, to_seq FROM epoch_moves").fetchall()
+
+    def place(epoch: str, seq: int) -> tuple[str, int]:
+        for target, source, after, upto, to_seq in moves:
+            if epoch == source and after < seq <= upto:
+                return target, seq + to_seq - after - 1
+        return epoch, seq
+
+    return place
+
+
 def outbox_epochs(conn: sqlite3.Connection) -> list[Epoch]:
-    """Every epoch of the box in the order it started, with its kept rows."""
+    """Every epoch of the box in the order it started, with its kept rows (as
+    they will be once an unfinished epoch change has moved them)."""
     current, next_seq = conn.execute("SELECT epoch, next_seq FROM box").fetchone()
+    place = logical_seq(conn)
+    rows_of: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for stored_epoch, stored_seq, type_, at, payload in conn.execute(
+        "SELECT epoch, seq, type, at_ms, payload FROM outbox"
+    ):
+        epoch, seq = place(stored_epoch, stored_seq)
+        rows_of[epoch].append(
+            {"seq": seq, "type": type_, "at": at, "data": msgpack.unpackb(payload)}
+        )
     out = []
     for epoch, acked, last_seq in conn.execute(
         "SELECT epoch, acked, last_seq FROM epochs ORDER BY n"
     ).fetchall():
-        rows = [
-            {"seq": seq, "type": type_, "at": at, "data": msgpack.unpackb(payload)}
-            for seq, type_, at, payload in conn.execute(
-                "SELECT seq, type, at_ms, payload FROM outbox WHERE epoch = ? ORDER BY seq",
-                (epoch,),
-            )
-        ]
+        rows = sorted(rows_of[epoch], key=lambda r: int(r["seq"]))
         sealed = epoch != current
         assert sealed == (last_seq is not None), (epoch, current, last_seq)
         last = last_seq if sealed else next_seq - 1
@@ -1051,8 +1071,9 @@ def check_backup(path: Path) -> BackupCheck:
     try:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], path
         epochs = outbox_epochs(conn)
+        place = logical_seq(conn)
         ledger_rows = {
-            (epoch, seq): (sku, loc, qty)
+            place(epoch, seq): (sku, loc, qty)
             for epoch, seq, sku, loc, qty in conn.execute(
                 "SELECT epoch, seq, sku, location, qty FROM stock_ledger"
             )

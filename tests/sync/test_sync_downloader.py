@@ -19,7 +19,7 @@ from cloud_sync.downloader import Downloader
 from edge.masterdata import Notice, apply_changes
 from edge.store import Store, Transaction
 from edge.store.errors import StoreError
-from edge.store.outbox import start_new_epoch
+from edge.store.outbox import finish_moves, start_new_epoch
 from edge.store.sync_state import StoreChangeSink
 from simulators.cloud import CloudSimulator, Faults, task_feed
 
@@ -273,7 +273,8 @@ async def test_a_stock_figure_ahead_of_a_restored_box_stops_the_feed_until_a_new
     # cloud's figure (all 40 events it holds) plus the box's new moves in full.
     with store.transaction() as tx:
         start_new_epoch(tx)
-    await dl.pull_all()
+    await dl.pull_all()  # (applies while the rows are still moving: they count)
+    finish_moves(store)
     assert not open_alerts(store)
     cloud = sim.receiver.net_stock(BOX)
     own = {
