@@ -136,6 +136,29 @@ class LayoutConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ShippingConfig:
+    """Pack and ship: the box's SSCC range and the dock doors (issue 10)."""
+
+    gs1_prefix: str = _f(
+        "", "The site's GS1 company prefix (7-10 digits); empty: cartons cannot be closed."
+    )
+    sscc_extension: int = _f(0, "SSCC extension digit this box uses.", min=0, max=9)
+    sscc_first: int = _f(1, "First serial of this box's SSCC range.", min=0)
+    sscc_last: int = _f(999_999, "Last serial of this box's SSCC range.", min=0)
+    sscc_low: int = _f(1000, "Serials left in the range that raise an alert.", min=0)
+    door: str = _f("", "Dock door a shipment leaves by unless its carrier has one.")
+    carrier_doors: dict[str, str] = field(
+        default_factory=dict, metadata={"help": "Dock door per carrier, e.g. {DHL = 'D1'}."}
+    )
+    departure_window_s: float = _f(
+        120.0, "Seconds after a shipment's first carton is seen for the rest.", min=1.0
+    )
+    label_required: bool = _f(
+        True, "A carton closes only once its label printed (false: scanning a label closes it)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceConfig:
     id: str = _f("", "Unique id of the device.")
     driver: str = _f("", "Driver: " + ", ".join(sorted(DRIVERS)) + ".")
@@ -158,6 +181,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     layout: LayoutConfig = field(default_factory=LayoutConfig)
+    shipping: ShippingConfig = field(default_factory=ShippingConfig)
     device_entries: tuple[DeviceConfig, ...] = ()
     #: where each value came from: "box.id" -> "file:3", "api.port" -> "env:PICKEDGE__API__PORT"
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -211,6 +235,7 @@ SECTIONS: dict[str, type[Any]] = {
     "mqtt": MqttConfig,
     "logging": LoggingConfig,
     "layout": LayoutConfig,
+    "shipping": ShippingConfig,
 }
 SECRET_KEYS = ("box.secret_file", "mqtt.password_file", "api.metrics_token_file")
 

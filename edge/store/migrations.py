@@ -321,6 +321,98 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK (after <= upto)
     ) STRICT;
     """,
+    # 5: pack and ship (issue 10): SSCCs, cartons, shipments, portal reads,
+    # print jobs, and the dedup record of device messages
+    """
+    -- The box's SSCC range (config: GS1 company prefix, extension digit, serial
+    -- range) and the next serial to hand out. One row; the serial only grows
+    -- (edge/shipping/sscc.py; a restored database catches up from the sync
+    -- mark, which records the high-water before a serial is used).
+    CREATE TABLE sscc_range (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        prefix       TEXT NOT NULL,
+        extension    INTEGER NOT NULL CHECK (extension BETWEEN 0 AND 9),
+        first_serial INTEGER NOT NULL,
+        last_serial  INTEGER NOT NULL,
+        next_serial  INTEGER NOT NULL,
+        CHECK (first_serial <= next_serial AND next_serial <= last_serial + 1)
+    ) STRICT;
+
+    -- Where an order is packed: a station works on one order at a time.
+    CREATE TABLE pack_stations (
+        station     TEXT PRIMARY KEY,
+        order_ref   TEXT,
+        -- the carton the next unit goes into (NULL: none open)
+        carton      INTEGER,
+        packer      TEXT,
+        since_ms    INTEGER
+    ) STRICT;
+
+    -- Cartons: opened at a station for an order, closed with an SSCC from the
+    -- box's range (UNIQUE: an SSCC is never on two cartons), shipped with the
+    -- order's shipment, departed when a dock portal saw it leave.
+    CREATE TABLE cartons (
+        carton       INTEGER PRIMARY KEY AUTOINCREMENT,
+        order_ref    TEXT NOT NULL,
+        station      TEXT NOT NULL,
+        state        TEXT NOT NULL DEFAULT 'open'
+                     CHECK (state IN ('open', 'closed', 'shipped')),
+        sscc         TEXT UNIQUE,
+        shipment     TEXT,
+        door         TEXT,
+        opened_ms    INTEGER NOT NULL,
+        closed_ms    INTEGER,
+        printed_ms   INTEGER,
+        departed_ms  INTEGER,
+        departed_by  TEXT,
+        purge_at_up  INTEGER
+    ) STRICT;
+    CREATE INDEX cartons_order ON cartons(order_ref, state);
+    CREATE INDEX cartons_shipment ON cartons(shipment);
+    CREATE TABLE carton_lines (
+        carton  INTEGER NOT NULL REFERENCES cartons(carton) ON DELETE CASCADE,
+        sku     TEXT NOT NULL,
+        qty     INTEGER NOT NULL CHECK (qty > 0),
+        PRIMARY KEY (carton, sku)
+    ) STRICT, WITHOUT ROWID;
+
+    -- A confirmed shipment (shipment_confirmed went upstream in the same
+    -- transaction); door: where its cartons are expected to leave.
+    CREATE TABLE shipments (
+        shipment      TEXT PRIMARY KEY,
+        order_ref     TEXT NOT NULL UNIQUE,
+        door          TEXT,
+        confirmed_ms  INTEGER NOT NULL,
+        first_seen_ms INTEGER,
+        departed_ms   INTEGER,
+        purge_at_up   INTEGER
+    ) STRICT;
+
+    -- Label print jobs: what was sent to which printer, and whether it went
+    -- out; a failed job is re-printable from here.
+    CREATE TABLE print_jobs (
+        job        INTEGER PRIMARY KEY AUTOINCREMENT,
+        printer    TEXT NOT NULL,
+        zpl        BLOB NOT NULL,
+        cartons    TEXT NOT NULL,
+        state      TEXT NOT NULL DEFAULT 'queued'
+                   CHECK (state IN ('queued', 'printed', 'failed')),
+        error      TEXT,
+        made_ms    INTEGER NOT NULL,
+        done_ms    INTEGER
+    ) STRICT;
+
+    -- Device messages already confirmed, by a key the device's message
+    -- carries (edge/devices_inbox: a device sequence number, or for MQTT
+    -- without one the session, packet id and payload digest): a redelivered
+    -- message is recognised and confirms nothing twice.
+    CREATE TABLE device_inbox (
+        device  TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        at_ms   INTEGER NOT NULL,
+        PRIMARY KEY (device, key)
+    ) STRICT, WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
