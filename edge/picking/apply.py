@@ -26,7 +26,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cloud_sync.events import PickConfirmed, PickException, StockDelta, StockReason
+from cloud_sync.events import (
+    PickConfirmed,
+    PickedLine,
+    PickException,
+    StockDelta,
+    StockReason,
+    TaskPicked,
+)
 from edge.picking import queries as q
 from edge.picking import reservations as res
 from edge.picking.decide import (
@@ -157,10 +164,40 @@ def _delta(stop: Stop, qty: int, reason: StockReason) -> StockDelta:
 
 
 def finish_tour(tx: Transaction, tour: int, now: int) -> None:
-    """The tour is done; its tasks' lines are picked or short, the tasks done."""
+    """The tour is done; its tasks' lines are picked or short, the tasks done,
+    each with its ``task_picked``."""
     q.end_tour(tx, tour, "done", now)
     for task in q.tour_tasks(tx, tour):
-        res.settle_task(tx, task, now)
+        if res.settle_task(tx, task, now):
+            task_picked(tx, task, tour)
+
+
+def task_picked(tx: Transaction, task: str, tour: int) -> None:
+    """``task_picked`` for a task whose every line is now picked or short (the
+    pack station works from it; sync-v1): its lines and the tote it is in."""
+    order_ref, tote, picker = tx.execute(
+        "SELECT t.order_ref, t.tote, r.picker FROM tasks t, tours r "
+        "WHERE t.task = ? AND r.tour = ?",
+        (task, tour),
+    ).fetchone()
+    lines = tuple(
+        PickedLine(
+            line=str(line), sku=str(sku), picked=min(picked, qty), short=max(qty - picked, 0)
+        )
+        for line, sku, qty, picked in tx.execute(
+            "SELECT line, sku, qty, picked FROM task_lines WHERE task = ? ORDER BY line", (task,)
+        )
+    )
+    tx.append(
+        TaskPicked(
+            task=task,
+            order=order_ref,
+            tour=tour,
+            picker=str(picker),
+            lines=lines,
+            totes=(str(tote),) if tote else (),
+        )
+    )
 
 
 # ---------------------------------------------------------------------- tours
@@ -196,6 +233,8 @@ def start_tour(
     if not allocations:
         q.end_tour(tx, tour, "cancelled", now)
         res.set_tasks_done(tx, tasks, now)
+        for task in tasks:  # every line short: the OMS hears the task is over
+            task_picked(tx, task, tour)
         return Applied(decision, None, exceptions)
     res.set_tasks_started(tx, tasks)
     q.insert_stops(tx, tour, 1, allocations)

@@ -138,17 +138,19 @@ def add_line_picked(tx: Transaction, task: str, line: str, units: int) -> None:
     )
 
 
-def settle_task(tx: Transaction, task: str, now: int) -> None:
-    """A started task whose tour ended: lines picked or short, the task done."""
+def settle_task(tx: Transaction, task: str, now: int) -> bool:
+    """A started task whose tour ended: lines picked or short, the task done.
+    Whether it was (a task cancelled or already done is left as it is)."""
     tx.execute(
         "UPDATE task_lines SET state = CASE WHEN picked >= qty THEN 'picked' ELSE 'short' END "
         "WHERE task = ?",
         (task,),
     )
-    tx.execute(
+    cur = tx.execute(
         "UPDATE tasks SET state = 'done', finished_ms = ? WHERE task = ? AND state = 'started'",
         (now, task),
     )
+    return cur.rowcount == 1
 
 
 # ---------------------------------------------------------------------- writes (in the tx): stock

@@ -50,6 +50,7 @@ EDGE_LAYERS = (
     "edge.masterdata",
     "edge.metrics",
     "edge.picking",
+    "edge.shipping",
     "edge.config",
     "edge.logs",
     "edge.errors",
@@ -61,7 +62,11 @@ RULES: tuple[Rule, ...] = (
     Rule("cloud_sync", ("edge", "devices", "simulators", "tests", "bench")),
     Rule("edge.routing", PROJECT, allowed=("edge.routing", "common")),
     Rule("edge.store", (*EDGE_LAYERS, "edge.routing", "devices", "simulators", "tests")),
-    Rule("edge.picking", ("edge.api", "edge.cli", "edge.wiring", "simulators", "tests")),
+    Rule(
+        "edge.picking",
+        ("edge.api", "edge.cli", "edge.wiring", "edge.shipping", "simulators", "tests"),
+    ),
+    Rule("edge.shipping", ("edge.api", "edge.cli", "edge.wiring", "simulators", "tests")),
     Rule(
         "edge",
         ("devices.framing", "devices.dialects", "devices.transport", "struct", "tests", "bench"),
