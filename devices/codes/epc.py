@@ -1,4 +1,5 @@
-"""EPC (RFID tag identity) decoding through epcpy, with the filter bits read here.
+"""EPC (RFID tag identity) decoding through epcpy, with the filter bits read here;
+SSCC-96 encoding for carton tags.
 
 Promises: :func:`decode_epc_info` turns the hex of an EPC bank's EPC into an
 :class:`EpcInfo` — GS1 schemes (SGTIN-96, SSCC-96, SGLN-96, GRAI-96, GIAI-96 and
@@ -11,6 +12,11 @@ Never performs I/O.
 
 epcpy drops the 3-bit filter value when decoding from hex (GS1 TDS §14.5), so
 it is read from bits 8–10 here.
+
+:func:`encode_sscc96` is the inverse for logistic units: an 18-digit SSCC (as
+printed on the carton label) to the 24 hex digits written to its tag, with the
+filter value a portal's reader can select on; ``decode_epc_info`` of the result
+gives back the SSCC and the filter.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from devices.codes.gs1 import parse_sscc
 from devices.errors import CodeError
 
 # Header byte -> binary scheme name (GS1 EPC Tag Data Standard, table 14-1) for
@@ -38,6 +45,14 @@ _FILTERED_HEADERS: dict[int, str] = {
 _OTHER_HEADERS: dict[int, str] = {0x35: "gid-96"}
 
 _HEX_RE = re.compile(r"[0-9A-Fa-f]+")
+
+# SSCC filter values (GS1 EPC Tag Data Standard, the SSCC filter value table;
+# 1, 3, 4, 5 and 7 are reserved). A carton leaving at a dock door is a "full
+# case for transport" (the TDS's own SSCC-96 example, 3154257BF4499602D2000000,
+# carries 2); a pallet is a "unit load".
+SSCC_FILTER_ALL_OTHERS = 0
+SSCC_FILTER_FULL_CASE = 2
+SSCC_FILTER_UNIT_LOAD = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +129,37 @@ def decode_epc_info(hex_str: str) -> EpcInfo:
     element_string = _call_str(tag, "gs1_element_string")
     key = _call_str(tag, "gs1_key")
     return EpcInfo(h, scheme, uri, tag_uri, filter_value, element_string, key)
+
+
+def encode_sscc96(
+    sscc: str, *, company_prefix_digits: int, filter_value: int = SSCC_FILTER_FULL_CASE
+) -> str:
+    """The SSCC-96 EPC of ``sscc`` (18 digits, check digit included): 24 upper-case
+    hex digits.
+
+    ``company_prefix_digits`` (6–12) is the length of the GS1 company prefix
+    inside the SSCC: the binary form stores prefix and serial reference in two
+    fields split by it (the TDS partition table), which the 18 digits alone do
+    not tell. ``filter_value`` defaults to a full case for transport. Raises
+    :class:`~devices.errors.CodeError` for a malformed SSCC, a wrong check
+    digit, a prefix length or filter value out of range.
+    """
+    digits = parse_sscc(sscc)
+    if not 6 <= company_prefix_digits <= 12:
+        raise CodeError(f"company prefix length {company_prefix_digits} is not 6 to 12 digits")
+    if not 0 <= filter_value <= 7:
+        raise CodeError(f"filter value {filter_value} is not 0 to 7")
+    # The serial reference is the extension digit followed by the serial (TDS §7).
+    prefix = digits[1 : 1 + company_prefix_digits]
+    serial_ref = digits[0] + digits[1 + company_prefix_digits : 17]
+    try:
+        from epcpy.epc_schemes.sscc import SSCC, SSCCFilterValue
+
+        tag: Any = SSCC(f"urn:epc:id:sscc:{prefix}.{serial_ref}")
+        hex_str = str(tag.hex(filter_value=SSCCFilterValue(str(filter_value))))
+    except Exception as exc:  # epcpy raises bare Exception subclasses
+        raise CodeError(f"SSCC {digits} does not encode as SSCC-96: {exc}") from exc
+    return hex_str.upper().zfill(24)
 
 
 def _epcpy_from_hex(h: str) -> Any:
