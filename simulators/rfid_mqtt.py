@@ -15,6 +15,7 @@ Python API (tests, benchmarks)::
     async with ImpinjReaderSim(settings, reader_id="r1", topic="impinj/r1/events",
                                tags=50, antennas=4, rate=200) as reader:
         reader.disconnect(); reader.fill_backlog(66_000); await reader.reconnect()
+        await reader.pass_portal(["106141412345678908"], company_prefix_digits=7)
 
 ``pickedge sim impinj|zebra|mqtt-scanner`` wraps them (:mod:`simulators.mqtt_cli`).
 """
@@ -37,6 +38,7 @@ from types import TracebackType
 
 import aiomqtt
 
+from devices.codes.epc import SSCC_FILTER_FULL_CASE, encode_sscc96
 from devices.driver import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,40 @@ def make_epcs(count: int, *, seed: int = 0, start: int = 0) -> list[str]:
     rng = random.Random(seed)
     company = rng.randrange(1 << 20)
     return [f"3034{company:06X}{(start + i):014X}" for i in range(count)]
+
+
+def portal_pass(
+    epcs: Sequence[str],
+    *,
+    start: float,
+    rng: random.Random,
+    antennas: int = 4,
+    gap: float = 0.4,
+    dwell: float = 1.5,
+    reads_per_antenna: int = 3,
+) -> list[SimRead]:
+    """The reads of tags carried through a dock door portal, in time order.
+
+    Tag *i* enters the field at ``start + i * gap`` and stays ``dwell`` seconds;
+    each of the ``antennas`` reads it 1 to ``2 * reads_per_antenna - 1`` times
+    at random moments meanwhile (a portal's antennas face each other across the
+    door, so all of them see a passing carton, repeatedly). Timestamps are
+    strictly increasing: smoothing keys on the reader's time.
+    """
+    reads: list[SimRead] = []
+    for i, epc in enumerate(epcs):
+        entry = start + i * gap
+        for antenna in range(1, antennas + 1):
+            for _ in range(rng.randint(1, max(1, 2 * reads_per_antenna - 1))):
+                at = entry + rng.uniform(0.0, dwell)
+                rssi = round(rng.uniform(-70.0, -45.0), 1)
+                reads.append(SimRead(epc_hex=epc, antenna=antenna, rssi_dbm=rssi, at=at))
+    reads.sort(key=lambda r: r.at)
+    last = start - 1e-6
+    for k, read in enumerate(reads):
+        last = max(read.at, last + 1e-6)
+        reads[k] = SimRead(read.epc_hex, read.antenna, read.rssi_dbm, last)
+    return reads
 
 
 def iso_impinj(at: float) -> str:
@@ -238,6 +274,39 @@ class ReaderSim(abc.ABC):
             rssi_dbm=round(self.rng.uniform(-75.0, -40.0), 1),
             at=at,
         )
+
+    async def pass_portal(
+        self,
+        ssccs: Sequence[str],
+        *,
+        company_prefix_digits: int,
+        filter_value: int = SSCC_FILTER_FULL_CASE,
+        gap: float = 0.4,
+        dwell: float = 1.5,
+        reads_per_antenna: int = 3,
+    ) -> list[SimRead]:
+        """Carry cartons with these SSCCs through the portal: their SSCC-96 tags
+        are read as :func:`portal_pass` describes, from now on the reader's
+        clock, and published at once in messages of ``batch`` reads (queued
+        while disconnected). Returns the reads."""
+        epcs = [
+            encode_sscc96(s, company_prefix_digits=company_prefix_digits, filter_value=filter_value)
+            for s in ssccs
+        ]
+        reads = portal_pass(
+            epcs,
+            start=self.now(),
+            rng=self.rng,
+            antennas=self.antennas,
+            gap=gap,
+            dwell=dwell,
+            reads_per_antenna=reads_per_antenna,
+        )
+        if reads:
+            self._last_at = max(self._last_at, reads[-1].at)
+        for k in range(0, len(reads), self.batch):
+            await self.publish_reads(reads[k : k + self.batch])
+        return reads
 
     def churn_one(self) -> tuple[str, str]:
         """One tag leaves the field and a new one enters; (gone, new) EPCs."""
