@@ -37,3 +37,37 @@ class CodeError(DeviceError, ValueError):
     """A scanned code or EPC is invalid (bad check digit, malformed element string)."""
 
     code = "invalid_code"
+
+
+class LabelError(DeviceError, ValueError):
+    """Label data a printer must not get: a bad SSCC, a field that would break ZPL."""
+
+    code = "invalid_label"
+
+
+class PrinterUnavailableError(DeviceDisconnectedError):
+    """A printer cannot be reached, or dropped the connection mid-operation."""
+
+    code = "printer_unavailable"
+
+
+class PrinterTimeoutError(PrinterUnavailableError, TimeoutError):
+    """A printer accepted the connection but did not answer or take data in time."""
+
+    code = "printer_timeout"
+
+
+class PrinterFaultError(DeviceError):
+    """A printer reports a fault (paper out, head open, paused...).
+
+    ``sent`` tells whether the job's bytes were already handed to the printer
+    (a fault seen after sending: the printer holds the job and usually prints
+    it once the fault is cleared) or not (a fault seen before: nothing sent).
+    """
+
+    code = "printer_fault"
+
+    def __init__(self, problem: str, *, sent: bool) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.sent = sent

@@ -19,6 +19,7 @@ _SIMULATORS: dict[str, tuple[str, str]] = {
     "zebra": ("simulators.mqtt_cli", "commands"),
     "mqtt-scanner": ("simulators.mqtt_cli", "commands"),
     "cloud": ("simulators.cloud_cli", "cloud_command"),
+    "printer": ("simulators.printer", "printer_command"),
 }
 
 _HELP = {
@@ -29,6 +30,7 @@ _HELP = {
     "zebra": "A Zebra reader publishing IoT Connector events to MQTT.",
     "mqtt-scanner": "A scanner publishing generic JSON scans to MQTT.",
     "cloud": "The cloud side of sync-v1, with fault injection.",
+    "printer": "A ZPL label printer on raw TCP (port 9100), answering ~HS.",
 }
 
 
@@ -66,4 +68,5 @@ def sim_group() -> None:
       pickedge sim rfid-a0 --tags 50 --fault split
       pickedge sim impinj --help
       pickedge sim cloud --port 8480 --secret-file configs/secrets/demo-box.secret
+      pickedge sim printer --port 9100 --out /tmp/labels
     """
