@@ -95,7 +95,8 @@ class PrinterSimulator:
         self.pending: list[ParsedLabel] = []
         self.printed: list[ParsedLabel] = []
         self.errors: list[str] = []
-        self.connections = 0
+        self.connections = 0  # accepted so far
+        self.max_concurrent = 0  # most connections open at once
         self.hs_answered = 0
         self._server: asyncio.Server | None = None
         self._control: asyncio.Server | None = None
@@ -148,12 +149,14 @@ class PrinterSimulator:
                 self._track(self._serve), self.host, self.port
             )
             self.port = self._server.sockets[0].getsockname()[1]
+            self._notify()
 
     async def refuse(self) -> None:
         """Close the port: new connections are refused, open ones carry on."""
         if self._server is not None:
             self._server.close()
             self._server = None
+            self._notify()
             await asyncio.sleep(0)
 
     # -- state ---------------------------------------------------------------------------
@@ -230,6 +233,7 @@ class PrinterSimulator:
             task = asyncio.current_task()
             assert task is not None
             self._connections[task] = writer
+            self.max_concurrent = max(self.max_concurrent, len(self._connections))
             try:
                 await handler(reader, writer)
             except ConnectionError:
@@ -378,7 +382,8 @@ def printer_command(
     """
 
     def printed(number: int, label: ParsedLabel) -> None:
-        click.echo(f"{number:6d} " + " | ".join((*label.texts, *(b.data for b in label.barcodes))))
+        shown = (*label.texts, *(f"[{b.data}]" for b in label.barcodes))
+        click.echo(f"printed {number}: " + " | ".join(shown))
 
     async def main() -> None:
         async with PrinterSimulator(

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # option -> (default, minimum, maximum); seconds
 _SECONDS: dict[str, tuple[float, float, float]] = {
-    "poll_s": (5.0, 0.05, 3600.0),
+    "poll_s": (5.0, 0.01, 3600.0),
     "timeout_s": (3.0, 0.05, 60.0),
 }
 

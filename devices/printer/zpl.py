@@ -230,7 +230,13 @@ def split_stream(
             if n - i < 3 and not final and b"^XA".startswith(buf[i:].upper()):
                 break  # the start of a ^XA still on its way
             found = _RESYNC.search(buf, i + 1)
-            end = found.start() if found else (n if final else max(i + 1, n - 2))
+            if found:
+                end = found.start()
+            elif final:
+                end = n
+            else:  # hold back a tail that may be the start of a ^XA
+                tail = 2 if buf[-2:].upper() == b"^X" else int(buf[-1:] == b"^")
+                end = max(i + 1, n - tail)
             items.append(Junk(buf[i:end]))
             i = end
     return items, i
