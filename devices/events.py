@@ -33,6 +33,11 @@ class ScanEvent:
     code: str
     symbology: str | None
     received_at: float
+    #: the identity of the message it came from, for the consumer's dedup of a
+    #: redelivered message (MQTT QoS 1 after a crash between the consumer's
+    #: commit and the acknowledgement); None where the source never redelivers
+    #: (serial). See devices/drivers/mqtt_common.py for what it is made of.
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ DRIVERS: dict[str, str] = {
     "serial-scanner": "devices.drivers.serial_scanner:SerialScannerDriver",
     "rfid-a0": "devices.drivers.rfid_a0:A0ReaderDriver",
     "rfid-m100": "devices.drivers.rfid_m100:M100ReaderDriver",
-    "zpl_printer": "devices.drivers.zpl_printer:ZplPrinterDriver",
+    "zpl-printer": "devices.drivers.zpl_printer:ZplPrinterDriver",
     # MQTT
     "impinj-iot": "devices.drivers.impinj:ImpinjDriver",
     "zebra-iotc": "devices.drivers.zebra:ZebraDriver",

@@ -40,6 +40,7 @@ import os
 from edge.api import auth_tables
 from edge.masterdata import tables as masterdata_tables
 from edge.picking import retention
+from edge.shipping.service import forget_message_keys
 from edge.store import Store, Transaction, upkeep
 from edge.store.db import TRUNCATE_WAIT_MS
 from edge.store.outbox import clear_alerts, raise_alert, status
@@ -99,6 +100,7 @@ class Maintenance:
         )
         counts["tombstones"] = masterdata_tables.purge_tombstones(tx, up)
         counts["sessions"] = auth_tables.drop_expired_sessions(tx, up)
+        counts["message_keys"] = forget_message_keys(tx, up)
         return counts
 
     def wal_bytes(self) -> int:

@@ -5,7 +5,9 @@ connected:
 
 - ``api``: the PDA API and page (:mod:`edge.api`) over the picking workflow;
 - ``devices``: the device supervisor (:mod:`edge.device_supervisor`), when any
-  device is configured; its events go to :class:`DeviceEventSink`;
+  device is configured; its events go to :class:`edge.shipping.inbox.FloorInbox`
+  (pack station scans, dock portal reads; the rest kept for the dashboard);
+- ``dock``: the dock doors' departure windows, when a dock door has a reader;
 - ``uploader`` / ``downloader``: sync-v1 (:mod:`cloud_sync`), when
   ``[cloud] url`` is set, over the store's side of its ports
   (:mod:`edge.store.sync_state`); picking wakes the uploader after each
@@ -21,7 +23,7 @@ checkpointed) when the supervisor has stopped every component.
 
 from __future__ import annotations
 
-import collections
+import asyncio
 import functools
 import logging
 import time
@@ -35,7 +37,9 @@ from cloud_sync.client import SyncClient
 from cloud_sync.downloader import Downloader
 from cloud_sync.metrics import SyncMetrics
 from cloud_sync.uploader import Uploader
-from devices.events import DeviceEvent
+from devices.drivers.zpl_printer import ZplPrinterDriver
+from devices.errors import DeviceError, PrinterFaultError
+from devices.events import DeviceRole
 from edge.api import HUB, ApiServer, create_app
 from edge.config import Config
 from edge.daemon import Component, Supervisor
@@ -45,6 +49,10 @@ from edge.masterdata import Notice, apply_changes
 from edge.metrics import DaemonCollector, exposition, set_sync_backlog
 from edge.picking import PickingService
 from edge.picking.tours import Planner
+from edge.shipping import sscc
+from edge.shipping.inbox import PRINTER_DRIVER, FloorInbox
+from edge.shipping.labels import PrinterPort, PrintError
+from edge.shipping.service import PackingService, Station
 from edge.store import Store
 from edge.store.sync_state import StoreChangeSink, StoreOutbox
 from edge.store.syncmark import SyncMark
@@ -52,25 +60,79 @@ from edge.store.syncmark import SyncMark
 log = logging.getLogger(__name__)
 
 
-class DeviceEventSink:
-    """Where the fixed devices' events land in the daemon.
+class DevicePrinters:
+    """The label printers among the devices, as :class:`edge.shipping.labels.PrinterPort`."""
 
-    Pack-station and dock-door workflows (labels, shipments, portals) are their
-    own capability; until they land, the edge keeps the recent events of each
-    device for the dashboard and the demo, and hands each to ``listeners``.
-    """
+    def __init__(self, devices: DeviceSupervisor) -> None:
+        self.devices = devices
 
-    def __init__(self, keep: int = 50) -> None:
-        self.recent: dict[str, collections.deque[DeviceEvent]] = {}
-        self.counts: collections.Counter[str] = collections.Counter()
-        self.listeners: list[Callable[[DeviceEvent], None]] = []
-        self._keep = keep
+    async def send(self, printer: str, job: bytes) -> None:
+        driver = self.devices.drivers.get(printer)
+        if not isinstance(driver, ZplPrinterDriver):
+            raise PrintError(f"{printer} is not a label printer")
+        try:
+            await driver.print_job(job)
+        except PrinterFaultError as exc:
+            held = " (it holds the job: it prints once the fault is cleared)" if exc.sent else ""
+            raise PrintError(f"printer {printer}: {exc}{held}") from exc
+        except DeviceError as exc:
+            raise PrintError(f"printer {printer}: {exc}") from exc
 
-    async def __call__(self, event: DeviceEvent) -> None:
-        self.recent.setdefault(event.device_id, collections.deque(maxlen=self._keep)).append(event)
-        self.counts[type(event).__name__] += 1
-        for listener in self.listeners:
-            listener(event)
+
+class DockTicker:
+    """Checks every few seconds for shipments whose cartons did not all leave
+    within the window (:meth:`FloorInbox.check_departures`)."""
+
+    name = "dock"
+
+    def __init__(self, inbox: FloorInbox, interval_s: float = 5.0) -> None:
+        self.inbox = inbox
+        self.interval_s = interval_s
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.inbox.check_departures()
+
+
+class _LatePrinters:
+    """The printers port handed to packing before the device supervisor exists."""
+
+    devices: DevicePrinters | None = None
+
+    async def send(self, printer: str, job: bytes) -> None:
+        if self.devices is None:
+            raise PrintError("no devices are configured on this box")
+        await self.devices.send(printer, job)
+
+
+def packing_service(
+    cfg: Config, store: Store, *, printers: PrinterPort | None, on_commit: Callable[[], None] | None
+) -> PackingService | None:
+    """The pack stations the devices name (``role = "pack_station"``, ``bound_to``
+    the station), each with its printer (driver ``zpl-printer``); None when none."""
+    stations: dict[str, Station] = {}
+    for spec in cfg.devices:
+        if spec.role is DeviceRole.PACK_STATION and spec.bound_to:
+            station = stations.setdefault(spec.bound_to, Station(spec.bound_to))
+            if spec.driver == PRINTER_DRIVER:
+                stations[spec.bound_to] = Station(spec.bound_to, printer=spec.id)
+            else:
+                stations[spec.bound_to] = station
+    if not stations:
+        return None
+    ship = cfg.shipping
+    return PackingService(
+        store,
+        allocate=functools.partial(sscc.allocate, low=ship.sscc_low),
+        printers=printers,
+        stations=stations,
+        box_id=cfg.box.id,
+        label_required=ship.label_required,
+        door_of=dict(ship.carrier_doors),
+        default_door=ship.door or None,
+        on_commit=on_commit,
+    )
 
 
 @dataclass
@@ -183,11 +245,19 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
             set_sync_backlog(sync_metrics, store)  # backlog gauges are read at scrape time
         return exposition(registry)
 
+    notify = up.notify if up is not None else None
+    printers = _LatePrinters()
+    packing = packing_service(cfg, store, printers=printers, on_commit=notify)
+    if packing is not None:
+        # the configured SSCC range, checked against what the box handed out
+        # (a range that would reuse a serial stops the start with a clear error)
+        store.run(lambda tx: sscc.configure(tx, cfg.shipping))
     token = cfg.secrets.get("api.metrics_token_file")
     app = create_app(
         store,
         cfg,
         picking=picking,
+        packing=packing,
         metrics_exposition=render_metrics,
         metrics_token=token.reveal() if token is not None else None,
     )
@@ -209,12 +279,25 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     else:
         log.info("no [cloud] url: confirmed facts stay in the outbox until one is set")
 
-    sink = DeviceEventSink()
-    parts["device_events"] = sink
+    devices: DeviceSupervisor | None = None
+    inbox = FloorInbox(
+        store,
+        cfg.devices,
+        packing=None,
+        departure_window_s=cfg.shipping.departure_window_s,
+        on_commit=notify,
+    )
+    inbox.packing = packing
+    parts["device_events"] = inbox
+    parts["packing"] = packing
     if cfg.devices:
-        devices = DeviceSupervisor(cfg.devices, mqtt=cfg.mqtt_settings(), on_event=sink)
+        devices = DeviceSupervisor(cfg.devices, mqtt=cfg.mqtt_settings(), on_event=inbox)
         parts["devices"] = devices
         components.append(devices)
+    if devices is not None:
+        printers.devices = DevicePrinters(devices)
+    if any(s.role is DeviceRole.DOCK_DOOR for s in cfg.devices):
+        components.append(DockTicker(inbox))
 
     maintenance = Maintenance(
         store,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +25,13 @@ from aiomqtt import Topic
 from devices.dialects import ParseResult
 from devices.driver import DeviceSpec, DeviceStats, Emit, MqttSettings
 from devices.errors import DeviceConfigError, DeviceDisconnectedError, FrameError
-from devices.events import DeviceEvent, DeviceState, DeviceStateEvent, TagReadEvent
+from devices.events import (
+    DeviceEvent,
+    DeviceState,
+    DeviceStateEvent,
+    ScanEvent,
+    TagReadEvent,
+)
 from devices.smoothing import Smoother, SmoothingConfig
 from devices.transport.mqtt import DEFAULT_QUEUE_SIZE, MqttMessage, MqttSubscription
 
@@ -39,6 +47,29 @@ def _number(name: str, value: object, *, minimum: float = 0.0, integer: bool = F
         kind = "an integer" if integer else "a number"
         raise DeviceConfigError(f"option {name!r} must be {kind} > {minimum:g}, got {value!r}")
     return float(value)  # type: ignore[arg-type]
+
+
+def message_key(message: MqttMessage, index: int) -> str:
+    """The identity of the ``index``-th scan of ``message`` across a redelivery.
+
+    A QoS 1 message the broker sends again (the box crashed after committing
+    what it said and before acknowledging it) comes with the same packet id
+    and the same payload; the broker hands out packet ids in sequence per
+    session (Mosquitto increments them, wrapping at 65,535) and reuses one only
+    after the earlier message with it was acknowledged. So (packet id, payload
+    digest, index) names one message among the recent ones: the same barcode
+    scanned again arrives under another packet id. The consumer keeps keys for
+    a bounded time (an hour of uptime, far below 65,535 scans of one device)
+    so a wrapped id cannot collide. QoS 0 messages are never redelivered: no key.
+    """
+    digest = hashlib.blake2b(message.payload, digest_size=8).hexdigest()
+    return f"mqtt:{message.mid}:{digest}:{index}"
+
+
+def _keyed(event: DeviceEvent, message: MqttMessage, index: int) -> DeviceEvent:
+    if isinstance(event, ScanEvent) and message.qos > 0:
+        return dataclasses.replace(event, key=message_key(message, index))
+    return event
 
 
 class MqttDriverBase(abc.ABC):
@@ -159,7 +190,7 @@ class MqttDriverBase(abc.ABC):
             return []
         if result.unknown:
             self._bad("unknown event type", ", ".join(sorted(set(result.unknown))), message)
-        return self.post_process(result, message)
+        return [_keyed(e, message, i) for i, e in enumerate(self.post_process(result, message))]
 
     def post_process(self, result: ParseResult, message: MqttMessage) -> list[DeviceEvent]:
         return list(result.events)

@@ -1,6 +1,6 @@
 """Driver for ZPL label printers: a printer is a ``[[devices]]`` entry like a scanner.
 
-Promises: :class:`ZplPrinterDriver` (driver ``zpl_printer``; ``url`` is
+Promises: :class:`ZplPrinterDriver` (driver ``zpl-printer``; ``url`` is
 ``tcp://host:9100`` or a serial URL) asks the printer ``~HS`` every ``poll_s``
 seconds through a :class:`~devices.printer.client.PrinterLink`. ``run(emit)``
 emits ``connected`` once the first answer came, then a ``status`` event whose

@@ -41,6 +41,8 @@ from edge.api.openapi import openapi_document
 from edge.config import Config
 from edge.picking import SHORT_REASONS, Picker, PickingError, PickingService
 from edge.picking.service import Outcome
+from edge.shipping.errors import ShippingError
+from edge.shipping.service import PackingService
 from edge.store.db import Store
 from edge.store.errors import BacklogFullError, StoreError
 
@@ -93,6 +95,7 @@ class ServerState:
 STORE = web.AppKey("store", Store)
 CONFIG = web.AppKey("config", Config)
 PICKING = web.AppKey("picking", PickingService)
+PACKING = web.AppKey("packing", PackingService)
 HUB = web.AppKey("hub", PdaHub)
 LIMITER = web.AppKey("limiter", auth.LoginLimiter)
 STATE = web.AppKey("state", ServerState)
@@ -168,7 +171,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             {"Retry-After": str(int(exc.retry_after) + 1)} if exc.retry_after is not None else {}
         )
         return error_response(exc.status, exc.code, str(exc), **headers)
-    except PickingError as exc:
+    except (PickingError, ShippingError) as exc:
         _refused(request, exc.status, exc.code, str(exc))
         return error_response(exc.status, exc.code, str(exc))
     except auth.AuthError as exc:
@@ -371,6 +374,29 @@ async def skip_stop(request: web.Request) -> web.Response:
     return _outcome_response(outcome)
 
 
+def _packing(request: web.Request) -> PackingService:
+    packing = request.app.get(PACKING)
+    if packing is None:
+        raise ApiError(404, "not_found", "this box has no pack stations")
+    return packing
+
+
+async def pack_scan(request: web.Request) -> web.Response:
+    """A scan at a pack station (docs/pda.md): the station's order, cartons, labels."""
+    body = await _json_object(request)
+    station = _string(body, "station", 64)
+    code = _string(body, "code", MAX_CODE)
+    scan_id = _string(body, "scan_id", MAX_SCAN_ID)
+    outcome = await _packing(request).scan(
+        station, code, packer=request[PICKER].id, scan_id=scan_id
+    )
+    return web.Response(body=outcome.body, content_type=JSON)
+
+
+async def pack_station(request: web.Request) -> web.Response:
+    return web.json_response(_packing(request).view(request.match_info["station"]))
+
+
 async def layout(request: web.Request) -> web.Response:
     return web.json_response(request.app[CONFIG].layout_dict())
 
@@ -434,6 +460,7 @@ def create_app(
     cfg: Config,
     *,
     picking: PickingService,
+    packing: PackingService | None = None,
     hub: PdaHub | None = None,
     limiter: auth.LoginLimiter | None = None,
     metrics_exposition: Callable[[], bytes] | None = None,
@@ -454,6 +481,9 @@ def create_app(
     app[LIMITER] = limiter if limiter is not None else auth.LoginLimiter()
     app[STATE] = ServerState()
     picking.subscribe(app[HUB].push)
+    if packing is not None:
+        app[PACKING] = packing
+        packing.subscribe(app[HUB].push)
     app[HUB].on_task_cancelled(picking.cancel_task)
 
     r = app.router
@@ -467,6 +497,8 @@ def create_app(
     r.add_post("/api/v1/tour/short", short_pick)
     r.add_post("/api/v1/tour/skip", skip_stop)
     r.add_get("/api/v1/layout", layout)
+    r.add_post("/api/v1/pack/scan", pack_scan)
+    r.add_get("/api/v1/pack/stations/{station}", pack_station)
     r.add_get("/api/v1/ws", websocket)
     r.add_get("/static/{name}", static_file)
     if metrics_exposition is not None and metrics_token:

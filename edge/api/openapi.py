@@ -86,6 +86,54 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 }
             },
         },
+        "PackStation": {
+            "type": "object",
+            "required": ["station", "order"],
+            "properties": {
+                "station": {"type": "string"},
+                "printer": {"type": ["string", "null"]},
+                "packer": {"type": ["string", "null"]},
+                "order": {
+                    "type": ["object", "null"],
+                    "description": "order, units_left, lines (sku, picked, packed, left), "
+                    "cartons (n, state, sscc, printed, lines)",
+                },
+            },
+        },
+        "PackAnswer": {
+            "type": "object",
+            "required": ["result", "feedback", "message", "station"],
+            "properties": {
+                "result": {
+                    "enum": [
+                        "order_opened",
+                        "unit_packed",
+                        "carton_closed",
+                        "order_packed",
+                        "shipped",
+                        "unknown_code",
+                        "order_not_picked",
+                        "order_shipped",
+                        "order_elsewhere",
+                        "station_busy",
+                        "no_order",
+                        "wrong_order",
+                        "not_in_order",
+                        "all_packed",
+                        "carton_empty",
+                        "units_left",
+                        "nothing_to_print",
+                        "no_printer",
+                        "sscc_exhausted",
+                        "sscc_unavailable",
+                    ]
+                },
+                "feedback": {"enum": ["success", "warning", "error"]},
+                "message": {"type": "string"},
+                "printed": {"type": "boolean", "description": "set when labels were sent"},
+                "station": _ref("PackStation"),
+            },
+        },
         "Stop": {
             "type": "object",
             "required": ["stop", "location", "sku", "description", "qty", "picked", "state"],
@@ -310,6 +358,47 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 "responses": {
                     "200": _json(_ref("ScanAnswer"), "result skipped"),
                     **_errors(*_COMMON, 404, 409),
+                },
+            }
+        },
+        "/api/v1/pack/scan": {
+            "post": {
+                "summary": "A scan at a pack station: a tote, a unit, CLOSE, REPRINT, RELEASE",
+                "description": "docs/pda.md, pack stations. A retry with the same scan_id gets "
+                "the stored answer and changes nothing.",
+                "security": bearer,
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["station", "code", "scan_id"],
+                        "properties": {
+                            "station": {"type": "string", "maxLength": 64},
+                            "code": {"type": "string", "maxLength": 4096},
+                            "scan_id": {"type": "string", "maxLength": 128},
+                        },
+                    }
+                ),
+                "responses": {
+                    "200": _json(_ref("PackAnswer"), "the answer, refusals included"),
+                    **_errors(*_COMMON, 404),
+                },
+            }
+        },
+        "/api/v1/pack/stations/{station}": {
+            "get": {
+                "summary": "A pack station as its page shows it",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "station",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("PackStation"), "the station"),
+                    **_errors(401, 404),
                 },
             }
         },

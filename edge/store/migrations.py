@@ -402,10 +402,10 @@ MIGRATIONS: tuple[str, ...] = (
         done_ms    INTEGER
     ) STRICT;
 
-    -- Device messages already confirmed, by a key the device's message
-    -- carries (edge/devices_inbox: a device sequence number, or for MQTT
-    -- without one the session, packet id and payload digest): a redelivered
-    -- message is recognised and confirms nothing twice.
+    -- Device messages already confirmed, by the key the message carries
+    -- (devices/drivers/mqtt_common.py: packet id, payload digest, index): a
+    -- redelivered message is recognised and confirms nothing twice
+    -- (edge/shipping/inbox.py). at_ms: box uptime; kept an hour of it.
     CREATE TABLE device_inbox (
         device  TEXT NOT NULL,
         key     TEXT NOT NULL,

@@ -41,3 +41,11 @@ async def test_openapi_covers_every_route(zone: Zone) -> None:
     # the answers of a short pick and a skip share the schema: their results too
     for code in ("rerouted", "short_recorded", "skipped"):
         assert code in results
+
+
+def test_the_pack_answer_lists_every_pack_result() -> None:
+    from edge.api.openapi import openapi_document
+    from edge.shipping.packing import PackResult
+
+    schema = openapi_document()["components"]["schemas"]["PackAnswer"]
+    assert set(schema["properties"]["result"]["enum"]) == {r.value for r in PackResult}

@@ -1,4 +1,4 @@
-"""PrinterLink and the zpl_printer driver against the real printer simulator on loopback."""
+"""PrinterLink and the zpl-printer driver against the real printer simulator on loopback."""
 
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ def statuses(collector: Collector) -> list[str]:
 
 async def test_driver_reports_each_change_once(sim: PrinterSimulator) -> None:
     collector = Collector()
-    driver = make_driver("zpl_printer", sim.url, poll_s=0.02, timeout_s=TIMEOUT)
+    driver = make_driver("zpl-printer", sim.url, poll_s=0.02, timeout_s=TIMEOUT)
     async with running(driver, collector):
         await collector.wait(lambda c: statuses(c) == ["ready"])
         sim.set_condition("paper-out")
@@ -202,7 +202,7 @@ async def test_driver_ends_with_the_link_error_when_the_printer_goes(
     sim: PrinterSimulator,
 ) -> None:
     collector = Collector()
-    driver = make_driver("zpl_printer", sim.url, poll_s=0.02, timeout_s=TIMEOUT)
+    driver = make_driver("zpl-printer", sim.url, poll_s=0.02, timeout_s=TIMEOUT)
     async with running(driver, collector) as task:
         sim.set_condition("mute")
         with pytest.raises(PrinterTimeoutError):
@@ -245,7 +245,7 @@ async def test_driver_counts_garbled_answers_and_logs_once(
 ) -> None:
     collector = Collector()
     async with garbling_printer(answers=6) as (url, enough):
-        driver = make_driver("zpl_printer", url, poll_s=0.02, timeout_s=TIMEOUT)
+        driver = make_driver("zpl-printer", url, poll_s=0.02, timeout_s=TIMEOUT)
         with caplog.at_level(logging.WARNING, logger="devices.drivers.zpl_printer"):
             async with running(driver, collector):
                 await asyncio.wait_for(enough.wait(), 10)
@@ -264,8 +264,8 @@ async def test_driver_counts_garbled_answers_and_logs_once(
 )
 def test_driver_options_are_checked(options: dict[str, object]) -> None:
     with pytest.raises(DeviceConfigError):
-        driver_class("zpl_printer").check_options(options)
+        driver_class("zpl-printer").check_options(options)
 
 
 def test_driver_options_accept_integers_from_toml() -> None:
-    driver_class("zpl_printer").check_options({"poll_s": 5, "timeout_s": 2.5, "baudrate": 9600})
+    driver_class("zpl-printer").check_options({"poll_s": 5, "timeout_s": 2.5, "baudrate": 9600})

@@ -1,0 +1,107 @@
+"""Carton labels: print jobs made in the transaction that packs an order, sent
+to the station's printer after it, re-printable when they fail.
+
+A job is a row of ``print_jobs`` (the ZPL of every carton of one order, ``n of
+m``, in one job) made in the same transaction as the carton closes that
+finished the order, so a crash between the commit and the printer loses no
+label: the job is still ``queued`` and the station can print it again. After
+the commit :func:`send` asks the printer for its state and sends the job;
+:func:`printed` or :func:`failed` record the outcome in a transaction of its
+own. Labels carry no customer data beyond the ship-to postcode and region.
+
+"Printed" is as far as a raw-9100 printer can say: it accepted the bytes and
+reported no fault in its host status (``~HS``) before and after. A label
+jammed inside a printer that says nothing is a packer's call (``REPRINT``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from devices.printer.zpl import CartonLabel, render_batch
+
+from edge.store.db import Transaction
+
+
+class PrinterPort(Protocol):
+    """The box's label printers, by device id."""
+
+    async def send(self, printer: str, job: bytes) -> None:
+        """Send ``job``; raises :class:`PrintError` (with the packer-facing
+        reason) when the printer is absent, faulted or does not answer."""
+        ...
+
+
+class PrintError(Exception):
+    """A label job that did not print; ``str()`` is the reason for the packer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    job: int
+    printer: str
+    zpl: bytes
+    order: str
+
+
+def make_job(tx: Transaction, order: str, printer: str, *, sender: str, now: int) -> Job:
+    """A print job with the labels of every closed carton of ``order``."""
+    task = tx.execute(
+        "SELECT ship_postcode, ship_region FROM tasks WHERE kind = 'pick' "
+        "AND COALESCE(order_ref, task) = ? ORDER BY received_ms LIMIT 1",
+        (order,),
+    ).fetchone()
+    # a label names where it goes; a task sent without a postcode gets "-"
+    postcode, region = (task[0] or "-", task[1] or "") if task else ("-", "")
+    cartons = tx.execute(
+        "SELECT carton, sscc FROM cartons WHERE order_ref = ? AND sscc IS NOT NULL ORDER BY carton",
+        (order,),
+    ).fetchall()
+    labels = [
+        CartonLabel(
+            sscc=str(sscc),
+            ship_postcode=postcode,
+            ship_region=region,
+            order_ref=order,
+            carton_no=n,
+            carton_count=len(cartons),
+            sender=sender,
+        )
+        for n, (_, sscc) in enumerate(cartons, start=1)
+    ]
+    zpl = render_batch(labels)
+    ids = ",".join(str(c[0]) for c in cartons)
+    (job,) = tx.execute(
+        "INSERT INTO print_jobs (printer, zpl, cartons, made_ms) VALUES (?, ?, ?, ?) RETURNING job",
+        (printer, zpl, ids, now),
+    ).fetchone()
+    return Job(int(job), printer, zpl, order)
+
+
+def printed(tx: Transaction, job: Job, *, now: int) -> None:
+    tx.execute(
+        "UPDATE print_jobs SET state = 'printed', error = NULL, done_ms = ? WHERE job = ?",
+        (now, job.job),
+    )
+    tx.execute(
+        "UPDATE cartons SET printed_ms = COALESCE(printed_ms, ?) "
+        "WHERE order_ref = ? AND sscc IS NOT NULL",
+        (now, job.order),
+    )
+
+
+def failed(tx: Transaction, job: Job, reason: str, *, now: int) -> None:
+    tx.execute(
+        "UPDATE print_jobs SET state = 'failed', error = ?, done_ms = ? WHERE job = ?",
+        (reason[:200], now, job.job),
+    )
+
+
+async def send(port: PrinterPort, job: Job) -> str | None:
+    """Send ``job``; None when it printed, else the reason it did not."""
+    try:
+        await port.send(job.printer, job.zpl)
+    except PrintError as exc:
+        return str(exc) or "the printer did not take the job"
+    return None
