@@ -9,10 +9,19 @@ What runs, all on loopback and in a scratch directory:
 - the real daemon (``edge.wiring.build_daemon``): PDA API, devices, sync, upkeep;
 - simulated PDAs: pickers log in by badge, scan ``START``, walk their tours
   scan by scan (one wrong location, one short pick), while the box syncs every
-  confirmed unit upstream.
+  confirmed unit upstream;
+- then the shipping half: every picked order is packed at the pack station
+  (the serial scanner scans the order, its units and ``CLOSE``), its carton
+  labels print on a ZPL label printer (the printer simulator on TCP 9100's
+  protocol), and the cartons leave through the dock door's RFID portal, their
+  SSCC-96 tags read by four antennas. One carton is held back past the
+  departure window and a stray carton crosses the portal: both raise alerts,
+  and the held-back one clears its alert when it leaves.
 
 At the end it checks the invariants the product promises — the cloud's net
-stock movement equals the box's ledger, every event once — and prints figures.
+stock movement equals the box's ledger, every event once, one ``task_picked``
+per task, one ``shipment_confirmed`` per packed order with the SSCCs printed,
+one ``carton_departed`` per carton — and prints figures.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import secrets
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +53,13 @@ LAYOUT = {
 }
 
 
-def _config(workdir: Path, *, cloud_url: str, broker: Any, scanner_path: str) -> Path:
+GS1_PREFIX = "7612345"  # the demo site's GS1 company prefix
+WINDOW_S = 3.0  # the dock door's departure window
+
+
+def _config(
+    workdir: Path, *, cloud_url: str, broker: Any, scanner_path: str, printer_url: str
+) -> Path:
     (workdir / "box.secret").write_text(secrets.token_urlsafe(24) + "\n")
     (workdir / "mqtt.password").write_text(broker.password + "\n")
     depot = LAYOUT["depot"]
@@ -80,6 +96,22 @@ aisle_pitch_m = {LAYOUT["aisle_pitch_m"]}
 blocks = {LAYOUT["blocks"]}
 block_length_m = {LAYOUT["block_length_m"]}
 depot = {{ x = {depot["x"]}, y = 0.0 }}
+
+[shipping]
+gs1_prefix = "{GS1_PREFIX}"
+sscc_extension = 3
+sscc_first = 1
+sscc_last = 99999
+door = "dock-1"
+departure_window_s = {WINDOW_S}
+
+[[devices]]
+id = "pack-1-printer"
+driver = "zpl-printer"
+role = "pack_station"
+url = "{printer_url}"
+bound_to = "pack-1"
+options = {{ poll_s = 1.0 }}
 
 [[devices]]
 id = "pack-1-scanner"
@@ -127,6 +159,7 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
     from simulators.broker import MosquittoBroker
     from simulators.cloud import CloudSimulator
     from simulators.floor import PdaClient, Zone, walk_tour, zone_feed
+    from simulators.printer import PrinterSimulator
     from simulators.rfid_mqtt import ImpinjReaderSim
     from simulators.serial_scanner import ScannerSimulator
 
@@ -153,9 +186,15 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
         cloud_secret = None
         scanner = await stack.enter_async_context(ScannerSimulator())
         say("pack-1-scanner", f"serial scanner on pty {scanner.path}")
+        printer = await stack.enter_async_context(PrinterSimulator())
+        say("pack-1-printer", f"ZPL label printer (simulated) on {printer.url}")
         # The cloud must know the box's secret: write it first, then start both.
         cfg_path = _config(
-            workdir, cloud_url="http://127.0.0.1:1", broker=broker, scanner_path=scanner.path
+            workdir,
+            cloud_url="http://127.0.0.1:1",
+            broker=broker,
+            scanner_path=scanner.path,
+            printer_url=printer.url,
         )
         cloud_secret = (workdir / "box.secret").read_text().strip()
         cloud = CloudSimulator(cloud_secret, feed=feed)
@@ -172,7 +211,7 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
         sink = daemon.parts["device_events"]
 
         def on_device(event: Any) -> None:
-            if isinstance(event, ScanEvent):
+            if isinstance(event, ScanEvent) and event.device_id != "pack-1-scanner":
                 try:
                     meaning = decode(event.code, event.symbology).to_json()
                     kind = meaning.get("kind", "?")
@@ -216,7 +255,6 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
             rate=40.0,
         )
         await stack.enter_async_context(reader)
-        await scanner.send("00106141411234567897", "]C1")  # an SSCC label at pack-1
 
         where = masterdata_tables.locations(store)
         walked: dict[str, float] = {"optimal": 0.0, "s-shape": 0.0}
@@ -294,6 +332,16 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
         await asyncio.gather(*(picker(n) for n in range(1, pickers + 1)))
         await asyncio.sleep(1.0)  # let the portal's smoothing window report
 
+        shipped = await _pack_and_ship(
+            daemon=daemon,
+            store=store,
+            scanner=scanner,
+            printer=printer,
+            reader=reader,
+            gtins=gtins,
+            say=say,
+        )
+
         await _wait_for(lambda: status(store).backlog == 0, 30, "the outbox to drain")
         st = status(store)
         box = store.box_id
@@ -322,6 +370,39 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
             )
         table.add_row("events synced exactly once", f"{cloud.receiver.count(box)} = {st.acked_seq}")
         table.add_row("cloud net stock = box ledger", "[green]yes[/]" if same else "[red]NO[/]")
+        upstream = _cloud_events(cloud.receiver, box)
+        done_tasks = {r["task"] for r in store.query("SELECT task FROM tasks WHERE state = 'done'")}
+        task_picked = [e["task"] for e in upstream.get("task_picked", [])]
+        confirmed = upstream.get("shipment_confirmed", [])
+        at_cloud = sorted(c["sscc"] for e in confirmed for c in e["cartons"])
+        departed = sorted(e["sscc"] for e in upstream.get("carton_departed", []))
+        alerts = [
+            (e["kind"], e.get("state", "raised"))
+            for e in upstream.get("alert", [])
+            if e["kind"].startswith("dock_")
+        ]
+        checks = {
+            "one task_picked per picked task": sorted(task_picked) == sorted(done_tasks),
+            "one shipment_confirmed per packed order": sorted(
+                o for e in confirmed for o in e["orders"]
+            )
+            == sorted(shipped.orders),
+            "the SSCCs confirmed are the SSCCs printed": at_cloud == sorted(shipped.printed),
+            "one carton_departed per carton that left": departed == sorted(shipped.left),
+            "held-back carton and stray carton alerted, held-back cleared": {
+                ("dock_shipment_incomplete", "raised"),
+                ("dock_shipment_incomplete", "cleared"),
+                ("dock_unexpected_carton", "raised"),
+            }
+            <= set(alerts),
+        }
+        table.add_row(
+            "pack and ship",
+            f"{len(task_picked)} tasks picked, {len(confirmed)} orders shipped in "
+            f"{len(at_cloud)} cartons, {len(departed)} cartons departed",
+        )
+        for name, ok in checks.items():
+            table.add_row(name, "[green]yes[/]" if ok else "[red]NO[/]")
         table.add_row("device events", ", ".join(f"{k} {v}" for k, v in sink.counts.items()))
         console.print(table)
         if keep:
@@ -332,6 +413,121 @@ async def _demo(workdir: Path, pickers: int, tours: int, keep: bool, pace: float
         await runner
         if not same or cloud.receiver.count(box) != st.acked_seq:
             raise click.ClickException("demo: the cloud's account differs from the box's")
+        failed = [name for name, ok in checks.items() if not ok]
+        if failed:
+            raise click.ClickException(f"demo: {'; '.join(failed)}: no")
+
+
+def _cloud_events(receiver: Any, box: str) -> dict[str, list[dict[str, Any]]]:
+    """Every event the cloud applied for ``box``, by type (all epochs)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for epoch, _ in receiver.epochs(box):
+        for event in receiver.events(box, epoch):
+            out.setdefault(event["type"], []).append(event["data"])
+    return out
+
+
+@dataclass
+class Shipped:
+    orders: list[str] = field(default_factory=list)
+    #: SSCCs the printer printed (parsed back from its ZPL)
+    printed: list[str] = field(default_factory=list)
+    #: SSCCs that crossed the dock door's portal
+    left: list[str] = field(default_factory=list)
+
+
+async def _pack_and_ship(
+    *,
+    daemon: Any,
+    store: Any,
+    scanner: Any,
+    printer: Any,
+    reader: Any,
+    gtins: dict[str, str],
+    say: Any,
+) -> Shipped:
+    """Pack every picked order at pack-1 through its serial scanner, print its
+    labels, and carry the cartons through dock-1's portal (one held back past
+    the window, one stray carton)."""
+    from edge.shipping.sscc import format_sscc
+
+    shipped = Shipped()
+    packing = daemon.parts["packing"]
+
+    def on_station(packer: str, message: dict[str, Any]) -> None:
+        if message.get("feedback") == "error":
+            say("pack-1", f"✗ {message['result']}: {message['message']}", "red")
+        else:
+            tone = "green" if message["result"] == "shipped" else ""
+            say("pack-1", f"✓ {message['message']}", tone)
+
+    packing.subscribe(on_station)
+    orders = [
+        str(r["o"])
+        for r in store.query(
+            "SELECT DISTINCT COALESCE(order_ref, task) AS o FROM tasks t WHERE state = 'done' "
+            "AND EXISTS (SELECT 1 FROM task_lines l WHERE l.task = t.task AND l.picked > 0) "
+            "ORDER BY o"
+        )
+    ]
+    units = {
+        order: [
+            gtins[r["sku"]]
+            for r in store.query(
+                "SELECT l.sku, l.picked FROM task_lines l JOIN tasks t ON t.task = l.task "
+                "WHERE COALESCE(t.order_ref, t.task) = ? ORDER BY l.task, l.line",
+                (order,),
+            )
+            for _ in range(r["picked"])
+        ]
+        for order in orders
+    }
+    for n, order in enumerate(orders):
+        scans: list[tuple[str, str | None]] = [(order, None)]
+        if n == 0 and len(orders) > 1:
+            # a unit of the next order in the wrong tote: refused, named
+            stranger = next((g for g in units[orders[1]] if g not in units[order]), None)
+            if stranger is not None:
+                scans.append((stranger, "]E0"))
+        for i, gtin in enumerate(units[order], start=1):
+            scans.append((gtin, "]E0"))
+            if i == 2 and len(units[order]) > 2:
+                scans.append(("CLOSE", None))  # a second carton for the rest
+        scans.append(("CLOSE", None))
+        await scanner.send_many(scans)
+        await _wait_for(
+            lambda o=order: bool(store.query("SELECT 1 FROM shipments WHERE order_ref = ?", (o,))),
+            20,
+            f"order {order} to ship",
+        )
+        shipped.orders.append(order)
+    shipped.printed = [
+        f.data[2:] for label in printer.printed for f in label.barcodes if f.data.startswith("00")
+    ]
+    say("pack-1-printer", f"printed {len(printer.printed)} carton labels (GS1-128, SSCC)")
+
+    # The dock: every carton but one leaves; the last one later, past the window.
+    cartons = [str(r["sscc"]) for r in store.query("SELECT sscc FROM cartons ORDER BY carton")]
+    held, leaving = cartons[-1], cartons[:-1]
+    stray = format_sscc(9, GS1_PREFIX, 999_999)  # a carton no one packed here
+    await reader.pass_portal([*leaving, stray], company_prefix_digits=len(GS1_PREFIX))
+    say("dock-1-portal", f"{len(leaving)} cartons and a stray one pass the portal; one held back")
+    await _wait_for(
+        lambda: _open_alert(store, "dock_shipment_incomplete"), WINDOW_S + 15, "the late carton"
+    )
+    say("pickedge", "alert: a shipment's carton did not leave in the window", "yellow")
+    await reader.pass_portal([held], company_prefix_digits=len(GS1_PREFIX))
+    await _wait_for(
+        lambda: not _open_alert(store, "dock_shipment_incomplete"), 15, "the alert to clear"
+    )
+    say("pickedge", "the held-back carton left: its alert cleared, upstream too", "green")
+    shipped.left = cartons
+    return shipped
+
+
+def _open_alert(store: Any, kind: str) -> bool:
+    rows = store.query("SELECT 1 FROM alerts WHERE kind = ? AND cleared_ms IS NULL", (kind,))
+    return bool(rows)
 
 
 @click.command("demo")

@@ -345,7 +345,7 @@ def _unit(scan: StationScan, sku: str) -> PackDecision:
     if cur.left(sku) > 0:
         left = cur.units_left - 1
         return PackDecision(
-            R.UNIT_PACKED, f"{sku} packed; {left} units left", order=cur.order, sku=sku
+            R.UNIT_PACKED, f"{sku} packed ({left} left to pack)", order=cur.order, sku=sku
         )
     if scan.needed_by is not None:
         return PackDecision(

@@ -38,7 +38,22 @@ def test_demo_runs_end_to_end_and_balances(tmp_path: Path) -> None:
     assert "wrong_location" in out  # the scripted error scan was refused
     assert "short at" in out
     assert "RFID tag entered the portal: urn:epc:id:sgtin:0614141.812345.6789" in out
-    assert "scanned '00106141411234567897' (]C1)" in out
+    # the shipping half: packed at the station, labels printed, cartons out
+    assert "✗ wrong_order" in out  # a unit of another order, refused and named
+    assert "labels printed, shipment confirmed" in out
+    assert "printed " in out and "carton labels (GS1-128, SSCC)" in out
+    assert "RFID tag entered the portal: urn:epc:id:sscc:7612345." in out
+    assert "alert: a shipment's carton did not leave in the window" in out
+    assert "its alert cleared" in out
+    for check in (
+        "one task_picked per picked task",
+        "one shipment_confirmed per packed",
+        "the SSCCs confirmed are the SSCCs",
+        "one carton_departed per carton",
+        "held-back carton and stray carton",
+    ):
+        line = next(x for x in out.splitlines() if check in x)
+        assert "yes" in line, line
     line = next(x for x in out.splitlines() if "cloud net stock = box ledger" in x)
     assert "yes" in line
     synced = next(x for x in out.splitlines() if "events synced exactly once" in x)
