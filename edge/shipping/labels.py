@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from devices.printer.zpl import CartonLabel, render_batch
-
 from edge.store.db import Transaction
 
 
