@@ -288,6 +288,8 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         on_commit=notify,
     )
     inbox.packing = packing
+    if packing is not None:
+        packing.printer_state = inbox.states.get
     parts["device_events"] = inbox
     parts["packing"] = packing
     if cfg.devices:

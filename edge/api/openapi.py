@@ -92,6 +92,10 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
             "properties": {
                 "station": {"type": "string"},
                 "printer": {"type": ["string", "null"]},
+                "printer_state": {
+                    "type": ["string", "null"],
+                    "description": "as the printer last reported: ready, paper out, …",
+                },
                 "packer": {"type": ["string", "null"]},
                 "order": {
                     "type": ["object", "null"],

@@ -74,6 +74,8 @@ class PackingService:
     door_of: Mapping[str, str] = field(default_factory=dict)
     default_door: str | None = None
     on_commit: Callable[[], None] | None = None
+    #: the last state a printer reported (``ready``, ``paper out``, …), by device
+    printer_state: Callable[[str], str | None] = lambda printer: None
     _listeners: list[Listener] = field(default_factory=list)
     _commits: GroupCommitter | None = None
 
@@ -165,7 +167,7 @@ class PackingService:
             order = decision.order or (state.current.order if state.current else None)
             if order is not None:
                 job = labels.make_job(tx, order, st.printer, sender=self.box_id, now=now)
-        body = _answer(decision, station_view(tx, st.id, printer=st.printer))
+        body = _answer(decision, self._view(tx, st))
         if scan_id is not None:
             tx.execute(
                 "INSERT INTO scans (scan_id, picker, tour, code, result, answer, at_ms) "
@@ -209,7 +211,9 @@ class PackingService:
                     "then scan REPRINT",
                 )
             body = _answer(
-                decision, station_view(tx, st.id, printer=st.printer), printed=reason is None
+                decision,
+                self._view(tx, st),
+                printed=reason is None,
             )
             if scan_id is not None:
                 tx.execute(
@@ -221,6 +225,9 @@ class PackingService:
         final = await self.store.write(fn)
         self._after_commit(final)
         return final
+
+    def _view(self, db: Reads, st: Station) -> dict[str, Any]:
+        return station_view(db, st.id, printer=st.printer, state=self.printer_state)
 
     def _door(self, tx: Transaction, order: str) -> str | None:
         row = tx.execute(
@@ -249,8 +256,7 @@ class PackingService:
     def view(self, station: str) -> dict[str, Any]:
         if station not in self.stations:
             raise UnknownStationError(f"no pack station {station!r} on this box")
-        conn = self.store.reader().conn
-        return station_view(conn, station, printer=self.stations[station].printer)
+        return self._view(self.store.reader().conn, self.stations[station])
 
 
 #: how long a device message's key is kept (box uptime): far longer than a
@@ -276,12 +282,24 @@ def _answer(decision: PackDecision, view: dict[str, Any], *, printed: bool | Non
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def station_view(db: Reads, station: str, *, printer: str | None) -> dict[str, Any]:
-    """The station as its page shows it: the order, what is left, the cartons."""
+def station_view(
+    db: Reads,
+    station: str,
+    *,
+    printer: str | None,
+    state: Callable[[str], str | None] = lambda printer: None,
+) -> dict[str, Any]:
+    """The station as its page shows it: the order, what is left, the cartons,
+    and the printer's state as it last reported it (``~HS``)."""
     row = db.execute(
         "SELECT order_ref, packer FROM pack_stations WHERE station = ?", (station,)
     ).fetchone()
-    view: dict[str, Any] = {"station": station, "printer": printer, "order": None}
+    view: dict[str, Any] = {
+        "station": station,
+        "printer": printer,
+        "printer_state": state(printer) if printer else None,
+        "order": None,
+    }
     if row is None or row[0] is None:
         return view
     order = packing.load_order(db, str(row[0]))

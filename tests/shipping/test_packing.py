@@ -214,8 +214,10 @@ async def test_nothing_ships_until_its_labels_printed_and_a_reprint_ships_it(zon
     await st.scan("TOTE-1")
     await st.scan(GTIN_A)
     printers.fault = "paper out"
+    st.svc.printer_state = {"ZT1": "paper out"}.get  # as the driver's ~HS poll reports it
     answer = await st.scan("CLOSE")
     assert (answer["result"], answer["printed"]) == ("order_packed", False), answer
+    assert answer["station"]["printer_state"] == "paper out"
     assert "paper out" in answer["message"] and "REPRINT" in answer["message"]
     assert not events(zone, "shipment_confirmed")
     assert zone.query("SELECT state, error FROM print_jobs") == [
