@@ -35,13 +35,16 @@ class DaemonCollector(Collector):
         store: Store,
         supervisor: Supervisor | None = None,
         devices: Callable[[], dict[str, dict[str, Any]]] | None = None,
+        floor: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.store = store
         self.supervisor = supervisor
         self.devices = devices
+        self.floor = floor
 
     def collect(self) -> Iterator[Metric]:
         yield from self._devices()
+        yield from self._floor()
         yield from self._components()
         yield from self._outbox()
 
@@ -75,6 +78,26 @@ class DaemonCollector(Collector):
                 seen.add_metric([device], float(stats["last_seen"]))
         yield up
         yield seen
+
+    def _floor(self) -> Iterator[Metric]:
+        """What the fixed devices' events led to (edge.shipping.inbox.FloorInbox)."""
+        if self.floor is None:
+            return
+        snapshot = self.floor()
+        dock = CounterMetricFamily(
+            "pickedge_dock_reads",
+            "Tags seen at dock door portals, by what they led to (item tags are counted only).",
+            labels=["outcome"],
+        )
+        for outcome, n in sorted(snapshot.get("dock", {}).items()):
+            dock.add_metric([outcome], float(n))
+        yield dock
+        redelivered = CounterMetricFamily(
+            "pickedge_device_messages_redelivered",
+            "Device messages already confirmed, recognised by their key and not applied again.",
+        )
+        redelivered.add_metric([], float(snapshot.get("counts", {}).get("redelivered_scan", 0)))
+        yield redelivered
 
     def _components(self) -> Iterator[Metric]:
         if self.supervisor is None:

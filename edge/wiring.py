@@ -323,6 +323,7 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
             store=store,
             supervisor=supervisor,
             devices=parts["devices"].snapshot if "devices" in parts else None,
+            floor=inbox.snapshot,
         )
     )
     parts["metrics_registry"] = registry

@@ -73,4 +73,6 @@ url = "{scanner.path}"
     assert "pickedge_sync_oldest_unacked_age_seconds 0.0" in text
     assert 'pickedge_component_running{component="uploader"} 1.0' in text
     assert "pickedge_api_bad_requests_total" in text
+    assert "pickedge_device_messages_redelivered_total 0.0" in text
+    assert "# TYPE pickedge_dock_reads_total counter" in text
     assert "scrape-me" not in text and "box-secret" not in text
