@@ -29,6 +29,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from common.faults import crash_point
 from devices.codes.epc import decode_epc_info
 from devices.driver import DeviceSpec
 from devices.errors import CodeError
@@ -47,6 +48,21 @@ from edge.store.db import Store, Transaction, now_ms
 log = logging.getLogger(__name__)
 
 PRINTER_DRIVER = "zpl-printer"
+
+
+#: a reader's clock further than this from the box's is not believed
+READER_CLOCK_SLACK_MS = 24 * 3_600_000
+
+
+def read_time_ms(reader_at: float | None, box_now_ms: int) -> int:
+    """When a tag was read: the reader's own time of its first read, so that a
+    read redelivered after an outage is judged at the time it happened (a
+    duplicate within the window, not a carton seen again much later); the
+    box's clock when the reader gives no time or one too far from the box's."""
+    if reader_at is None:
+        return box_now_ms
+    at = int(reader_at * 1000)
+    return at if abs(at - box_now_ms) <= READER_CLOCK_SLACK_MS else box_now_ms
 
 
 class FloorInbox:
@@ -103,6 +119,7 @@ class FloorInbox:
         packer = self._packer_at(station) or f"device:{spec.id}"
         message = (spec.id, event.key) if event.key is not None else None
         outcome = await self.packing.scan(station, event.code, packer=packer, message=message)
+        crash_point("after_pack_commit_before_ack")  # tests only: inert unless armed
         if outcome.replayed:
             self.counts["redelivered_scan"] += 1
             log.info("pack scan of %s already confirmed (a redelivered message)", spec.id)
@@ -132,7 +149,7 @@ class FloorInbox:
                 scheme=info.scheme,
                 key=info.gs1_key,
                 filter_value=info.filter,
-                now_ms=now_ms(),
+                now_ms=read_time_ms(event.at, now_ms()),
                 window_ms=self.window_ms,
             )
             return outcome, len(tx.events)
