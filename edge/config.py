@@ -154,7 +154,12 @@ class ShippingConfig:
         120.0, "Seconds after a shipment's first carton is seen for the rest.", min=1.0
     )
     label_required: bool = _f(
-        True, "A carton closes only once its label printed (false: scanning a label closes it)."
+        True,
+        "An order ships once its labels printed (false: at its last CLOSE; labels still print "
+        "where the station has a printer).",
+    )
+    cart_labels: bool = _f(
+        True, "The orders of one cart (picked on one tour) print their labels in one job."
     )
 
 

@@ -129,6 +129,7 @@ def packing_service(
         stations=stations,
         box_id=cfg.box.id,
         label_required=ship.label_required,
+        cart_labels=ship.cart_labels,
         door_of=dict(ship.carrier_doors),
         default_door=ship.door or None,
         on_commit=on_commit,

@@ -16,6 +16,7 @@ jammed inside a printer that says nothing is a packer's call (``REPRINT``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,11 +42,11 @@ class Job:
     job: int
     printer: str
     zpl: bytes
-    order: str
+    #: the orders whose labels it holds (several: a cart's, in one job)
+    orders: tuple[str, ...]
 
 
-def make_job(tx: Transaction, order: str, printer: str, *, sender: str, now: int) -> Job:
-    """A print job with the labels of every closed carton of ``order``."""
+def _labels(tx: Transaction, order: str, sender: str) -> list[CartonLabel]:
     task = tx.execute(
         "SELECT ship_postcode, ship_region FROM tasks WHERE kind = 'pick' "
         "AND COALESCE(order_ref, task) = ? ORDER BY received_ms LIMIT 1",
@@ -57,7 +58,7 @@ def make_job(tx: Transaction, order: str, printer: str, *, sender: str, now: int
         "SELECT carton, sscc FROM cartons WHERE order_ref = ? AND sscc IS NOT NULL ORDER BY carton",
         (order,),
     ).fetchall()
-    labels = [
+    return [
         CartonLabel(
             sscc=str(sscc),
             ship_postcode=postcode,
@@ -69,13 +70,17 @@ def make_job(tx: Transaction, order: str, printer: str, *, sender: str, now: int
         )
         for n, (_, sscc) in enumerate(cartons, start=1)
     ]
+
+
+def make_job(tx: Transaction, orders: Sequence[str], printer: str, *, sender: str, now: int) -> Job:
+    """A print job with the labels of every closed carton of ``orders``, in order."""
+    labels = [label for order in orders for label in _labels(tx, order, sender)]
     zpl = render_batch(labels)
-    ids = ",".join(str(c[0]) for c in cartons)
     (job,) = tx.execute(
         "INSERT INTO print_jobs (printer, zpl, cartons, made_ms) VALUES (?, ?, ?, ?) RETURNING job",
-        (printer, zpl, ids, now),
+        (printer, zpl, ",".join(label.sscc for label in labels), now),
     ).fetchone()
-    return Job(int(job), printer, zpl, order)
+    return Job(int(job), printer, zpl, tuple(orders))
 
 
 def printed(tx: Transaction, job: Job, *, now: int) -> None:
@@ -83,11 +88,12 @@ def printed(tx: Transaction, job: Job, *, now: int) -> None:
         "UPDATE print_jobs SET state = 'printed', error = NULL, done_ms = ? WHERE job = ?",
         (now, job.job),
     )
-    tx.execute(
-        "UPDATE cartons SET printed_ms = COALESCE(printed_ms, ?) "
-        "WHERE order_ref = ? AND sscc IS NOT NULL",
-        (now, job.order),
-    )
+    for order in job.orders:
+        tx.execute(
+            "UPDATE cartons SET printed_ms = COALESCE(printed_ms, ?) "
+            "WHERE order_ref = ? AND sscc IS NOT NULL",
+            (now, order),
+        )
 
 
 def failed(tx: Transaction, job: Job, reason: str, *, now: int) -> None:

@@ -130,6 +130,11 @@ class OrderState:
     def open_carton(self) -> CartonState | None:
         return next((c for c in self.cartons if c.state == "open"), None)
 
+    @property
+    def fully_packed(self) -> bool:
+        """Every unit in a closed carton (its labels may still be to print)."""
+        return bool(self.cartons) and self.units_left == 0 and self.open_carton is None
+
 
 @dataclass(frozen=True, slots=True)
 class StationScan:
@@ -146,6 +151,10 @@ class StationScan:
     needed_by: str | None
     has_printer: bool
     label_required: bool
+    #: the other orders of the current order's cart (the tour it was picked
+    #: on) with units to ship: not yet fully packed / packed, labels to print
+    cart_open: tuple[str, ...] = ()
+    cart_packed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +165,10 @@ class PackDecision:
     sku: str | None = None
     #: close the open carton (allocating its SSCC)
     close: bool = False
-    #: the order is then packed: print its labels / ship it now
+    #: the order is then packed: print its labels (with those of ``cart``, the
+    #: cart's other packed orders, in one job) / ship it now
     print_labels: bool = False
+    cart: tuple[str, ...] = ()
     ship: bool = False
     release: bool = False
 
@@ -266,6 +277,27 @@ def order_needing(tx: Reads, sku: str, besides: str | None) -> str | None:
     return None
 
 
+def cart_of(tx: Reads, order: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The other orders picked on the same tours as ``order`` (its cart) that
+    have units to ship and are not shipped: (not yet fully packed, packed)."""
+    rows = tx.execute(
+        "SELECT DISTINCT COALESCE(o.order_ref, o.task) FROM tasks t "
+        "JOIN tour_stops s ON s.task = t.task JOIN tour_stops c ON c.tour = s.tour "
+        "JOIN tasks o ON o.task = c.task "
+        "WHERE t.kind = 'pick' AND COALESCE(t.order_ref, t.task) = ?1 "
+        "AND COALESCE(o.order_ref, o.task) <> ?1 ORDER BY 1",
+        (order,),
+    ).fetchall()
+    waiting: list[str] = []
+    packed: list[str] = []
+    for (other,) in rows:
+        state = load_order(tx, str(other))
+        if state.shipped or not state.picked:
+            continue
+        (packed if state.fully_packed else waiting).append(state.order)
+    return tuple(waiting), tuple(packed)
+
+
 def load(
     tx: Transaction,
     station: str,
@@ -273,6 +305,7 @@ def load(
     *,
     has_printer: bool,
     label_required: bool,
+    cart_labels: bool = False,
 ) -> StationScan:
     row = tx.execute("SELECT order_ref FROM pack_stations WHERE station = ?", (station,)).fetchone()
     current = load_order(tx, str(row[0])) if row is not None and row[0] is not None else None
@@ -286,7 +319,10 @@ def load(
             named = load_order(tx, key) if key is not None else None
         elif current is None or current.left(sku) <= 0:
             needed_by = order_needing(tx, sku, current.order if current else None)
-    return StationScan(station, current, named, sku, needed_by, has_printer, label_required)
+    cart: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    if cart_labels and current is not None and code.data.upper() in (CLOSE, REPRINT):
+        cart = cart_of(tx, current.order)
+    return StationScan(station, current, named, sku, needed_by, has_printer, label_required, *cart)
 
 
 # ---------------------------------------------------------------------- decide
@@ -300,7 +336,7 @@ def decide(scan: StationScan, code: ScannedCode) -> PackDecision:
     if command == RELEASE:
         if cur is None:
             return PackDecision(R.NO_ORDER, "the station holds no order")
-        if cur.packed:
+        if cur.packed and not cur.fully_packed:
             return PackDecision(
                 R.STATION_BUSY, f"order {cur.order} has packed units: pack it to the end"
             )
@@ -313,7 +349,11 @@ def decide(scan: StationScan, code: ScannedCode) -> PackDecision:
         if not scan.has_printer:
             return PackDecision(R.NO_PRINTER, "this station has no label printer")
         return PackDecision(
-            R.ORDER_PACKED, f"printing the labels of order {cur.order} again", print_labels=True
+            R.ORDER_PACKED,
+            f"printing the labels of order {cur.order}" + _with(scan.cart_packed),
+            order=cur.order,
+            print_labels=True,
+            cart=scan.cart_packed,
         )
     if scan.sku is not None:
         return _unit(scan, scan.sku)
@@ -326,7 +366,7 @@ def decide(scan: StationScan, code: ScannedCode) -> PackDecision:
         return PackDecision(R.ORDER_NOT_PICKED, f"order {named.order} is not picked yet")
     if named.station is not None and named.station != scan.station:
         return PackDecision(R.ORDER_ELSEWHERE, f"order {named.order} is at station {named.station}")
-    if cur is not None and cur.order != named.order and cur.packed:
+    if cur is not None and cur.order != named.order and cur.packed and not cur.fully_packed:
         return PackDecision(
             R.STATION_BUSY, f"finish order {cur.order} first (or pack it to the end)"
         )
@@ -378,13 +418,24 @@ def _close(scan: StationScan) -> PackDecision:
             order=cur.order,
             close=True,
         )
+    if scan.label_required and scan.cart_open:
+        # the cart's labels come out together, once its last order is packed
+        return PackDecision(
+            R.ORDER_PACKED,
+            f"order {cur.order} packed in {len(cur.cartons)} cartons; its labels print with "
+            f"its cart's (still to pack: {', '.join(scan.cart_open)}; REPRINT prints now)",
+            order=cur.order,
+            close=True,
+        )
     if scan.label_required:
         return PackDecision(
             R.ORDER_PACKED,
-            f"order {cur.order} packed in {len(cur.cartons)} cartons; printing labels",
+            f"order {cur.order} packed in {len(cur.cartons)} cartons; printing labels"
+            + _with(scan.cart_packed),
             order=cur.order,
             close=True,
             print_labels=True,
+            cart=scan.cart_packed,
         )
     return PackDecision(
         R.SHIPPED,
@@ -394,6 +445,10 @@ def _close(scan: StationScan) -> PackDecision:
         print_labels=scan.has_printer,
         ship=True,
     )
+
+
+def _with(cart: tuple[str, ...]) -> str:
+    return f" (with its cart's orders {', '.join(cart)}, one job)" if cart else ""
 
 
 # ---------------------------------------------------------------------- apply

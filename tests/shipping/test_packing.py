@@ -255,3 +255,65 @@ async def test_an_exhausted_range_refuses_to_close_and_changes_nothing(zone: Sto
     answer = await st.scan("CLOSE")
     assert (answer["result"], answer["feedback"]) == ("sscc_exhausted", "error"), answer
     assert snapshot(zone) == before
+
+
+def on_one_cart(store: Store, *tasks: str) -> None:
+    """The tasks were picked on one tour (one cart)."""
+
+    def fn(tx: Transaction) -> None:
+        (tour,) = tx.execute(
+            "INSERT INTO tours (picker, state, started_ms) VALUES ('P1', 'done', ?) RETURNING tour",
+            (now_ms(),),
+        ).fetchone()
+        for stop, task in enumerate(tasks, start=1):
+            tx.execute(
+                "INSERT INTO tour_stops (tour, stop, task, line, sku, location, qty, picked, "
+                "state) VALUES (?, ?, ?, '1', 'SKU-A', 'A-01-05', 1, 1, 'done')",
+                (tour, stop, task),
+            )
+
+    store.run(fn)
+
+
+async def test_a_carts_orders_print_their_labels_in_one_job(zone: Store) -> None:
+    picked(zone, "T-1", "O-1", {"SKU-A": 1}, tote="TOTE-1")
+    picked(zone, "T-2", "O-2", {"SKU-C": 2}, tote="TOTE-2")
+    picked(zone, "T-3", "O-3", {"SKU-A": 1}, tote="TOTE-3")
+    picked(zone, "T-4", "O-4", {}, tote="TOTE-4")  # all short: nothing to ship
+    on_one_cart(zone, "T-1", "T-2", "T-4")
+    printers = Printers()
+    st = Station_(service(zone, printers))
+    await st.scan("TOTE-1")
+    await st.scan(GTIN_A)
+    first = await st.scan("CLOSE")
+    assert first["result"] == "order_packed" and "O-2" in first["message"], first
+    assert printers.jobs == [] and not events(zone, "shipment_confirmed")
+    # the station moves on to the cart's next order (the first one is fully packed)
+    assert (await st.scan("TOTE-2"))["result"] == "order_opened"
+    await st.scan(GTIN_C)
+    await st.scan(GTIN_C)
+    last = await st.scan("CLOSE")
+    assert (last["result"], last["printed"]) == ("shipped", True), last
+    ((_, job),) = printers.jobs  # one job: both orders' labels
+    assert job.count(b"^XA") == 2 and b"ORDER O-1" in job and b"ORDER O-2" in job
+    assert sorted(e["orders"][0] for e in events(zone, "shipment_confirmed")) == ["O-1", "O-2"]
+    # an order of no cart prints on its own
+    await st.scan("TOTE-3")
+    await st.scan(GTIN_A)
+    assert (await st.scan("CLOSE"))["result"] == "shipped"
+    assert len(printers.jobs) == 2
+
+
+async def test_reprint_prints_a_carts_packed_orders_now(zone: Store) -> None:
+    picked(zone, "T-1", "O-1", {"SKU-A": 1}, tote="TOTE-1")
+    picked(zone, "T-2", "O-2", {"SKU-C": 1}, tote="TOTE-2")
+    on_one_cart(zone, "T-1", "T-2")
+    printers = Printers()
+    st = Station_(service(zone, printers))
+    await st.scan("TOTE-1")
+    await st.scan(GTIN_A)
+    assert (await st.scan("CLOSE"))["result"] == "order_packed"
+    # O-2 cannot be packed now: the packer prints what is packed
+    answer = await st.scan("REPRINT")
+    assert (answer["result"], answer["printed"]) == ("shipped", True), answer
+    assert [e["orders"] for e in events(zone, "shipment_confirmed")] == [["O-1"]]
