@@ -351,7 +351,8 @@ class SyncMark:
         if reason is None:
             if mark is None:  # the first mark of this database
                 mark = Mark(db.box, db.db, db.epoch, db.last)
-                write_mark(self.path, mark)
+                with _path_lock(self.path):
+                    write_mark(self.path, mark)
             if not db.marked:
                 self.store.run(_set_marked)
             if self.store not in _caught_up:
