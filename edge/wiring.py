@@ -124,7 +124,7 @@ def packing_service(
     ship = cfg.shipping
     return PackingService(
         store,
-        allocate=functools.partial(sscc.allocate, low=ship.sscc_low),
+        allocate=sscc.Allocator(ship),
         printers=printers,
         stations=stations,
         box_id=cfg.box.id,

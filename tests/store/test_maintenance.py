@@ -82,7 +82,14 @@ async def test_finished_work_is_purged_by_box_uptime_not_wall_clock(tmp_path: Pa
         # The wall clock plays no part (the signature has none).
         with store.transaction() as tx:
             counts = m.purge(tx, 0)
-        assert counts == {"scans": 0, "tours": 0, "tasks": 0, "tombstones": 0, "sessions": 0}
+        assert counts == {
+            "scans": 0,
+            "tours": 0,
+            "tasks": 0,
+            "tombstones": 0,
+            "sessions": 0,
+            "message_keys": 0,
+        }
         assert _ids(store, "SELECT tour FROM tours ORDER BY 1") == [1, 2, 3]
         # At uptime 1 s the first session (expires_up 999) has ended, not the other.
         with store.transaction() as tx:
@@ -95,7 +102,14 @@ async def test_finished_work_is_purged_by_box_uptime_not_wall_clock(tmp_path: Pa
         # the scan outside any tour go; active work and open tasks stay.
         with store.transaction() as tx:
             counts = m.purge(tx, 30 * day)
-        assert counts == {"scans": 3, "tours": 2, "tasks": 2, "tombstones": 0, "sessions": 0}
+        assert counts == {
+            "scans": 3,
+            "tours": 2,
+            "tasks": 2,
+            "tombstones": 0,
+            "sessions": 0,
+            "message_keys": 0,
+        }
         assert _ids(store, "SELECT tour FROM tours") == [3]
         assert _ids(store, "SELECT scan_id FROM scans") == ["s3"]
         assert _ids(store, "SELECT task FROM tasks ORDER BY 1") == ["T2", "T4"]
@@ -139,3 +153,18 @@ def test_a_purged_task_sent_again_is_not_picked_again(tmp_path: Path) -> None:
         assert store.query("SELECT count(*) AS n FROM tasks") == [{"n": 0}]
         alerts = store.query("SELECT kind, subject FROM alerts")
         assert alerts[0]["kind"] == "task_update_ignored" and "T9" in alerts[0]["subject"]
+
+
+def test_device_message_keys_are_kept_an_hour_of_uptime(tmp_path: Path) -> None:
+    """The dedup key of a device message (edge/shipping/inbox.py) outlives any
+    redelivery and goes long before a broker's packet ids wrap."""
+    with Store.open(tmp_path / "p.db", box_id="b") as store:
+        m = Maintenance(store, interval_s=60, warn_backlog=100, retention_days=30)
+        store.run(
+            lambda tx: tx.execute(
+                "INSERT INTO device_inbox (device, key, at_ms) VALUES ('s', 'k', 1000)"
+            )
+        )
+        with store.transaction() as tx:
+            assert m.purge(tx, 3_600_999)["message_keys"] == 0
+            assert m.purge(tx, 3_601_000)["message_keys"] == 1
