@@ -2,8 +2,8 @@
 
 Promises:
 
-- Every route but ``POST /api/v1/sessions`` (device key), ``GET /``, the PDA
-  page's static files and ``GET /healthz`` needs ``Authorization: Bearer``; the
+- Every route but ``POST /api/v1/sessions`` (device key), ``GET /``, ``GET
+  /pack``, the pages' static files and ``GET /healthz`` needs ``Authorization: Bearer``; the
   WebSocket also accepts the token in its first message, never in the URL.
 - Every failure answers ``{"error": {"code", "message"}}`` with a stable code:
   ``bad_json``, ``invalid_request``, ``body_too_large`` (413), ``not_found``,
@@ -108,6 +108,7 @@ TOKEN = web.RequestKey("session_token", str)
 
 _PUBLIC: set[tuple[str, str]] = {
     ("GET", "/"),
+    ("GET", "/pack"),
     ("GET", "/healthz"),
     ("POST", "/api/v1/sessions"),
 }
@@ -282,6 +283,11 @@ def _outcome_response(outcome: Outcome) -> web.Response:
 
 async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def pack_page(request: web.Request) -> web.StreamResponse:
+    """The pack station page: static HTML, no data (it calls the pack API)."""
+    return web.FileResponse(WEB_DIR / "pack.html", headers={"Cache-Control": "no-cache"})
 
 
 _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
@@ -488,6 +494,7 @@ def create_app(
 
     r = app.router
     r.add_get("/", index)
+    r.add_get("/pack", pack_page)
     r.add_get("/healthz", healthz)
     r.add_get("/api/v1/openapi.json", openapi)
     r.add_post("/api/v1/sessions", login)

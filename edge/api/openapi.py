@@ -225,6 +225,13 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
             }
         },
+        "/pack": {
+            "get": {
+                "summary": "The pack station page (HTML, no build step; `?station=` picks it)",
+                "security": [],
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            }
+        },
         "/healthz": {
             "get": {
                 "summary": "Liveness",
