@@ -79,6 +79,7 @@ def test_every_command_has_help_with_examples() -> None:
                 "impinj",
                 "zebra",
                 "mqtt-scanner",
+                "printer",
                 "cloud",
             )
         ),
