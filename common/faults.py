@@ -28,6 +28,14 @@ The points (``KNOWN``):
 - ``during_epoch_move``: the uploader's epoch change, after the switch or a
   chunk of the move committed and before the next chunk. The restarted box
   must finish the move before it sends, and lose or double nothing.
+- ``after_pack_commit_before_ack``: a pack station's fixed scanner, after the
+  scan's transaction (and its label print, if any) committed and before the
+  MQTT message is acknowledged. The broker redelivers the message; the
+  restarted box must find its key and pack nothing twice.
+- ``after_close_before_print``: a pack scan that made a print job (the CLOSE
+  that packed the order, or a REPRINT), after its commit and before the job
+  is sent. The job stays queued; the SSCCs it carries are never handed out
+  again, and a REPRINT at the station prints them.
 
 A malformed value or an unknown name raises :class:`ValueError` at import, so a
 test never runs with a crash point it believes armed but is not.
@@ -41,7 +49,15 @@ import signal
 
 ENV = "PICKEDGE_CRASH_POINTS"
 
-KNOWN = frozenset({"after_commit_before_answer", "after_send_before_ack", "during_epoch_move"})
+KNOWN = frozenset(
+    {
+        "after_commit_before_answer",
+        "after_send_before_ack",
+        "during_epoch_move",
+        "after_pack_commit_before_ack",
+        "after_close_before_print",
+    }
+)
 
 
 def parse(spec: str) -> dict[str, float]:
