@@ -7,13 +7,16 @@ with that order named, CLOSE through the button until the order ships with its
 cartons' SSCCs on screen; the station's fixed scanner scanning (as the
 FloorInbox does) updates the page through the WebSocket without a reload; a
 printer fault warned about and REPRINT; a scan retried with its scan_id after
-the network dropped. A screenshot at 360 px for tests/artifacts.
+the network dropped; the box's pushes of the page's own CLOSE delivered after its
+answer (shown once, the SSCC still taken from them). A screenshot at 360 px for
+tests/artifacts.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,14 @@ from typing import Any
 import msgpack
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    WebSocketRoute,
+    async_playwright,
+    expect,
+)
 
 from edge.api import auth
 from edge.api.app import create_app
@@ -157,7 +167,11 @@ class Console:
 
 
 async def open_station(
-    floor: Floor, browser: Browser, *, key: str | None = None
+    floor: Floor,
+    browser: Browser,
+    *,
+    key: str | None = None,
+    before: Callable[[Page], Awaitable[None]] | None = None,
 ) -> tuple[BrowserContext, Page, Console]:
     """A 360 px tablet/phone at /pack?station=P1, logged in as Pia (P1)."""
     context = await browser.new_context(
@@ -165,6 +179,8 @@ async def open_station(
     )
     page = await context.new_page()
     console = Console(page)
+    if before is not None:
+        await before(page)
     if key is None:
         _, key = auth.enroll_pda(floor.store, "pack-tablet")
     await page.goto(floor.base + "/pack?station=P1")
@@ -370,5 +386,55 @@ async def test_printer_fault_reprint_release_and_a_retried_scan(
     await expect(body).to_have_attribute("data-result", "order_opened")
     await expect(page.locator("#order-ref")).to_have_text("No order")
     await expect(page.locator("#btn-release")).to_be_disabled()
+    assert console.errors == []
+    await context.close()
+
+
+async def test_pushes_of_its_own_close_that_come_after_the_answer(
+    floor: Floor, browser: Browser
+) -> None:
+    """The box pushes a CLOSE's order_packed and shipped before it answers; when
+    the socket delivers them late, the answer is not shown twice and the
+    order_packed push still gives the shipped carton its SSCC."""
+    late: list[str] = []
+    holding = {"on": False}
+    to_the_page: list[Callable[[str | bytes], None]] = []
+
+    async def delay_pushes(page: Page) -> None:
+        def route(ws: WebSocketRoute) -> None:
+            server = ws.connect_to_server()
+            to_the_page.append(ws.send)
+
+            def to_page(message: str | bytes) -> None:
+                is_station = isinstance(message, str) and json.loads(message)["type"] == "station"
+                if holding["on"] and is_station:
+                    assert isinstance(message, str)
+                    late.append(message)
+                else:
+                    ws.send(message)
+
+            server.on_message(to_page)
+
+        await page.route_web_socket(re.compile(r"/api/v1/ws$"), route)
+
+    context, page, console = await open_station(floor, browser, before=delay_pushes)
+    body = page.locator("body")
+    await scan(page, "TOTE-2")
+    await scan(page, GTIN_C)
+    await scan(page, GTIN_C)
+    holding["on"] = True
+    await press(page, "#btn-close")
+    await expect(body).to_have_attribute("data-result", "shipped")
+    await expect(page.locator("#cartons .sscc")).to_have_text(["SSCC on its label"])
+    assert [json.loads(m)["result"] for m in late] == ["order_packed", "shipped"]
+    holding["on"] = False
+    answers_before = await answers(page)
+    for message in late:
+        to_the_page[-1](message)
+    (carton,) = floor.ssccs("O-2")
+    await expect(page.locator("#cartons .sscc")).to_have_text([hri(carton)])
+    await expect(page.locator("#cartons .state")).to_have_text(["shipped"])
+    assert await answers(page) == answers_before
+    await expect(body).to_have_attribute("data-pushes", "0")
     assert console.errors == []
     await context.close()

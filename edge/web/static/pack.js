@@ -76,8 +76,8 @@
   /* "(00) 3 7612345000000001 6": extension digit, the 16 digits of company
    * prefix and serial, check digit — the label's own line when it cannot tell
    * where the company prefix ends (the page never can). */
-  function ssccText(s) {
-    if (!s) { return "SSCC when closed"; }
+  function ssccText(s, state) {
+    if (!s) { return state === "open" ? "SSCC when closed" : "SSCC on its label"; }
     if (!/^\d{18}$/.test(s)) { return s; }
     return "(00) " + s.charAt(0) + " " + s.slice(1, 17) + " " + s.charAt(17);
   }
@@ -92,6 +92,8 @@
 
   function screen(name) {
     document.body.dataset.screen = name;
+    // a key or a station may have to be typed; badges and goods are scanned
+    $("scan").inputMode = name === "setup" || name === "station" ? "text" : "none";
     $("scan-label").textContent = {
       setup: "Scan or type this device's key",
       login: "Scan your badge",
@@ -238,7 +240,7 @@
     var key = signature(answer), held = S.held, matched = false, others = [];
     S.held = [];
     held.forEach(function (m) {
-      if (!matched && signature(m) === key) { matched = true; } else { others.push(m); }
+      if (!matched && signature(m) === key) { matched = true; } else if (!expected(m)) { others.push(m); }
     });
     others.forEach(function (m) { applyView(m.station, m.result, m.printed); });
     if (!matched) { S.expect.push({ key: key, at: Date.now() }); }
@@ -260,16 +262,28 @@
     feedback(a.feedback, TITLES[a.result] || a.result, a.message);
   }
 
-  function onPush(msg) {
-    if (!msg.station || msg.station.station !== S.station) { return; }
-    if (S.queue.length) { S.held.push(msg); return; }
+  /* The push of one of our earlier answers (it came after that answer)? */
+  function expected(msg) {
     var now = Date.now(), key = signature(msg);
     S.expect = S.expect.filter(function (e) { return now - e.at < 10000; });
     for (var i = 0; i < S.expect.length; i++) {
-      if (S.expect[i].key === key) { S.expect.splice(i, 1); return; }
+      if (S.expect[i].key === key) { S.expect.splice(i, 1); return true; }
     }
+    return false;
+  }
+
+  function onPush(msg) {
+    if (!msg.station || msg.station.station !== S.station) { return; }
+    if (S.queue.length) { S.held.push(msg); return; }
+    if (expected(msg)) { return; }
     var o = msg.station.order;
-    if (msg.result === "order_packed" && o && S.done && S.done.order === o.order) { return; }
+    if (msg.result === "order_packed" && o && S.done && S.done.order === o.order) {
+      // our CLOSE's first commit, pushed but come after its answer (shipped):
+      // not news, but its cartons carry the SSCCs the shipped station lacks
+      S.done.cartons = shippedCartons(o.cartons, S.done.printed);
+      render();
+      return;
+    }
     S.pushes += 1;
     document.body.dataset.pushes = String(S.pushes);
     show(msg);
@@ -289,15 +303,20 @@
         order: prev.order,
         units_left: 0,
         lines: prev.lines.map(function (l) { return { sku: l.sku, picked: l.picked, packed: l.picked, left: 0 }; }),
-        cartons: prev.cartons.map(function (c) {
-          return { n: c.n, state: "shipped", sscc: c.sscc, printed: c.printed || printed === true, lines: c.lines };
-        })
+        cartons: shippedCartons(prev.cartons, printed === true),
+        printed: printed === true
       };
     } else if (result === "order_opened") {
       S.done = null;  // RELEASE
     }
     S.view = view;
     render();
+  }
+
+  function shippedCartons(cartons, printed) {
+    return cartons.map(function (c) {
+      return { n: c.n, state: "shipped", sscc: c.sscc, printed: c.printed || printed, lines: c.lines };
+    });
   }
 
   function render() {
@@ -344,7 +363,7 @@
       var head = node("div", "head", null, li);
       node("span", "", "Carton " + c.n, head);
       node("span", "state", c.state, head);
-      node("div", "sscc", ssccText(c.sscc), li);
+      node("div", "sscc", ssccText(c.sscc, c.state), li);
       var contents = node("div", "contents", null, li);
       node("span", "", c.lines.map(function (x) { return x.sku + " × " + x.qty; }).join(", ") || "empty", contents);
       if (c.state !== "open") {
