@@ -135,6 +135,12 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 "feedback": {"enum": ["success", "warning", "error"]},
                 "message": {"type": "string"},
                 "printed": {"type": "boolean", "description": "set when labels were sent"},
+                "shipped": {
+                    "type": "array",
+                    "description": "the orders this scan shipped: order, lines, cartons "
+                    "(the station is free again)",
+                    "items": {"type": "object"},
+                },
                 "station": _ref("PackStation"),
             },
         },

@@ -172,7 +172,8 @@ class PackingService:
             job = labels.make_job(
                 tx, (decision.order, *decision.cart), st.printer, sender=self.box_id, now=now
             )
-        body = _answer(decision, self._view(tx, st))
+        shipped = [order_view(tx, decision.order)] if decision.ship and decision.order else None
+        body = _answer(decision, self._view(tx, st), shipped=shipped)
         if scan_id is not None:
             tx.execute(
                 "INSERT INTO scans (scan_id, picker, tour, code, result, answer, at_ms) "
@@ -191,6 +192,7 @@ class PackingService:
         def fn(tx: Transaction) -> PackOutcome:
             now = now_ms()
             names = ", ".join(job.orders)
+            shipped = None
             if reason is None:
                 labels.printed(tx, job, now=now)
                 for order in job.orders:
@@ -203,6 +205,7 @@ class PackingService:
                 decision = PackDecision(
                     PackResult.SHIPPED, f"order {names}: labels printed, shipment confirmed"
                 )
+                shipped = [order_view(tx, order) for order in job.orders]
             else:
                 labels.failed(tx, job, reason, now=now)
                 log.warning("labels of order %s not printed on %s: %s", names, st.printer, reason)
@@ -211,11 +214,7 @@ class PackingService:
                     f"labels of order {names} not printed: {reason}; fix the printer, "
                     "then scan REPRINT",
                 )
-            body = _answer(
-                decision,
-                self._view(tx, st),
-                printed=reason is None,
-            )
+            body = _answer(decision, self._view(tx, st), printed=reason is None, shipped=shipped)
             if scan_id is not None:
                 tx.execute(
                     "UPDATE scans SET answer = ? WHERE scan_id = ?",
@@ -271,7 +270,13 @@ def forget_message_keys(tx: Transaction, up: int, *, ttl_ms: int = MESSAGE_KEY_T
     return int(cur.rowcount)
 
 
-def _answer(decision: PackDecision, view: dict[str, Any], *, printed: bool | None = None) -> bytes:
+def _answer(
+    decision: PackDecision,
+    view: dict[str, Any],
+    *,
+    printed: bool | None = None,
+    shipped: list[dict[str, Any]] | None = None,
+) -> bytes:
     doc: dict[str, Any] = {
         "result": decision.result.value,
         "feedback": decision.feedback.value,
@@ -280,7 +285,34 @@ def _answer(decision: PackDecision, view: dict[str, Any], *, printed: bool | Non
     }
     if printed is not None:
         doc["printed"] = printed
+    if shipped:
+        # the station is free again: the orders it just shipped, with their
+        # cartons' SSCCs (what the packer checks the labels against)
+        doc["shipped"] = shipped
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def order_view(db: Reads, order_ref: str) -> dict[str, Any]:
+    """An order as the station page shows it: lines and cartons."""
+    order = packing.load_order(db, order_ref)
+    return {
+        "order": order.order,
+        "units_left": order.units_left,
+        "lines": [
+            {"sku": sku, "picked": n, "packed": order.packed.get(sku, 0), "left": order.left(sku)}
+            for sku, n in sorted(order.picked.items())
+        ],
+        "cartons": [
+            {
+                "n": c.n,
+                "state": c.state,
+                "sscc": c.sscc,
+                "printed": c.printed,
+                "lines": [{"sku": s, "qty": q} for s, q in sorted(c.lines.items())],
+            }
+            for c in order.cartons
+        ],
+    }
 
 
 def station_view(
@@ -303,24 +335,6 @@ def station_view(
     }
     if row is None or row[0] is None:
         return view
-    order = packing.load_order(db, str(row[0]))
     view["packer"] = row[1]
-    view["order"] = {
-        "order": order.order,
-        "units_left": order.units_left,
-        "lines": [
-            {"sku": sku, "picked": n, "packed": order.packed.get(sku, 0), "left": order.left(sku)}
-            for sku, n in sorted(order.picked.items())
-        ],
-        "cartons": [
-            {
-                "n": c.n,
-                "state": c.state,
-                "sscc": c.sscc,
-                "printed": c.printed,
-                "lines": [{"sku": s, "qty": q} for s, q in sorted(c.lines.items())],
-            }
-            for c in order.cartons
-        ],
-    }
+    view["order"] = order_view(db, str(row[0]))
     return view

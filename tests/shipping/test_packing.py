@@ -145,6 +145,10 @@ async def test_an_order_is_packed_into_cartons_labelled_and_shipped_once(zone: S
         (ssccs[0], [{"sku": "SKU-A", "qty": 1}]),
         (ssccs[1], [{"sku": "SKU-A", "qty": 1}, {"sku": "SKU-C", "qty": 1}]),
     ]
+    # the answer carries what it shipped (the station is free again)
+    (done_order,) = done["shipped"]
+    assert done["station"]["order"] is None and done_order["order"] == "O-1"
+    assert [c["sscc"] for c in done_order["cartons"]] == ssccs
     # one job with both labels, "n of m" known
     ((printer, job),) = printers.jobs
     assert printer == "ZT1" and job.count(b"^XA") == 2

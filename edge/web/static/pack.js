@@ -242,7 +242,7 @@
     held.forEach(function (m) {
       if (!matched && signature(m) === key) { matched = true; } else if (!expected(m)) { others.push(m); }
     });
-    others.forEach(function (m) { applyView(m.station, m.result, m.printed); });
+    others.forEach(function (m) { applyView(m.station, m.result, m.printed, m.shipped); });
     if (!matched) { S.expect.push({ key: key, at: Date.now() }); }
     show(answer);
     if (others.length) { refresh(); }
@@ -258,7 +258,7 @@
     S.answers += 1;
     document.body.dataset.result = a.result;
     document.body.dataset.answers = String(S.answers);
-    if (a.station) { applyView(a.station, a.result, a.printed); }
+    if (a.station) { applyView(a.station, a.result, a.printed, a.shipped); }
     feedback(a.feedback, TITLES[a.result] || a.result, a.message);
   }
 
@@ -291,11 +291,23 @@
 
   // ------------------------------------------------------------------ rendering
 
-  function applyView(view, result, printed) {
+  function applyView(view, result, printed, shipped) {
     if (!view || view.station !== S.station) { return; }
     var prev = S.view && S.view.order;
     if (view.order) {
       S.done = null;
+    } else if (result === "shipped" && shipped && shipped.length) {
+      // The answer carries the orders it shipped, every carton with its SSCC:
+      // the one this station held (a cart's last order otherwise).
+      var mine = shipped.filter(function (o) { return prev && o.order === prev.order; })[0]
+        || shipped[shipped.length - 1];
+      S.done = {
+        order: mine.order,
+        units_left: 0,
+        lines: mine.lines,
+        cartons: shippedCartons(mine.cartons, printed === true),
+        printed: printed === true
+      };
     } else if (result === "shipped" && prev) {
       // The box frees the station when it ships: keep the order on screen with
       // its cartons (their SSCCs are what the packer checks the labels against).
