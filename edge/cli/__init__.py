@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("edge.cli.db:db_group", "Database maintenance: migrate, backup, integrity."),
     "version": ("edge.cli.version:version_command", "Print the version of PickEdge."),
     "route": ("edge.cli.route:route_command", "Compute the shortest pick path of a problem."),
+    "batch": ("edge.cli.batch:batch_command", "Batch orders onto carts, each route optimal."),
     "decode": ("edge.cli.decode:decode_command", "Explain what a scanned code or EPC means."),
     "listen": ("edge.cli.listen:listen_command", "Print decoded events of configured devices."),
     "sim": ("edge.cli.sim:sim_group", "Run a device or cloud simulator."),

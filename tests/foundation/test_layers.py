@@ -51,6 +51,7 @@ EDGE_LAYERS = (
     "edge.metrics",
     "edge.picking",
     "edge.shipping",
+    "edge.batching",
     "edge.config",
     "edge.logs",
     "edge.errors",
@@ -61,6 +62,7 @@ RULES: tuple[Rule, ...] = (
     Rule("devices", ("edge", "cloud_sync", "simulators", "tests", "bench")),
     Rule("cloud_sync", ("edge", "devices", "simulators", "tests", "bench")),
     Rule("edge.routing", PROJECT, allowed=("edge.routing", "common")),
+    Rule("edge.batching", PROJECT, allowed=("edge.batching", "edge.routing", "common")),
     Rule("edge.store", (*EDGE_LAYERS, "edge.routing", "devices", "simulators", "tests")),
     Rule(
         "edge.picking",
