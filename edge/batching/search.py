@@ -293,7 +293,7 @@ class Search:
     def _destroy(self, sol: Solution) -> list[int]:
         rng = self.rng
         n = self.n
-        q_max = max(2, min(12, n // 4))
+        q_max = min(n, max(2, min(12, n // 4)))
         kind = rng.random()
         if kind < 0.35 and len(sol.masks) >= 2:
             # two batches dissolved: the nearest (most shared aisles) to a random one
@@ -380,7 +380,10 @@ class Search:
         cur_total = current.total
         since = 0
         threshold = 0.004
-        while not budget.spent():
+        # a search that has not improved for this long has converged: stop even
+        # with time left (deterministic, so a larger budget is still never worse)
+        patience = 1500 + 50 * self.n if self.n >= 2 else 0
+        while not budget.spent() and since < patience:
             budget.iterations += 1
             trial = current.copy()
             removed = self._destroy(trial)
