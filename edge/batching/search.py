@@ -290,10 +290,13 @@ class Search:
             sol.costs[b] = self.cost(sol.masks[b]) if sol.masks[b] else 0
         sol.drop_empty()
 
-    def _destroy(self, sol: Solution) -> list[int]:
+    def _destroy(self, sol: Solution, big: bool = False) -> list[int]:
         rng = self.rng
         n = self.n
         q_max = min(n, max(2, min(12, n // 4)))
+        if big:
+            # a long stagnation: shake a third of the orders at random
+            return rng.sample(range(n), max(2, n // 3))
         kind = rng.random()
         if kind < 0.35 and len(sol.masks) >= 2:
             # two batches dissolved: the nearest (most shared aisles) to a random one
@@ -380,13 +383,14 @@ class Search:
         cur_total = current.total
         since = 0
         threshold = 0.004
-        # a search that has not improved for this long has converged: stop even
+        # a small search that has not improved for this long has converged: stop
         # with time left (deterministic, so a larger budget is still never worse)
-        patience = 1500 + 50 * self.n if self.n >= 2 else 0
+        patience = 1500 + 50 * self.n if 2 <= self.n <= 12 else (1 << 62 if self.n >= 2 else 0)
         while not budget.spent() and since < patience:
             budget.iterations += 1
             trial = current.copy()
-            removed = self._destroy(trial)
+            big = since > 0 and since % 1000 == 0
+            removed = self._destroy(trial, big)
             try:
                 self._remove(trial, removed)
                 self._repair(trial, removed, budget)
@@ -403,9 +407,9 @@ class Search:
                 since += 1
             if total <= cur_total * (1.0 + threshold) or total < cur_total:
                 current, cur_total = trial, total
-            if since and since % 200 == 0:
+            if since and since % 200 == 0 and since % 1000 != 0:
                 current, cur_total = best.copy(), best.total
-            threshold = max(0.0005, threshold * 0.999)
+            threshold = 0.004 if big else max(0.0005, threshold * 0.999)
         best.drop_empty()
         return best, how
 
