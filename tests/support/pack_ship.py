@@ -32,6 +32,7 @@ import random
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,9 @@ from typing import Any
 from devices.printer.zpl import ParsedLabel
 from edge.store import Store, Transaction
 from edge.store.db import now_ms
-from simulators.cloud import gtin14
+from simulators.cloud import CloudSimulator, gtin14
 from simulators.printer import PrinterSimulator
-from simulators.rfid_mqtt import ImpinjReaderSim, MqttScannerSim
+from simulators.rfid_mqtt import MqttScannerSim, ReaderSim
 from tests.support.e2e import BOX, ROOT, SECRET, Box
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.processes import ProcessReaper
@@ -337,12 +338,30 @@ class Live:
     """What the kill loop and the packer share."""
 
     up_since: float | None = None  # monotonic time the daemon answered, None while down
+    starts: int = 0  # daemons that answered so far
     finish: asyncio.Event = field(default_factory=asyncio.Event)  # end after this order
     pause: asyncio.Event = field(default_factory=asyncio.Event)  # stop at the next order's end
     paused: asyncio.Event = field(default_factory=asyncio.Event)
     resume: asyncio.Event = field(default_factory=asyncio.Event)
     printed: asyncio.Event = field(default_factory=asyncio.Event)  # a label came out
     portal: asyncio.Event = field(default_factory=asyncio.Event)  # cartons in the portal
+    #: called (once) when the next label comes out: kills the daemon while it
+    #: waits for the printer's status after the job, before it records it printed
+    at_next_label: Callable[[], None] | None = None
+    label_acts: int = 0  # times it was called
+
+    def label_printed(self) -> None:
+        """The printer simulator's ``on_printed``."""
+        self.pulse(self.printed)
+        if self.at_next_label is not None:
+            act, self.at_next_label = self.at_next_label, None
+            self.label_acts += 1
+            act()
+
+    def answered(self) -> None:
+        """The daemon answers ``/healthz``."""
+        self.up_since = time.monotonic()
+        self.starts += 1
 
     def up_for(self, since: float) -> float:
         """Seconds the daemon has been up since ``since`` (0 while it is down)."""
@@ -363,18 +382,16 @@ class Shipped:
     order: Order
     ssccs: list[str]  # by carton n, read off the printed labels
     era: int  # restores before it was packed
-    leaves: bool
 
 
 @dataclass
 class Packer:
     box: PackBox
     scanner: MqttScannerSim
-    reader: ImpinjReaderSim
+    reader: ReaderSim
     printer: PrinterSimulator
     orders: list[Order]
     live: Live
-    rng: random.Random
     backup_path: Path
     backup_after_kills: int
     era: int = 0
@@ -445,24 +462,27 @@ class Packer:
         return None  # packed: the labels are printing, or a kill stopped them
 
     async def pack(self, order: Order) -> None:
-        waiting_since: float | None = None
+        waiting: tuple[float, int] | None = None  # since when, under which daemon
         last: str | None = None
         view = read_order(self.box.db, order.ref)
         while not view.shipped:
             code = self._next(order, view)
             if code is None:
                 # every carton closed, not shipped: its job is printing, or a
-                # kill (or the after_close_before_print point) stopped it
+                # kill (or the after_close_before_print point) stopped it:
+                # the packer sees the labels did not come and scans REPRINT
+                # once another daemon runs (or this one never printed them)
                 self.phase = "printing"
-                if waiting_since is None:
-                    waiting_since = time.monotonic()
-                if self.live.up_for(waiting_since) < RESEND_AFTER_S:
+                if waiting is None:
+                    waiting = (time.monotonic(), self.live.starts)
+                restarted = self.live.starts != waiting[1] and self.live.up_since is not None
+                if not restarted and self.live.up_for(waiting[0]) < RESEND_AFTER_S:
                     await asyncio.sleep(0.02)
                     view = read_order(self.box.db, order.ref)
                     continue
                 code = "REPRINT"
                 self.reprints += 1
-                waiting_since = None
+                waiting = None
             self.phase = "packing"
             kind = self._kind(code)
             if code == last and view == self._last_view:
@@ -472,7 +492,7 @@ class Packer:
             self.scans[kind] += 1
             view = await self._settle(order, view)
             if code == "REPRINT":
-                waiting_since = time.monotonic()
+                waiting = (time.monotonic(), self.live.starts)
         self.phase = "shipped"
 
     @staticmethod
@@ -498,7 +518,7 @@ class Packer:
         assert all(len(s) == 1 for s in labels.values()), f"a carton with two SSCCs: {labels}"
         ssccs = [next(iter(labels[n])) for n in sorted(labels)]
         assert ssccs == [c.sscc for c in view.cartons], (ssccs, view)
-        self.shipped.append(Shipped(order, ssccs, self.era, order.leaves))
+        self.shipped.append(Shipped(order, ssccs, self.era))
         if not order.leaves:
             return
         self.phase = "portal"
@@ -519,7 +539,7 @@ class Packer:
 # --------------------------------------------------------------------------- the cloud
 
 
-def cloud_events(cloud: Any, types: set[str]) -> list[dict[str, Any]]:
+def cloud_events(cloud: CloudSimulator, types: set[str]) -> list[dict[str, Any]]:
     """Every event of the box the cloud holds, over its epochs, of ``types``."""
     out = []
     for epoch, _ in cloud.receiver.epochs(BOX):
@@ -538,7 +558,7 @@ def outbox_state(db: Path) -> tuple[str, int, str | None, int]:
     return str(epoch), int(next_seq), acked[0], int(acked[1])
 
 
-async def drained(box: Box, cloud: Any, within_s: float = 60.0) -> None:
+async def drained(box: Box, cloud: CloudSimulator, within_s: float = 60.0) -> None:
     """Until the cloud acked the box's every event and the box stored the ack."""
     deadline = time.monotonic() + within_s
     while True:
