@@ -100,6 +100,46 @@ class ApiConfig:
     metrics_token_file: str = _f(
         "", "File holding the bearer token Prometheus scrapes /metrics with; empty: no /metrics."
     )
+    # Connection limits (issue 14): a hostile floor network must not lock the PDAs out.
+    header_timeout_s: float = _f(
+        5.0,
+        "A request's line and headers must arrive within this after its first byte (a new "
+        "connection's after connecting), else the connection is closed.",
+        min=0.5,
+        max=120,
+    )
+    body_timeout_s: float = _f(
+        10.0, "A request's body must arrive within this after its headers.", min=0.5, max=600
+    )
+    idle_timeout_s: float = _f(
+        15.0, "A kept-alive connection with no request for this long is closed.", min=0.5, max=3600
+    )
+    max_connections: int = _f(
+        768,
+        "Open PDA API connections at most (also capped at the open-file limit less 256); a "
+        "new one beyond it closes the slowest connection not serving a request, or is closed.",
+        min=16,
+        max=1_000_000,
+    )
+    max_connections_per_address: int = _f(
+        64,
+        "Open connections from one client address (IPv6: one /64) at most; beyond it, as "
+        "max_connections within that address.",
+        min=1,
+        max=1_000_000,
+    )
+    max_pending_websockets: int = _f(
+        128,
+        "WebSockets that have not yet authenticated, at most; more get 503.",
+        min=1,
+        max=1_000_000,
+    )
+    max_pending_websockets_per_address: int = _f(
+        8,
+        "WebSockets from one client address that have not yet authenticated, at most.",
+        min=1,
+        max=1_000_000,
+    )
 
 
 @dataclass(frozen=True, slots=True)

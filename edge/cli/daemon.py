@@ -53,7 +53,13 @@ def run_command(config_path: Path, log_format: str | None, log_level: str | None
     """
     cfg = config_or_exit(config_path)
     setup_logging(log_level or cfg.logging.level, log_format or cfg.logging.format)
+    from edge.api.server import raise_fd_limit
     from edge.wiring import build_daemon
+
+    # The PDA API's connection caps are sized from this limit (issue 14).
+    before, after = raise_fd_limit()
+    if after != before:
+        log.info("open-file limit raised from %d to %d", before, after)
 
     try:
         daemon = build_daemon(cfg)
