@@ -130,6 +130,7 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                         "no_printer",
                         "sscc_exhausted",
                         "sscc_unavailable",
+                        "label_invalid",
                     ]
                 },
                 "feedback": {"enum": ["success", "warning", "error"]},

@@ -16,11 +16,13 @@ jammed inside a printer that says nothing is a packer's call (``REPRINT``).
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from devices.printer.zpl import CartonLabel, render_batch
+from devices.printer.zpl import MAX_TEXT, CartonLabel, render_batch
 from edge.store.db import Transaction
 
 
@@ -52,8 +54,7 @@ def _labels(tx: Transaction, order: str, sender: str) -> list[CartonLabel]:
         "AND COALESCE(order_ref, task) = ? ORDER BY received_ms LIMIT 1",
         (order,),
     ).fetchone()
-    # a label names where it goes; a task sent without a postcode gets "-"
-    postcode, region = (task[0] or "-", task[1] or "") if task else ("-", "")
+    postcode, region = (task[0], task[1]) if task else (None, None)
     cartons = tx.execute(
         "SELECT carton, sscc FROM cartons WHERE order_ref = ? AND sscc IS NOT NULL ORDER BY carton",
         (order,),
@@ -61,24 +62,49 @@ def _labels(tx: Transaction, order: str, sender: str) -> list[CartonLabel]:
     return [
         CartonLabel(
             sscc=str(sscc),
-            ship_postcode=postcode,
-            ship_region=region,
-            order_ref=order,
+            ship_postcode=label_postcode(postcode),
+            ship_region=label_text(region),
+            order_ref=label_text(order) or "-",
             carton_no=n,
             carton_count=len(cartons),
-            sender=sender,
+            sender=label_text(sender),
         )
         for n, (_, sscc) in enumerate(cartons, start=1)
     ]
+
+
+def label_postcode(raw: str | None) -> str:
+    """A postcode as a label can print it (letters, digits, space and ``-``, up
+    to 12, starting with a letter or digit): what the cloud sent, cleaned;
+    ``UNKNOWN`` when nothing printable is left. A task's data never stops a
+    station from closing its cartons."""
+    kept = re.sub(r"[^0-9A-Za-z -]+", "", raw or "").strip(" -")[:12].strip()
+    return kept if kept else "UNKNOWN"
+
+
+def label_text(raw: str | None) -> str:
+    """A text field as a label can print it: no control or format characters,
+    at most :data:`MAX_TEXT` characters (longer ones end in ``…``)."""
+    text = "".join(c for c in (raw or "") if not unicodedata.category(c).startswith("C"))
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def make_job(tx: Transaction, orders: Sequence[str], printer: str, *, sender: str, now: int) -> Job:
     """A print job with the labels of every closed carton of ``orders``, in order."""
     labels = [label for order in orders for label in _labels(tx, order, sender)]
     zpl = render_batch(labels)
+    ssccs = ",".join(label.sscc for label in labels)
+    # an earlier job of these labels that never reached the printer (a crash
+    # before it was sent) is superseded: the new one prints them
+    tx.execute(
+        "UPDATE print_jobs SET state = 'failed', error = 'superseded by a reprint', "
+        "done_ms = ? WHERE state = 'queued' AND cartons = ?",
+        (now, ssccs),
+    )
     (job,) = tx.execute(
         "INSERT INTO print_jobs (printer, zpl, cartons, made_ms) VALUES (?, ?, ?, ?) RETURNING job",
-        (printer, zpl, ",".join(label.sscc for label in labels), now),
+        (printer, zpl, ssccs, now),
     ).fetchone()
     return Job(int(job), printer, zpl, tuple(orders))
 

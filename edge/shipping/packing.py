@@ -66,6 +66,7 @@ class PackResult(enum.StrEnum):
     NO_PRINTER = "no_printer"
     SSCC_EXHAUSTED = "sscc_exhausted"  # the box's range is used up
     SSCC_UNAVAILABLE = "sscc_unavailable"  # no range configured, or the mark unwritable
+    LABEL_INVALID = "label_invalid"  # the order's data makes no printable label
 
 
 REFUSALS = frozenset(
@@ -85,6 +86,7 @@ REFUSALS = frozenset(
         PackResult.NO_PRINTER,
         PackResult.SSCC_EXHAUSTED,
         PackResult.SSCC_UNAVAILABLE,
+        PackResult.LABEL_INVALID,
     }
 )
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.faults import crash_point
+from devices.errors import LabelError
 from edge.picking.codes import ScannedCode, interpret
 from edge.picking.queries import Reads
 from edge.shipping import labels, packing, sscc
@@ -124,6 +125,17 @@ class PackingService:
             self._commits = GroupCommitter(self.store)
         try:
             outcome = await self._commits.submit(fn)
+        except LabelError as exc:
+            # labels.py cleans what the cloud sent; should a label still not
+            # render, the close rolls back and is answered (never a stuck
+            # scanner redelivering the same message, never a 500)
+            log.error("pack station %s: the labels cannot be made: %s", station, exc)
+            return PackOutcome(
+                _answer(
+                    PackDecision(PackResult.LABEL_INVALID, f"the labels cannot be made: {exc}"),
+                    self.view(station),
+                )
+            )
         except sscc.SsccError as exc:
             # the close rolled back whole (its savepoint): answered, not stored
             result = (

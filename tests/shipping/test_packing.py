@@ -321,3 +321,45 @@ async def test_reprint_prints_a_carts_packed_orders_now(zone: Store) -> None:
     answer = await st.scan("REPRINT")
     assert (answer["result"], answer["printed"]) == ("shipped", True), answer
     assert [e["orders"] for e in events(zone, "shipment_confirmed")] == [["O-1"]]
+
+
+async def test_a_task_the_label_cannot_show_as_sent_still_ships(zone: Store) -> None:
+    """The cloud's data is cleaned for the label (a 43-character region, a
+    postcode with a slash, control characters): the CLOSE ships, the label
+    shows what it can; it never raises (a fixed scanner's message would be
+    redelivered for ever)."""
+    picked(zone, "T-1", "O-1", {"SKU-A": 1}, tote="TOTE-1")
+    zone.run(
+        lambda tx: tx.execute(
+            "UPDATE tasks SET ship_region = ?, ship_postcode = '1010/Wien' WHERE task = 'T-1'",
+            ("Provincia Autonoma di Bolzano - Alto Adige\x07",),
+        )
+    )
+    printers = Printers()
+    st = Station_(service(zone, printers))
+    await st.scan("TOTE-1")
+    await st.scan(GTIN_A)
+    answer = await st.scan("CLOSE")
+    assert answer["result"] == "shipped", answer
+    ((_, job),) = printers.jobs
+    assert b"1010Wien" in job and "Provincia Autonoma di Bolzano - Alto Ad…".encode() in job
+    assert b"\x07" not in job
+
+
+async def test_a_reprint_supersedes_a_job_that_never_reached_the_printer(zone: Store) -> None:
+    picked(zone, "T-1", "O-1", {"SKU-A": 1}, tote="TOTE-1")
+    printers = Printers()
+    st = Station_(service(zone, printers))
+    await st.scan("TOTE-1")
+    await st.scan(GTIN_A)
+    printers.fault = "paper out"
+    await st.scan("CLOSE")
+    # as a crash between the commit and the printer leaves it
+    zone.run(lambda tx: tx.execute("UPDATE print_jobs SET state = 'queued', error = NULL"))
+    printers.fault = None
+    assert (await st.scan("REPRINT"))["result"] == "shipped"
+    jobs = zone.query("SELECT state, error FROM print_jobs ORDER BY job")
+    assert jobs == [
+        {"state": "failed", "error": "superseded by a reprint"},
+        {"state": "printed", "error": None},
+    ]
