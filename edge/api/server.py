@@ -59,10 +59,14 @@ from edge.config import ApiConfig, Config
 
 log = logging.getLogger(__name__)
 
-FD_HEADROOM = 256
+ACCEPT_BURST = 64
+"""Connections asyncio accepts per loop pass (its ``backlog``): each costs an
+open file until the guard has closed it, one pass later."""
+
+FD_HEADROOM = 128 + 2 * ACCEPT_BURST
 """Open files kept for everything but PDA connections: the store (database,
 WAL, shared memory per connection), devices (serial ports, MQTT), the cloud
-client, backups, and a burst of connections accepted before they are closed."""
+client, backups, and two passes of connections accepted only to be closed."""
 
 CONNECTIONS_CLOSED = Counter(
     "pickedge_api_connections_closed",
@@ -259,13 +263,14 @@ class ConnectionGuard:
                 **{"Retry-After": "2", "Connection": "close"},
             )
         self._enter(conn, Phase.BUSY, None, "")
+        loop = asyncio.get_running_loop()
+        body_deadline: float | None = None
         if websocket:
             conn.request = request
             self._pending_ws[conn] = None
         elif request.body_exists:
-            conn.timer = asyncio.get_running_loop().call_later(
-                self.limits.body_timeout_s, self._body_deadline, conn, request
-            )
+            body_deadline = loop.time() + self.limits.body_timeout_s
+            conn.timer = loop.call_at(body_deadline, self._body_deadline, conn, request)
         try:
             return await handler(request)
         finally:
@@ -273,6 +278,12 @@ class ConnectionGuard:
             conn.request = None
             if conn.transport in self._by_transport:
                 self._enter(conn, Phase.IDLE, self.limits.idle_timeout_s, "idle_timeout")
+                if body_deadline is not None and not request.content.is_eof():
+                    # Answered without reading it all (401, 413 …): aiohttp reads
+                    # the rest before the next request; the body deadline still holds.
+                    self._rearm(
+                        conn, loop.call_at(body_deadline, self._body_deadline, conn, request)
+                    )
 
     def _websocket_allowed(self, conn: Connection) -> bool:
         # Authenticated sockets (the app set the picker) no longer count.
@@ -288,6 +299,13 @@ class ConnectionGuard:
         conn.timer = None
         if not request.content.is_eof():
             self.close(conn, "body_timeout")
+        elif conn.phase is Phase.IDLE:  # the rest came after the answer: idle from now
+            self._enter(conn, Phase.IDLE, self.limits.idle_timeout_s, "idle_timeout")
+
+    def _rearm(self, conn: Connection, timer: asyncio.TimerHandle) -> None:
+        if conn.timer is not None:
+            conn.timer.cancel()
+        conn.timer = timer
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -423,7 +441,7 @@ class ApiServer:
                 self.host,
                 self.port,
                 reuse_address=True,
-                backlog=128,
+                backlog=ACCEPT_BURST,
             )
             sockets = list(self._listener.sockets)
             self.bound_port = sockets[0].getsockname()[1] if sockets else self.port
