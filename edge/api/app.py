@@ -31,11 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 from prometheus_client import Counter, Histogram
 
 from common.errors import PickEdgeError
 from common.faults import crash_point
-from edge.api import auth
+from edge.api import auth, validate
 from edge.api.hub import PdaHub
 from edge.api.openapi import openapi_document
 from edge.config import Config
@@ -63,6 +65,9 @@ JSON = "application/json"
 WS_AUTH_TIMEOUT_S = 10.0
 MAX_SCAN_ID = 128
 MAX_CODE = 4096
+MAX_BADGE = 256
+MAX_STATION = 64
+MAX_DEVICE_KEY = 256
 
 
 class ApiError(PickEdgeError):
@@ -149,6 +154,15 @@ def _refused(request: web.Request, status: int, code: str, message: str) -> None
     )
 
 
+def _client_gone(request: web.Request, exc: BaseException | None) -> None:
+    BAD_REQUESTS.labels(code="client_gone").inc()
+    log.debug(
+        "client gone mid-request: %s",
+        type(exc).__name__ if exc else "cancelled",
+        extra=_context(request),
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into the contract's error body; count and log it once."""
@@ -172,7 +186,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             {"Retry-After": str(int(exc.retry_after) + 1)} if exc.retry_after is not None else {}
         )
         return error_response(exc.status, exc.code, str(exc), **headers)
-    except (PickingError, ShippingError) as exc:
+    except (PickingError, ShippingError, validate.BadInputError) as exc:
         _refused(request, exc.status, exc.code, str(exc))
         return error_response(exc.status, exc.code, str(exc))
     except auth.AuthError as exc:
@@ -197,7 +211,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         _refused(request, exc.status, code, message)
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
         return error_response(exc.status, code, message, **headers)
+    except ConnectionError as exc:
+        # The PDA went away mid-request (flaky Wi-Fi: every day). The answer
+        # below goes nowhere; aiohttp notices the closed transport.
+        _client_gone(request, exc)
+        return error_response(400, "client_gone", "the client closed the connection")
     except asyncio.CancelledError:
+        if request.transport is None or request.transport.is_closing():
+            _client_gone(request, None)  # aiohttp cancels the handler of a lost connection
         raise
     except Exception:
         BAD_REQUESTS.labels(code="internal_error").inc()
@@ -223,7 +244,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # A scraper is no picker: it presents the scrape token, not a session.
         scheme, _, token = header.partition(" ")
         expected = request.app[METRICS_TOKEN].encode()
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+        given = token.strip().encode("utf-8", "surrogateescape")  # headers may carry any bytes
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, expected):
             raise ApiError(401, "unauthorized", "send the scrape token (Authorization: Bearer)")
         return await handler(request)
     if not header and request.path == "/api/v1/ws":
@@ -248,30 +270,7 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
             max_size=request.app[CONFIG].api.max_body_bytes,
             actual_size=request.content_length,
         )
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "the body must be a JSON object")
-    return body
-
-
-def _string(body: dict[str, Any], key: str, limit: int) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise ApiError(
-            400, "invalid_request", f"{key!r} must be a non-empty string of at most {limit}"
-        )
-    return value
-
-
-def _integer(body: dict[str, Any], key: str) -> int:
-    value = body.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, "invalid_request", f"{key!r} must be an integer")
-    return value
+    return validate.json_object(await request.read())
 
 
 def _outcome_response(outcome: Outcome) -> web.Response:
@@ -313,27 +312,41 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(metrics=METRICS in request.app))
 
 
-async def login(request: web.Request) -> web.Response:
-    limiter = request.app[LIMITER]
-    who = request.remote or "?"
-    wait = limiter.retry_after(who)
+def _not_limited(wait: float | None) -> None:
     if wait is not None:
         raise ApiError(
             429, "too_many_attempts", "too many failed logins; wait a minute", retry_after=wait
         )
+
+
+async def login(request: web.Request) -> web.Response:
+    """Every refusal but 429 counts against the address and the device key;
+    an unknown badge also against the badge (see :class:`auth.LoginLimiter`)."""
+    limiter = request.app[LIMITER]
+    who = request.remote
+    key = request.headers.get("X-Device-Key", "") or None
+    _not_limited(limiter.retry_after(who, device_key=key))
     store = request.app[STORE]
     try:
-        key = request.headers.get("X-Device-Key", "")
-        if not key:
+        if key is None:
             raise auth.UnknownDeviceError("X-Device-Key is missing: this PDA must be enrolled")
+        if len(key) > MAX_DEVICE_KEY or not validate.clean(key):
+            raise auth.UnknownDeviceError("this PDA is not enrolled")
         body = await _json_object(request)
-        badge = _string(body, "badge", 256).strip("\r\n")
+        badge = validate.text(body, "badge", MAX_BADGE).strip("\r\n")
+    except (auth.AuthError, ApiError, validate.BadInputError):
+        limiter.failed(who, device_key=key)
+        raise
+    _not_limited(limiter.retry_after(who, badge=badge))
+    try:
         pda = auth.device_of(store, key)
         picker = auth.picker_by_badge(store, badge)
-    except (auth.AuthError, ApiError):
-        limiter.failed(who)
+    except auth.UnknownBadgeError:
+        limiter.failed(who, device_key=key, badge=badge)
         raise
-    limiter.succeeded(who)
+    except auth.AuthError:
+        limiter.failed(who, device_key=key)
+        raise
     token = await auth.open_session(store, picker, pda, request.app[CONFIG].api.token_ttl_s)
     log.info("picker logged in", extra={"picker": picker.id, "pda": pda})
     return web.json_response(
@@ -350,8 +363,8 @@ async def logout(request: web.Request) -> web.Response:
 async def scan(request: web.Request) -> web.Response:
     started = time.perf_counter()
     body = await _json_object(request)
-    code = _string(body, "code", MAX_CODE)
-    scan_id = _string(body, "scan_id", MAX_SCAN_ID)
+    code = validate.text(body, "code", MAX_CODE)
+    scan_id = validate.text(body, "scan_id", MAX_SCAN_ID)
     outcome = await request.app[PICKING].scan(request[PICKER], code, scan_id)
     crash_point("after_commit_before_answer")  # tests only: inert unless armed
     SCAN_SECONDS.observe(time.perf_counter() - started)
@@ -365,10 +378,10 @@ async def get_tour(request: web.Request) -> web.Response:
 
 async def short_pick(request: web.Request) -> web.Response:
     body = await _json_object(request)
-    stop = _integer(body, "stop")
-    found = _integer(body, "found")
+    stop = validate.integer(body, "stop")
+    found = validate.integer(body, "found")
     reason = body.get("reason", "other")
-    if reason not in SHORT_REASONS:
+    if not isinstance(reason, str) or reason not in SHORT_REASONS:
         raise ApiError(400, "invalid_request", f"reason must be one of {', '.join(SHORT_REASONS)}")
     outcome = await request.app[PICKING].short(request[PICKER], stop, found, reason)
     return _outcome_response(outcome)
@@ -376,7 +389,7 @@ async def short_pick(request: web.Request) -> web.Response:
 
 async def skip_stop(request: web.Request) -> web.Response:
     body = await _json_object(request)
-    outcome = await request.app[PICKING].skip(request[PICKER], _integer(body, "stop"))
+    outcome = await request.app[PICKING].skip(request[PICKER], validate.integer(body, "stop"))
     return _outcome_response(outcome)
 
 
@@ -390,9 +403,9 @@ def _packing(request: web.Request) -> PackingService:
 async def pack_scan(request: web.Request) -> web.Response:
     """A scan at a pack station (docs/pda.md): the station's order, cartons, labels."""
     body = await _json_object(request)
-    station = _string(body, "station", 64)
-    code = _string(body, "code", MAX_CODE)
-    scan_id = _string(body, "scan_id", MAX_SCAN_ID)
+    station = validate.text(body, "station", MAX_STATION)
+    code = validate.text(body, "code", MAX_CODE)
+    scan_id = validate.text(body, "scan_id", MAX_SCAN_ID)
     outcome = await _packing(request).scan(
         station, code, packer=request[PICKER].id, scan_id=scan_id
     )
@@ -400,7 +413,8 @@ async def pack_scan(request: web.Request) -> web.Response:
 
 
 async def pack_station(request: web.Request) -> web.Response:
-    return web.json_response(_packing(request).view(request.match_info["station"]))
+    station = validate.path_text(request.match_info["station"], "station", MAX_STATION)
+    return web.json_response(_packing(request).view(station))
 
 
 async def layout(request: web.Request) -> web.Response:
@@ -439,7 +453,7 @@ async def _ws_first_message_auth(request: web.Request, ws: web.WebSocketResponse
             first = json.loads(msg.data)
             if isinstance(first, dict) and first.get("type") == "auth":
                 token = first.get("token")
-                if isinstance(token, str) and token:
+                if isinstance(token, str) and token and validate.clean(token):
                     session = auth.session_of(request.app[STORE], token)
     if session is None:
         BAD_REQUESTS.labels(code="unauthorized").inc()
@@ -451,6 +465,85 @@ async def _ws_first_message_auth(request: web.Request, ws: web.WebSocketResponse
         return None
     request[PICKER] = session.picker
     return session.picker
+
+
+# --------------------------------------------------------------------------- HTTP errors
+
+#: malformed HTTP is logged at most once a minute (with a count): a port scanner
+#: or a flood must not fill the disk; every one is counted in the metrics
+MALFORMED_LOG_INTERVAL_S = 60.0
+
+
+@dataclass(slots=True)
+class _Throttle:
+    interval_s: float
+    last: float = float("-inf")
+    suppressed: int = 0
+
+    def due(self) -> int | None:
+        """How many were suppressed since the last log, or None when not due."""
+        now = time.monotonic()
+        if now - self.last < self.interval_s:
+            self.suppressed += 1
+            return None
+        self.last, suppressed, self.suppressed = now, self.suppressed, 0
+        return suppressed
+
+
+_MALFORMED = _Throttle(MALFORMED_LOG_INTERVAL_S)
+
+
+class _JsonErrorProtocol(RequestHandler):
+    """aiohttp's connection handler, answering what no middleware sees — a
+    request its HTTP parser refuses (bad request line, header, method, length)
+    — with the contract's JSON error instead of a text that echoes the input,
+    and without a traceback in the log."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("an answer was sent already; the connection is dropped")
+        if status < 500:
+            BAD_REQUESTS.labels(code="bad_http").inc()
+            suppressed = _MALFORMED.due()
+            if suppressed is not None:
+                log.warning(
+                    "malformed HTTP request refused (%d more in the last minute): %s",
+                    suppressed,
+                    type(exc).__name__,
+                    extra={"remote": request.remote},
+                )
+            resp = error_response(400, "bad_http", "the request is not valid HTTP/1.1")
+        else:  # a failure outside every middleware: a bug
+            BAD_REQUESTS.labels(code="internal_error").inc()
+            log.error("internal error outside the handlers", exc_info=exc)
+            resp = error_response(500, "internal_error", "internal error; it has been logged")
+        resp.force_close()
+        return resp
+
+
+class _JsonErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrorProtocol(self, loop=self._loop, **self._kwargs)
+
+
+class ApiRunner(web.AppRunner):
+    """:class:`aiohttp.web.AppRunner` whose connections refuse malformed HTTP
+    with the contract's JSON error (aiohttp has no hook for it: aio-libs/aiohttp#3287)."""
+
+    __slots__ = ()
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _JsonErrorServer  # the same server; only its protocol differs
+        return server
 
 
 # --------------------------------------------------------------------------- factory

@@ -104,6 +104,28 @@ def end_sessions_of(tx: Transaction, pda: str) -> int:
     return int(tx.execute("DELETE FROM sessions WHERE pda = ?", (pda,)).rowcount)
 
 
+def trim_sessions_of_picker(tx: Transaction, picker: str, *, keep: int) -> int:
+    """End all but the ``keep`` newest sessions of ``picker``; returns how many ended."""
+    return int(tx.execute(_TRIM_PICKER, (picker, max(0, keep))).rowcount)
+
+
+def trim_sessions_of_pda(tx: Transaction, pda: str, *, keep: int) -> int:
+    """End all but the ``keep`` newest sessions on ``pda``; returns how many ended."""
+    return int(tx.execute(_TRIM_PDA, (pda, max(0, keep))).rowcount)
+
+
+# Every session has the same lifetime, so the newest expires last; rowid breaks
+# ties between logins of one millisecond.
+_TRIM_PICKER = (
+    "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE picker = ? "
+    "ORDER BY expires_up DESC, rowid DESC LIMIT -1 OFFSET ?)"
+)
+_TRIM_PDA = (
+    "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE pda = ? "
+    "ORDER BY expires_up DESC, rowid DESC LIMIT -1 OFFSET ?)"
+)
+
+
 def drop_expired_sessions(tx: Transaction, up: int) -> int:
     """Delete sessions that ended by box uptime ``up``; returns how many."""
     return int(tx.execute("DELETE FROM sessions WHERE expires_up <= ?", (up,)).rowcount)
