@@ -7,11 +7,13 @@ finishes and is answered) and closes the PDA sockets.
 
 Every connection passes a :class:`ConnectionGuard` first (issue 14: a hostile
 floor network must not lock the PDAs out). aiohttp bounds header *sizes*
-(``max_line_size``/``max_field_size``) and, since 3.10, closes a connection
-that sends no complete request within ``keepalive_timeout``; it has no
-header-read timeout of its own (the keep-alive timer doubles as one), no body
-timeout and no connection cap. The guard wraps each accepted transport's
-protocol and gives every connection one deadline for its current phase:
+(``max_line_size``/``max_field_size``) and closes a kept-alive connection
+idle for ``keepalive_timeout`` (recent 3.x also arm that timer at connect,
+aiohttp PR #13681; earlier ones left a connection that never sends a request
+open forever); it has no header-read timeout (its old ``slow_request_timeout``
+is long gone), no body timeout and no connection cap. The guard wraps each
+accepted transport's protocol and gives every connection one deadline for its
+current phase:
 
 - *head*: from its first byte (a new connection: from connecting) its request
   line and headers must arrive within ``api.header_timeout_s`` — bytes dripping
@@ -429,7 +431,7 @@ class ApiServer:
             handle_signals=False,
             access_log=None,
             shutdown_timeout=2.0,
-            # aiohttp's own idle timer (since 3.10 also armed at connect) backs the guard up
+            # aiohttp's own idle timer backs the guard up
             keepalive_timeout=limits.idle_timeout_s,
         )
         await runner.setup()

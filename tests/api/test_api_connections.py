@@ -22,13 +22,13 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
 
 from edge.api import ApiServer, auth, create_app
-from edge.api.server import ConnectionGuard, ConnectionLimits, Phase, address_key
+from edge.api.server import Connection, ConnectionLimits, Phase, Pool, address_key
 from edge.config import Config, load_config
 from edge.logs import RepeatBudget, TextFormatter, ThrottlingHandler
 from edge.picking import PickingService
@@ -211,6 +211,31 @@ async def test_total_cap_comes_from_the_open_file_limit(zone_store: tuple[Store,
             w.close()
 
 
+def test_pool_gives_up_the_longest_in_head_then_the_longest_idle() -> None:
+    pool = Pool()
+    a, b, c = (Connection(cast(asyncio.Transport, object()), "x") for _ in range(3))
+
+    def enter(conn: Connection, phase: Phase) -> None:
+        pool.enter(conn, phase)
+        conn.phase = phase
+
+    for conn in (a, b, c):
+        enter(conn, Phase.HEAD)
+    assert pool.victim() is a
+    enter(a, Phase.BUSY)
+    assert pool.victim() is b
+    enter(b, Phase.IDLE)
+    enter(c, Phase.IDLE)
+    assert pool.victim() is b  # no one in head: the longest idle
+    enter(b, Phase.HEAD)
+    assert pool.victim() is b
+    enter(b, Phase.BUSY)
+    enter(c, Phase.BUSY)
+    assert pool.victim() is None and len(pool) == 3  # every one serving a request
+    pool.remove(a)
+    assert len(pool) == 2
+
+
 def test_address_key() -> None:
     assert address_key(("10.1.2.3", 5000)) == "10.1.2.3"
     assert address_key(("::ffff:10.1.2.3", 5000, 0, 0)) == "10.1.2.3"
@@ -218,7 +243,7 @@ def test_address_key() -> None:
     assert address_key(("2001:db8:1:2:bbbb::9", 5000, 0, 0)) == "2001:db8:1:2::/64"
     assert address_key(("fe80::1%eth0", 5000, 0, 2)) == "fe80::/64"
     assert address_key(None) == "?"
-    assert Phase.HEAD.value == "head" and ConnectionGuard(ConnectionLimits())._all.victim() is None
+    assert Pool().victim() is None
 
 
 async def test_websockets_waiting_to_authenticate_are_capped(
