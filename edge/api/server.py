@@ -56,7 +56,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
-from edge.api.app import HUB, PICKER, STATE, Handler, error_response
+from edge.api.app import HUB, PICKER, STATE, ApiRunner, Handler, error_response
 from edge.config import ApiConfig, Config
 
 log = logging.getLogger(__name__)
@@ -426,7 +426,8 @@ class ApiServer:
         self.app[STATE].draining = False
         limits = ConnectionLimits.of(self.api_config, open_files=fd_limit())
         guard = self.guard = ConnectionGuard(limits)
-        runner = web.AppRunner(
+        # ApiRunner: malformed HTTP gets the contract's JSON error (edge/api/app.py)
+        runner = ApiRunner(
             self.app,
             handle_signals=False,
             access_log=None,
