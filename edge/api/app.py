@@ -6,7 +6,9 @@ Promises:
   /pack``, the pages' static files and ``GET /healthz`` needs ``Authorization: Bearer``; the
   WebSocket also accepts the token in its first message, never in the URL.
 - Every failure answers ``{"error": {"code", "message"}}`` with a stable code:
-  ``bad_json``, ``invalid_request``, ``body_too_large`` (413), ``not_found``,
+  ``bad_json``, ``invalid_request``, ``bad_http`` (malformed HTTP, answered by
+  :class:`ApiRunner`'s connections, never echoing the input), ``client_gone``
+  (counted, logged at DEBUG: nobody reads the answer), ``body_too_large`` (413), ``not_found``,
   ``method_not_allowed``, ``unauthorized``, ``unknown_device``,
   ``unknown_badge``, ``too_many_attempts`` (429), the picking codes
   (``no_tour``, ``unknown_stop``, …), the store's codes (503) and

@@ -663,3 +663,32 @@ async def test_any_json_body_gets_a_contract_answer(
     if status >= 400:
         assert_error_body(answer)
     assert_quiet(caplog.records)
+
+
+# --------------------------------------------------------------------------- the daemon
+
+
+async def test_the_daemon_server_answers_malformed_http_with_json(
+    zone_store: tuple[Store, Config], caplog: pytest.LogCaptureFixture
+) -> None:
+    from edge.api import ApiServer
+
+    store, cfg = zone_store
+    app = create_app(store, cfg, picking=PickingService(store, cfg.layout_dict()))
+    server = ApiServer(app, cfg)
+    task = asyncio.create_task(server.run())
+    try:
+        await asyncio.wait_for(server.started.wait(), 10)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.bound_port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header ECHO\r\n\r\n")
+        async with asyncio.timeout(5):
+            answer = await reader.read()
+        writer.close()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    status, _, body = _status_and_body(answer)
+    assert (status, assert_error_body(json.loads(body))) == (400, "bad_http")
+    assert b"ECHO" not in answer
+    assert_quiet(caplog.records)
