@@ -62,10 +62,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloud_sync.events import CancelStage, TaskCancelled
 from cloud_sync.ports import ChangeRefused
 from common.errors import PickEdgeError
 from edge.masterdata import tables
-from edge.picking.apply import withdraw_task
+from edge.picking.apply import cancel_stage, record_put_backs, withdraw_task
 from edge.picking.tours import Planner
 from edge.store.db import Transaction, now_ms
 from edge.store.outbox import deltas_after, raise_alert
@@ -330,14 +331,25 @@ def _task_cancel(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
         log.info("cancel of task %s, which this box has not received: remembered", task)
         tables.tombstone_task(tx, task, keep_ms=int(CANCEL_TOMBSTONE_DAYS * 86_400_000))
         return
-    if state in ("cancelled", "done"):
+    if state == "cancelled":
+        return
+    if state == "done":
+        _refuse_late_cancel(tx, task)
         return
     now = now_ms()
     on_it = tables.active_tours_on(tx, task)
+    stage = CancelStage.OPEN if state == "open" else cancel_stage(tx, task)
     tables.cancel_task(tx, task, now)
     # In this transaction, not after it: a crash between recording the cancel
     # and taking the stops out would leave a cancelled task being picked.
     withdraw_task(tx, task, page.planner, now)
+    # what the picker already holds of it goes back to a location (put-back)
+    put_back = record_put_backs(tx, task, now) if stage is not CancelStage.OPEN else ()
+    tx.append(
+        TaskCancelled(
+            task=task, order=tables.task_order(tx, task), at_stage=stage, put_back=put_back
+        )
+    )
     if on_it:
         page.notices.append(
             Notice(
@@ -347,6 +359,29 @@ def _task_cancel(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
                 tours=tuple(tour for tour, _ in on_it),
             )
         )
+
+
+def _refuse_late_cancel(tx: Transaction, task: str) -> None:
+    """A cancel of a task already picked (``task_picked`` went up) is not
+    applied: its units are in a tote or a carton on their way out, which only
+    the OMS can stop. A ``warn`` alert says so, once per task."""
+    order = tables.task_order(tx, task)
+    shipment = tables.shipment_of(tx, order) if order is not None else None
+    subject = f"task {task} was cancelled after it was picked: intercept its shipment"
+    if tx.execute(
+        "SELECT 1 FROM alerts WHERE kind = 'cancel_refused' AND subject = ? AND cleared_ms IS NULL",
+        (subject,),
+    ).fetchone():
+        return  # the same cancel again (a page read twice)
+    log.warning("cancel of task %s refused: it is already picked", task)
+    raise_alert(
+        tx,
+        "cancel_refused",
+        "warn",
+        subject,
+        {"task": task, "order": order, "shipment": shipment},
+        once=False,
+    )
 
 
 def _picker(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:

@@ -141,6 +141,18 @@ def task_state(tx: Transaction, task: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def task_order(tx: Transaction, task: str) -> str | None:
+    row = tx.execute("SELECT order_ref FROM tasks WHERE task = ?", (task,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def shipment_of(tx: Transaction, order: str) -> str | None:
+    """The shipment an order left in, if it was confirmed (the shipping tables:
+    the one question master data asks of them, when a cancel comes too late)."""
+    row = tx.execute("SELECT shipment FROM shipments WHERE order_ref = ?", (order,)).fetchone()
+    return None if row is None else str(row[0])
+
+
 def is_tombstoned(tx: Transaction, task: str) -> bool:
     """Whether ``task`` was finished and purged here, or cancelled before it
     came (its id is remembered)."""

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud_sync.events import (
+    CancelStage,
     PickConfirmed,
     PickedLine,
     PickException,
+    PutBack,
     StockDelta,
     StockReason,
     TaskPicked,
@@ -344,6 +346,31 @@ def withdraw_task(
         apply_cancel(tx, decide_cancel(tour, picker, stops), planner, now)
         changed.append((tour, picker))
     return changed
+
+
+def cancel_stage(tx: Transaction, task: str) -> CancelStage:
+    """Where a started task stands when the cloud cancels it: ``picking`` while
+    a stop of it is still open in an active tour, else ``picked`` (every stop
+    of it done or short, its tour still going)."""
+    return CancelStage.PICKING if q.task_has_open_stops(tx, task) else CancelStage.PICKED
+
+
+def record_put_backs(tx: Transaction, task: str, now: int) -> tuple[PutBack, ...]:
+    """The units already picked for ``task`` become put-back work (a row each
+    per sku, origin location and lot, for the picker who holds them), in
+    ``tx``; returns them for ``task_cancelled``. Call it in the transaction
+    that records the cancel."""
+    held = q.picked_for_task(tx, task)
+    up = tx.store.uptime_ms()
+    tx.executemany(
+        "INSERT INTO put_backs (task, picker, sku, origin, lot, qty, created_ms, created_up) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(task, picker, sku, loc, lot, units, now, up) for picker, sku, loc, lot, units in held],
+    )
+    totals: dict[tuple[str, str], int] = {}
+    for _, sku, loc, _, units in held:
+        totals[sku, loc] = totals.get((sku, loc), 0) + units
+    return tuple(PutBack(sku=sku, location=loc, qty=n) for (sku, loc), n in totals.items())
 
 
 def withdraw_unpickable(

@@ -321,3 +321,24 @@ def record_scan(
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (scan_id, picker, tour, code, result, answer, now),
     )
+
+
+def task_has_open_stops(db: Reads, task: str) -> bool:
+    """Whether ``task`` has a stop still to visit in an active tour."""
+    row = db.execute(
+        "SELECT 1 FROM tour_stops s JOIN tours t ON t.tour = s.tour WHERE s.task = ? "
+        "AND t.state = 'active' AND s.state IN ('pending', 'location_ok') LIMIT 1",
+        (task,),
+    ).fetchone()
+    return row is not None
+
+
+def picked_for_task(db: Reads, task: str) -> list[tuple[str, str, str, str, int]]:
+    """(picker, sku, location, lot, units) picked for ``task`` on any tour."""
+    rows = db.execute(
+        "SELECT t.picker, s.sku, s.location, s.lot, SUM(s.picked) FROM tour_stops s "
+        "JOIN tours t ON t.tour = s.tour WHERE s.task = ? AND s.picked > 0 "
+        "GROUP BY t.picker, s.sku, s.location, s.lot ORDER BY MIN(s.tour), MIN(s.stop)",
+        (task,),
+    ).fetchall()
+    return [(str(p), str(sku), str(loc), str(lot), int(n)) for p, sku, loc, lot, n in rows]

@@ -413,6 +413,26 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (device, key)
     ) STRICT, WITHOUT ROWID;
     """,
+    # 6: cancels with put-back (issue 12)
+    """
+    -- Units picked for a task the cloud then cancelled: in the picker's hands
+    -- (or tote) until put back into a location. One row per (sku, origin
+    -- location, lot); put_back counts what went back so far.
+    CREATE TABLE put_backs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        task        TEXT NOT NULL,
+        picker      TEXT,
+        sku         TEXT NOT NULL,
+        origin      TEXT NOT NULL,
+        lot         TEXT NOT NULL DEFAULT '',
+        qty         INTEGER NOT NULL CHECK (qty > 0),
+        put_back    INTEGER NOT NULL DEFAULT 0 CHECK (put_back BETWEEN 0 AND qty),
+        created_ms  INTEGER NOT NULL,
+        created_up  INTEGER NOT NULL,
+        closed_ms   INTEGER
+    ) STRICT;
+    CREATE INDEX put_backs_open ON put_backs(closed_ms, picker);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

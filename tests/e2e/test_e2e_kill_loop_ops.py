@@ -470,6 +470,26 @@ async def test_e2e_kill_loop_with_backups_cancels_epoch_changes_checkpoints(
         for e in f.events:
             if e["type"] == "pick_confirmed":
                 picks_of[e["data"]["task"]].append(e["at"])
+        # Upstream (issue 12): one task_cancelled per task cancelled here, its
+        # put_back the units picked of it; a cancel that came after the task
+        # was picked is refused with a cancel_refused alert instead.
+        told_cancelled = collections.Counter(
+            e["data"]["task"] for e in f.events if e["type"] == "task_cancelled"
+        )
+        put_back = {
+            e["data"]["task"]: sum(p["qty"] for p in e["data"]["put_back"])
+            for e in f.events
+            if e["type"] == "task_cancelled"
+        }
+        refused = {
+            e["data"]["detail"]["task"]
+            for e in f.events
+            if e["type"] == "alert" and e["data"]["kind"] == "cancel_refused"
+        }
+        units_of: collections.Counter[str] = collections.Counter()
+        for e in f.events:
+            if e["type"] == "pick_confirmed":
+                units_of[e["data"]["task"]] += e["data"]["qty"]
         outcome: collections.Counter[str] = collections.Counter()
         for task, kind in ops.cancelled:
             if kind == "unknown":
@@ -482,6 +502,10 @@ async def test_e2e_kill_loop_with_backups_cancels_epoch_changes_checkpoints(
             late = [at for at in picks_of.get(task, []) if at > cancelled_at]
             if s == "cancelled":
                 assert not late, f"{task}: {len(late)} units confirmed after its cancel"
+                assert told_cancelled[task] == 1, (task, told_cancelled[task])
+                assert put_back[task] == units_of[task], (task, put_back[task], units_of[task])
+            else:
+                assert told_cancelled[task] == 0 and task in refused, task
             picked = "with units" if picks_of.get(task) else "no units"
             outcome[f"{kind}: {s}, {picked}"] += 1
         assert sum(kind == "unknown" for _, kind in ops.cancelled) == 2

@@ -11,7 +11,7 @@ from edge.api.app import HUB
 from edge.masterdata import Notice, apply_changes, tables
 from edge.store.sync_state import StoreChangeSink
 from edge.wiring import build_daemon
-from tests.support.api_fixtures import GTIN_A, Zone, add_task, events, stock, walk
+from tests.support.api_fixtures import GTIN_A, Zone, add_task, events, item_code, stock, walk
 
 
 async def test_task_cancel_reaches_the_picker_and_reroutes(zone: Zone) -> None:
@@ -133,3 +133,70 @@ async def test_the_pick_path_confirms_nothing_for_a_task_no_longer_pickable(zone
     assert stock(zone.store, "SKU-D", "A-03-12") == (4, 0)
     assert (await pda.tour())[0] == 404
     assert picked_tasks(zone) == {"T-1"}
+
+
+# --------------------------------------------------------------------------- issue 12: upstream
+
+
+async def test_a_cancel_goes_upstream_with_its_stage_and_what_to_put_back(zone: Zone) -> None:
+    add_task(zone.store, "T-OPEN", [("SKU-C", 1)], order="O-9")
+    add_task(zone.store, "T-1", [("SKU-A", 2)], order="O-1")
+    add_task(zone.store, "T-2", [("SKU-D", 2)], order="O-1")
+    pda = await zone.picker()
+    tour = (await pda.scan("O-1"))["tour"]
+    # one unit of the first stop's two, then its task is cancelled
+    first = walk(tour)[0]
+    assert (await pda.scan(first["location"]))["result"] == "location_ok"
+    assert (await pda.scan(item_code(first)))["result"] == "item_ok"
+    cancel_page(zone, "T-OPEN", first["task"])
+    open_, picking = events(zone.store, "task_cancelled")
+    assert (open_["task"], open_["order"], open_["at_stage"], open_["put_back"]) == (
+        "T-OPEN",
+        "O-9",
+        "open",
+        [],
+    )
+    assert (picking["task"], picking["at_stage"]) == (first["task"], "picking")
+    held = {"sku": first["sku"], "location": first["location"], "qty": 1}
+    assert picking["put_back"] == [held]
+    rows = zone.store.query("SELECT task, picker, sku, origin, qty, put_back FROM put_backs")
+    assert rows == [
+        {"task": first["task"], "picker": "P1", "sku": first["sku"],
+         "origin": first["location"], "qty": 1, "put_back": 0}
+    ]  # fmt: skip
+    # the same cancel again changes nothing and sends nothing more
+    cancel_page(zone, first["task"])
+    assert len(events(zone.store, "task_cancelled")) == 2
+
+
+async def test_a_task_picked_but_whose_tour_goes_on_is_cancelled_at_stage_picked(
+    zone: Zone,
+) -> None:
+    add_task(zone.store, "T-1", [("SKU-A", 1)], order="O-1")
+    add_task(zone.store, "T-2", [("SKU-D", 1)], order="O-1")
+    pda = await zone.picker()
+    first = walk((await pda.scan("O-1"))["tour"])[0]
+    await pda.scan(first["location"])
+    answer = await pda.scan(item_code(first))
+    assert answer["result"] == "stop_done", answer  # its task picked, the other to go
+    cancel_page(zone, first["task"])
+    (event,) = events(zone.store, "task_cancelled")
+    assert (event["at_stage"], event["put_back"]) == (
+        "picked",
+        [{"sku": first["sku"], "location": first["location"], "qty": 1}],
+    )
+
+
+async def test_a_cancel_after_the_task_was_picked_is_refused_with_an_alert(zone: Zone) -> None:
+    add_task(zone.store, "T-1", [("SKU-A", 1)], order="O-1")
+    pda = await zone.picker()
+    tour = (await pda.scan("T-1"))["tour"]
+    await pda.scan(walk(tour)[0]["location"])
+    assert (await pda.scan(GTIN_A))["result"] == "tour_done"
+    cancel_page(zone, "T-1")
+    cancel_page(zone, "T-1")  # the cloud says it again
+    assert zone.store.query("SELECT state FROM tasks WHERE task = 'T-1'") == [{"state": "done"}]
+    assert events(zone.store, "task_cancelled") == []
+    (alert,) = [a for a in events(zone.store, "alert") if a["kind"] == "cancel_refused"]
+    assert alert["severity"] == "warn" and "intercept its shipment" in alert["subject"]
+    assert alert["detail"] == {"task": "T-1", "order": "O-1", "shipment": None}
