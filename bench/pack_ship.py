@@ -124,6 +124,7 @@ def daemon_config(
     ]
     if broker is not None:
         (workdir / "mqtt.secret").write_text(broker.password + "\n")
+        (workdir / "mqtt.secret").chmod(0o600)  # the daemon refuses one others can read
         toml.append(
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
             f'username = "{broker.username}"\npassword_file = "mqtt.secret"'

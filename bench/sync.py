@@ -273,6 +273,7 @@ def main() -> None:
         build_s = time.perf_counter() - t0
         secret = d / "secret"
         secret.write_text(SECRET)
+        secret.chmod(0o600)
         sim = subprocess.Popen(
             [
                 sys.executable,

@@ -491,9 +491,54 @@ def _apply_env(
         origin_of[path] = origin
 
 
-def _read_secret(path_value: str, key: str, config_path: Path | None, out: _Collector) -> Secret:
+#: where systemd puts the service's credentials (LoadCredential=), already
+#: readable by the service alone
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+
+
+def secret_path(path_value: str, config_path: Path | None, env: Mapping[str, str]) -> Path:
+    """Where a ``*_file`` secret is read from: ``credential:NAME`` names a
+    systemd credential (``$CREDENTIALS_DIRECTORY/NAME``); anything else is a
+    path, relative to the config file's directory."""
+    if path_value.startswith("credential:"):
+        name = path_value.removeprefix("credential:")
+        base = env.get(CREDENTIALS_ENV, "")
+        if not base or not name or "/" in name:
+            return Path("/nonexistent-credential") / (name or "?")
+        return Path(base) / name
+    return resolve_relative(path_value, config_path)
+
+
+def _exposed(path: Path) -> str | None:
+    """Why a secret file is not private to this user (None when it is): group
+    or others may read it, or another user owns it. Credentials systemd hands
+    the service are private by construction and not checked."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # reading it reports the problem
+    if st.st_mode & 0o077:
+        return f"is readable by others (mode {st.st_mode & 0o777:04o}): chmod 600 it"
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        return f"belongs to uid {st.st_uid}, not to this service's user ({os.geteuid()})"
+    return None
+
+
+def _read_secret(
+    path_value: str,
+    key: str,
+    config_path: Path | None,
+    out: _Collector,
+    env: Mapping[str, str] | None = None,
+) -> Secret:
     origin = out.sources.get(key, "file")
-    path = resolve_relative(path_value, config_path)
+    env = os.environ if env is None else env
+    path = secret_path(path_value, config_path, env)
+    credential = path_value.startswith("credential:")
+    problem = None if credential else _exposed(path)
+    if problem is not None:
+        out.problem(key, origin, f"secret file {path} {problem}")
+        return Secret("", str(path))
     try:
         text = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -634,7 +679,7 @@ def load_config(
             section, _, name = key.partition(".")
             value = getattr(getattr(cfg, section), name)
             if value:
-                secrets[key] = _read_secret(value, key, path, out)
+                secrets[key] = _read_secret(value, key, path, out, environ)
     if out.problems:
         raise ConfigError(out.problems)
     return dataclasses.replace(cfg, sources=dict(out.sources), secrets=secrets)

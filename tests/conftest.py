@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.support.processes import ProcessReaper
+
+# Files the tests write are private to the user running them, as an operator's
+# secret files must be: the daemon refuses a secret file others can read
+# (edge/config.py). Tests that need another mode set it themselves.
+os.umask(0o077)
 
 
 @pytest.fixture

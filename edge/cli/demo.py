@@ -60,8 +60,13 @@ WINDOW_S = 3.0  # the dock door's departure window
 def _config(
     workdir: Path, *, cloud_url: str, broker: Any, scanner_path: str, printer_url: str
 ) -> Path:
-    (workdir / "box.secret").write_text(secrets.token_urlsafe(24) + "\n")
-    (workdir / "mqtt.password").write_text(broker.password + "\n")
+    for name, value in (
+        ("box.secret", secrets.token_urlsafe(24)),
+        ("mqtt.password", broker.password),
+    ):
+        secret = workdir / name
+        secret.write_text(value + "\n")
+        secret.chmod(0o600)  # the daemon refuses a secret file others can read
     depot = LAYOUT["depot"]
     assert isinstance(depot, dict)
     text = f"""

@@ -38,10 +38,18 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def copy_secrets(tmp_path: Path, mode: int = 0o600) -> None:
+    """The example's secrets, private as an operator keeps them (a clone gets
+    them 0644, which the daemon refuses)."""
+    shutil.copytree(ROOT / "configs" / "secrets", tmp_path / "secrets")
+    for secret in (tmp_path / "secrets").iterdir():
+        secret.chmod(mode)
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """A copy of the example configuration with its store in tmp_path."""
-    shutil.copytree(ROOT / "configs" / "secrets", tmp_path / "secrets")
+    copy_secrets(tmp_path)
     text = EXAMPLE.read_text().replace('path = "../var/pickedge.db"', 'path = "pickedge.db"')
     path = tmp_path / "site.toml"
     path.write_text(text)
@@ -95,8 +103,8 @@ def test_version() -> None:
     assert result.stdout.startswith("pickedge ")
 
 
-def test_example_config_is_valid() -> None:
-    result = pickedge("check-config", str(EXAMPLE), env={"PICKEDGE__API__PORT": "8080"})
+def test_example_config_is_valid(site: Path) -> None:
+    result = pickedge("check-config", str(site), env={"PICKEDGE__API__PORT": "8080"})
     assert result.returncode == 0, result.stderr
     assert "# file:" in result.stdout
     port_line = next(line for line in result.stdout.splitlines() if line.startswith("api.port "))
@@ -105,8 +113,21 @@ def test_example_config_is_valid() -> None:
     assert secret not in result.stdout + result.stderr
 
 
+def test_a_secret_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    copy_secrets(tmp_path, mode=0o644)
+    site = tmp_path / "site.toml"
+    site.write_text(EXAMPLE.read_text())
+    for command in (["check-config", str(site)], ["run", "--config", str(site)]):
+        result = pickedge(*command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "box.secret_file: secret file" in result.stderr
+        assert "is readable by others (mode 0644): chmod 600 it" in result.stderr
+        secret = (tmp_path / "secrets" / "demo-box.secret").read_text().strip()
+        assert secret not in result.stdout + result.stderr
+
+
 def test_broken_copy_names_the_key(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "configs" / "secrets", tmp_path / "secrets")
+    copy_secrets(tmp_path)
     text = (
         EXAMPLE.read_text()
         .replace("port = 8470", 'port = "8470"')

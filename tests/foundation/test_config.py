@@ -4,6 +4,7 @@ read from files and never shown."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,30 @@ def test_layout_is_validated_by_the_routing_engine(cfg_file: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"layout"):
         load_config(cfg_file, env={})
+
+
+def test_a_secret_file_must_be_private_to_the_service(cfg_file: Path) -> None:
+    secret = cfg_file.parent / "box.secret"
+    secret.chmod(0o640)
+    with pytest.raises(ConfigError, match=r"readable by others \(mode 0640\): chmod 600 it"):
+        load_config(cfg_file, env={})
+    secret.chmod(0o600)
+    if os.geteuid() == 0:  # as root the file can be given to another user
+        os.chown(secret, 4242, -1)
+        with pytest.raises(ConfigError, match=r"belongs to uid 4242, not to this service"):
+            load_config(cfg_file, env={})
+        os.chown(secret, 0, -1)
+    assert load_config(cfg_file, env={}).box_secret() is not None
+
+
+def test_a_systemd_credential_is_read_from_its_directory(cfg_file: Path, tmp_path: Path) -> None:
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "box-secret").write_text("from-systemd\n")
+    (creds / "box-secret").chmod(0o644)  # systemd keeps the directory private
+    cfg_file.write_text(cfg_file.read_text().replace('"box.secret"', '"credential:box-secret"'))
+    cfg = load_config(cfg_file, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    secret = cfg.box_secret()
+    assert secret is not None and secret.reveal() == "from-systemd"
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(cfg_file, env={})  # no credentials directory: not started by systemd
