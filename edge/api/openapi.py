@@ -31,6 +31,10 @@ _ERROR_CODES = [
     "storage_full",
     "store_error",
     "internal_error",
+    "bad_http",
+    "too_many_connections",
+    "unknown_station",
+    "shipping_error",
 ]
 
 #: every ``result`` an answer of scan, short or skip can carry
