@@ -8,33 +8,23 @@
  * the answer is lost. The station's fixed scanner answers arrive as WebSocket
  * `station` pushes.
  *
- * The login (device key once, then badge) is a minimal copy of pda.js's and
- * shares its localStorage keys: one PDA, one session, either page.
+ * The login (device key once, then badge), the feedback, HTTP and socket are
+ * common.js's, shared with pda.js: one PDA, one session, either page.
  */
 "use strict";
 (function () {
   var $ = function (id) { return document.getElementById(id); };
+  var PE = window.PickEdge;  // common.js: feedback, login, HTTP, socket
   var ls = window.localStorage;
-  var S = {
-    deviceKey: ls.getItem("pe.deviceKey"),
-    token: ls.getItem("pe.token"),
-    picker: JSON.parse(ls.getItem("pe.picker") || "null"),
+  var S = PE.state({
     station: null,
     queue: JSON.parse(ls.getItem("pe.packQueue") || "[]"),
     view: null,       // the station as the box last answered
     done: null,       // the order just shipped (the box frees the station)
     held: [],         // pushes that arrived while our own scan was unanswered
     expect: [],       // our answers whose push has not arrived yet
-    busy: false,
-    ws: null,
-    wsOpen: false,
-    wsDelay: 500,
-    httpOk: true,
-    retryDelay: 500,
-    retryTimer: null,
-    answers: 0,
     pushes: 0
-  };
+  });
 
   var TITLES = {
     order_opened: "Order opened",
@@ -60,18 +50,6 @@
   };
 
   // ------------------------------------------------------------------ helpers
-
-  function newScanId() {
-    // randomUUID needs a secure context; a tablet on plain http has none.
-    if (window.crypto && typeof window.crypto.randomUUID === "function") {
-      return window.crypto.randomUUID();
-    }
-    var b = new Uint8Array(16);
-    window.crypto.getRandomValues(b);
-    b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
-    var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
-    return [h.slice(0, 8), h.slice(8, 12), h.slice(12, 16), h.slice(16, 20), h.slice(20)].join("-");
-  }
 
   /* "(00) 3 7612345000000001 6": extension digit, the 16 digits of company
    * prefix and serial, check digit — the label's own line when it cannot tell
@@ -111,120 +89,43 @@
     updateConn();
   }
 
-  function updateConn() {
-    var c = $("conn");
-    if (S.wsOpen && S.httpOk) {
-      c.className = "conn online"; c.textContent = "online";
-    } else if (S.queue.length) {
-      c.className = "conn retrying"; c.textContent = "offline · " + S.queue.length + " waiting";
-    } else {
-      c.className = "conn offline"; c.textContent = "offline";
-    }
-  }
+  function updateConn() { PE.showConn(S.wsOpen && S.httpOk, S.queue.length); }
 
-  // ------------------------------------------------------------------ feedback
-
-  var audio = null;
-  function beep(kind) {
-    try {
-      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-      var tones = { success: [[1320, 0.09]], warning: [[660, 0.14], [660, 0.14]], error: [[220, 0.5]] }[kind];
-      var t = audio.currentTime;
-      tones.forEach(function (tone) {
-        var o = audio.createOscillator(), g = audio.createGain();
-        o.type = kind === "error" ? "square" : "sine";
-        o.frequency.value = tone[0];
-        g.gain.setValueAtTime(0.4, t);
-        g.gain.exponentialRampToValueAtTime(0.001, t + tone[1]);
-        o.connect(g); g.connect(audio.destination);
-        o.start(t); o.stop(t + tone[1]);
-        t += tone[1] + 0.06;
-      });
-    } catch (e) { /* no audio on this device: the banner and flash still tell */ }
-  }
-
-  var flashTimer = null;
   function feedback(kind, title, message) {
-    if (kind !== "success" && kind !== "warning" && kind !== "error") { kind = "error"; }
-    document.body.dataset.feedback = kind;
+    PE.feedback.signal(kind);
     $("banner-title").textContent = title || "";
     $("banner-message").textContent = message || "";
-    beep(kind);
-    if (navigator.vibrate) {
-      navigator.vibrate({ success: 60, warning: [120, 80, 120], error: [400, 120, 400] }[kind]);
-    }
-    var f = $("flash");
-    f.className = kind + " on";
-    clearTimeout(flashTimer);
-    flashTimer = setTimeout(function () { f.className = kind; }, kind === "error" ? 600 : 250);
   }
 
-  // ------------------------------------------------------------------ HTTP
-
-  function api(method, path, body, extraHeaders) {
-    var headers = { "Content-Type": "application/json" };
-    if (S.token) { headers.Authorization = "Bearer " + S.token; }
-    Object.keys(extraHeaders || {}).forEach(function (k) { headers[k] = extraHeaders[k]; });
-    return fetch(path, {
-      method: method, headers: headers, cache: "no-store",
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (r) {
-      return r.json().catch(function () { return null; }).then(function (data) {
-        return { status: r.status, data: data };
-      });
-    });
-  }
-
-  function errorCode(res) { return res.data && res.data.error ? res.data.error.code : ""; }
-  function errorText(res) {
-    return res.data && res.data.error ? res.data.error.message : "error " + res.status;
-  }
+  function api(method, path, body, extraHeaders) { return PE.http(method, path, body, extraHeaders, S.token); }
+  var errorCode = PE.errorCode, errorText = PE.errorText;
 
   // ------------------------------------------------------------------ scans
 
   function enqueue(code) {
-    S.queue.push({ station: S.station, code: code, scan_id: newScanId(), picker: S.picker ? S.picker.id : null });
+    S.queue.push({ station: S.station, code: code, scan_id: PE.newScanId(), picker: S.picker ? S.picker.id : null });
     saveQueue();
     processQueue();
   }
 
-  function scheduleRetry() {
-    clearTimeout(S.retryTimer);
-    S.retryTimer = setTimeout(processQueue, S.retryDelay);
-    S.retryDelay = Math.min(S.retryDelay * 2, 4000);
-  }
-
   function processQueue() {
-    if (S.busy || !S.queue.length || !S.token) { return; }
-    S.busy = true;
-    var item = S.queue[0];
-    api("POST", "/api/v1/pack/scan", { station: item.station, code: item.code, scan_id: item.scan_id }).then(function (res) {
-      S.busy = false;
-      if (res.status === 200) {
-        S.queue.shift(); saveQueue();
-        S.httpOk = true; S.retryDelay = 500; updateConn();
-        settle(res.data);
-        processQueue();
-      } else if (res.status === 401) {
-        loggedOut("Your session ended: scan your badge");
-      } else if (res.status >= 500 || res.status === 429) {
-        // The box could not confirm it (restarting, disk full): the scan stays
-        // queued and is retried with the same scan_id.
-        if (S.httpOk) { feedback("warning", "Will retry", errorText(res)); }
-        S.httpOk = false; updateConn(); scheduleRetry();
-      } else {
-        S.queue.shift(); saveQueue();
+    PE.sendQueue(S, {
+      send: function (item) {
+        return api("POST", "/api/v1/pack/scan", { station: item.station, code: item.code, scan_id: item.scan_id });
+      },
+      save: saveQueue,
+      changed: updateConn,
+      answer: settle,
+      expired: function () { loggedOut("Your session ended: scan your badge"); },
+      retrying: function (res) { feedback("warning", "Will retry", errorText(res)); },
+      refused: function (res) {
         releaseHeld();
         if (errorCode(res) === "unknown_station" || res.status === 404) {
           chooseStation(errorText(res));
         } else {
           feedback("error", "Refused", errorText(res));
         }
-        processQueue();
       }
-    }, function () {
-      // The network dropped: keep the scan, retry it with the same scan_id.
-      S.busy = false; S.httpOk = false; updateConn(); scheduleRetry();
     });
   }
 
@@ -406,26 +307,16 @@
   // ------------------------------------------------------------------ WebSocket
 
   function connect() {
-    if (!S.token || S.ws) { return; }
-    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/ws");
-    S.ws = ws;
-    ws.onopen = function () { ws.send(JSON.stringify({ type: "auth", token: S.token })); };
-    ws.onmessage = function (ev) {
-      var msg;
-      try { msg = JSON.parse(ev.data); } catch (e) { return; }
-      if (msg.type === "message" && msg.text === "connected") {
-        S.wsOpen = true; S.wsDelay = 500; S.httpOk = true; updateConn();
+    PE.socket(S, {
+      connected: function () {
+        updateConn();
         refresh();  // whatever the fixed scanner did while the socket was down
         processQueue();
-      } else if (msg.type === "station") {
-        onPush(msg);
-      }
-    };
-    ws.onclose = function (ev) {
-      S.ws = null; S.wsOpen = false; updateConn();
-      if (ev.code === 4401) { loggedOut("Your session ended: scan your badge"); return; }
-      if (S.token) { setTimeout(connect, S.wsDelay); S.wsDelay = Math.min(S.wsDelay * 2, 5000); }
-    };
+      },
+      message: function (msg) { if (msg.type === "station") { onPush(msg); } },
+      closed: updateConn,
+      expired: function () { loggedOut("Your session ended: scan your badge"); }
+    });
   }
 
   // ------------------------------------------------------------------ session
@@ -458,7 +349,7 @@
 
   function loggedOut(message) {
     S.token = null; S.picker = null; S.held = []; S.expect = [];
-    ls.removeItem("pe.token"); ls.removeItem("pe.picker");
+    PE.auth.clear();
     if (S.ws) { S.ws.close(); }
     $("who").textContent = "PickEdge";
     screen("login");
@@ -466,36 +357,31 @@
   }
 
   function login(badge) {
-    api("POST", "/api/v1/sessions", { badge: badge }, { "X-Device-Key": S.deviceKey }).then(function (res) {
-      if (res.status === 201) {
-        S.token = res.data.token; S.picker = res.data.picker;
+    PE.auth.login(S.deviceKey, badge, {
+      ok: function (token, picker) {
+        S.token = token; S.picker = picker;
         // Scans of another packer were never confirmed: not under this badge.
         S.queue = S.queue.filter(function (q) { return q.picker === S.picker.id; });
         saveQueue();
-        ls.setItem("pe.token", S.token); ls.setItem("pe.picker", JSON.stringify(S.picker));
         S.httpOk = true;
         feedback("success", "Hello " + S.picker.name, S.station ? "Station " + S.station : "Scan the station");
         startPacking();
-      } else if (errorCode(res) === "unknown_device") {
-        S.deviceKey = null; ls.removeItem("pe.deviceKey");
+      },
+      unknownDevice: function () {
+        S.deviceKey = null;
         screen("setup");
         feedback("error", "Not enrolled", "This device is not enrolled: scan its device key");
-      } else {
-        feedback("error", "Not logged in", errorText(res));
-      }
-    }, function () { S.httpOk = false; updateConn(); feedback("error", "Offline", "No connection to the box"); });
+      },
+      refused: function (res) { feedback("error", "Not logged in", errorText(res)); },
+      offline: function () { S.httpOk = false; updateConn(); feedback("error", "Offline", "No connection to the box"); }
+    });
   }
 
   // ------------------------------------------------------------------ events
 
-  $("scan-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    var input = $("scan"), value = input.value.replace(/[\r\n]+$/, "");
-    input.value = "";
-    if (!value) { return; }
-    var mode = document.body.dataset.screen;
+  PE.scanInput(function (value, mode) {
     if (mode === "setup") {
-      S.deviceKey = value.trim(); ls.setItem("pe.deviceKey", S.deviceKey);
+      S.deviceKey = PE.auth.setDevice(value);
       screen("login");
     } else if (mode === "login") {
       login(value);
@@ -505,7 +391,7 @@
     } else {
       enqueue(value);
     }
-  });
+  }, focusScan);
 
   Array.prototype.forEach.call(document.querySelectorAll("#actions [data-command]"), function (b) {
     b.addEventListener("click", function () { enqueue(b.dataset.command); focusScan(); });
@@ -514,17 +400,11 @@
   $("btn-station").addEventListener("click", function () { chooseStation(""); });
 
   $("btn-logout").addEventListener("click", function () {
-    api("DELETE", "/api/v1/sessions").catch(function () { return null; });
+    PE.auth.logout(S.token);
     loggedOut("");
   });
 
-  // Keep the scan input focused: a wedge scanner types wherever the focus is.
-  document.addEventListener("click", function (ev) {
-    if (ev.target.tagName !== "INPUT") { focusScan(); }
-  });
-  $("scan").addEventListener("blur", function () { setTimeout(focusScan, 0); });
-  window.addEventListener("online", function () { S.retryDelay = 500; processQueue(); connect(); });
-  window.addEventListener("offline", function () { S.httpOk = false; updateConn(); });
+  PE.watchNetwork(S, processQueue, connect, updateConn);
 
   // ------------------------------------------------------------------ start
 

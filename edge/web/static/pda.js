@@ -9,32 +9,15 @@
 "use strict";
 (function () {
   var $ = function (id) { return document.getElementById(id); };
+  var PE = window.PickEdge;  // common.js: feedback, login, HTTP, socket
   var ls = window.localStorage;
-  var S = {
-    deviceKey: ls.getItem("pe.deviceKey"),
-    token: ls.getItem("pe.token"),
-    picker: JSON.parse(ls.getItem("pe.picker") || "null"),
+  var S = PE.state({
     queue: JSON.parse(ls.getItem("pe.queue") || "[]"),
     tour: null,
-    layout: null,
-    busy: false,
-    ws: null,
-    wsOpen: false,
-    wsDelay: 500,
-    httpOk: true,
-    retryDelay: 500,
-    retryTimer: null,
-    answers: 0
-  };
+    layout: null
+  });
 
   // ------------------------------------------------------------------ helpers
-
-  function newScanId() {
-    // crypto.randomUUID needs a secure context; a PDA on plain http has none.
-    var b = new Uint8Array(16);
-    window.crypto.getRandomValues(b);
-    return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
-  }
 
   function screen(name) {
     document.body.dataset.screen = name;
@@ -56,119 +39,33 @@
     updateConn();
   }
 
-  function updateConn() {
-    var c = $("conn");
-    if (S.wsOpen && S.httpOk) {
-      c.className = "conn online"; c.textContent = "online";
-    } else if (S.queue.length) {
-      c.className = "conn retrying"; c.textContent = "offline · " + S.queue.length + " waiting";
-    } else {
-      c.className = "conn offline"; c.textContent = "offline";
-    }
-  }
-
-  // ------------------------------------------------------------------ feedback
-
-  var audio = null;
-  function beep(kind) {
-    try {
-      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-      var tones = { success: [[1320, 0.09]], warning: [[660, 0.14], [660, 0.14]], error: [[220, 0.5]] }[kind];
-      var t = audio.currentTime;
-      tones.forEach(function (tone) {
-        var o = audio.createOscillator(), g = audio.createGain();
-        o.type = kind === "error" ? "square" : "sine";
-        o.frequency.value = tone[0];
-        g.gain.setValueAtTime(0.4, t);
-        g.gain.exponentialRampToValueAtTime(0.001, t + tone[1]);
-        o.connect(g); g.connect(audio.destination);
-        o.start(t); o.stop(t + tone[1]);
-        t += tone[1] + 0.06;
-      });
-    } catch (e) { /* no audio on this device: the flash and buzz still tell */ }
-  }
-
-  function buzz(kind) {
-    if (navigator.vibrate) {
-      navigator.vibrate({ success: 60, warning: [120, 80, 120], error: [400, 120, 400] }[kind]);
-    }
-  }
-
-  var flashTimer = null;
-  function flash(kind) {
-    var f = $("flash");
-    f.className = kind + " on";
-    clearTimeout(flashTimer);
-    flashTimer = setTimeout(function () { f.className = kind; }, kind === "error" ? 600 : 250);
-  }
+  function updateConn() { PE.showConn(S.wsOpen && S.httpOk, S.queue.length); }
 
   function feedback(kind, message) {
-    if (kind !== "success" && kind !== "warning" && kind !== "error") { kind = "error"; }
-    document.body.dataset.feedback = kind;
+    PE.feedback.signal(kind);
     $("message").textContent = message || "";
-    beep(kind); buzz(kind); flash(kind);
   }
 
-  // ------------------------------------------------------------------ HTTP
-
-  function api(method, path, body, extraHeaders) {
-    var headers = { "Content-Type": "application/json" };
-    if (S.token) { headers.Authorization = "Bearer " + S.token; }
-    Object.keys(extraHeaders || {}).forEach(function (k) { headers[k] = extraHeaders[k]; });
-    return fetch(path, {
-      method: method, headers: headers, cache: "no-store",
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (r) {
-      return r.json().catch(function () { return null; }).then(function (data) {
-        return { status: r.status, data: data };
-      });
-    });
-  }
-
-  function errorText(res) {
-    return res.data && res.data.error ? res.data.error.message : "error " + res.status;
-  }
+  function api(method, path, body, extraHeaders) { return PE.http(method, path, body, extraHeaders, S.token); }
+  var errorText = PE.errorText;
 
   // ------------------------------------------------------------------ scans
 
   function enqueue(code) {
-    S.queue.push({ code: code, scan_id: newScanId(), picker: S.picker ? S.picker.id : null });
+    S.queue.push({ code: code, scan_id: PE.newScanId(), picker: S.picker ? S.picker.id : null });
     saveQueue();
     processQueue();
   }
 
-  function scheduleRetry() {
-    clearTimeout(S.retryTimer);
-    S.retryTimer = setTimeout(processQueue, S.retryDelay);
-    S.retryDelay = Math.min(S.retryDelay * 2, 4000);
-  }
-
   function processQueue() {
-    if (S.busy || !S.queue.length || !S.token) { return; }
-    S.busy = true;
-    var item = S.queue[0];
-    api("POST", "/api/v1/scan", { code: item.code, scan_id: item.scan_id }).then(function (res) {
-      S.busy = false;
-      if (res.status === 200) {
-        S.queue.shift(); saveQueue();
-        S.httpOk = true; S.retryDelay = 500; updateConn();
-        handleAnswer(res.data);
-        processQueue();
-      } else if (res.status === 401) {
-        loggedOut("Your session ended: scan your badge");
-      } else if (res.status >= 500 || res.status === 429) {
-        // The box could not confirm it (restarting, disk or outbox full): the
-        // scan stays queued and is retried with the same scan_id.
-        if (S.httpOk) { feedback("warning", errorText(res) + " — will retry"); }
-        S.httpOk = false; updateConn(); scheduleRetry();
-      } else {
-        S.queue.shift(); saveQueue();
-        feedback("error", errorText(res));
-        processQueue();
-      }
-    }, function () {
-      // The Wi-Fi dropped: keep the scan, retry it with the same scan_id.
-      S.busy = false; S.httpOk = false; updateConn(); scheduleRetry();
+    PE.sendQueue(S, {
+      send: function (item) { return api("POST", "/api/v1/scan", { code: item.code, scan_id: item.scan_id }); },
+      save: saveQueue,
+      changed: updateConn,
+      answer: handleAnswer,
+      expired: function () { loggedOut("Your session ended: scan your badge"); },
+      retrying: function (res) { feedback("warning", errorText(res) + " — will retry"); },
+      refused: function (res) { feedback("error", errorText(res)); }
     });
   }
 
@@ -262,29 +159,21 @@
   // ------------------------------------------------------------------ WebSocket
 
   function connect() {
-    if (!S.token || S.ws) { return; }
-    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/ws");
-    S.ws = ws;
-    ws.onopen = function () { ws.send(JSON.stringify({ type: "auth", token: S.token })); };
-    ws.onmessage = function (ev) {
-      var msg;
-      try { msg = JSON.parse(ev.data); } catch (e) { return; }
-      if (msg.type === "message" && msg.text === "connected") {
-        S.wsOpen = true; S.wsDelay = 500; S.httpOk = true; updateConn(); processQueue();
-      } else if (msg.type === "tour_assigned" || msg.type === "tour_rerouted") {
-        S.tour = msg.tour; render();
-      } else if (msg.type === "task_cancelled") {
-        feedback("warning", msg.message || "a task was cancelled");
-        loadTour();
-      } else if (msg.type === "message" && msg.text) {
-        $("message").textContent = msg.text;
-      }
-    };
-    ws.onclose = function (ev) {
-      S.ws = null; S.wsOpen = false; updateConn();
-      if (ev.code === 4401) { loggedOut("Your session ended: scan your badge"); return; }
-      if (S.token) { setTimeout(connect, S.wsDelay); S.wsDelay = Math.min(S.wsDelay * 2, 5000); }
-    };
+    PE.socket(S, {
+      connected: function () { updateConn(); processQueue(); },
+      message: function (msg) {
+        if (msg.type === "tour_assigned" || msg.type === "tour_rerouted") {
+          S.tour = msg.tour; render();
+        } else if (msg.type === "task_cancelled") {
+          feedback("warning", msg.message || "a task was cancelled");
+          loadTour();
+        } else if (msg.type === "message" && msg.text) {
+          $("message").textContent = msg.text;
+        }
+      },
+      closed: updateConn,
+      expired: function () { loggedOut("Your session ended: scan your badge"); }
+    });
   }
 
   // ------------------------------------------------------------------ session
@@ -309,7 +198,7 @@
 
   function loggedOut(message) {
     S.token = null; S.picker = null; S.tour = null;
-    ls.removeItem("pe.token"); ls.removeItem("pe.picker");
+    PE.auth.clear();
     if (S.ws) { S.ws.close(); }
     $("who").textContent = "PickEdge";
     screen("login");
@@ -317,9 +206,9 @@
   }
 
   function login(badge) {
-    api("POST", "/api/v1/sessions", { badge: badge }, { "X-Device-Key": S.deviceKey }).then(function (res) {
-      if (res.status === 201) {
-        S.token = res.data.token; S.picker = res.data.picker;
+    PE.auth.login(S.deviceKey, badge, {
+      ok: function (token, picker) {
+        S.token = token; S.picker = picker;
         var others = S.queue.filter(function (q) { return q.picker !== S.picker.id; });
         if (others.length) {
           // Scans of another picker were never confirmed (no OK was shown): they
@@ -327,37 +216,32 @@
           S.queue = S.queue.filter(function (q) { return q.picker === S.picker.id; });
           saveQueue();
         }
-        ls.setItem("pe.token", S.token); ls.setItem("pe.picker", JSON.stringify(S.picker));
         S.httpOk = true;
         feedback("success", "Hello " + S.picker.name);
         startPicking();
-      } else if (res.data && res.data.error && res.data.error.code === "unknown_device") {
-        S.deviceKey = null; ls.removeItem("pe.deviceKey");
+      },
+      unknownDevice: function () {
+        S.deviceKey = null;
         screen("setup");
         feedback("error", "This PDA is not enrolled: scan its device key");
-      } else {
-        feedback("error", errorText(res));
-      }
-    }, function () { S.httpOk = false; updateConn(); feedback("error", "No connection to the box"); });
+      },
+      refused: function (res) { feedback("error", errorText(res)); },
+      offline: function () { S.httpOk = false; updateConn(); feedback("error", "No connection to the box"); }
+    });
   }
 
   // ------------------------------------------------------------------ events
 
-  $("scan-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    var input = $("scan"), value = input.value.replace(/[\r\n]+$/, "");
-    input.value = "";
-    if (!value) { return; }
-    var mode = document.body.dataset.screen;
+  PE.scanInput(function (value, mode) {
     if (mode === "setup") {
-      S.deviceKey = value.trim(); ls.setItem("pe.deviceKey", S.deviceKey);
+      S.deviceKey = PE.auth.setDevice(value);
       screen("login");
     } else if (mode === "login") {
       login(value);
     } else {
       enqueue(value);
     }
-  });
+  }, focusScan);
 
   $("btn-short").addEventListener("click", function () {
     var stop = currentStop();
@@ -395,17 +279,11 @@
   });
 
   $("btn-logout").addEventListener("click", function () {
-    api("DELETE", "/api/v1/sessions").catch(function () { return null; });
+    PE.auth.logout(S.token);
     loggedOut("");
   });
 
-  // Keep the scan input focused: a wedge scanner types wherever the focus is.
-  document.addEventListener("click", function (ev) {
-    if (ev.target.tagName !== "INPUT") { focusScan(); }
-  });
-  $("scan").addEventListener("blur", function () { setTimeout(focusScan, 0); });
-  window.addEventListener("online", function () { S.retryDelay = 500; processQueue(); connect(); });
-  window.addEventListener("offline", function () { S.httpOk = false; updateConn(); });
+  PE.watchNetwork(S, processQueue, connect, updateConn);
 
   // ------------------------------------------------------------------ start
 
