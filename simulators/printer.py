@@ -311,7 +311,7 @@ class PrinterSimulator:
                     self._timers.add(timer)
                     timer.add_done_callback(self._timers.discard)
                 case ["status"] | []:
-                    pass
+                    pass  # nothing to change: the answer below is the state
                 case _:
                     return f"error: unknown command {line.strip()!r}"
         except ValueError as exc:

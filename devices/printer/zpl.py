@@ -354,7 +354,7 @@ def parse_format(data: bytes) -> ParsedLabel:
         elif name == "CI":
             utf8 = params.split(",")[0] == "28"
         elif name[:1] == "A" or name in _LAYOUT:
-            pass
+            pass  # fonts and layout: they shape the next field, they carry no data
         elif name[:1] == "B":
             raise FrameError(f"barcode ^{name} is not supported (only ^BC, Code 128)")
         else:

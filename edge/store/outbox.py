@@ -227,8 +227,8 @@ def start_new_epoch(
     """
     # a conflict while an earlier move is unfinished (the new epoch itself
     # conflicting after a crash): finish it here first; rare, and correct
-    while move_step(tx, limit=1 << 40):
-        pass
+    while move_step(tx, limit=1 << 40):  # each step moves one whole range
+        continue
     if epoch is None:
         epoch = str(tx.execute(_SEND_EPOCH).fetchone()[0])
     row = _epoch_row(tx, epoch)

@@ -336,7 +336,7 @@ def test_a_rolled_back_close_gives_its_serial_back(store: Store) -> None:
     take(store, 2)
 
     class Jammed(Exception):
-        pass
+        """The label printer jams after the SSCC was taken."""
 
     def jammed(tx: Transaction) -> None:
         with tx.savepoint() as unit:
