@@ -9,11 +9,9 @@ tour.
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from edge.cli.route import _fail, _load
+from edge.cli.common import echo_json_by_key, fail, load_json_or_exit
 
 EPILOG = """\b
 Examples:
@@ -44,15 +42,14 @@ def batch_command(problem_file: str, compare: bool) -> None:
     """Batch orders onto carts with the shortest total walk and print the answer as JSON."""
     from edge.batching import baselines, batch
 
-    problem = _load(problem_file)
+    problem = load_json_or_exit(problem_file)
     try:
         result = batch(problem)
         base = baselines(problem) if compare else {}
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail("error: " + str(exc)) from exc
     if not compare:
-        lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in result.items()]
-        click.echo("{\n" + ",\n".join(lines) + "\n}")
+        echo_json_by_key(result)
         return
     best = result["total_length_m"]
     units = sum(b["units"] for b in result["batches"])

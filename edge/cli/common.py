@@ -9,9 +9,11 @@ its writer wait). Only ``pickedge db migrate`` asks for a migration."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,6 +25,28 @@ from edge.store import Store
 def fail(message: str, code: int = 2) -> click.exceptions.Exit:
     click.echo(message, err=True)
     return click.exceptions.Exit(code)
+
+
+def load_json_or_exit(path: str) -> Any:
+    """A JSON document from ``path`` (``-``: stdin), or exit 2 with one line."""
+    try:
+        with click.open_file(path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except OSError as exc:
+        raise fail(f"error: {path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise fail(f"error: {path}: not UTF-8 text") from exc
+    except json.JSONDecodeError as exc:
+        raise fail(
+            f"error: {path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
+
+
+def echo_json_by_key(doc: dict[str, Any]) -> None:
+    """``doc`` as JSON, one line per top-level key: long lists stay readable
+    and the output stays valid JSON."""
+    lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items()]
+    click.echo("{\n" + ",\n".join(lines) + "\n}")
 
 
 def config_or_exit(path: Path | None, *, read_secrets: bool = True) -> Config:

@@ -6,10 +6,9 @@ on stdout. A problem that cannot be routed prints one line on stderr and exits 2
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import click
+
+from edge.cli.common import echo_json_by_key, fail, load_json_or_exit
 
 EPILOG = """\b
 Examples:
@@ -23,23 +22,6 @@ A problem (see contracts/routing-v1.md and docs/routing.md):
               "blocks": 2, "block_length_m": 20.0, "depot": {"x": 0.0, "y": 0.0}},
    "picks": [{"id": "L-0001", "aisle": 3, "y": 12.5}]}
 """
-
-
-def _fail(message: str) -> click.exceptions.Exit:
-    click.echo(f"error: {message}", err=True)
-    return click.exceptions.Exit(2)
-
-
-def _load(path: str) -> Any:
-    try:
-        with click.open_file(path, "r", encoding="utf-8") as handle:
-            return json.load(handle)
-    except OSError as exc:
-        raise _fail(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise _fail(f"{path}: not UTF-8 text") from exc
-    except json.JSONDecodeError as exc:
-        raise _fail(f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
 
 
 @click.command(
@@ -56,18 +38,16 @@ def route_command(problem_file: str, compare: bool) -> None:
     from edge.routing import route
     from edge.routing.heuristics import heuristic_lengths
 
-    problem = _load(problem_file)
+    problem = load_json_or_exit(problem_file)
     try:
         result = route(problem)
         # the classic heuristics exist for conventional layouts only
         blocks = problem["layout"].get("kind") == "blocks"
         heuristics = heuristic_lengths(problem) if compare and blocks else {}
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail("error: " + str(exc)) from exc
     if not compare:
-        # one line per key keeps long waypoint lists readable and the output valid JSON
-        lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in result.items()]
-        click.echo("{\n" + ",\n".join(lines) + "\n}")
+        echo_json_by_key(result)
         return
     best = result["length_m"]
     label = "optimal" if result["optimal"] else "best found"
