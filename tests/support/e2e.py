@@ -207,22 +207,13 @@ def free_port(rng: random.Random) -> int:
     raise AssertionError("no free port below the ephemeral range")
 
 
-def write_config(
-    workdir: Path,
-    cloud_url: str,
-    port: int,
-    *,
-    checkpoint_interval_s: float = 1.0,
-    metrics_token: str | None = None,
-) -> Path:
+def box_config(
+    workdir: Path, cloud_url: str, port: int, *, checkpoint_interval_s: float = 1.0
+) -> str:
+    """The ``[box]``, ``[cloud]``, ``[store]`` and ``[api]`` sections every
+    e2e daemon runs with (small batches, quick retries), its secret written."""
     (workdir / "box.secret").write_text(SECRET + "\n")
-    metrics = ""
-    if metrics_token is not None:
-        (workdir / "metrics.token").write_text(metrics_token + "\n")
-        metrics = 'metrics_token_file = "metrics.token"'
-    path = workdir / "pickedge.toml"
-    path.write_text(
-        f"""
+    return f"""
 [box]
 id = "{BOX}"
 secret_file = "box.secret"
@@ -241,7 +232,26 @@ checkpoint_interval_s = {checkpoint_interval_s}
 [api]
 host = "127.0.0.1"
 port = {port}
-{metrics}
+"""
+
+
+def write_config(
+    workdir: Path,
+    cloud_url: str,
+    port: int,
+    *,
+    checkpoint_interval_s: float = 1.0,
+    metrics_token: str | None = None,
+) -> Path:
+    metrics = ""
+    if metrics_token is not None:
+        (workdir / "metrics.token").write_text(metrics_token + "\n")
+        metrics = 'metrics_token_file = "metrics.token"'
+    path = workdir / "pickedge.toml"
+    core = box_config(workdir, cloud_url, port, checkpoint_interval_s=checkpoint_interval_s)
+    path.write_text(
+        core
+        + f"""{metrics}
 
 [layout]
 kind = "blocks"

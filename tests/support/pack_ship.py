@@ -43,7 +43,7 @@ from edge.store.db import now_ms
 from simulators.cloud import CloudSimulator, gtin14
 from simulators.printer import PrinterSimulator
 from simulators.rfid_mqtt import MqttScannerSim, ReaderSim
-from tests.support.e2e import BOX, ROOT, SECRET, Box
+from tests.support.e2e import BOX, ROOT, Box, box_config
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.processes import ProcessReaper
 
@@ -68,30 +68,11 @@ DEPART_WITHIN_S = 6.0
 def write_config(
     workdir: Path, *, cloud_url: str, api_port: int, broker: MosquittoBroker, printer_url: str
 ) -> Path:
-    (workdir / "box.secret").write_text(SECRET + "\n")
     (workdir / "mqtt.secret").write_text(broker.password + "\n")
     path = workdir / "pickedge.toml"
     path.write_text(
-        f"""
-[box]
-id = "{BOX}"
-secret_file = "box.secret"
-
-[cloud]
-url = "{cloud_url}"
-timeout_s = 1.0
-batch_max_events = 40
-backoff_max_s = 1.0
-pull_interval_s = 0.5
-
-[store]
-path = "box.db"
-checkpoint_interval_s = 1.0
-
-[api]
-host = "127.0.0.1"
-port = {api_port}
-
+        box_config(workdir, cloud_url, api_port)
+        + f"""
 [mqtt]
 host = "{broker.host}"
 port = {broker.port}
