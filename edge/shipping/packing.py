@@ -18,25 +18,22 @@ scanner, scans:
 - ``REPRINT``: the order's label job again, after a printer fault;
 - ``RELEASE``: the station lets go of an order nothing of which is packed yet.
 
-Shape: :func:`load` reads the station in the write transaction, :func:`decide`
-is pure, :func:`apply` writes the decision and its outbox events
-(``shipment_confirmed``) in the same transaction. A refused scan changes
-nothing. Nothing here talks to a printer: a decision that needs labels names
-the job, and :mod:`edge.shipping.service` sends it after the commit.
+Shape, as for picking: :func:`edge.shipping.pack_load.load` reads the station
+in the write transaction; :func:`decide` (here, with the vocabulary) is pure;
+:func:`edge.shipping.pack_apply.apply` writes the decision and its outbox
+events (``shipment_confirmed``) in the same transaction. A refused scan
+changes nothing. Nothing here talks to a printer: a decision that needs labels
+names the job, and :mod:`edge.shipping.service` sends it after the commit.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
-from cloud_sync.events import Carton, CartonLine, ShipmentConfirmed
 from edge.picking.codes import ScannedCode
 from edge.picking.model import Feedback
-from edge.picking.queries import Reads
-from edge.store.db import Transaction
 
 CLOSE, REPRINT, RELEASE = "CLOSE", "REPRINT", "RELEASE"
 COMMANDS = (CLOSE, REPRINT, RELEASE)
@@ -181,152 +178,6 @@ class PackDecision:
         return Feedback.SUCCESS
 
 
-# ---------------------------------------------------------------------- load
-
-
-def order_key_of(tx: Reads, data: str) -> str | None:
-    """The order a tote, task or order code names (pick tasks only)."""
-    row = tx.execute(
-        "SELECT COALESCE(order_ref, task) FROM tasks WHERE kind = 'pick' "
-        "AND (tote = ?1 OR task = ?1 OR order_ref = ?1) ORDER BY received_ms LIMIT 1",
-        (data,),
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-def load_order(tx: Reads, order: str) -> OrderState:
-    tasks = tx.execute(
-        "SELECT task, state, ship_postcode, ship_region, carrier FROM tasks "
-        "WHERE kind = 'pick' AND COALESCE(order_ref, task) = ?",
-        (order,),
-    ).fetchall()
-    picked: dict[str, int] = {}
-    for sku, units in tx.execute(
-        "SELECT l.sku, SUM(l.picked) FROM task_lines l JOIN tasks t ON t.task = l.task "
-        "WHERE t.kind = 'pick' AND t.state = 'done' AND COALESCE(t.order_ref, t.task) = ? "
-        "GROUP BY l.sku",
-        (order,),
-    ):
-        if units:
-            picked[str(sku)] = int(units)
-    cartons: list[CartonState] = []
-    packed: dict[str, int] = {}
-    for n, (carton, state, sscc, printed) in enumerate(
-        tx.execute(
-            "SELECT carton, state, sscc, printed_ms FROM cartons WHERE order_ref = ? "
-            "ORDER BY carton",
-            (order,),
-        ).fetchall(),
-        start=1,
-    ):
-        lines = {
-            str(sku): int(qty)
-            for sku, qty in tx.execute(
-                "SELECT sku, qty FROM carton_lines WHERE carton = ? ORDER BY sku", (carton,)
-            )
-        }
-        for sku, qty in lines.items():
-            packed[sku] = packed.get(sku, 0) + qty
-        cartons.append(CartonState(int(carton), n, str(state), sscc, printed is not None, lines))
-    shipped = (
-        tx.execute("SELECT 1 FROM shipments WHERE order_ref = ?", (order,)).fetchone() is not None
-    )
-    at = tx.execute("SELECT station FROM pack_stations WHERE order_ref = ?", (order,)).fetchone()
-    states = {str(t[1]) for t in tasks}
-    first = tasks[0] if tasks else (None, None, None, None, None)
-    return OrderState(
-        order=order,
-        ready=bool(tasks) and states <= {"done", "cancelled"} and bool(picked),
-        shipped=shipped,
-        station=None if at is None else str(at[0]),
-        picked=picked,
-        packed=packed,
-        cartons=tuple(cartons),
-        ship_postcode=first[2],
-        ship_region=first[3],
-        carrier=first[4],
-    )
-
-
-def sku_of_gtin(tx: Reads, gtin14: str | None) -> str | None:
-    if gtin14 is None:
-        return None
-    row = tx.execute("SELECT sku FROM item_gtins WHERE gtin = ?", (gtin14,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def order_needing(tx: Reads, sku: str, besides: str | None) -> str | None:
-    """A picked order not yet shipped, other than ``besides``, with units of
-    ``sku`` not yet packed (the unit in the packer's hand is probably its)."""
-    rows = tx.execute(
-        "SELECT COALESCE(t.order_ref, t.task) AS o, SUM(l.picked) FROM task_lines l "
-        "JOIN tasks t ON t.task = l.task WHERE t.kind = 'pick' AND t.state = 'done' "
-        "AND l.sku = ? AND l.picked > 0 GROUP BY o ORDER BY MIN(t.finished_ms)",
-        (sku,),
-    ).fetchall()
-    for order, units in rows:
-        if order == besides:
-            continue
-        if tx.execute("SELECT 1 FROM shipments WHERE order_ref = ?", (order,)).fetchone():
-            continue
-        (packed,) = tx.execute(
-            "SELECT COALESCE(SUM(cl.qty), 0) FROM carton_lines cl JOIN cartons c "
-            "ON c.carton = cl.carton WHERE c.order_ref = ? AND cl.sku = ?",
-            (order, sku),
-        ).fetchone()
-        if int(units) > int(packed):
-            return str(order)
-    return None
-
-
-def cart_of(tx: Reads, order: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The other orders picked on the same tours as ``order`` (its cart) that
-    have units to ship and are not shipped: (not yet fully packed, packed)."""
-    rows = tx.execute(
-        "SELECT DISTINCT COALESCE(o.order_ref, o.task) FROM tasks t "
-        "JOIN tour_stops s ON s.task = t.task JOIN tour_stops c ON c.tour = s.tour "
-        "JOIN tasks o ON o.task = c.task "
-        "WHERE t.kind = 'pick' AND COALESCE(t.order_ref, t.task) = ?1 "
-        "AND COALESCE(o.order_ref, o.task) <> ?1 ORDER BY 1",
-        (order,),
-    ).fetchall()
-    waiting: list[str] = []
-    packed: list[str] = []
-    for (other,) in rows:
-        state = load_order(tx, str(other))
-        if state.shipped or not state.picked:
-            continue
-        (packed if state.fully_packed else waiting).append(state.order)
-    return tuple(waiting), tuple(packed)
-
-
-def load(
-    tx: Transaction,
-    station: str,
-    code: ScannedCode,
-    *,
-    has_printer: bool,
-    label_required: bool,
-    cart_labels: bool = False,
-) -> StationScan:
-    row = tx.execute("SELECT order_ref FROM pack_stations WHERE station = ?", (station,)).fetchone()
-    current = load_order(tx, str(row[0])) if row is not None and row[0] is not None else None
-    named: OrderState | None = None
-    sku: str | None = None
-    needed_by: str | None = None
-    if code.valid and code.data.upper() not in COMMANDS:
-        sku = sku_of_gtin(tx, code.gtin14)
-        if sku is None:
-            key = order_key_of(tx, code.data)
-            named = load_order(tx, key) if key is not None else None
-        elif current is None or current.left(sku) <= 0:
-            needed_by = order_needing(tx, sku, current.order if current else None)
-    cart: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
-    if cart_labels and current is not None and code.data.upper() in (CLOSE, REPRINT):
-        cart = cart_of(tx, current.order)
-    return StationScan(station, current, named, sku, needed_by, has_printer, label_required, *cart)
-
-
 # ---------------------------------------------------------------------- decide
 
 
@@ -451,131 +302,3 @@ def _close(scan: StationScan) -> PackDecision:
 
 def _with(cart: tuple[str, ...]) -> str:
     return f" (with its cart's orders {', '.join(cart)}, one job)" if cart else ""
-
-
-# ---------------------------------------------------------------------- apply
-
-
-class Allocate(Protocol):
-    """Hands out the next SSCC in the caller's transaction (:mod:`edge.shipping.sscc`)."""
-
-    def __call__(self, tx: Transaction, *, now: int) -> str: ...
-
-
-@dataclass(slots=True)
-class Applied:
-    decision: PackDecision
-    #: cartons closed by this scan: (carton, sscc)
-    closed: list[tuple[int, str]] = field(default_factory=list)
-    shipment: str | None = None
-
-
-def apply(
-    tx: Transaction,
-    scan: StationScan,
-    decision: PackDecision,
-    *,
-    allocate: Allocate,
-    packer: str,
-    door_of: Mapping[str, str],
-    default_door: str | None,
-    now: int,
-) -> Applied:
-    """Write ``decision`` in ``tx``. ``allocate(tx, now=...)`` hands out the
-    next SSCC (:func:`edge.shipping.sscc.allocate`); it may refuse (range
-    exhausted), which rolls the whole scan back."""
-    applied = Applied(decision)
-    station = scan.station
-    if decision.result in REFUSALS:
-        return applied
-    if decision.release:
-        tx.execute(
-            "UPDATE pack_stations SET order_ref = NULL, carton = NULL WHERE station = ?",
-            (station,),
-        )
-        return applied
-    if decision.result is PackResult.ORDER_OPENED:
-        tx.execute(
-            "INSERT INTO pack_stations (station, order_ref, carton, packer, since_ms) "
-            "VALUES (?, ?, NULL, ?, ?) ON CONFLICT (station) DO UPDATE SET "
-            "order_ref = excluded.order_ref, carton = NULL, packer = excluded.packer, "
-            "since_ms = excluded.since_ms",
-            (station, decision.order, packer, now),
-        )
-        return applied
-    order = scan.current
-    assert order is not None  # every other decision acts on the station's order
-    if decision.sku is not None:
-        carton = order.open_carton.carton if order.open_carton else None
-        if carton is None:
-            carton = int(
-                tx.execute(
-                    "INSERT INTO cartons (order_ref, station, opened_ms) VALUES (?, ?, ?) "
-                    "RETURNING carton",
-                    (order.order, station, now),
-                ).fetchone()[0]
-            )
-            tx.execute("UPDATE pack_stations SET carton = ? WHERE station = ?", (carton, station))
-        tx.execute(
-            "INSERT INTO carton_lines (carton, sku, qty) VALUES (?, ?, 1) "
-            "ON CONFLICT (carton, sku) DO UPDATE SET qty = qty + 1",
-            (carton, decision.sku),
-        )
-        return applied
-    if decision.close:
-        open_carton = order.open_carton
-        assert open_carton is not None
-        sscc = allocate(tx, now=now)
-        tx.execute(
-            "UPDATE cartons SET state = 'closed', sscc = ?, closed_ms = ? WHERE carton = ?",
-            (sscc, now, open_carton.carton),
-        )
-        tx.execute("UPDATE pack_stations SET carton = NULL WHERE station = ?", (station,))
-        applied.closed.append((open_carton.carton, sscc))
-    if decision.ship:
-        applied.shipment = ship(
-            tx,
-            order.order,
-            by=packer,
-            door=door_of.get(order.carrier or "", default_door),
-            now=now,
-        )
-    return applied
-
-
-def ship(tx: Transaction, order: str, *, by: str, door: str | None, now: int) -> str:
-    """Confirm the shipment of a packed order: ``shipment_confirmed`` with every
-    carton's SSCC and lines, the cartons shipped and expected at ``door``, the
-    station free. Returns the shipment id: ``SHP-`` and the first carton's SSCC
-    (unique: an SSCC is never reused)."""
-    cartons = tx.execute(
-        "SELECT carton, sscc FROM cartons WHERE order_ref = ? AND state = 'closed' ORDER BY carton",
-        (order,),
-    ).fetchall()
-    shipment = f"SHP-{cartons[0][1]}"
-    content = tuple(
-        Carton(
-            sscc=str(sscc),
-            lines=tuple(
-                CartonLine(sku=str(sku), qty=int(qty))
-                for sku, qty in tx.execute(
-                    "SELECT sku, qty FROM carton_lines WHERE carton = ? ORDER BY sku", (carton,)
-                )
-            ),
-        )
-        for carton, sscc in cartons
-    )
-    tx.execute(
-        "INSERT INTO shipments (shipment, order_ref, door, confirmed_ms) VALUES (?, ?, ?, ?)",
-        (shipment, order, door, now),
-    )
-    tx.execute(
-        "UPDATE cartons SET state = 'shipped', shipment = ?, door = ? "
-        "WHERE order_ref = ? AND state = 'closed'",
-        (shipment, door, order),
-    )
-    tx.execute(
-        "UPDATE pack_stations SET order_ref = NULL, carton = NULL WHERE order_ref = ?", (order,)
-    )
-    tx.append(ShipmentConfirmed(shipment=shipment, orders=(order,), cartons=content, by=by))
-    return shipment

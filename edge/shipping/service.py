@@ -30,9 +30,10 @@ from common.faults import crash_point
 from devices.errors import LabelError
 from edge.picking.codes import ScannedCode, interpret
 from edge.picking.queries import Reads
-from edge.shipping import labels, packing, sscc
+from edge.shipping import labels, pack_apply, pack_load, packing, sscc
 from edge.shipping.errors import UnknownStationError
-from edge.shipping.packing import Allocate, PackDecision, PackResult
+from edge.shipping.pack_apply import Allocate
+from edge.shipping.packing import PackDecision, PackResult
 from edge.store.db import Store, Transaction, now_ms
 from edge.store.group_commit import GroupCommitter
 
@@ -160,7 +161,7 @@ class PackingService:
         scan_id: str | None,
     ) -> PackOutcome:
         now = now_ms()
-        state = packing.load(
+        state = pack_load.load(
             tx,
             st.id,
             scanned,
@@ -169,7 +170,7 @@ class PackingService:
             cart_labels=self.cart_labels,
         )
         decision = packing.decide(state, scanned)
-        packing.apply(
+        pack_apply.apply(
             tx,
             state,
             decision,
@@ -213,7 +214,7 @@ class PackingService:
                     ).fetchone():
                         continue  # a reprint of labels already shipped
                     door = self._door(tx, order)
-                    packing.ship(tx, order, by=outcome.packer or st.id, door=door, now=now)
+                    pack_apply.ship(tx, order, by=outcome.packer or st.id, door=door, now=now)
                 decision = PackDecision(
                     PackResult.SHIPPED, f"order {names}: labels printed, shipment confirmed"
                 )
@@ -306,7 +307,7 @@ def _answer(
 
 def order_view(db: Reads, order_ref: str) -> dict[str, Any]:
     """An order as the station page shows it: lines and cartons."""
-    order = packing.load_order(db, order_ref)
+    order = pack_load.load_order(db, order_ref)
     return {
         "order": order.order,
         "units_left": order.units_left,
