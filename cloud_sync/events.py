@@ -118,6 +118,9 @@ class PickConfirmed(UpstreamEvent):
     qty: int
     picker: str
     codes: tuple[str, ...]
+    #: the tote the units went into (cart picking; None: no tote) — an
+    #: extension within v1, see docs/sync.md
+    tote: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -204,6 +204,46 @@ class ShippingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CartsConfig:
+    """Cart picking: several orders on one cart, one tote each (issue 11)."""
+
+    totes: int = _f(
+        1, "Orders (totes) one cart carries; 1: one order per tour, no cart.", min=1, max=24
+    )
+    units: int = _f(60, "Most units one cart carries.", min=1, max=100_000)
+    max_wait_s: float = _f(
+        900.0,
+        "A task older than this goes on the next cart before any younger one, "
+        "whatever their priorities.",
+        min=0.0,
+    )
+    propose_ms: int = _f(
+        100, "Budget of the batch search when a picker starts a cart.", min=1, max=1000
+    )
+    pool: int = _f(200, "Most open tasks a proposal considers (the most urgent).", min=1)
+    improve_s: float = _f(
+        5.0,
+        "Seconds between background improvements of the proposals (0: none); they run "
+        "in a separate, lower-priority process.",
+        min=0.0,
+    )
+    improve_ms: int = _f(1000, "Budget of one background improvement.", min=10, max=60_000)
+    confirm_put: bool = _f(True, "Each stop's units are put into their tote by scanning it.")
+    tote_pattern: str = _f(
+        r"^TOTE-[A-Z0-9-]{1,32}$", "Regular expression of a tote label.", pattern=True
+    )
+    cart_pattern: str = _f(
+        r"^CART-[A-Z0-9-]{1,32}$",
+        "Regular expression of a cart label (scanning one starts a cart like START).",
+        pattern=True,
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.totes > 1
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceConfig:
     id: str = _f("", "Unique id of the device.")
     driver: str = _f("", "Driver: " + ", ".join(sorted(DRIVERS)) + ".")
@@ -227,6 +267,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     layout: LayoutConfig = field(default_factory=LayoutConfig)
     shipping: ShippingConfig = field(default_factory=ShippingConfig)
+    carts: CartsConfig = field(default_factory=CartsConfig)
     device_entries: tuple[DeviceConfig, ...] = ()
     #: where each value came from: "box.id" -> "file:3", "api.port" -> "env:PICKEDGE__API__PORT"
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -281,6 +322,7 @@ SECTIONS: dict[str, type[Any]] = {
     "logging": LoggingConfig,
     "layout": LayoutConfig,
     "shipping": ShippingConfig,
+    "carts": CartsConfig,
 }
 SECRET_KEYS = ("box.secret_file", "mqtt.password_file", "api.metrics_token_file")
 
@@ -445,6 +487,12 @@ def _build(
         if "max" in meta and coerced > meta["max"]:
             out.problem(path, origin, f"must be at most {meta['max']}, not {coerced!r}")
             continue
+        if meta.get("pattern"):
+            try:
+                re.compile(coerced)
+            except re.error as exc:
+                out.problem(path, origin, f"is not a regular expression: {exc}")
+                continue
         values[key] = coerced
         out.sources[path] = origin
     return cls(**values)

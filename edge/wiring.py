@@ -48,6 +48,7 @@ from edge.maintenance import Maintenance
 from edge.masterdata import Notice, apply_changes
 from edge.metrics import DaemonCollector, exposition, set_sync_backlog
 from edge.picking import PickingService
+from edge.picking.model import CartSettings
 from edge.picking.tours import Planner
 from edge.shipping import sscc
 from edge.shipping.inbox import PRINTER_DRIVER, FloorInbox
@@ -218,6 +219,18 @@ def check_copy(store: Store) -> None:
         log.error("cannot read or write the sync mark beside %s: %s", store.path, exc)
 
 
+def cart_settings(cfg: Config) -> CartSettings:
+    """The zone's ``[carts]`` as picking sees them."""
+    c = cfg.carts
+    return CartSettings(
+        totes=c.totes,
+        units=c.units,
+        confirm_put=c.confirm_put,
+        tote_pattern=c.tote_pattern,
+        cart_pattern=c.cart_pattern,
+    )
+
+
 def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     """Build every component the configuration asks for (nothing runs yet)."""
     store = store if store is not None else open_store(cfg)
@@ -235,7 +248,10 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         parts["uploader"] = up
 
     picking = PickingService(
-        store, cfg.layout_dict(), on_commit=up.notify if up is not None else None
+        store,
+        cfg.layout_dict(),
+        on_commit=up.notify if up is not None else None,
+        carts=cart_settings(cfg),
     )
     # Before anything serves: stops of tasks cancelled while a crash (or an
     # older version) kept them in a tour leave it now.

@@ -23,7 +23,7 @@ scan that meets one anyway confirms nothing and takes it out then.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cloud_sync.events import (
@@ -39,11 +39,13 @@ from cloud_sync.events import (
 from edge.picking import queries as q
 from edge.picking import reservations as res
 from edge.picking.decide import (
+    BindTote,
     Cancel,
     ConfirmLocation,
     Count,
     Decision,
     FinishTour,
+    Put,
     ScanState,
     Short,
     Skip,
@@ -93,13 +95,17 @@ def apply_scan(
     """Write what ``decision`` intends; a decision without intent writes nothing."""
     intent = decision.intent
     if isinstance(intent, StartTour):
-        return start_tour(tx, picker, intent.tasks, planner=planner, prepared=prepared, now=now)
+        return start_tour(tx, picker, intent, planner=planner, prepared=prepared, now=now)
     if isinstance(intent, ConfirmLocation):
         q.set_stop_state(tx, intent.stop.tour, intent.stop.stop, StopState.LOCATION_OK)
     elif isinstance(intent, Count):
         _count(tx, picker, intent, now)
     elif isinstance(intent, FinishTour):
         finish_tour(tx, intent.tour, now)
+    elif isinstance(intent, BindTote):
+        q.bind_tote(tx, intent.tour, intent.task, intent.tote, now)
+    elif isinstance(intent, Put):
+        _put(tx, intent, now)
     elif isinstance(intent, WithdrawTask):
         withdraw_task(tx, intent.task, planner, now)
         return Applied(decision, state.tour, push=TOUR_REROUTED)
@@ -108,7 +114,10 @@ def apply_scan(
 
 def _count(tx: Transaction, picker: Picker, count: Count, now: int) -> None:
     stop = count.stop
-    state = StopState.DONE if count.done else StopState.LOCATION_OK
+    if count.to_put:
+        state = StopState.TO_PUT
+    else:
+        state = StopState.DONE if count.done else StopState.LOCATION_OK
     units = count.units
     confirm_units(
         tx, stop, units, picker=picker.id, codes=(count.code,), state=state, release=units
@@ -117,6 +126,16 @@ def _count(tx: Transaction, picker: Picker, count: Count, now: int) -> None:
         q.set_stop_state(tx, stop.tour, count.here_next.stop, StopState.LOCATION_OK)
     if count.finish:
         finish_tour(tx, stop.tour, now)
+
+
+def _put(tx: Transaction, put: Put, now: int) -> None:
+    """The stop's units are in their tote: the stop is done (nothing moves
+    upstream: they were confirmed when taken from the location)."""
+    q.set_stop_state(tx, put.stop.tour, put.stop.stop, StopState.DONE)
+    if put.here_next is not None:
+        q.set_stop_state(tx, put.stop.tour, put.here_next.stop, StopState.LOCATION_OK)
+    if put.finish:
+        finish_tour(tx, put.stop.tour, now)
 
 
 def confirm_units(
@@ -140,15 +159,17 @@ def confirm_units(
     if not units:
         return
     res.add_line_picked(tx, stop.task, stop.line, units)
+    order, tote = q.order_and_tote(tx, stop.tour, stop.task)
     confirmed = PickConfirmed(
         task=stop.task,
-        order=res.order_of(tx, stop.task),
+        order=order,
         line=stop.line,
         sku=stop.sku,
         location=stop.location,
         qty=units,
         picker=picker,
         codes=codes,
+        tote=tote,
     )
     tx.append(confirmed)
     tx.append(_delta(stop, -units, StockReason.PICK))
@@ -177,11 +198,8 @@ def finish_tour(tx: Transaction, tour: int, now: int) -> None:
 def task_picked(tx: Transaction, task: str, tour: int) -> None:
     """``task_picked`` for a task whose every line is now picked or short (the
     pack station works from it; sync-v1): its lines and the tote it is in."""
-    order_ref, tote, picker = tx.execute(
-        "SELECT t.order_ref, t.tote, r.picker FROM tasks t, tours r "
-        "WHERE t.task = ? AND r.tour = ?",
-        (task, tour),
-    ).fetchone()
+    picker = q.tour_picker(tx, tour)
+    order_ref, tote = q.order_and_tote(tx, tour, task)
     lines = tuple(
         PickedLine(
             line=str(line), sku=str(sku), picked=min(picked, qty), short=max(qty - picked, 0)
@@ -208,18 +226,20 @@ def task_picked(tx: Transaction, task: str, tour: int) -> None:
 def start_tour(
     tx: Transaction,
     picker: Picker,
-    tasks: Sequence[str],
+    start: StartTour,
     *,
     planner: Planner,
     prepared: Prepared | None,
     now: int,
 ) -> Applied:
-    """Match the tasks' lines to stock, reserve, route, and open a tour.
+    """Match the tasks' lines to stock, reserve, route, and open a tour; on a
+    zone with carts, give each task with stops a slot (and a tote to bind).
 
     Lines the zone cannot fill are reported at once (``pick_exception`` and an
     alert each); when nothing can be filled, no tour is opened and the tasks
     are done.
     """
+    tasks = start.tasks
     wanted = res.wanted(tx, tasks)
     tour = q.new_tour(tx, picker.id, now)
     plans, walk = planner.plan(tx, tasks, wanted, prepared)
@@ -243,7 +263,39 @@ def start_tour(
     if walk is None:
         walk = planner.walk(allocations)
     planner.store_route(tx, tour, walk, start=None, first_ord=1)
+    if planner.carts.enabled:
+        decision = _load_cart(
+            tx, tour, start=start, allocations=allocations, decision=decision, now=now
+        )
     return Applied(decision, tour, exceptions or None, push=TOUR_ASSIGNED)
+
+
+def _load_cart(
+    tx: Transaction,
+    tour: int,
+    *,
+    start: StartTour,
+    allocations: Sequence[Allocation],
+    decision: Decision,
+    now: int,
+) -> Decision:
+    """Slots for the tasks that have stops, in the order they came; a tote
+    the cloud assigned and the picker scanned to start is bound at once."""
+    with_stops = list(dict.fromkeys(task for task, *_ in allocations))
+    assigned = res.assigned_totes(tx, with_stops)
+    bound = {task: tote for task, tote in assigned.items() if tote == start.code}
+    q.insert_totes(tx, tour, with_stops, bound, now)
+    if start.cart is not None:
+        q.set_cart(tx, tour, start.cart)
+    totes = q.cart_totes(tx, tour)
+    first = next((t for t in totes if t.tote is None), None)
+    orders = f"{len(with_stops)} order{'s' if len(with_stops) > 1 else ''}"
+    if first is None:
+        return replace(decision, message=f"cart of {orders}: {decision.message}")
+    want = f"tote {first.assigned}" if first.assigned else "a tote"
+    order = first.order or first.task
+    message = f"cart of {orders}: scan {want} for slot {first.slot} ({order})"
+    return replace(decision, message=message)
 
 
 def _unfillable(tx: Transaction, task: str, line: str, sku: str, missing: int) -> dict[str, Any]:

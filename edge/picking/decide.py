@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from edge.picking.codes import ScannedCode
 from edge.picking.errors import InvalidShortError, NoTourError, StopClosedError, UnknownStopError
-from edge.picking.model import Feedback, ScanResult, Stop, StopState
+from edge.picking.model import CartTote, Feedback, ScanResult, Stop, StopState
 
 SUCCESS, WARNING, ERROR = Feedback.SUCCESS, Feedback.WARNING, Feedback.ERROR
 
@@ -51,6 +51,19 @@ class ScanState:
     #: always reads it; a stop of a task that is not open or started (cancelled
     #: by the cloud) confirms nothing
     task_state: str = "started"
+    #: a cart tour's totes by slot (empty: not a cart)
+    totes: tuple[CartTote, ...] = ()
+    #: each stop's units are put into its tote by scanning the tote (carts)
+    confirm_put: bool = False
+    #: the scanned code is a tote label: this one
+    tote: str | None = None
+    #: the active tour that tote is bound to (None: free)
+    tote_holder: int | None = None
+    #: without a tour: the code is a cart label (the cart starts like START)
+    cart: str | None = None
+
+    def tote_of(self, task: str) -> CartTote | None:
+        return next((t for t in self.totes if t.task == task), None)
 
 
 # ---------------------------------------------------------------------- intents
@@ -61,6 +74,28 @@ class StartTour:
     """Plan, reserve and open a tour over ``tasks`` (its answer is the planner's)."""
 
     tasks: tuple[str, ...]
+    #: the scanned code (a tote the cloud assigned to one of the tasks is bound by it)
+    code: str = ""
+    #: the cart label that started it
+    cart: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BindTote:
+    """Bind ``tote`` to ``task``'s slot on the cart of ``tour``."""
+
+    tour: int
+    task: str
+    tote: str
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """The units of ``stop`` went into their tote: the stop is done."""
+
+    stop: Stop
+    here_next: Stop | None = None
+    finish: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +114,8 @@ class Count:
     here_next: Stop | None = None
     #: that was the tour's last open unit
     finish: bool = False
+    #: the stop is complete and its units wait to be put into their tote
+    to_put: bool = False
 
     @property
     def done(self) -> bool:
@@ -98,7 +135,7 @@ class WithdrawTask:
     task: str
 
 
-Intent = StartTour | ConfirmLocation | Count | FinishTour | WithdrawTask
+Intent = StartTour | ConfirmLocation | Count | FinishTour | WithdrawTask | BindTote | Put
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +163,19 @@ def decide(state: ScanState, code: ScannedCode) -> Decision:
         return _withdraw(state.current, state.task_state)
     if not code.valid:
         return _unreadable(code)
-    if code.is_start:
+    if code.is_start or state.cart is not None:
         return Decision(ScanResult.TOUR_ACTIVE, WARNING, "finish the current tour first")
+    unbound = [t for t in state.totes if t.tote is None]
+    if unbound:
+        return _bind(state, state.tour, unbound)
+    if state.current.state == StopState.TO_PUT:
+        return _put(state, state.current)
+    if state.tote is not None:
+        return Decision(
+            ScanResult.WRONG_TOTE,
+            ERROR,
+            f"no put is due: take {state.current.sku} at {state.current.location} first",
+        )
     if state.location is not None:
         return _location(state.current, state.location)
     return _item(state, state.current, code)
@@ -153,10 +201,10 @@ def _unreadable(code: ScannedCode) -> Decision:
 def _without_tour(state: ScanState, code: ScannedCode) -> Decision:
     if not code.valid:
         return _unreadable(code)
-    if code.is_start:
+    if code.is_start or state.cart is not None:
         if not state.tasks:
             return Decision(ScanResult.NO_WORK, WARNING, "no open tasks in this zone")
-        return _start(tuple(task for task, _ in state.tasks))
+        return _start(tuple(task for task, _ in state.tasks), code, state.cart)
     if state.tasks:
         open_tasks = tuple(task for task, task_state in state.tasks if task_state == "open")
         if not open_tasks:
@@ -165,7 +213,7 @@ def _without_tour(state: ScanState, code: ScannedCode) -> Decision:
                 ERROR,
                 f"{code.data} is already {state.tasks[0][1]}; it cannot be picked again",
             )
-        return _start(open_tasks)
+        return _start(open_tasks, code)
     # The last item of a finished tour scanned once more is an over-pick,
     # not an unknown code: the picker must hear that it is one too many.
     if state.sku is not None and state.sku_done:
@@ -175,8 +223,85 @@ def _without_tour(state: ScanState, code: ScannedCode) -> Decision:
     )
 
 
-def _start(tasks: tuple[str, ...]) -> Decision:
-    return Decision(ScanResult.TOUR_STARTED, SUCCESS, "tour started", StartTour(tasks))
+def _start(tasks: tuple[str, ...], code: ScannedCode, cart: str | None = None) -> Decision:
+    start = StartTour(tasks, code.data, cart)
+    return Decision(ScanResult.TOUR_STARTED, SUCCESS, "tour started", start)
+
+
+# ---------------------------------------------------------------------- carts: totes
+
+
+def _slot(tote: CartTote) -> str:
+    return f"slot {tote.slot} (order {tote.order or tote.task})"
+
+
+def _bind(state: ScanState, tour: int, unbound: list[CartTote]) -> Decision:
+    """Cart start: each order's tote is scanned before the walk begins."""
+    scanned = state.tote
+    first = unbound[0]
+    if scanned is None:
+        want = f"tote {first.assigned}" if first.assigned else "a tote"
+        return Decision(ScanResult.TOTE_EXPECTED, WARNING, f"scan {want} for {_slot(first)} first")
+    on_cart = next((t for t in state.totes if t.tote == scanned), None)
+    if on_cart is not None:
+        return Decision(
+            ScanResult.WRONG_TOTE, ERROR, f"{scanned} is on this cart already, {_slot(on_cart)}"
+        )
+    if state.tote_holder is not None:
+        return Decision(
+            ScanResult.TOTE_IN_USE, ERROR, f"{scanned} is on another picker's cart: take another"
+        )
+    target = next((t for t in unbound if t.assigned == scanned), None)
+    if target is None:
+        target = next((t for t in unbound if t.assigned is None), None)
+    if target is None:
+        return Decision(
+            ScanResult.WRONG_TOTE,
+            ERROR,
+            f"{scanned} is not this order's tote: scan tote {first.assigned} for {_slot(first)}",
+        )
+    left = [t for t in unbound if t is not target]
+    nxt = state.current
+    if left:
+        then = f"now a tote for {_slot(left[0])}"
+    elif nxt is not None:
+        then = f"cart ready: go to {nxt.location}"
+    else:
+        then = "cart ready"
+    return Decision(
+        ScanResult.TOTE_BOUND,
+        SUCCESS,
+        f"{scanned} is {_slot(target)}; {then}",
+        BindTote(tour, target.task, scanned),
+    )
+
+
+def _put(state: ScanState, stop: Stop) -> Decision:
+    """The stop's units are in hand: the scan of their tote confirms the put."""
+    tote = state.tote_of(stop.task)
+    label = tote.tote if tote is not None and tote.tote else "its tote"
+    where = f"{label} ({_slot(tote)})" if tote is not None else label
+    if state.tote is None:
+        return Decision(
+            ScanResult.TOTE_EXPECTED,
+            WARNING,
+            f"put {stop.qty} {stop.sku} into {where}, then scan the tote",
+        )
+    if tote is None or state.tote != tote.tote:
+        other = next((t for t in state.totes if t.tote == state.tote), None)
+        which = f"{state.tote} is {_slot(other)}" if other else f"{state.tote} is not on this cart"
+        return Decision(ScanResult.WRONG_TOTE, ERROR, f"{which}: put them into {where}")
+    nxt = state.following
+    if nxt is None:
+        return Decision(ScanResult.TOUR_DONE, SUCCESS, "tour complete", Put(stop, finish=True))
+    if nxt.location == stop.location and nxt.state == StopState.PENDING:
+        return Decision(
+            ScanResult.STOP_DONE,
+            SUCCESS,
+            f"stop done; here too: take {nxt.qty} {nxt.sku}",
+            Put(stop, here_next=nxt),
+        )
+    return Decision(ScanResult.STOP_DONE, SUCCESS, f"stop done; go to {nxt.location}", Put(stop))
 
 
 def _location(current: Stop, location: str) -> Decision:
@@ -228,6 +353,11 @@ def _count(state: ScanState, stop: Stop, code: ScannedCode) -> Decision:
     if picked < stop.qty:
         count = Count(stop, code.count, code.raw)
         return Decision(ScanResult.ITEM_OK, SUCCESS, f"{picked} of {stop.qty} {stop.sku}", count)
+    tote = state.tote_of(stop.task) if state.confirm_put else None
+    if tote is not None:
+        count = Count(stop, code.count, code.raw, to_put=True)
+        message = f"{picked} of {stop.qty} {stop.sku}: put them into {tote.tote} ({_slot(tote)})"
+        return Decision(ScanResult.ITEM_OK, SUCCESS, message, count)
     nxt = state.following
     if nxt is None:
         count = Count(stop, code.count, code.raw, finish=True)
@@ -326,6 +456,8 @@ def _open_stop(at: AtStop) -> Stop:
         raise UnknownStopError(f"the tour has no stop {at.number}")
     if not at.stop.open:
         raise StopClosedError(f"stop {at.number} is already {at.stop.state}")
+    if at.stop.state == StopState.TO_PUT:
+        raise StopClosedError(f"stop {at.number} is picked: put its units into their tote")
     if at.task_state not in PICKABLE:
         raise StopClosedError(
             f"stop {at.number} is of task {at.stop.task}, which is {at.task_state}: "

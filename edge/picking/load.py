@@ -10,21 +10,36 @@ needs, no more.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from edge.picking import queries as q
 from edge.picking import reservations as res
 from edge.picking.codes import ScannedCode
 from edge.picking.decide import PICKABLE, AtStop, ScanState
-from edge.picking.model import Stop, StopState
+from edge.picking.model import CartSettings, Stop, StopState
 from edge.store.db import Transaction
 
+#: a zone without carts
+NO_CARTS = CartSettings()
 
-def load_scan(tx: Transaction, picker: str, code: ScannedCode, *, start_tasks: int) -> ScanState:
-    """The :class:`ScanState` of a scan of ``code`` by ``picker``."""
+
+def load_scan(
+    tx: Transaction,
+    picker: str,
+    code: ScannedCode,
+    *,
+    start_tasks: int,
+    carts: CartSettings = NO_CARTS,
+    proposal: Sequence[str] | None = None,
+) -> ScanState:
+    """The :class:`ScanState` of a scan of ``code`` by ``picker``; ``proposal``
+    is the cart the planner proposed for a START on its snapshot (checked here)."""
     tour = q.active_tour(tx, picker)
     if tour is None:
-        return _without_tour(tx, picker, code, start_tasks)
+        return _without_tour(
+            tx, picker, code, start_tasks=start_tasks, carts=carts, proposal=proposal
+        )
     # The stop after the current one comes with it: a completed stop sends the picker there.
     stops = q.open_stops(tx, tour, 2)
     current = stops[0] if stops else None
@@ -37,6 +52,15 @@ def load_scan(tx: Transaction, picker: str, code: ScannedCode, *, start_tasks: i
     state = ScanState(tour, current, following, task_state=task_state)
     if task_state not in PICKABLE or not code.valid or code.is_start:
         return state
+    totes = tuple(q.cart_totes(tx, tour))
+    if totes:
+        state = replace(state, totes=totes, confirm_put=carts.confirm_put)
+        tote = carts.tote_label(code.data)
+        if tote is not None:
+            holder = q.tote_holder(tx, tote)
+            return replace(state, tote=tote, tote_holder=holder if holder != tour else None)
+    if carts.cart_label(code.data) is not None:
+        return replace(state, cart=code.data)
     location = q.location_of(tx, code)
     if location is not None:
         return replace(state, location=location)
@@ -53,13 +77,20 @@ def load_scan(tx: Transaction, picker: str, code: ScannedCode, *, start_tasks: i
     return replace(state, sku=sku, counted_before=counted)
 
 
-def _without_tour(tx: Transaction, picker: str, code: ScannedCode, start_tasks: int) -> ScanState:
+def _without_tour(
+    tx: Transaction,
+    picker: str,
+    code: ScannedCode,
+    *,
+    start_tasks: int,
+    carts: CartSettings,
+    proposal: Sequence[str] | None,
+) -> ScanState:
     if not code.valid:
         return ScanState()
-    if code.is_start:
-        return ScanState(
-            tasks=tuple((task, "open") for task in res.next_open_tasks(tx, start_tasks))
-        )
+    cart = carts.cart_label(code.data)
+    if code.is_start or cart is not None:
+        return ScanState(tasks=_start_tasks(tx, start_tasks, carts, proposal), cart=cart)
     named = res.tasks_named(tx, code.data)
     if named:
         return ScanState(tasks=tuple(named))
@@ -68,6 +99,21 @@ def _without_tour(tx: Transaction, picker: str, code: ScannedCode, start_tasks: 
         return ScanState()
     sku = q.item_sku(tx, code)
     return ScanState(sku=sku, sku_done=sku is not None and q.has_done_stop(tx, last, sku))
+
+
+def _start_tasks(
+    tx: Transaction, start_tasks: int, carts: CartSettings, proposal: Sequence[str] | None
+) -> tuple[tuple[str, str], ...]:
+    """The tasks a START takes: on carts, the proposed cart's tasks still open
+    now (another picker may have started some since), else the next by
+    priority that fit one cart; without carts, the next ``start_tasks``."""
+    if not carts.enabled:
+        tasks = res.next_open_tasks(tx, start_tasks)
+    else:
+        tasks = res.still_open(tx, proposal) if proposal else []
+        if not tasks:
+            tasks = res.next_cart_tasks(tx, carts.totes, carts.units)
+    return tuple((task, "open") for task in tasks)
 
 
 def load_stop(tx: Transaction, picker: str, number: int, *, stock: bool = False) -> AtStop:

@@ -8,6 +8,7 @@ goes to JSON or SQLite as it is and comes back equal.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 
@@ -38,6 +39,11 @@ class ScanResult(enum.StrEnum):
     NO_WORK = "no_work"
     NO_STOCK = "no_stock"
     TASK_UNAVAILABLE = "task_unavailable"
+    # cart picking (several orders on one cart, one tote each; docs/pda.md)
+    TOTE_BOUND = "tote_bound"
+    TOTE_EXPECTED = "tote_expected"
+    WRONG_TOTE = "wrong_tote"
+    TOTE_IN_USE = "tote_in_use"
     # answers to a short pick and a skip
     REROUTED = "rerouted"
     SHORT_RECORDED = "short_recorded"
@@ -51,13 +57,17 @@ COUNTED = (ScanResult.ITEM_OK, ScanResult.STOP_DONE, ScanResult.TOUR_DONE)
 class StopState(enum.StrEnum):
     PENDING = "pending"
     LOCATION_OK = "location_ok"
+    #: every unit taken from the location, not yet put into its tote (carts)
+    TO_PUT = "to_put"
     DONE = "done"
     SHORT = "short"
     CANCELLED = "cancelled"
 
 
-#: a stop the picker still has to visit
-OPEN_STATES = (StopState.PENDING, StopState.LOCATION_OK)
+#: a stop the picker still has to walk to
+WALK_STATES = (StopState.PENDING, StopState.LOCATION_OK)
+#: a stop not finished yet: still to walk to, or its units still to put
+OPEN_STATES = (*WALK_STATES, StopState.TO_PUT)
 
 SHORT_REASONS = ("empty", "damaged", "other")
 
@@ -89,3 +99,51 @@ class Stop:
     @property
     def open(self) -> bool:
         return self.state in OPEN_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class CartTote:
+    """One order's place on a cart: its slot, and the tote bound to it."""
+
+    task: str
+    slot: int
+    #: the tote label scanned for it (None: not bound yet)
+    tote: str | None
+    order: str | None
+    #: the tote the cloud assigned to the task (None: any free tote)
+    assigned: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CartSettings:
+    """How a zone picks on carts (``[carts]``): ``totes`` orders a cart, at
+    most ``units`` units; each stop's put confirmed by a tote scan when
+    ``confirm_put``; what a tote and a cart label look like."""
+
+    totes: int = 1
+    units: int = 1_000_000
+    confirm_put: bool = True
+    tote_pattern: str = r"^TOTE-[A-Z0-9-]{1,32}$"
+    cart_pattern: str = r"^CART-[A-Z0-9-]{1,32}$"
+
+    @property
+    def enabled(self) -> bool:
+        return self.totes > 1
+
+    def tote_label(self, data: str) -> str | None:
+        """``data`` when it reads as a tote label."""
+        return data if _compiled(self.tote_pattern).match(data) else None
+
+    def cart_label(self, data: str) -> str | None:
+        """``data`` when it reads as a cart label (only where carts are on)."""
+        return data if self.enabled and _compiled(self.cart_pattern).match(data) else None
+
+
+_patterns: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    found = _patterns.get(pattern)
+    if found is None:
+        found = _patterns[pattern] = re.compile(pattern)
+    return found

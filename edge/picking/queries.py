@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from edge.picking.allocation import Candidate
 from edge.picking.codes import ScannedCode
-from edge.picking.model import COUNTED, Stop, StopState
+from edge.picking.model import COUNTED, CartTote, Stop, StopState
 from edge.store.db import Transaction
 
 #: (task, line, sku, location candidate, units) of one stop to insert
@@ -44,7 +44,10 @@ class Reads(Protocol):
 
 
 _STOP_COLS = "tour, stop, task, line, sku, location, lot, expiry, qty, picked, state, ord"
-_OPEN = "state IN ('pending', 'location_ok')"
+#: stops not finished: still to walk to, or units still to put into their tote
+_OPEN = "state IN ('pending', 'location_ok', 'to_put')"
+#: stops still to walk to (what a route goes through)
+_WALK = "state IN ('pending', 'location_ok')"
 _COUNTED = ", ".join(f"'{r}'" for r in COUNTED)
 
 
@@ -122,15 +125,17 @@ def open_spots(db: Reads, tour: int) -> list[tuple[int, int, float]]:
 
 
 def closed_ord(db: Reads, tour: int) -> int:
-    """The walk position of the last stop that is finished (0: none)."""
-    sql = f"SELECT COALESCE(MAX(ord), 0) FROM tour_stops WHERE tour = ? AND NOT {_OPEN}"  # noqa: S608
+    """The walk position of the last stop walked to (0: none)."""
+    sql = f"SELECT COALESCE(MAX(ord), 0) FROM tour_stops WHERE tour = ? AND NOT {_WALK}"  # noqa: S608
     return int(scalar(db, sql, (tour,)))
 
 
 def last_finished_location(db: Reads, tour: int) -> str | None:
-    """The location of the tour's last done or short stop in walking order."""
+    """The location of the tour's last stop walked to and taken from (done,
+    short, or its units in hand) in walking order."""
     sql = (
-        "SELECT location FROM tour_stops WHERE tour = ? AND state IN ('done', 'short') "
+        "SELECT location FROM tour_stops WHERE tour = ? "
+        "AND state IN ('done', 'short', 'to_put') "
         "ORDER BY ord DESC LIMIT 1"
     )
     location = scalar(db, sql, (tour,))
@@ -144,8 +149,8 @@ def last_stop_number(db: Reads, tour: int) -> int:
 def tours_with_open_stops_of(db: Reads, task: str) -> list[tuple[int, str]]:
     """(tour, picker) of active tours with an open stop of ``task``."""
     rows = db.execute(
-        "SELECT DISTINCT t.tour, t.picker FROM tour_stops s JOIN tours t ON t.tour = s.tour "
-        "WHERE s.task = ? AND t.state = 'active' AND s.state IN ('pending', 'location_ok')",
+        "SELECT DISTINCT t.tour, t.picker FROM tour_stops s JOIN tours t ON t.tour = s.tour "  # noqa: S608 - constants
+        f"WHERE s.task = ? AND t.state = 'active' AND s.{_OPEN}",
         (task,),
     ).fetchall()
     return [(int(tour), str(picker)) for tour, picker in rows]
@@ -157,7 +162,7 @@ def unpickable_tasks_in_tours(db: Reads) -> list[str]:
     rows = db.execute(
         "SELECT DISTINCT s.task FROM tours t JOIN tour_stops s ON s.tour = t.tour "
         "LEFT JOIN tasks k ON k.task = s.task WHERE t.state = 'active' "
-        "AND s.state IN ('pending', 'location_ok') "
+        "AND s.state IN ('pending', 'location_ok', 'to_put') "
         "AND (k.state IS NULL OR k.state NOT IN ('open', 'started')) ORDER BY s.task"
     ).fetchall()
     return [str(r[0]) for r in rows]
@@ -183,6 +188,10 @@ def tour_pickers(db: Reads, tours: Sequence[int]) -> list[tuple[int, str]]:
     return [(int(tour), str(picker)) for tour, picker in rows]
 
 
+def tour_picker(db: Reads, tour: int) -> str:
+    return str(scalar(db, "SELECT picker FROM tours WHERE tour = ?", (tour,)))
+
+
 def tour_tasks(db: Reads, tour: int) -> list[str]:
     rows = db.execute("SELECT DISTINCT task FROM tour_stops WHERE tour = ?", (tour,)).fetchall()
     return [str(r[0]) for r in rows]
@@ -196,11 +205,13 @@ def tour_head(db: Reads, tour: int) -> tuple[str, bytes | None]:
 
 def tour_view_rows(db: Reads, tour: int) -> list[tuple[Any, ...]]:
     """(stop, location, sku, description, qty, picked, state, lot, expiry, task,
-    aisle, y) of every stop of the tour, in walking order."""
+    aisle, y, slot, tote) of every stop of the tour, in walking order (slot
+    and tote None outside a cart)."""
     return db.execute(
         "SELECT s.stop, s.location, s.sku, COALESCE(i.description, ''), s.qty, s.picked, "
-        "s.state, s.lot, s.expiry, s.task, l.aisle, l.y FROM tour_stops s "
+        "s.state, s.lot, s.expiry, s.task, l.aisle, l.y, c.slot, c.tote FROM tour_stops s "
         "LEFT JOIN items i ON i.sku = s.sku LEFT JOIN locations l ON l.code = s.location "
+        "LEFT JOIN tour_totes c ON c.tour = s.tour AND c.task = s.task "
         "WHERE s.tour = ? ORDER BY s.ord, s.stop",
         (tour,),
     ).fetchall()
@@ -327,7 +338,7 @@ def task_has_open_stops(db: Reads, task: str) -> bool:
     """Whether ``task`` has a stop still to visit in an active tour."""
     row = db.execute(
         "SELECT 1 FROM tour_stops s JOIN tours t ON t.tour = s.tour WHERE s.task = ? "
-        "AND t.state = 'active' AND s.state IN ('pending', 'location_ok') LIMIT 1",
+        "AND t.state = 'active' AND s.state IN ('pending', 'location_ok', 'to_put') LIMIT 1",
         (task,),
     ).fetchone()
     return row is not None
@@ -342,3 +353,80 @@ def picked_for_task(db: Reads, task: str) -> list[tuple[str, str, str, str, int]
         (task,),
     ).fetchall()
     return [(str(p), str(sku), str(loc), str(lot), int(n)) for p, sku, loc, lot, n in rows]
+
+
+# ---------------------------------------------------------------------- carts: totes
+
+
+def cart_totes(db: Reads, tour: int) -> list[CartTote]:
+    """The tour's totes by slot (empty: not a cart), without the tasks the
+    cloud cancelled since (they need no tote any more)."""
+    rows = db.execute(
+        "SELECT c.task, c.slot, c.tote, t.order_ref, t.tote FROM tour_totes c "
+        "LEFT JOIN tasks t ON t.task = c.task WHERE c.tour = ? "
+        "AND COALESCE(t.state, 'cancelled') != 'cancelled' ORDER BY c.slot",
+        (tour,),
+    ).fetchall()
+    return [CartTote(str(t), int(n), tote, order, given) for t, n, tote, order, given in rows]
+
+
+def tote_holder(db: Reads, tote: str) -> int | None:
+    """The active tour a tote label is bound to (None: it is free)."""
+    tour = scalar(
+        db,
+        "SELECT c.tour FROM tour_totes c JOIN tours t ON t.tour = c.tour "
+        "WHERE c.tote = ? AND t.state = 'active' LIMIT 1",
+        (tote,),
+    )
+    return None if tour is None else int(tour)
+
+
+def cart_progress(db: Reads, tour: int) -> list[tuple[Any, ...]]:
+    """(slot, task, order, tote, tote the cloud assigned, units, picked, open
+    stops, task state) of each tote of a cart tour, by slot."""
+    return db.execute(
+        "SELECT c.slot, c.task, t.order_ref, c.tote, t.tote, COALESCE(SUM(s.qty), 0), "
+        "COALESCE(SUM(s.picked), 0), "
+        "COALESCE(SUM(s.state IN ('pending', 'location_ok', 'to_put')), 0), "
+        "COALESCE(t.state, 'cancelled') FROM tour_totes c "
+        "LEFT JOIN tasks t ON t.task = c.task "
+        "LEFT JOIN tour_stops s ON s.tour = c.tour AND s.task = c.task "
+        "AND s.state != 'cancelled' WHERE c.tour = ? GROUP BY c.slot ORDER BY c.slot",
+        (tour,),
+    ).fetchall()
+
+
+def order_and_tote(db: Reads, tour: int, task: str) -> tuple[str | None, str | None]:
+    """The task's order, and the tote its units go into on ``tour`` (the
+    cart's, else the one the cloud assigned; None: no tote)."""
+    row = db.execute(
+        "SELECT t.order_ref, COALESCE(c.tote, t.tote) FROM tasks t "
+        "LEFT JOIN tour_totes c ON c.tour = ? AND c.task = t.task WHERE t.task = ?",
+        (tour, task),
+    ).fetchone()
+    return (None, None) if row is None else (row[0], row[1])
+
+
+def insert_totes(
+    tx: Transaction, tour: int, tasks: Sequence[str], bound: dict[str, str], now: int
+) -> None:
+    """Slots 1, 2, … for ``tasks`` on a cart tour; ``bound`` (task -> tote)
+    are bound at once (the tote that started the tour)."""
+    tx.executemany(
+        "INSERT INTO tour_totes (tour, task, slot, tote, bound_ms) VALUES (?, ?, ?, ?, ?)",
+        [
+            (tour, task, slot, bound.get(task), now if task in bound else None)
+            for slot, task in enumerate(tasks, start=1)
+        ],
+    )
+
+
+def bind_tote(tx: Transaction, tour: int, task: str, tote: str, now: int) -> None:
+    tx.execute(
+        "UPDATE tour_totes SET tote = ?, bound_ms = ? WHERE tour = ? AND task = ?",
+        (tote, now, tour, task),
+    )
+
+
+def set_cart(tx: Transaction, tour: int, cart: str) -> None:
+    tx.execute("UPDATE tours SET cart = ? WHERE tour = ?", (cart, tour))

@@ -45,6 +45,51 @@ def next_open_tasks(db: Reads, limit: int) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def still_open(db: Reads, tasks: Sequence[str]) -> list[str]:
+    """Those of ``tasks`` still open (in the order given)."""
+    marks = ",".join("?" * len(tasks))
+    rows = db.execute(
+        f"SELECT task FROM tasks WHERE state = 'open' AND kind = 'pick' "  # noqa: S608
+        f"AND task IN ({marks})",
+        list(tasks),
+    ).fetchall()
+    open_now = {str(r[0]) for r in rows}
+    return [task for task in tasks if task in open_now]
+
+
+def next_cart_tasks(db: Reads, totes: int, units: int, *, scan: int = 200) -> list[str]:
+    """First come, first served onto one cart: open pick tasks by priority
+    then age while they fit ``totes`` orders and ``units`` units (the first
+    always goes, alone if it is larger than a cart)."""
+    rows = db.execute(
+        "SELECT t.task, COALESCE(SUM(MAX(l.qty - l.picked, 0)), 0) FROM tasks t "
+        "LEFT JOIN task_lines l ON l.task = t.task AND l.state IN ('open', 'assigned') "
+        "WHERE t.state = 'open' AND t.kind = 'pick' GROUP BY t.task "
+        "ORDER BY t.priority DESC, t.received_ms, t.task LIMIT ?",
+        (scan,),
+    ).fetchall()
+    chosen: list[str] = []
+    load = 0
+    for task, size in rows:
+        if len(chosen) >= totes:
+            break
+        if chosen and load + int(size) > units:
+            continue
+        chosen.append(str(task))
+        load += int(size)
+    return chosen
+
+
+def assigned_totes(db: Reads, tasks: Sequence[str]) -> dict[str, str | None]:
+    """The tote the cloud assigned to each of ``tasks`` (None: none)."""
+    marks = ",".join("?" * len(tasks))
+    rows = db.execute(
+        f"SELECT task, tote FROM tasks WHERE task IN ({marks})",  # noqa: S608 - placeholders
+        list(tasks),
+    ).fetchall()
+    return {str(task): (str(tote) if tote else None) for task, tote in rows}
+
+
 def wanted(db: Reads, tasks: Sequence[str]) -> list[Wanted]:
     """(task, line, sku, units still to pick) of the tasks' open lines."""
     out: list[Wanted] = []

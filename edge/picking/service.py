@@ -56,8 +56,8 @@ from edge.picking.codes import ScannedCode, interpret
 from edge.picking.decide import decide, decide_short, decide_skip
 from edge.picking.errors import InvalidShortError, NoTourError, ScanIdConflictError
 from edge.picking.load import load_scan, load_stop
-from edge.picking.model import SHORT_REASONS, Picker
-from edge.picking.tours import Planner, Prepared
+from edge.picking.model import SHORT_REASONS, CartSettings, Picker
+from edge.picking.tours import Planner, Prepared, Proposer
 from edge.picking.view import answer, encode, tour_view
 from edge.store.db import Store, Transaction, now_ms
 from edge.store.group_commit import GroupCommitter
@@ -91,7 +91,8 @@ class PickingService:
     ``zone``, when set, limits stock matching to locations of that zone;
     ``on_commit`` is called after every commit that appended outbox events (the
     uploader's ``notify``); ``start_tasks`` is how many tasks a ``START`` scan
-    takes at once.
+    takes at once without carts; ``carts`` how the zone picks on carts and
+    ``proposer`` which cart a START gets (:class:`edge.picking.tours.Planner`).
     """
 
     def __init__(
@@ -102,13 +103,18 @@ class PickingService:
         zone: str | None = None,
         on_commit: Callable[[], None] | None = None,
         start_tasks: int = 1,
+        carts: CartSettings | None = None,
+        proposer: Proposer | None = None,
     ) -> None:
         self.store = store
         self.layout = layout
         self.zone = zone
         self.on_commit = on_commit
         self.start_tasks = start_tasks
-        self.planner = Planner(layout, zone=zone, start_tasks=start_tasks)
+        self.carts = carts if carts is not None else CartSettings()
+        self.planner = Planner(
+            layout, zone=zone, start_tasks=start_tasks, carts=self.carts, proposer=proposer
+        )
         self._listeners: list[Listener] = []
         self._plan_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tour-planner")
         self._scans = GroupCommitter(store)
@@ -180,7 +186,14 @@ class PickingService:
                 raise ScanIdConflictError(f"scan_id {scan_id!r} was used by another picker")
             return Outcome(zlib.decompress(compressed), replayed=True)
         now = now_ms()
-        state = load_scan(tx, picker.id, code, start_tasks=self.start_tasks)
+        state = load_scan(
+            tx,
+            picker.id,
+            code,
+            start_tasks=self.start_tasks,
+            carts=self.carts,
+            proposal=prepared.tasks if prepared is not None else None,
+        )
         decision = decide(state, code)
         applied = apply_scan(
             tx, picker, state, decision, planner=self.planner, prepared=prepared, now=now

@@ -20,7 +20,7 @@ the tour's events are not its business (:mod:`edge.picking.decide`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +28,15 @@ from edge.picking import queries as q
 from edge.picking import reservations as res
 from edge.picking.allocation import Candidate, LinePlan, choose, plan_line
 from edge.picking.codes import ScannedCode
-from edge.picking.model import Stop
+from edge.picking.model import CartSettings, Stop
 from edge.picking.queries import Allocation, Position, Reads, Wanted
 from edge.picking.routes import Spot, plan_walk
 from edge.store.db import Transaction
 
 #: (stop ids in walking order, the route the PDA draws)
 Walk = tuple[list[str], dict[str, Any]]
+#: the tasks of the cart to propose, read on a snapshot (the online batcher)
+Proposer = Callable[[Reads], Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +57,24 @@ def spots(allocations: Sequence[Allocation]) -> list[Spot]:
 class Planner:
     """Tour planning for one zone: ``layout`` is its routing-v1 layout, ``zone``
     limits stock matching to its locations, ``start_tasks`` is how many tasks a
-    ``START`` scan takes at once."""
+    ``START`` scan takes at once without carts; with carts (``carts``), a
+    START or a cart label takes the cart ``proposer`` proposes (first come,
+    first served when there is none)."""
 
     def __init__(
-        self, layout: dict[str, Any], *, zone: str | None = None, start_tasks: int = 1
+        self,
+        layout: dict[str, Any],
+        *,
+        zone: str | None = None,
+        start_tasks: int = 1,
+        carts: CartSettings | None = None,
+        proposer: Proposer | None = None,
     ) -> None:
         self.layout = layout
         self.zone = zone
         self.start_tasks = start_tasks
+        self.carts = carts if carts is not None else CartSettings()
+        self.proposer = proposer
         self.pitch = float(layout.get("aisle_pitch_m", 1.0)) if layout else 1.0
 
     def warm_up(self) -> None:
@@ -82,9 +94,14 @@ class Planner:
     # ------------------------------------------------------------------ matching
 
     def tasks_for(self, db: Reads, code: ScannedCode) -> list[str]:
-        """Open pick tasks a code names (START: the next by priority)."""
-        if code.is_start:
-            return res.next_open_tasks(db, self.start_tasks)
+        """Open pick tasks a code names (START: the next by priority; on carts,
+        START or a cart label: the proposed cart)."""
+        if code.is_start or self.carts.cart_label(code.data) is not None:
+            if not self.carts.enabled:
+                return res.next_open_tasks(db, self.start_tasks)
+            if self.proposer is not None:
+                return list(self.proposer(db))
+            return res.next_cart_tasks(db, self.carts.totes, self.carts.units)
         return [task for task, _ in res.tasks_named(db, code.data, open_only=True)]
 
     def prepare(self, db: Reads, picker: str, code: ScannedCode) -> Prepared | None:

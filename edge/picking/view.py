@@ -38,6 +38,8 @@ def tour_view(db: Reads, tour: int, pitch: float) -> dict[str, Any]:
         task,
         aisle,
         y,
+        slot,
+        tote,
     ) in q.tour_view_rows(db, tour):
         if next_stop is None and stop_state in OPEN_STATES:
             next_stop = stop
@@ -55,15 +57,56 @@ def tour_view(db: Reads, tour: int, pitch: float) -> dict[str, Any]:
                 "task": task,
                 "x": None if aisle is None else aisle * pitch,
                 "y": y,
+                **({} if slot is None else {"slot": slot, "tote": tote}),
             }
         )
-    return {
+    view = {
         "tour": tour,
         "state": state,
         "stops": stops,
         "next_stop": next_stop if state == "active" else None,
         "route": json.loads(route) if route else dict(_NO_ROUTE),
     }
+    cart = cart_view(db, tour)
+    if cart is not None:
+        view["cart"] = cart
+    return view
+
+
+def cart_view(db: Reads, tour: int) -> dict[str, Any] | None:
+    """A cart tour's totes with their progress (None: not a cart).
+
+    ``totes``: by slot, each with its order, bound tote (null until scanned),
+    the tote the cloud assigned (null: any free tote), units to pick and
+    picked, and its state: ``unbound`` (scan its tote),
+    ``open``, ``done`` or ``cancelled``; ``next_slot`` is the slot whose tote
+    is to be scanned next at cart start (null once all are bound)."""
+    rows = q.cart_progress(db, tour)
+    if not rows:
+        return None
+    totes = []
+    next_slot: int | None = None
+    for slot, task, order, tote, assigned, units, picked, open_stops, task_state in rows:
+        if task_state == "cancelled":
+            state = "cancelled"
+        elif tote is None:
+            state = "unbound"
+            next_slot = slot if next_slot is None else next_slot
+        else:
+            state = "open" if open_stops else "done"
+        totes.append(
+            {
+                "slot": slot,
+                "task": task,
+                "order": order,
+                "tote": tote,
+                "assigned": assigned,
+                "units": units,
+                "picked": picked,
+                "state": state,
+            }
+        )
+    return {"totes": totes, "next_slot": next_slot}
 
 
 def answer(

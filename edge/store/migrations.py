@@ -433,6 +433,25 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     CREATE INDEX put_backs_open ON put_backs(closed_ms, picker);
     """,
+    # 7: cart picking (issue 11): several orders on one tour, one tote each
+    """
+    -- The orders of a cart tour: each task's slot on the cart and the tote
+    -- label bound to it at cart start (NULL until scanned). A tote is bound
+    -- to one task of one active tour at a time (checked when it is scanned).
+    CREATE TABLE tour_totes (
+        tour      INTEGER NOT NULL REFERENCES tours(tour) ON DELETE CASCADE,
+        task      TEXT NOT NULL,
+        slot      INTEGER NOT NULL CHECK (slot >= 1),
+        tote      TEXT,
+        bound_ms  INTEGER,
+        PRIMARY KEY (tour, task),
+        UNIQUE (tour, slot)
+    ) STRICT;
+    CREATE UNIQUE INDEX tour_totes_label ON tour_totes(tour, tote) WHERE tote IS NOT NULL;
+    CREATE INDEX tour_totes_tote ON tour_totes(tote) WHERE tote IS NOT NULL;
+    -- the cart label scanned to start the tour (NULL: START, an order or a task)
+    ALTER TABLE tours ADD COLUMN cart TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

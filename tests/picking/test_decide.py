@@ -105,7 +105,7 @@ ROWS = [
         "O-1",
         R.TOUR_STARTED,
         OK,
-        StartTour(("T-1", "T-2")),
+        StartTour(("T-1", "T-2"), "O-1"),
     ),
     Row(
         "no tour: a named task already started is left out",
@@ -113,7 +113,7 @@ ROWS = [
         "O-1",
         R.TOUR_STARTED,
         OK,
-        StartTour(("T-2",)),
+        StartTour(("T-2",), "O-1"),
     ),
     Row(
         "no tour: tote",
@@ -121,7 +121,7 @@ ROWS = [
         "TOTE-9",
         R.TOUR_STARTED,
         OK,
-        StartTour(("T-4",)),
+        StartTour(("T-4",), "TOTE-9"),
     ),
     Row(
         "no tour: START",
@@ -129,7 +129,7 @@ ROWS = [
         "START",
         R.TOUR_STARTED,
         OK,
-        StartTour(("T-9",)),
+        StartTour(("T-9",), "START"),
     ),
     Row(
         "no tour: start, any case",
@@ -137,7 +137,7 @@ ROWS = [
         " start ",
         R.TOUR_STARTED,
         OK,
-        StartTour(("T-9",)),
+        StartTour(("T-9",), " start "),
     ),
     # at a stop: the stop's location → location_ok; another location → wrong_location
     Row(

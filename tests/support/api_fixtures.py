@@ -280,8 +280,21 @@ async def zone(zone_store: tuple[Store, Config]) -> AsyncIterator[Zone]:
 
 
 def walk(tour: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tour's open stops in walking order."""
-    return [s for s in tour["stops"] if s["state"] in ("pending", "location_ok")]
+    """The tour's open stops in walking order (on a cart, a stop whose units
+    wait to be put into their tote is still open)."""
+    return [s for s in tour["stops"] if s["state"] in ("pending", "location_ok", "to_put")]
+
+
+async def bind_totes(pda: Pda, answer: dict[str, Any], prefix: str = "TOTE-") -> dict[str, Any]:
+    """Scan a tote for every slot of a cart still without one (the tote the
+    cloud assigned, else ``prefix`` + slot + a random tail); the last answer."""
+    while answer["tour"]["cart"]["next_slot"] is not None:
+        slot = answer["tour"]["cart"]["next_slot"]
+        tote = next(t for t in answer["tour"]["cart"]["totes"] if t["slot"] == slot)
+        label = tote["assigned"] or f"{prefix}{slot}-{uuid.uuid4().hex[:6].upper()}"
+        answer = await pda.scan(label)
+        assert answer["result"] == "tote_bound", answer
+    return answer
 
 
 ITEM_CODE = {
@@ -302,8 +315,11 @@ def item_code(stop: dict[str, Any]) -> str:
 
 
 async def pick_all(pda: Pda, tour: dict[str, Any]) -> dict[str, Any]:
-    """Walk a tour to its end with right scans; returns the last answer."""
+    """Walk a tour to its end with right scans; returns the last answer. On a
+    cart: binds its totes first and puts each stop's units into its tote."""
     answer: dict[str, Any] = {"tour": tour}
+    if tour.get("cart"):
+        answer = await bind_totes(pda, answer)
     while answer["tour"]["next_stop"] is not None:
         current = walk(answer["tour"])[0]
         if current["state"] == "pending":
@@ -312,4 +328,7 @@ async def pick_all(pda: Pda, tour: dict[str, Any]) -> dict[str, Any]:
         for _ in range(current["qty"] - current["picked"]):
             answer = await pda.scan(item_code(current))
             assert answer["result"] in ("item_ok", "stop_done", "tour_done"), answer
+        if walk(answer["tour"]) and walk(answer["tour"])[0]["state"] == "to_put":
+            answer = await pda.scan(walk(answer["tour"])[0]["tote"])
+            assert answer["result"] in ("stop_done", "tour_done"), answer
     return answer
