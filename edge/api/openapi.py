@@ -159,12 +159,51 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 "description": {"type": "string"},
                 "qty": {"type": "integer"},
                 "picked": {"type": "integer"},
-                "state": {"enum": ["pending", "location_ok", "done", "short"]},
+                "state": {
+                    "enum": ["pending", "location_ok", "to_put", "done", "short", "cancelled"],
+                    "description": "to_put (carts): every unit taken, to be put into its tote",
+                },
                 "lot": {"type": ["string", "null"]},
                 "expiry": {"type": ["string", "null"], "format": "date"},
                 "task": {"type": "string"},
                 "x": {"type": ["number", "null"], "description": "metres, for the map"},
                 "y": {"type": ["number", "null"], "description": "metres, for the map"},
+                "slot": {"type": "integer", "description": "carts: the slot of the stop's order"},
+                "tote": {
+                    "type": ["string", "null"],
+                    "description": "carts: the tote the units go into (null until bound)",
+                },
+            },
+        },
+        "Cart": {
+            "type": "object",
+            "required": ["totes", "next_slot"],
+            "description": "a cart tour's orders, one tote each (docs/pda.md, Carts)",
+            "properties": {
+                "totes": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["slot", "task", "order", "tote", "units", "picked", "state"],
+                        "properties": {
+                            "slot": {"type": "integer"},
+                            "task": {"type": "string"},
+                            "order": {"type": ["string", "null"]},
+                            "tote": {"type": ["string", "null"]},
+                            "assigned": {
+                                "type": ["string", "null"],
+                                "description": "the tote the cloud assigned (null: any free)",
+                            },
+                            "units": {"type": "integer"},
+                            "picked": {"type": "integer"},
+                            "state": {"enum": ["unbound", "open", "done", "cancelled"]},
+                        },
+                    },
+                },
+                "next_slot": {
+                    "type": ["integer", "null"],
+                    "description": "the slot whose tote is to be scanned next (null: all bound)",
+                },
             },
         },
         "Tour": {
@@ -175,6 +214,7 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 "state": {"enum": ["active", "done", "cancelled"]},
                 "stops": {"type": "array", "items": _ref("Stop"), "description": "walk order"},
                 "next_stop": {"type": ["integer", "null"]},
+                "cart": _ref("Cart"),
                 "route": {
                     "type": "object",
                     "required": ["length_m", "waypoints"],
