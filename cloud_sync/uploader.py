@@ -280,6 +280,10 @@ class Uploader:
             if size > budget and i > 0:
                 rows = rows[:i]
                 break
+        if rows:
+            # the head and the rows are two reads: a scan that commits between
+            # them adds rows past the head read, and they are this box's events
+            next_seq = max(next_seq, rows[-1][0] + 1)
         return epoch, next_seq, rows
 
     async def _step(self) -> Step:

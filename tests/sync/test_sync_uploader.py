@@ -211,6 +211,30 @@ async def test_lying_ack_is_an_error_not_an_ack(
     assert_converged(sim, store)
 
 
+async def test_events_committed_while_a_batch_is_read_are_not_a_lying_ack(
+    store: Store, sim: CloudSimulator, client: SyncClient
+) -> None:
+    """Found by the demo with carts: a scan that commits between the read of
+    the outbox's head and the read of its rows put events past the head in the
+    batch; the cloud's honest ack of them was taken for a lie (a crit alert)."""
+    write_moves(store, 5)
+    up = uploader(store, client)
+    head = up.outbox.send_state
+
+    def head_then_a_scan() -> Any:
+        state = head()
+        write_moves(store, 2)  # commits after the head was read, before the rows are
+        return state
+
+    up.outbox.send_state = head_then_a_scan  # type: ignore[method-assign]
+    assert await up.step() is Step.SENT
+    up.outbox.send_state = head  # type: ignore[method-assign]
+    assert not alerts(store, "sync_lying_ack")
+    assert acked(store) == 14
+    await up.send_all()
+    assert_converged(sim, store)
+
+
 async def test_back_off_stays_between_one_second_and_the_cap(store: Store) -> None:
     write_moves(store, 1)
     # a port nobody listens on: every request is refused at once
