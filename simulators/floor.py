@@ -221,9 +221,14 @@ async def walk_tour(
 ) -> dict[str, Any]:
     """Play one tour to its end: location label, then the item for each unit.
 
-    ``short_stop`` finds one unit less than asked there (or none when one was
-    asked); ``wrong_location`` is scanned once first, to show the error.
+    On a cart, a tote label is scanned for each order first (``TOTE-`` and
+    the picker's own tail), and each stop's units are put into their tote by
+    scanning it. ``short_stop`` finds one unit less than asked there (or none
+    when one was asked); ``wrong_location`` is scanned once first, to show
+    the error.
     """
+    if tour.get("cart"):
+        tour = await bind_totes(pda, tour, say=say)
     if wrong_location is not None:
         answer = await pda.scan(wrong_location)
         await _said(say, "scan", {"code": wrong_location, **answer})
@@ -250,7 +255,28 @@ async def walk_tour(
             if answer["feedback"] == "error":
                 raise RuntimeError(f"stop {number}: item scan refused: {answer}")
             tour = answer["tour"]
+        now = next(s for s in tour["stops"] if s["stop"] == number)
+        if now["state"] == "to_put":
+            answer = await pda.scan(now["tote"])
+            if answer["feedback"] == "error":
+                raise RuntimeError(f"stop {number}: put refused: {answer}")
+            tour = answer["tour"]
         await _said(say, "scan", {"code": gtins[stop["sku"]], "stop": stop, **answer})
+    return tour
+
+
+async def bind_totes(pda: PdaClient, tour: dict[str, Any], *, say: Say) -> dict[str, Any]:
+    """Scan a tote for every slot of a cart still without one (the tote the
+    cloud assigned, else a new label); the tour as it then is."""
+    while tour["cart"]["next_slot"] is not None:
+        slot = tour["cart"]["next_slot"]
+        tote = next(t for t in tour["cart"]["totes"] if t["slot"] == slot)
+        label = tote["assigned"] or f"TOTE-{uuid.uuid4().hex[:8].upper()}"
+        answer = await pda.scan(label)
+        if answer["result"] != "tote_bound":
+            raise RuntimeError(f"slot {slot}: tote {label} refused: {answer}")
+        await _said(say, "tote", {"code": label, "slot": slot, "order": tote["order"], **answer})
+        tour = answer["tour"]
     return tour
 
 
