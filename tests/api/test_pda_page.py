@@ -8,62 +8,15 @@ a screenshot at 360 px for tests/artifacts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from edge.api import auth
 from tests.support.api_fixtures import Zone, add_task, events, item_code
+from tests.support.pda_page import HARDWARE_PROBE, box_tour, wedge_scan
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# Records what the page asks of the hardware: vibrations and tones.
-HARDWARE_PROBE = """
-window.__vibrations = [];
-navigator.vibrate = function (p) { window.__vibrations.push(p); return true; };
-window.__tones = 0;
-const create = AudioContext.prototype.createOscillator;
-AudioContext.prototype.createOscillator = function () {
-  window.__tones++;
-  return create.call(this);
-};
-"""
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-async def _scan(page: Page, code: str) -> None:
-    """Type like a keyboard-wedge scanner (the code, then Enter) and wait for the answer."""
-    before = int(await page.evaluate("document.body.dataset.answers || '0'"))
-    await page.locator("#scan").press_sequentially(code)
-    await page.locator("#scan").press("Enter")
-    await expect(page.locator("body")).to_have_attribute("data-answers", str(before + 1))
-
-
-async def _tour(page: Page) -> dict[str, Any]:
-    tour: dict[str, Any] = await page.evaluate(
-        "fetch('/api/v1/tour', {headers: {Authorization: "
-        "'Bearer ' + localStorage.getItem('pe.token')}}).then(r => r.json())"
-    )
-    return tour
 
 
 async def test_full_tour_in_chromium(zone: Zone, browser: Browser) -> None:
@@ -88,13 +41,17 @@ async def test_full_tour_in_chromium(zone: Zone, browser: Browser) -> None:
     await expect(page.locator("#who")).to_have_text("Pia")
     await expect(page.locator("#conn")).to_have_text("online")
 
-    await _scan(page, "O-77")
+    await wedge_scan(page, "O-77")
     await expect(body).to_have_attribute("data-result", "tour_started")
-    tour = await _tour(page)
+    tour = await box_tour(page)
     stops = tour["stops"]
     assert len(stops) == 3
     await expect(page.locator("#stop-location")).to_have_text(stops[0]["location"])
     await expect(page.locator("#stop-total")).to_have_text("3")
+    # not a cart: no cart panel, no tote on the stop card
+    await expect(page.locator("#cart")).to_be_hidden()
+    await expect(page.locator("#stop-tote")).to_be_hidden()
+    await expect(body).to_have_attribute("data-cart", "none")
     route = page.locator("#route-line")
     points = await route.get_attribute("points")
     assert points is not None and len(points.split()) == len(tour["route"]["waypoints"])
@@ -102,7 +59,7 @@ async def test_full_tour_in_chromium(zone: Zone, browser: Browser) -> None:
     await expect(page.locator("#map circle.stop.current")).to_have_count(1)
 
     # a wrong location: error feedback in every channel, nothing counted
-    await _scan(page, "A-09-18")
+    await wedge_scan(page, "A-09-18")
     await expect(body).to_have_attribute("data-result", "wrong_location")
     await expect(body).to_have_attribute("data-feedback", "error")
     await expect(page.locator("#flash")).to_have_class("error")
@@ -111,10 +68,10 @@ async def test_full_tour_in_chromium(zone: Zone, browser: Browser) -> None:
 
     # first stop complete
     first = stops[0]
-    await _scan(page, first["location"])
+    await wedge_scan(page, first["location"])
     await expect(page.locator("#stop-hint")).to_have_text("Scan the item")
     for _ in range(first["qty"]):
-        await _scan(page, item_code(first))
+        await wedge_scan(page, item_code(first))
     await expect(body).to_have_attribute("data-result", "stop_done")
     await expect(body).to_have_attribute("data-feedback", "success")
     await expect(page.locator("#done-count")).to_have_text("1")
@@ -135,7 +92,7 @@ async def test_full_tour_in_chromium(zone: Zone, browser: Browser) -> None:
         assert box is not None and box["height"] >= 48 and box["width"] >= 48
 
     second = stops[1]
-    await _scan(page, second["location"])
+    await wedge_scan(page, second["location"])
     # the Wi-Fi drops: the scan waits in the queue, then goes with its scan_id
     picked_before = sum(e["qty"] for e in events(zone.store, "pick_confirmed"))
     await context.set_offline(True)
@@ -151,9 +108,9 @@ async def test_full_tour_in_chromium(zone: Zone, browser: Browser) -> None:
     assert sum(e["qty"] for e in events(zone.store, "pick_confirmed")) == picked_before + 1
 
     third = stops[2]
-    await _scan(page, third["location"])
+    await wedge_scan(page, third["location"])
     for _ in range(third["qty"]):
-        await _scan(page, item_code(third))
+        await wedge_scan(page, item_code(third))
     await expect(body).to_have_attribute("data-result", "tour_done")
     await expect(page.locator("#message")).to_contain_text("Tour complete")
     assert sum(e["qty"] for e in events(zone.store, "pick_confirmed")) == 4
@@ -175,7 +132,7 @@ async def test_short_pick_button_reroutes(zone: Zone, browser: Browser) -> None:
     await page.locator("#scan").press_sequentially("BADGE-2")
     await page.locator("#scan").press("Enter")
     await expect(page.locator("body")).to_have_attribute("data-screen", "pick")
-    await _scan(page, "O-88")
+    await wedge_scan(page, "O-88")
     await expect(page.locator("#stop-location")).to_have_text("A-06-15")
     await page.locator("#btn-short").click()
     await expect(page.locator("#short-dialog")).to_be_visible()

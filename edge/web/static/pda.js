@@ -5,6 +5,11 @@
  * scan_id; when the Wi-Fi drops they are retried with the SAME scan_id, so the
  * box counts each unit once however often the answer is lost. The box keeps
  * all picking state: this page only shows what it answers.
+ *
+ * On a cart (the tour has a `cart`): first a tote is scanned for each slot
+ * (the stop card says which), then each stop says its tote, and once its
+ * units are in hand (state to_put) the scan of that tote puts them; the cart
+ * panel shows every slot with its tote and progress.
  */
 "use strict";
 (function () {
@@ -88,26 +93,94 @@
     return null;
   }
 
+  /* The cart slot whose tote is to be scanned before the walk (null: none). */
+  function bindingSlot() {
+    var t = S.tour, cart = t && t.state === "active" ? t.cart : null;
+    if (!cart || cart.next_slot === null || cart.next_slot === undefined) { return null; }
+    for (var i = 0; i < cart.totes.length; i++) { if (cart.totes[i].slot === cart.next_slot) { return cart.totes[i]; } }
+    return null;
+  }
+
+  function orderOf(tote) { return tote.order || tote.task; }
+
   function render() {
-    var t = S.tour, stop = currentStop();
-    $("stop-location").textContent = stop ? stop.location : "—";
+    var t = S.tour, stop = currentStop(), binding = bindingSlot();
+    if (binding) {
+      // the walk waits for the totes: the card asks for the next one
+      var cart = t.cart, bound = cart.totes.filter(function (x) { return x.tote !== null; }).length;
+      var slots = cart.totes.filter(function (x) { return x.state !== "cancelled"; }).length;
+      $("stop-location").textContent = "Slot " + binding.slot;
+      $("stop-tote").textContent = (binding.assigned ? "Scan tote " + binding.assigned : "Scan a tote") +
+        " for slot " + binding.slot + " (order " + orderOf(binding) + ")";
+      $("stop-hint").textContent = bound + " of " + slots + " totes on the cart";
+    } else {
+      $("stop-location").textContent = stop ? stop.location : "—";
+      var tote = stop && stop.slot !== undefined ? "tote " + (stop.tote || "?") + " (slot " + stop.slot + ")" : "";
+      $("stop-tote").textContent = !tote ? ""
+        : stop.state === "to_put" ? "Put " + stop.picked + " × " + stop.sku + " into " + tote + " — scan the tote"
+        : "→ " + tote;
+      $("stop-hint").textContent = !stop ? (t && t.cart ? "Scan START or a cart label" : "Scan an order, task, tote or START")
+        : stop.state === "pending" ? "Go to " + stop.location + " and scan its label"
+        : stop.state === "to_put" ? ""
+        : "Scan the item";
+    }
+    $("stop-tote").hidden = !$("stop-tote").textContent;
     $("stop-sku").textContent = stop ? stop.sku : "";
     $("stop-desc").textContent = stop ? stop.description : "";
     $("stop-picked").textContent = stop ? String(stop.picked) : "0";
     $("stop-qty").textContent = stop ? String(stop.qty) : "0";
     $("stop-lot").textContent = stop && stop.lot ? "lot " + stop.lot + (stop.expiry ? " · exp " + stop.expiry : "") : "";
-    $("stop-hint").textContent = !stop ? "Scan an order, task, tote or START"
-      : stop.state === "pending" ? "Go to " + stop.location + " and scan its label"
-      : "Scan the item";
     var stops = t ? t.stops : [];
     var done = stops.filter(function (s) { return s.state === "done" || s.state === "short"; }).length;
     $("done-count").textContent = String(done);
     $("stop-total").textContent = String(stops.length);
     $("route-length").textContent = t && t.route && t.route.length_m !== null ? t.route.length_m.toFixed(1) + " m" : "";
-    $("btn-short").disabled = !stop;
-    $("btn-skip").disabled = !stop;
+    // the walk begins once the totes are bound; units in hand go into their
+    // tote (the box refuses a short or skip of them)
+    var locked = !stop || binding !== null || stop.state === "to_put";
+    $("btn-short").disabled = locked;
+    $("btn-skip").disabled = locked;
     document.body.dataset.tour = t ? t.state : "none";
+    document.body.dataset.cart = !(t && t.cart) ? "none" : binding ? "binding" : "walking";
+    document.body.dataset.stopState = stop ? stop.state : "none";
+    renderCart(stop, binding);
     drawMap();
+  }
+
+  var STATE_MARK = { done: "✓", cancelled: "✕" };
+
+  /* One row per tote slot: number, order, tote (or the one to scan), picked
+   * of units with a bar, a tick when done; the slot being bound or picked for
+   * is highlighted. */
+  function renderCart(stop, binding) {
+    var cart = S.tour ? S.tour.cart : null, list = $("cart-slots");
+    $("cart").hidden = !cart;
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+    if (!cart) { return; }
+    cart.totes.forEach(function (tote) {
+      var row = document.createElement("li");
+      var mark = binding ? binding.slot === tote.slot : stop && stop.slot === tote.slot;
+      row.className = "slot " + tote.state + (mark ? " current" : "");
+      row.dataset.slot = String(tote.slot);
+      row.dataset.state = tote.state;
+      var cell = function (cls, text) {
+        var c = document.createElement("span");
+        c.className = cls; c.textContent = text;
+        row.appendChild(c);
+        return c;
+      };
+      cell("slot-no", String(tote.slot));
+      cell("slot-order", orderOf(tote));
+      cell("slot-tote", tote.tote || (tote.state === "cancelled" ? "—"
+        : tote.assigned ? "scan " + tote.assigned : "scan a tote"));
+      var progress = cell("slot-progress", tote.picked + "/" + tote.units);
+      var bar = document.createElement("span"), fill = document.createElement("i");
+      bar.className = "bar";
+      fill.style.width = (tote.units ? Math.min(100, 100 * tote.picked / tote.units) : 0) + "%";
+      bar.appendChild(fill); progress.appendChild(bar);
+      cell("slot-state", STATE_MARK[tote.state] || "").title = tote.state;
+      list.appendChild(row);
+    });
   }
 
   var SVG = "http://www.w3.org/2000/svg";
