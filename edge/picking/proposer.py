@@ -1,0 +1,250 @@
+"""The daemon's cart proposer: which open tasks ride on the cart a picker starts.
+
+Two halves around the pure :mod:`edge.batching.online`:
+
+- :meth:`CartProposer.propose` — on the tour planner's thread, with a read
+  snapshot, when a picker starts a cart: reads the pool
+  (:mod:`edge.picking.pool`) and asks :func:`~edge.batching.online.propose`
+  for the cart, reusing the background partition while it still holds (a
+  cache hit costs the pool read only) and searching within
+  ``carts.propose_ms`` otherwise. Thread-safe. It returns a proposal, never
+  takes a task: the tour start checks and marks the tasks in its write
+  transaction, so a task another picker holds is never started twice.
+- :meth:`CartProposer.run` — a daemon component: every ``carts.improve_s``,
+  when the pool (or which of its tasks are overdue) changed since the last
+  time, reads it on a reader thread and runs
+  :func:`~edge.batching.online.improve` for ``carts.improve_ms`` in ONE
+  worker process at the lowest CPU priority (``nice`` 19), so the search
+  never competes with the scan path on a 2-core box. The worker is armed
+  with ``PR_SET_PDEATHSIG`` = SIGKILL: a ``kill -9`` of the daemon takes it
+  along. It is started by :meth:`run` (only when carts are enabled and
+  ``improve_s`` > 0) and stopped when :meth:`run` ends or :meth:`close` is
+  called.
+
+Counters for metrics are plain attributes (``proposals``, ``cache_hits``,
+``searches``, ``improvements``, ``last_propose_ms``, ``last_improve_ms``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import functools
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from edge.batching import online
+from edge.batching.online import CartRules, Partition, PoolTask
+from edge.config import CartsConfig
+from edge.picking.pool import read_pool
+from edge.picking.queries import Reads, snapshot
+from edge.store.db import Store, now_ms
+
+log = logging.getLogger(__name__)
+
+#: the worker's niceness: the background search yields to everything else
+WORKER_NICE = 19
+#: linux/prctl.h
+PR_SET_PDEATHSIG = 1
+#: how long close() gives the worker to go after SIGTERM before SIGKILL
+STOP_GRACE_S = 2.0
+
+
+def _worker_init(parent: int) -> None:
+    """In the worker, before any job: die with the daemon, yield the CPU."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the daemon died before the signal was armed
+        os._exit(1)
+    os.nice(WORKER_NICE)
+    # the daemon's SIGINT (a terminal's ^C) is the daemon's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def rules_of(carts: CartsConfig) -> CartRules:
+    return CartRules(
+        units=carts.units, totes=carts.totes, max_wait_ms=round(carts.max_wait_s * 1000)
+    )
+
+
+class CartProposer:
+    name = "cart-proposer"
+
+    def __init__(
+        self,
+        store: Store,
+        layout: dict[str, Any],
+        carts: CartsConfig,
+        *,
+        zone: str | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.layout = layout
+        self.carts = carts
+        self.zone = zone
+        self.clock = clock
+        self.rules = rules_of(carts)
+        self._lock = threading.Lock()
+        self._partition: Partition | None = None
+        self._seen: tuple[tuple[PoolTask, ...], frozenset[str]] | None = None
+        self._executor: ProcessPoolExecutor | None = None
+        # counters (read by metrics; written under _lock)
+        self.proposals = 0
+        self.cache_hits = 0
+        self.searches = 0
+        self.improvements = 0
+        self.last_propose_ms = 0.0
+        self.last_improve_ms = 0.0
+
+    @property
+    def background(self) -> bool:
+        """Whether :meth:`run` improves proposals in a worker process."""
+        return self.carts.enabled and self.carts.improve_s > 0
+
+    @property
+    def partition(self) -> Partition | None:
+        with self._lock:
+            return self._partition
+
+    # ------------------------------------------------------------------ the start of a cart
+
+    def read(self, db: Reads, now: int) -> list[PoolTask]:
+        return read_pool(
+            db,
+            zone=self.zone,
+            limit=self.carts.pool,
+            now_ms=now,
+            max_wait_ms=self.rules.max_wait_ms,
+        )
+
+    def propose(self, db: Reads) -> tuple[str, ...]:
+        """The tasks of the cart to start now (empty: no open task). ``db`` is a
+        read snapshot (or the write transaction); any thread."""
+        started = time.perf_counter()
+        now = self.clock()
+        pool = self.read(db, now)
+        cached = self.partition
+        proposal = online.propose(
+            self.layout,
+            pool,
+            self.rules,
+            now_ms=now,
+            budget_ms=self.carts.propose_ms,
+            cached=cached,
+        )
+        with self._lock:
+            self.proposals += 1
+            self.cache_hits += proposal.how == "cached"
+            self.searches += proposal.elapsed_ms > 0
+            self.last_propose_ms = (time.perf_counter() - started) * 1000.0
+        return proposal.tasks
+
+    # ------------------------------------------------------------------ background
+
+    def _read_snapshot(self, now: int) -> list[PoolTask]:
+        with snapshot(self.store.reader().conn) as db:
+            return self.read(db, now)
+
+    def _ensure_worker(self) -> ProcessPoolExecutor:
+        # Called on the event loop's thread: PR_SET_PDEATHSIG follows the
+        # thread that forked the worker, and that thread lives as long as the daemon.
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_worker_init,
+                    initargs=(os.getpid(),),
+                )
+            return self._executor
+
+    async def warm_up(self) -> int:
+        """Start the worker process now (a spawn and its imports take most of a
+        second on a small box; not on the first improvement) and return its pid."""
+        executor = self._ensure_worker()
+        pid: int = await asyncio.get_running_loop().run_in_executor(executor, os.getpid)
+        return pid
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the worker processes now running (for tests and health)."""
+        with self._lock:
+            ex = self._executor
+        if ex is None:
+            return []
+        procs = getattr(ex, "_processes", None) or {}
+        return [p.pid for p in list(procs.values()) if p.pid is not None and p.is_alive()]
+
+    async def improve_once(self) -> bool:
+        """One background improvement when the pool changed; whether it ran."""
+        now = self.clock()
+        pool = await asyncio.to_thread(self._read_snapshot, now)
+        seen = (tuple(pool), frozenset(t.task for t in pool if online.overdue(t, now, self.rules)))
+        if seen == self._seen:
+            return False
+        if not pool:
+            with self._lock:
+                self._partition = None
+            self._seen = seen
+            return False
+        executor = self._ensure_worker()
+        job = functools.partial(
+            online.improve,
+            self.layout,
+            pool,
+            self.rules,
+            budget_ms=self.carts.improve_ms,
+            now_ms=now,
+        )
+        started = time.perf_counter()
+        partition = await asyncio.get_running_loop().run_in_executor(executor, job)
+        with self._lock:
+            self._partition = partition
+            self.improvements += 1
+            self.last_improve_ms = (time.perf_counter() - started) * 1000.0
+        self._seen = seen
+        return True
+
+    async def run(self) -> None:
+        """Improve proposals in the background until cancelled (see the module)."""
+        if not self.background:
+            await asyncio.Event().wait()  # nothing to do; a component runs until cancelled
+            return
+        try:
+            await self.warm_up()
+            while True:
+                await self.improve_once()
+                await asyncio.sleep(self.carts.improve_s)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the worker process (a search in progress is abandoned). Idempotent."""
+        with self._lock:
+            ex, self._executor = self._executor, None
+        if ex is None:
+            return
+        procs = list((getattr(ex, "_processes", None) or {}).values())
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                if p.is_alive():
+                    p.terminate()
+        for p in procs:
+            with contextlib.suppress(ValueError):
+                p.join(STOP_GRACE_S)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+        ex.shutdown(wait=True)
