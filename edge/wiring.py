@@ -49,6 +49,7 @@ from edge.masterdata import Notice, apply_changes
 from edge.metrics import DaemonCollector, exposition, set_sync_backlog
 from edge.picking import PickingService
 from edge.picking.model import CartSettings
+from edge.picking.proposer import CartProposer
 from edge.picking.tours import Planner
 from edge.shipping import sscc
 from edge.shipping.inbox import PRINTER_DRIVER, FloorInbox
@@ -247,12 +248,19 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         up = uploader(cfg, store, client, metrics=sync_metrics)
         parts["uploader"] = up
 
+    # carts: the online batcher proposes which orders a START takes, and
+    # improves its proposals in a worker process between starts
+    proposer = CartProposer(store, cfg.layout_dict(), cfg.carts) if cfg.carts.enabled else None
     picking = PickingService(
         store,
         cfg.layout_dict(),
         on_commit=up.notify if up is not None else None,
         carts=cart_settings(cfg),
+        proposer=proposer.propose if proposer is not None else None,
     )
+    if proposer is not None:
+        parts["proposer"] = proposer
+        components.append(proposer)
     # Before anything serves: stops of tasks cancelled while a crash (or an
     # older version) kept them in a tour leave it now.
     picking.withdraw_cancelled()

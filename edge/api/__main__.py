@@ -1,8 +1,9 @@
 """``python -m edge.api --config FILE``: serve the PDA API alone.
 
 Used by the kill -9 tests and the floor benchmark to run the real application
-in its own process. Prints ``listening <port>`` on stdout once it accepts
-connections; SIGTERM drains and stops cleanly.
+in its own process (with ``[carts]``, the online batcher too). Prints
+``listening <port>`` on stdout once it accepts connections; SIGTERM drains
+and stops cleanly.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from edge.api.app import create_app
 from edge.api.server import ApiServer
 from edge.config import load_config
 from edge.picking import PickingService
+from edge.picking.proposer import CartProposer
 from edge.store.db import Store
+from edge.wiring import cart_settings
 
 
 async def _serve(config: Path, port: int | None) -> None:
@@ -26,11 +29,18 @@ async def _serve(config: Path, port: int | None) -> None:
     store = Store.open(
         cfg.store_path(), box_id=cfg.box.id, busy_timeout_ms=cfg.store.busy_timeout_ms
     )
-    picking = PickingService(store, cfg.layout_dict())
+    proposer = CartProposer(store, cfg.layout_dict(), cfg.carts) if cfg.carts.enabled else None
+    picking = PickingService(
+        store,
+        cfg.layout_dict(),
+        carts=cart_settings(cfg),
+        proposer=proposer.propose if proposer is not None else None,
+    )
     server = ApiServer(create_app(store, cfg, picking=picking), cfg)
     if port is not None:
         server.port = port
     task = asyncio.create_task(server.run())
+    batcher = asyncio.create_task(proposer.run()) if proposer is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -43,7 +53,9 @@ async def _serve(config: Path, port: int | None) -> None:
     await stop.wait()
     await server.drain()
     task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    if batcher is not None:
+        batcher.cancel()
+    await asyncio.gather(task, *([batcher] if batcher else []), return_exceptions=True)
     store.close()
 
 
