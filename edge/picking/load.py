@@ -105,14 +105,16 @@ def _start_tasks(
     tx: Transaction, start_tasks: int, carts: CartSettings, proposal: Sequence[str] | None
 ) -> tuple[tuple[str, str], ...]:
     """The tasks a START takes: on carts, the proposed cart's tasks still open
-    now (another picker may have started some since), else the next by
-    priority that fit one cart; without carts, the next ``start_tasks``."""
+    now (another picker may have started some since), topped up with the next
+    by priority that fit; without carts, the next ``start_tasks``."""
     if not carts.enabled:
         tasks = res.next_open_tasks(tx, start_tasks)
     else:
         tasks = res.still_open(tx, proposal) if proposal else []
-        if not tasks:
-            tasks = res.next_cart_tasks(tx, carts.totes, carts.units)
+        if len(tasks) < carts.totes:
+            # another picker took some of it (or there was no proposal): the
+            # room left goes to the next tasks by priority that fit
+            tasks = res.next_cart_tasks(tx, carts.totes, carts.units, taken=tasks)
     return tuple((task, "open") for task in tasks)
 
 

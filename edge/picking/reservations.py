@@ -13,6 +13,7 @@ Conventions as in :mod:`edge.picking.queries` (the tours, stops and scans):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,26 +58,31 @@ def still_open(db: Reads, tasks: Sequence[str]) -> list[str]:
     return [task for task in tasks if task in open_now]
 
 
-def next_cart_tasks(db: Reads, totes: int, units: int, *, scan: int = 200) -> list[str]:
-    """First come, first served onto one cart: open pick tasks by priority
-    then age while they fit ``totes`` orders and ``units`` units (the first
-    always goes, alone if it is larger than a cart)."""
+def next_cart_tasks(
+    db: Reads, totes: int, units: int, *, taken: Sequence[str] = (), scan: int = 200
+) -> list[str]:
+    """First come, first served onto one cart: ``taken`` (already on it),
+    then open pick tasks by priority then age while they fit ``totes`` orders
+    and ``units`` units (the first always goes, alone if it is larger than a
+    cart)."""
     rows = db.execute(
         "SELECT t.task, COALESCE(SUM(MAX(l.qty - l.picked, 0)), 0) FROM tasks t "
         "LEFT JOIN task_lines l ON l.task = t.task AND l.state IN ('open', 'assigned') "
         "WHERE t.state = 'open' AND t.kind = 'pick' GROUP BY t.task "
-        "ORDER BY t.priority DESC, t.received_ms, t.task LIMIT ?",
-        (scan,),
+        "ORDER BY t.task IN (SELECT value FROM json_each(?)) DESC, "
+        "t.priority DESC, t.received_ms, t.task LIMIT ?",
+        (json.dumps(list(taken)), scan + len(taken)),
     ).fetchall()
-    chosen: list[str] = []
-    load = 0
-    for task, size in rows:
+    sizes = {str(task): int(size) for task, size in rows}
+    chosen = [task for task in taken if task in sizes]  # in the order given
+    load = sum(sizes[task] for task in chosen)
+    for task, size in sizes.items():
         if len(chosen) >= totes:
             break
-        if chosen and load + int(size) > units:
+        if task in chosen or (chosen and load + size > units):
             continue
-        chosen.append(str(task))
-        load += int(size)
+        chosen.append(task)
+        load += size
     return chosen
 
 

@@ -392,3 +392,36 @@ def cancel_page(zone: Zone, *tasks: str) -> list[Notice]:
     sink = StoreChangeSink(zone.store, partial(apply_changes, planner=zone.picking.planner))
     page = [{"type": "task_cancel", "data": {"task": t}} for t in tasks]
     return zone.store.run(lambda tx: sink.apply(tx, page))
+
+
+async def test_start_takes_the_proposed_cart_topped_up_when_another_picker_took_some(
+    zone_store: tuple[Store, Config],
+) -> None:
+    """The proposal is made on a snapshot before the transaction: a task
+    another picker started since is left out, and its room goes to the next
+    open task by priority that fits."""
+    store, _ = zone_store
+    three_orders(store)
+    add_task(store, "T-4", [("SKU-C", 1)], order="O-4", priority=1)
+    proposals: list[int] = []
+
+    def proposer(db: Any) -> tuple[str, ...]:
+        proposals.append(1)
+        return ("T-3", "T-2", "T-1")
+
+    carts = CartSettings(totes=3, units=20)
+    picking = PickingService(store, zone_store[1].layout_dict(), carts=carts, proposer=proposer)
+    server = TestServer(create_app(store, zone_store[1], picking=picking), port=0)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            zone = Zone(store, zone_store[1], picking, server, http)
+            one, two = await zone.picker("BADGE-1"), await zone.picker("BADGE-2")
+            taken = await two.scan("T-2")  # P2 starts order O-2 by its code
+            assert taken["result"] == "tour_started"
+            answer = await pda_start(one)
+            assert proposals == [1]
+            assert [t["task"] for t in answer["tour"]["cart"]["totes"]] == ["T-3", "T-1", "T-4"]
+            assert {s["task"] for s in answer["tour"]["stops"]} == {"T-3", "T-1", "T-4"}
+    finally:
+        await server.close()
