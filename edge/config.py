@@ -204,6 +204,15 @@ class ShippingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FloorConfig:
+    """Exceptions on the floor (issue 12)."""
+
+    put_back_alert_s: float = _f(
+        1800.0, "A put-back line open this long raises a warn alert (cleared once back).", min=1.0
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CartsConfig:
     """Cart picking: several orders on one cart, one tote each (issue 11)."""
 
@@ -268,6 +277,7 @@ class Config:
     layout: LayoutConfig = field(default_factory=LayoutConfig)
     shipping: ShippingConfig = field(default_factory=ShippingConfig)
     carts: CartsConfig = field(default_factory=CartsConfig)
+    floor: FloorConfig = field(default_factory=FloorConfig)
     device_entries: tuple[DeviceConfig, ...] = ()
     #: where each value came from: "box.id" -> "file:3", "api.port" -> "env:PICKEDGE__API__PORT"
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -323,6 +333,7 @@ SECTIONS: dict[str, type[Any]] = {
     "layout": LayoutConfig,
     "shipping": ShippingConfig,
     "carts": CartsConfig,
+    "floor": FloorConfig,
 }
 SECRET_KEYS = ("box.secret_file", "mqtt.password_file", "api.metrics_token_file")
 

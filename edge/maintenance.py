@@ -39,7 +39,7 @@ import os
 
 from edge.api import auth_tables
 from edge.masterdata import tables as masterdata_tables
-from edge.picking import retention
+from edge.picking import putback, retention
 from edge.shipping.service import forget_message_keys
 from edge.store import Store, Transaction, upkeep
 from edge.store.db import TRUNCATE_WAIT_MS
@@ -61,6 +61,7 @@ class Maintenance:
         interval_s: float,
         warn_backlog: int,
         retention_days: float = 30.0,
+        put_back_alert_s: float = 1800.0,
         purge_every_s: float = 3600.0,
         truncate_wait_ms: int = TRUNCATE_WAIT_MS,
     ) -> None:
@@ -68,6 +69,7 @@ class Maintenance:
         self.interval_s = interval_s
         self.warn_backlog = warn_backlog
         self.retention_ms = int(retention_days * 86_400_000)
+        self.put_back_alert_ms = int(put_back_alert_s * 1000)
         self.purge_every_s = purge_every_s
         self.truncate_wait_ms = truncate_wait_ms
         #: (busy, WAL frames, frames checkpointed) of the last checkpoint, and its mode
@@ -139,6 +141,7 @@ class Maintenance:
 
         def upkeep(tx: Transaction) -> dict[str, int]:
             self.uptime_ms = self.advance_uptime(tx)
+            putback.age_alerts(tx, self.uptime_ms, self.put_back_alert_ms)
             return self.purge(tx, self.uptime_ms) if purge else {}
 
         counts = await self.store.write(upkeep)

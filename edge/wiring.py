@@ -331,6 +331,7 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         interval_s=cfg.store.checkpoint_interval_s,
         warn_backlog=cfg.store.warn_backlog,
         retention_days=cfg.store.retention_days,
+        put_back_alert_s=cfg.floor.put_back_alert_s,
     )
     parts["maintenance"] = maintenance
     components.append(maintenance)

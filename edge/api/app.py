@@ -378,6 +378,21 @@ async def get_tour(request: web.Request) -> web.Response:
     return web.json_response(tour)
 
 
+#: roles that see and act for the whole zone (supervisor actions, everyone's put-backs)
+SUPERVISORS = ("supervisor", "admin")
+
+
+async def get_put_backs(request: web.Request) -> web.Response:
+    """The caller's open put-back lines; ``?all=1`` (supervisors): everyone's,
+    with who holds them."""
+    picker = request[PICKER]
+    everyone = request.query.get("all") in ("1", "true")
+    if everyone and picker.role not in SUPERVISORS:
+        raise ApiError(403, "forbidden", "only a supervisor sees everyone's put-backs")
+    lines = await request.app[PICKING].put_backs(None if everyone else picker.id)
+    return web.json_response({"put_backs": lines})
+
+
 async def short_pick(request: web.Request) -> web.Response:
     body = await _json_object(request)
     stop = validate.integer(body, "stop")
@@ -596,6 +611,7 @@ def create_app(
     r.add_delete("/api/v1/sessions", logout)
     r.add_post("/api/v1/scan", scan)
     r.add_get("/api/v1/tour", get_tour)
+    r.add_get("/api/v1/put-backs", get_put_backs)
     r.add_post("/api/v1/tour/short", short_pick)
     r.add_post("/api/v1/tour/skip", skip_stop)
     r.add_get("/api/v1/layout", layout)

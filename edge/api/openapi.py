@@ -58,6 +58,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Malformed JSON (`bad_json`) or fields (`invalid_request`)",
         401: "Not logged in (`unauthorized`)",
+        403: "The caller's role may not do this (`forbidden`)",
         404: "Not found",
         409: "Conflict with the picker's state",
         413: "Body larger than `api.max_body_bytes` (`body_too_large`)",
@@ -175,6 +176,19 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 },
             },
         },
+        "PutBack": {
+            "type": "object",
+            "required": ["task", "sku", "origin", "lot", "qty", "in_hand"],
+            "properties": {
+                "task": {"type": "string", "description": "the cancelled task"},
+                "sku": {"type": "string"},
+                "origin": {"type": "string", "description": "the location it was picked from"},
+                "lot": {"type": ["string", "null"]},
+                "qty": {"type": "integer", "description": "units still to put back"},
+                "in_hand": {"type": "integer", "description": "of those, scanned: location next"},
+                "picker": {"type": ["string", "null"], "description": "with all=1"},
+            },
+        },
         "Cart": {
             "type": "object",
             "required": ["totes", "next_slot"],
@@ -247,6 +261,11 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 "feedback": {"enum": FEEDBACK},
                 "message": {"type": "string"},
                 "tour": {"oneOf": [_ref("Tour"), {"type": "null"}]},
+                "put_backs": {
+                    "type": "array",
+                    "items": _ref("PutBack"),
+                    "description": "without a tour: the picker's open put-back lines",
+                },
                 "exceptions": {
                     "type": "array",
                     "description": "lines the zone cannot fill (sent upstream as pick_exception)",
@@ -378,6 +397,30 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 "summary": "The picker's active tour",
                 "security": bearer,
                 "responses": {"200": _json(_ref("Tour"), "the tour"), **_errors(401, 404, 500)},
+            }
+        },
+        "/api/v1/put-backs": {
+            "get": {
+                "summary": "Open put-back lines: units of cancelled orders to go back",
+                "description": "the caller's own; with all=1 (supervisor, admin) everyone's, "
+                "each with the picker who holds them",
+                "security": bearer,
+                "parameters": [
+                    {"name": "all", "in": "query", "required": False, "schema": {"enum": ["1"]}}
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["put_backs"],
+                            "properties": {
+                                "put_backs": {"type": "array", "items": _ref("PutBack")}
+                            },
+                        },
+                        "the open lines, oldest first",
+                    ),
+                    **_errors(401, 403, 500),
+                },
             }
         },
         "/api/v1/tour/short": {

@@ -45,7 +45,9 @@ from edge.picking.decide import (
     Count,
     Decision,
     FinishTour,
+    HoldUnits,
     Put,
+    ReturnUnits,
     ScanState,
     Short,
     Skip,
@@ -58,6 +60,7 @@ from edge.picking.decide import (
 )
 from edge.picking.load import load_cancel
 from edge.picking.model import Picker, Stop, StopState
+from edge.picking.putback import apply_put_back
 from edge.picking.queries import Allocation
 from edge.picking.tours import Planner, Prepared
 from edge.store.db import Transaction
@@ -106,6 +109,8 @@ def apply_scan(
         q.bind_tote(tx, intent.tour, intent.task, intent.tote, now)
     elif isinstance(intent, Put):
         _put(tx, intent, now)
+    elif isinstance(intent, HoldUnits | ReturnUnits):
+        apply_put_back(tx, intent, now)
     elif isinstance(intent, WithdrawTask):
         withdraw_task(tx, intent.task, planner, now)
         return Applied(decision, state.tour, push=TOUR_REROUTED)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from edge.picking.codes import ScannedCode
 from edge.picking.errors import InvalidShortError, NoTourError, StopClosedError, UnknownStopError
-from edge.picking.model import CartTote, Feedback, ScanResult, Stop, StopState
+from edge.picking.model import CartTote, Feedback, PutBackLine, ScanResult, Stop, StopState
 
 SUCCESS, WARNING, ERROR = Feedback.SUCCESS, Feedback.WARNING, Feedback.ERROR
 
@@ -61,6 +61,10 @@ class ScanState:
     tote_holder: int | None = None
     #: without a tour: the code is a cart label (the cart starts like START)
     cart: str | None = None
+    #: without a tour: the picker's open put-back lines (edge.picking.putback)
+    put_backs: tuple[PutBackLine, ...] = ()
+    #: the scanned location may take the put-back units in hand
+    put_back_here: bool = False
 
     def tote_of(self, task: str) -> CartTote | None:
         return next((t for t in self.totes if t.task == task), None)
@@ -135,7 +139,33 @@ class WithdrawTask:
     task: str
 
 
-Intent = StartTour | ConfirmLocation | Count | FinishTour | WithdrawTask | BindTote | Put
+@dataclass(frozen=True, slots=True)
+class HoldUnits:
+    """``units`` of a put-back line are in the picker's hand (its location next)."""
+
+    line: PutBackLine
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnUnits:
+    """The units in hand of a put-back line go into ``location``."""
+
+    line: PutBackLine
+    location: str
+
+
+Intent = (
+    StartTour
+    | ConfirmLocation
+    | Count
+    | FinishTour
+    | WithdrawTask
+    | BindTote
+    | Put
+    | HoldUnits
+    | ReturnUnits
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from edge.picking import queries as q
 from edge.picking import reservations as res
 from edge.picking.codes import ScannedCode
 from edge.picking.decide import PICKABLE, AtStop, ScanState
-from edge.picking.model import CartSettings, Stop, StopState
+from edge.picking.model import CartSettings, PutBackLine, Stop, StopState
 from edge.store.db import Transaction
 
 #: a zone without carts
@@ -88,6 +88,9 @@ def _without_tour(
 ) -> ScanState:
     if not code.valid:
         return ScanState()
+    put_backs = tuple(q.open_put_backs(tx, picker))
+    if put_backs:
+        return _put_back(tx, code, carts, put_backs)
     cart = carts.cart_label(code.data)
     if code.is_start or cart is not None:
         return ScanState(tasks=_start_tasks(tx, start_tasks, carts, proposal), cart=cart)
@@ -99,6 +102,25 @@ def _without_tour(
         return ScanState()
     sku = q.item_sku(tx, code)
     return ScanState(sku=sku, sku_done=sku is not None and q.has_done_stop(tx, last, sku))
+
+
+def _put_back(
+    tx: Transaction, code: ScannedCode, carts: CartSettings, lines: tuple[PutBackLine, ...]
+) -> ScanState:
+    """What a scan of a picker with open put-back lines needs
+    (:func:`edge.picking.putback.decide_put_back`)."""
+    state = ScanState(put_backs=lines, cart=carts.cart_label(code.data))
+    if code.is_start or state.cart is not None:
+        return state
+    location = q.location_of(tx, code)
+    if location is not None:
+        held = next((line for line in lines if line.in_hand), None)
+        here = held is not None and (location == held.origin or q.holds_sku(tx, location, held.sku))
+        return replace(state, location=location, put_back_here=here)
+    sku = q.item_sku(tx, code)
+    if sku is not None:
+        return replace(state, sku=sku)
+    return replace(state, tasks=tuple(res.tasks_named(tx, code.data)))
 
 
 def _start_tasks(

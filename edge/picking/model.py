@@ -44,6 +44,10 @@ class ScanResult(enum.StrEnum):
     TOTE_EXPECTED = "tote_expected"
     WRONG_TOTE = "wrong_tote"
     TOTE_IN_USE = "tote_in_use"
+    # put-back: units of a cancelled order back into a location (docs/pda.md)
+    PUT_BACK_REQUIRED = "put_back_required"
+    PUT_BACK_ITEM = "put_back_item"
+    PUT_BACK_DONE = "put_back_done"
     # answers to a short pick and a skip
     REROUTED = "rerouted"
     SHORT_RECORDED = "short_recorded"
@@ -147,3 +151,25 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     if found is None:
         found = _patterns[pattern] = re.compile(pattern)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class PutBackLine:
+    """Units picked for a task the cloud then cancelled, still to go back into
+    a location: one row of ``put_backs`` (per sku, origin location and lot)."""
+
+    id: int
+    task: str
+    sku: str
+    origin: str
+    lot: str
+    qty: int
+    #: units already back in a location
+    put_back: int
+    #: units scanned to put back, their location not scanned yet
+    in_hand: int
+
+    @property
+    def left(self) -> int:
+        """Units not back yet and not in hand."""
+        return self.qty - self.put_back - self.in_hand

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from edge.picking.allocation import Candidate
 from edge.picking.codes import ScannedCode
-from edge.picking.model import COUNTED, CartTote, Stop, StopState
+from edge.picking.model import COUNTED, CartTote, PutBackLine, Stop, StopState
 from edge.store.db import Transaction
 
 #: (task, line, sku, location candidate, units) of one stop to insert
@@ -430,3 +430,66 @@ def bind_tote(tx: Transaction, tour: int, task: str, tote: str, now: int) -> Non
 
 def set_cart(tx: Transaction, tour: int, cart: str) -> None:
     tx.execute("UPDATE tours SET cart = ? WHERE tour = ?", (cart, tour))
+
+
+# ---------------------------------------------------------------------- put-backs
+
+
+def open_put_backs(db: Reads, picker: str | None = None) -> list[PutBackLine]:
+    """Open put-back lines (of ``picker``; None: everyone's), oldest first."""
+    where = "closed_ms IS NULL" + (" AND picker = ?" if picker is not None else "")
+    rows = db.execute(
+        "SELECT id, task, sku, origin, lot, qty, put_back, in_hand FROM put_backs "  # noqa: S608
+        f"WHERE {where} ORDER BY id",
+        (picker,) if picker is not None else (),
+    ).fetchall()
+    return [PutBackLine(*row) for row in rows]
+
+
+def open_put_backs_by_picker(db: Reads) -> list[tuple[PutBackLine, str | None]]:
+    """Every open put-back line with the picker who holds it, oldest first."""
+    rows = db.execute(
+        "SELECT id, task, sku, origin, lot, qty, put_back, in_hand, picker FROM put_backs "
+        "WHERE closed_ms IS NULL ORDER BY id"
+    ).fetchall()
+    return [(PutBackLine(*row[:8]), row[8]) for row in rows]
+
+
+def put_back_ages(db: Reads, older_than_up: int) -> list[tuple[int, str, str | None, str, int]]:
+    """(id, task, picker, sku, units left) of open put-backs created before
+    box uptime ``older_than_up``."""
+    rows = db.execute(
+        "SELECT id, task, picker, sku, qty - put_back FROM put_backs "
+        "WHERE closed_ms IS NULL AND created_up < ? ORDER BY id",
+        (older_than_up,),
+    ).fetchall()
+    return [(int(i), str(t), p, str(sku), int(n)) for i, t, p, sku, n in rows]
+
+
+def closed_put_backs_alerted(db: Reads, kind: str) -> list[int]:
+    """Put-back lines closed since an alert of ``kind`` about them was raised."""
+    rows = db.execute(
+        "SELECT p.id FROM alerts a JOIN put_backs p ON a.subject = 'put-back ' || p.id "
+        "WHERE a.kind = ? AND a.cleared_ms IS NULL AND p.closed_ms IS NOT NULL",
+        (kind,),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def holds_sku(db: Reads, location: str, sku: str) -> bool:
+    """Whether the zone stocks ``sku`` at ``location`` (a row, empty or not)."""
+    sql = "SELECT 1 FROM stock WHERE location = ? AND sku = ? LIMIT 1"
+    return scalar(db, sql, (location, sku)) is not None
+
+
+def hold_put_back(tx: Transaction, line: int, units: int) -> None:
+    tx.execute("UPDATE put_backs SET in_hand = in_hand + ? WHERE id = ?", (units, line))
+
+
+def settle_put_back(tx: Transaction, line: int, units: int, now: int) -> None:
+    """``units`` of the line are back in a location; closed once all are."""
+    tx.execute(
+        "UPDATE put_backs SET put_back = put_back + ?1, in_hand = 0, "
+        "closed_ms = CASE WHEN put_back + ?1 >= qty THEN ?2 END WHERE id = ?3",
+        (units, now, line),
+    )

@@ -229,6 +229,24 @@ def take_stock(tx: Transaction, stop: Stop, units: int, *, release: int) -> None
         )
 
 
+def put_away(tx: Transaction, sku: str, location: str, lot: str, units: int) -> None:
+    """``units`` of ``sku`` (lot ``lot``) go back into ``location``'s stock row
+    (a new row when that lot has none there, with the expiry the lot has
+    elsewhere in the zone)."""
+    cur = tx.execute(
+        "UPDATE stock SET qty = qty + ? WHERE sku = ? AND location = ? AND lot = ?",
+        (units, sku, location, lot),
+    )
+    if cur.rowcount == 0:
+        expiry = scalar(
+            tx, "SELECT MIN(expiry) FROM stock WHERE sku = ? AND lot = ? AND lot != ''", (sku, lot)
+        )
+        tx.execute(
+            "INSERT INTO stock (sku, location, lot, expiry, qty) VALUES (?, ?, ?, ?, ?)",
+            (sku, location, lot, expiry, units),
+        )
+
+
 def write_off(tx: Transaction, stop: Stop, units: int) -> None:
     """Units that are not at the stop's location after all."""
     tx.execute(

@@ -56,7 +56,8 @@ from edge.picking.codes import ScannedCode, interpret
 from edge.picking.decide import decide, decide_short, decide_skip
 from edge.picking.errors import InvalidShortError, NoTourError, ScanIdConflictError
 from edge.picking.load import load_scan, load_stop
-from edge.picking.model import SHORT_REASONS, CartSettings, Picker
+from edge.picking.model import SHORT_REASONS, CartSettings, Picker, ScanResult
+from edge.picking.putback import decide_put_back, put_back_view
 from edge.picking.tours import Planner, Prepared, Proposer
 from edge.picking.view import answer, encode, tour_view
 from edge.store.db import Store, Transaction, now_ms
@@ -65,6 +66,13 @@ from edge.store.group_commit import GroupCommitter
 __all__ = ["SHORT_REASONS", "Listener", "Outcome", "Picker", "PickingService"]
 
 log = logging.getLogger(__name__)
+
+#: answers about put-back lines (they carry the lines left, even when none is)
+PUT_BACK_RESULTS = (
+    ScanResult.PUT_BACK_ITEM,
+    ScanResult.PUT_BACK_DONE,
+    ScanResult.PUT_BACK_REQUIRED,
+)
 
 #: listener(picker_id, message) — called after the commit, on the event loop
 Listener = Callable[[str, dict[str, Any]], None]
@@ -141,9 +149,16 @@ class PickingService:
         return outcome
 
     def _outcome(self, tx: Transaction, picker: str, applied: Applied) -> Outcome:
-        """The answer to an applied decision, built after its writes."""
+        """The answer to an applied decision, built after its writes; without
+        a tour, with the picker's open put-back lines when there are any (or
+        the decision was about them)."""
         view = tour_view(tx, applied.tour, self.planner.pitch) if applied.tour is not None else None
-        body = encode(answer(applied.decision, view, applied.exceptions))
+        doc = answer(applied.decision, view, applied.exceptions)
+        if applied.tour is None:
+            lines = q.open_put_backs(tx, picker)
+            if lines or applied.decision.result in PUT_BACK_RESULTS:
+                doc["put_backs"] = put_back_view(lines)
+        body = encode(doc)
         pushes = [(picker, {"type": applied.push, "tour": view})] if applied.push else []
         return Outcome(body, pushes=pushes, events=len(tx.events))
 
@@ -194,7 +209,10 @@ class PickingService:
             carts=self.carts,
             proposal=prepared.tasks if prepared is not None else None,
         )
-        decision = decide(state, code)
+        if state.tour is None and state.put_backs:
+            decision = decide_put_back(state, code)
+        else:
+            decision = decide(state, code)
         applied = apply_scan(
             tx, picker, state, decision, planner=self.planner, prepared=prepared, now=now
         )
@@ -214,6 +232,16 @@ class PickingService:
         return outcome
 
     # ------------------------------------------------------------------ reads
+
+    async def put_backs(self, picker_id: str | None) -> list[dict[str, Any]]:
+        """Open put-back lines of ``picker_id`` (None: everyone's, with who holds them)."""
+        with q.snapshot(self.store.reader().conn) as conn:
+            if picker_id is not None:
+                return put_back_view(q.open_put_backs(conn, picker_id))
+            return [
+                {**put_back_view([line])[0], "picker": holder}
+                for line, holder in q.open_put_backs_by_picker(conn)
+            ]
 
     async def current_tour(self, picker_id: str) -> dict[str, Any]:
         """The picker's active tour; :class:`NoTourError` when there is none.

@@ -452,6 +452,10 @@ MIGRATIONS: tuple[str, ...] = (
     -- the cart label scanned to start the tour (NULL: START, an order or a task)
     ALTER TABLE tours ADD COLUMN cart TEXT;
     """,
+    # 8: put-back on the floor (issue 12): units scanned, their location not yet
+    """
+    ALTER TABLE put_backs ADD COLUMN in_hand INTEGER NOT NULL DEFAULT 0 CHECK (in_hand >= 0);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

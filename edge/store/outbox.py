@@ -17,7 +17,7 @@ from typing import Any
 import msgpack
 
 from cloud_sync.codec import OutboxEvent
-from cloud_sync.events import Alert, Severity
+from cloud_sync.events import Alert, AlertState, Severity
 from cloud_sync.ports import SendState
 from edge.store.db import Store, Transaction, new_epoch, now_ms
 
@@ -522,6 +522,43 @@ def raise_alert(
     # Bookkeeping: an alert is never refused by the backlog limit it may report.
     tx.append_bookkeeping(Alert(kind=kind, severity=level, subject=subject, detail=detail))
     return True
+
+
+def raise_subject_alert(
+    tx: Transaction, kind: str, severity: str, subject: str, detail: dict[str, Any]
+) -> bool:
+    """Raise an alert about one ``subject`` (a put-back line, a carton…), once
+    while that subject's alert of ``kind`` is open; returns whether it was."""
+    if tx.execute(
+        "SELECT 1 FROM alerts WHERE kind = ? AND subject = ? AND cleared_ms IS NULL LIMIT 1",
+        (kind, subject),
+    ).fetchone():
+        return False
+    return raise_alert(tx, kind, severity, subject, detail, once=False)
+
+
+def clear_subject_alert(tx: Transaction, kind: str, subject: str, why: str) -> int:
+    """Clear the open alert of ``kind`` about ``subject``; it goes upstream as
+    ``cleared`` with its detail and ``why``. Returns how many were cleared."""
+    rows = tx.execute(
+        "SELECT id, severity, detail FROM alerts WHERE kind = ? AND subject = ? "
+        "AND cleared_ms IS NULL ORDER BY id",
+        (kind, subject),
+    ).fetchall()
+    for alert_id, severity, blob in rows:
+        tx.execute("UPDATE alerts SET cleared_ms = ? WHERE id = ?", (now_ms(), alert_id))
+        detail = dict(msgpack.unpackb(blob, raw=False))
+        detail["cleared"] = why
+        tx.append_bookkeeping(
+            Alert(
+                kind=kind,
+                severity=Severity(severity),
+                subject=subject,
+                detail=detail,
+                state=AlertState.CLEARED,
+            )
+        )
+    return len(rows)
 
 
 def open_alert_kinds(store: Store, kinds: Iterable[str]) -> set[str]:
