@@ -20,9 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, expect
+from playwright.async_api import Browser, Page, expect
 
-from edge.api import auth
 from edge.api.app import HUB, create_app
 from edge.config import Config
 from edge.masterdata import apply_changes
@@ -31,10 +30,9 @@ from edge.picking.model import CartSettings
 from edge.store.db import Store
 from edge.store.sync_state import StoreChangeSink
 from tests.support.api_fixtures import Zone, add_task, events, item_code, walk
-from tests.support.pda_page import HARDWARE_PROBE, box_tour, wedge_scan
+from tests.support.pda_page import box_tour, logged_in, wedge_scan
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-EXPECTED_404 = ("/favicon.ico", "/api/v1/tour")
 ROW = """
 li => [...li.querySelectorAll(':scope > span')].slice(0, 4).map(s => s.textContent)
   .concat([li.dataset.state, li.classList.contains('current')])
@@ -60,34 +58,6 @@ def three_orders(store: Store) -> None:
     add_task(store, "T-1", [("SKU-A", 2)], order="O-1", priority=5)
     add_task(store, "T-2", [("SKU-C", 1), ("SKU-A", 1)], order="O-2", priority=4)
     add_task(store, "T-3", [("SKU-D", 1)], order="O-3", priority=3)
-
-
-async def logged_in(zone: Zone, browser: Browser, errors: list[str]) -> tuple[BrowserContext, Page]:
-    """A 360 px handheld on the pick screen; console errors and page errors go to ``errors``."""
-    _, key = auth.enroll_pda(zone.store, "cart-pda")
-    context = await browser.new_context(
-        viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True
-    )
-    await context.add_init_script(HARDWARE_PROBE)
-    page = await context.new_page()
-
-    def console(message: ConsoleMessage) -> None:
-        # Chromium logs every 4xx as an error: a browser's favicon request and
-        # the box's 404 no_tour before the first tour are expected, nothing else
-        url = message.location.get("url", "")
-        if message.type == "error" and not url.endswith(EXPECTED_404):
-            errors.append(f"{message.text} ({url})")
-
-    page.on("console", console)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.goto(zone.base + "/")
-    await page.evaluate(f"localStorage.setItem('pe.deviceKey', {key!r})")
-    await page.reload()
-    await page.locator("#scan").press_sequentially("BADGE-1")
-    await page.locator("#scan").press("Enter")
-    await expect(page.locator("body")).to_have_attribute("data-screen", "pick")
-    await expect(page.locator("#conn")).to_have_text("online")
-    return context, page
 
 
 async def rows(page: Page) -> list[list[Any]]:
@@ -128,7 +98,7 @@ async def shows_the_cart(page: Page) -> dict[str, Any]:
 async def test_a_cart_of_three_orders_through_the_page(carts: Zone, browser: Browser) -> None:
     three_orders(carts.store)
     errors: list[str] = []
-    context, page = await logged_in(carts, browser, errors)
+    context, page = await logged_in(carts, browser, errors, device="cart-pda")
     body = page.locator("body")
     await expect(page.locator("#cart")).to_be_hidden()
 
@@ -243,7 +213,7 @@ async def test_a_cart_of_three_orders_through_the_page(carts: Zone, browser: Bro
 async def test_a_cancelled_order_is_struck_through(carts: Zone, browser: Browser) -> None:
     three_orders(carts.store)
     errors: list[str] = []
-    context, page = await logged_in(carts, browser, errors)
+    context, page = await logged_in(carts, browser, errors, device="cart-pda")
     await wedge_scan(page, "START")
     await wedge_scan(page, "TOTE-C1")
 

@@ -10,6 +10,12 @@
  * (the stop card says which), then each stop says its tote, and once its
  * units are in hand (state to_put) the scan of that tote puts them; the cart
  * panel shows every slot with its tote and progress.
+ *
+ * Put-back (after the cloud cancelled an order whose units were picked): once
+ * no tour is active, the picker's open put-back lines (an answer's put_backs,
+ * or GET /api/v1/put-backs at load, on a reconnect, after a task_cancelled
+ * push and after a tour ends) replace the stop card with the put-back panel;
+ * the box refuses new work until they are back.
  */
 "use strict";
 (function () {
@@ -19,7 +25,12 @@
   var S = PE.state({
     queue: JSON.parse(ls.getItem("pe.queue") || "[]"),
     tour: null,
-    layout: null
+    layout: null,
+    putBacks: [],      // the picker's open put-back lines, as the box sent them
+    // sku -> description, from the tours seen; those of open put-back lines
+    // are kept in localStorage, so that a reload still shows them
+    descriptions: JSON.parse(ls.getItem("pe.putBackDescriptions") || "{}"),
+    wsEver: false      // the socket was up once: a new "connected" is a reconnect
   });
 
   // ------------------------------------------------------------------ helpers
@@ -78,11 +89,41 @@
     S.answers += 1;
     document.body.dataset.result = a.result;
     document.body.dataset.answers = String(S.answers);
-    if (a.tour !== undefined) { S.tour = a.tour; render(); }
+    if (a.tour !== undefined) { S.tour = a.tour; }
+    if (a.put_backs !== undefined) { S.putBacks = a.put_backs; }
+    render();
     var message = a.message;
-    if (a.result === "tour_done") { message = "Tour complete — scan the next order or START"; }
+    if (a.result === "tour_done") {
+      message = "Tour complete — scan the next order or START";
+      // units of an order cancelled during the tour are put back now
+      loadPutBacks().then(function (lines) {
+        if (lines && lines.length) { $("message").textContent = "Tour complete — put back first"; }
+      });
+    } else if (a.result === "put_back_done" && !S.putBacks.length) {
+      message = "Everything is put back";
+    }
     feedback(a.feedback, message);
   }
+
+  // ------------------------------------------------------------------ put-back
+
+  function activeTour() { return S.tour !== null && S.tour.state === "active"; }
+
+  /* The picker's open put-back lines from the box; resolves to them, or to
+   * null when they were not taken (offline, refused, or an answer came in
+   * meanwhile: it carries newer lines than this read). */
+  function loadPutBacks() {
+    var seen = S.answers;
+    return api("GET", "/api/v1/put-backs").then(function (res) {
+      if (res.status !== 200 || S.answers !== seen) { return null; }
+      S.putBacks = res.data.put_backs;
+      render();
+      return S.putBacks;
+    }, function () { return null; });
+  }
+
+  /* The tour, then the put-back lines (load, reconnect, a cancel). */
+  function refresh() { return loadTour().then(loadPutBacks); }
 
   // ------------------------------------------------------------------ rendering
 
@@ -143,8 +184,72 @@
     document.body.dataset.tour = t ? t.state : "none";
     document.body.dataset.cart = !(t && t.cart) ? "none" : binding ? "binding" : "walking";
     document.body.dataset.stopState = stop ? stop.state : "none";
+    stops.forEach(function (s) { if (s.description) { S.descriptions[s.sku] = s.description; } });
     renderCart(stop, binding);
+    renderPutBack(!activeTour() && S.putBacks.length > 0);
     drawMap();
+  }
+
+  /* The put-back panel: what to do now (scan a unit; with units in hand, the
+   * location to put them into), then one row per line: item, units left,
+   * where they came from, units in hand (that row highlighted). */
+  function renderPutBack(shown) {
+    var rows = document.querySelector("#put-back-lines tbody");
+    $("put-back").hidden = !shown;
+    while (rows.firstChild) { rows.removeChild(rows.firstChild); }
+    var held = null;
+    if (shown) {
+      S.putBacks.forEach(function (line) { if (!held && line.in_hand > 0) { held = line; } });
+    }
+    document.body.dataset.putBack = !shown ? "none" : held ? "in_hand" : "todo";
+    var kept = {};
+    if (shown) {
+      S.putBacks.forEach(function (line) {
+        if (S.descriptions[line.sku]) { kept[line.sku] = S.descriptions[line.sku]; }
+      });
+    }
+    var saved = JSON.stringify(kept);
+    if (ls.getItem("pe.putBackDescriptions") !== saved) { ls.setItem("pe.putBackDescriptions", saved); }
+    if (!shown) { return; }
+    var todo = $("put-back-todo");
+    while (todo.firstChild) { todo.removeChild(todo.firstChild); }
+    var say = function (text, code) {
+      // codes (SKU, location) never break at their hyphens
+      var span = document.createElement("span");
+      span.textContent = text;
+      if (code) { span.className = "code"; }
+      todo.appendChild(span);
+    };
+    if (held) {
+      say("Put " + held.in_hand + " × "); say(held.sku, true); say(" into "); say(held.origin, true);
+      say(" (or another location of "); say(held.sku, true); say(") — scan the location");
+    } else {
+      say("Scan a unit to put back");
+    }
+    S.putBacks.forEach(function (line) {
+      var row = document.createElement("tr");
+      row.className = line === held ? "current" : "";
+      row.dataset.task = line.task;
+      row.dataset.sku = line.sku;
+      row.dataset.inHand = String(line.in_hand);
+      var cell = function (cls, text) {
+        var c = document.createElement("td");
+        c.className = cls; c.textContent = text;
+        row.appendChild(c);
+        return c;
+      };
+      var item = cell("pb-item", line.sku);
+      var extra = [S.descriptions[line.sku] || "", line.lot ? "lot " + line.lot : ""].filter(Boolean);
+      if (extra.length) {
+        var desc = document.createElement("span");
+        desc.className = "pb-desc"; desc.textContent = extra.join(" · ");
+        item.appendChild(desc);
+      }
+      cell("pb-left", String(line.qty));
+      cell("pb-origin", line.origin);
+      cell("pb-hand", String(line.in_hand));
+      rows.appendChild(row);
+    });
   }
 
   var STATE_MARK = { done: "✓", cancelled: "✕" };
@@ -233,13 +338,19 @@
 
   function connect() {
     PE.socket(S, {
-      connected: function () { updateConn(); processQueue(); },
+      connected: function () {
+        updateConn(); processQueue();
+        // a cancel may have come while the socket was down
+        if (S.wsEver) { refresh(); }
+        S.wsEver = true;
+      },
       message: function (msg) {
         if (msg.type === "tour_assigned" || msg.type === "tour_rerouted") {
           S.tour = msg.tour; render();
         } else if (msg.type === "task_cancelled") {
           feedback("warning", msg.message || "a task was cancelled");
-          loadTour();
+          // its units in hand become put-back work once no tour is left
+          loadTour().then(function () { if (!activeTour()) { loadPutBacks(); } });
         } else if (msg.type === "message" && msg.text) {
           $("message").textContent = msg.text;
         }
@@ -263,14 +374,14 @@
     screen("pick");
     api("GET", "/api/v1/layout").then(function (res) {
       if (res.status === 200) { S.layout = res.data; }
-      return loadTour();
+      return refresh();
     }, function () { render(); });
     connect();
     processQueue();
   }
 
   function loggedOut(message) {
-    S.token = null; S.picker = null; S.tour = null;
+    S.token = null; S.picker = null; S.tour = null; S.putBacks = []; S.wsEver = false;
     PE.auth.clear();
     if (S.ws) { S.ws.close(); }
     $("who").textContent = "PickEdge";
