@@ -210,6 +210,11 @@ class FloorConfig:
     put_back_alert_s: float = _f(
         1800.0, "A put-back line open this long raises a warn alert (cleared once back).", min=1.0
     )
+    zero_checks: bool = _f(
+        False,
+        "A short pick 'empty', or a pick that leaves a location at zero, creates a zero "
+        "check (a one-location blind count).",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,6 +257,7 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         on_commit=up.notify if up is not None else None,
         carts=cart_settings(cfg),
         proposer=proposer.propose if proposer is not None else None,
+        zero_checks=cfg.floor.zero_checks,
     )
     if proposer is not None:
         parts["proposer"] = proposer

@@ -35,6 +35,7 @@ async def _serve(config: Path, port: int | None) -> None:
         cfg.layout_dict(),
         carts=cart_settings(cfg),
         proposer=proposer.propose if proposer is not None else None,
+        zero_checks=cfg.floor.zero_checks,
     )
     server = ApiServer(create_app(store, cfg, picking=picking), cfg)
     if port is not None:

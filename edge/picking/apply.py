@@ -36,6 +36,7 @@ from cloud_sync.events import (
     StockReason,
     TaskPicked,
 )
+from edge.picking import counting
 from edge.picking import queries as q
 from edge.picking import reservations as res
 from edge.picking.decide import (
@@ -63,7 +64,7 @@ from edge.picking.model import Picker, Stop, StopState
 from edge.picking.putback import apply_put_back
 from edge.picking.queries import Allocation
 from edge.picking.tours import Planner, Prepared
-from edge.store.db import Transaction
+from edge.store.db import Transaction, now_ms
 from edge.store.outbox import raise_alert
 
 #: pushed to the picker with the tour
@@ -102,7 +103,7 @@ def apply_scan(
     if isinstance(intent, ConfirmLocation):
         q.set_stop_state(tx, intent.stop.tour, intent.stop.stop, StopState.LOCATION_OK)
     elif isinstance(intent, Count):
-        _count(tx, picker, intent, now)
+        _count(tx, picker, intent, now, zero_checks=planner.zero_checks)
     elif isinstance(intent, FinishTour):
         finish_tour(tx, intent.tour, now)
     elif isinstance(intent, BindTote):
@@ -117,7 +118,7 @@ def apply_scan(
     return Applied(decision, state.tour)
 
 
-def _count(tx: Transaction, picker: Picker, count: Count, now: int) -> None:
+def _count(tx: Transaction, picker: Picker, count: Count, now: int, *, zero_checks: bool) -> None:
     stop = count.stop
     if count.to_put:
         state = StopState.TO_PUT
@@ -125,7 +126,14 @@ def _count(tx: Transaction, picker: Picker, count: Count, now: int) -> None:
         state = StopState.DONE if count.done else StopState.LOCATION_OK
     units = count.units
     confirm_units(
-        tx, stop, units, picker=picker.id, codes=(count.code,), state=state, release=units
+        tx,
+        stop,
+        units,
+        picker=picker.id,
+        codes=(count.code,),
+        state=state,
+        release=units,
+        zero_checks=zero_checks,
     )
     if count.here_next is not None:
         q.set_stop_state(tx, stop.tour, count.here_next.stop, StopState.LOCATION_OK)
@@ -152,17 +160,21 @@ def confirm_units(
     codes: tuple[str, ...],
     state: StopState,
     release: int,
+    zero_checks: bool = False,
 ) -> None:
     """Confirm ``units`` picked at ``stop`` (0: none) and leave it in ``state``.
 
     The stop's count, the stock row (``units`` taken, ``release`` reserved
     units released), the task line, and upstream a ``pick_confirmed`` and a
-    ``stock_delta``: the one place a unit becomes picked.
+    ``stock_delta``: the one place a unit becomes picked. With
+    ``zero_checks``, a stock row the units leave at zero gets a zero check.
     """
     q.set_stop_picked(tx, stop, stop.picked + units, state)
     res.take_stock(tx, stop, units, release=release)
     if not units:
         return
+    if zero_checks and res.on_hand(tx, stop) <= 0:
+        counting.zero_check(tx, stop.sku, stop.location, now_ms())
     res.add_line_picked(tx, stop.task, stop.line, units)
     order, tote = q.order_and_tote(tx, stop.tour, stop.task)
     confirmed = PickConfirmed(
@@ -245,6 +257,9 @@ def start_tour(
     are done.
     """
     tasks = start.tasks
+    if res.kinds(tx, tasks) == {"count"}:
+        decision, counted = counting.start_count_tour(tx, picker, tasks, planner.layout, now)
+        return Applied(decision, counted, push=TOUR_ASSIGNED if counted is not None else None)
     wanted = res.wanted(tx, tasks)
     tour = q.new_tour(tx, picker.id, now)
     plans, walk = planner.plan(tx, tasks, wanted, prepared)
@@ -338,7 +353,10 @@ def apply_short(
         codes=(),
         state=StopState.SHORT,
         release=stop.qty - stop.picked,
+        zero_checks=planner.zero_checks,
     )
+    if planner.zero_checks and short.reason == "empty":
+        counting.zero_check(tx, stop.sku, stop.location, now)
     if short.correction:
         res.write_off(tx, stop, short.correction)
         tx.append(_delta(stop, -short.correction, StockReason.SHORT))

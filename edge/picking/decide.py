@@ -155,6 +155,37 @@ class ReturnUnits:
     location: str
 
 
+@dataclass(frozen=True, slots=True)
+class CountBegin:
+    """Counting of ``stop``'s location begins; the box holds ``on_hand`` there."""
+
+    stop: Stop
+    on_hand: int
+
+
+@dataclass(frozen=True, slots=True)
+class CountAdd:
+    stop: Stop
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recount:
+    stop: Stop
+
+
+@dataclass(frozen=True, slots=True)
+class CountClose:
+    """The final count of ``stop``: ``counted`` against the box's ``on_hand``
+    now; ``expected`` is its on-hand when counting began."""
+
+    stop: Stop
+    counted: int
+    expected: int
+    on_hand: int
+    attempts: int
+
+
 Intent = (
     StartTour
     | ConfirmLocation
@@ -165,6 +196,10 @@ Intent = (
     | Put
     | HoldUnits
     | ReturnUnits
+    | CountBegin
+    | CountAdd
+    | Recount
+    | CountClose
 )
 
 

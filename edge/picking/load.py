@@ -126,9 +126,14 @@ def _put_back(
 def _start_tasks(
     tx: Transaction, start_tasks: int, carts: CartSettings, proposal: Sequence[str] | None
 ) -> tuple[tuple[str, str], ...]:
-    """The tasks a START takes: on carts, the proposed cart's tasks still open
-    now (another picker may have started some since), topped up with the next
-    by priority that fit; without carts, the next ``start_tasks``."""
+    """The tasks a START takes: the most urgent open task when it is a count
+    (a count tour); else on carts, the proposed cart's tasks still open now
+    (another picker may have started some since), topped up with the next by
+    priority that fit; without carts, the next ``start_tasks``."""
+    urgent = res.most_urgent_kind(tx)
+    if urgent is not None and urgent[1] == "count":
+        # counts and picks interleave by priority: a count tour of that task
+        return ((urgent[0], "open"),)
     if not carts.enabled:
         tasks = res.next_open_tasks(tx, start_tasks)
     else:

@@ -48,6 +48,10 @@ class ScanResult(enum.StrEnum):
     PUT_BACK_REQUIRED = "put_back_required"
     PUT_BACK_ITEM = "put_back_item"
     PUT_BACK_DONE = "put_back_done"
+    # blind counts (edge.picking.counting)
+    COUNTED = "counted"
+    RECOUNT = "recount"
+    COUNT_DONE = "count_done"
     # answers to a short pick and a skip
     REROUTED = "rerouted"
     SHORT_RECORDED = "short_recorded"

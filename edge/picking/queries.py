@@ -197,10 +197,10 @@ def tour_tasks(db: Reads, tour: int) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def tour_head(db: Reads, tour: int) -> tuple[str, bytes | None]:
-    """(state, stored route JSON) of a tour."""
-    row = db.execute("SELECT state, route FROM tours WHERE tour = ?", (tour,)).fetchone()
-    return str(row[0]), row[1]
+def tour_head(db: Reads, tour: int) -> tuple[str, bytes | None, str]:
+    """(state, stored route JSON, kind: pick or count) of a tour."""
+    row = db.execute("SELECT state, route, kind FROM tours WHERE tour = ?", (tour,)).fetchone()
+    return str(row[0]), row[1], str(row[2])
 
 
 def tour_view_rows(db: Reads, tour: int) -> list[tuple[Any, ...]]:

@@ -26,14 +26,36 @@ from edge.store.db import Transaction
 
 
 def tasks_named(db: Reads, data: str, *, open_only: bool = False) -> list[tuple[str, str]]:
-    """(task, state) of pick tasks whose id, order or tote is ``data``, by priority."""
+    """(task, state) of the tasks whose id, order or tote is ``data``, by
+    priority: pick tasks, or a count task named by its id (a code never
+    starts picks and counts together)."""
     state = " AND state = 'open'" if open_only else ""
     rows = db.execute(
-        f"SELECT task, state FROM tasks WHERE kind = 'pick'{state} "  # noqa: S608 - constants
-        "AND (task = ?1 OR order_ref = ?1 OR tote = ?1) ORDER BY priority DESC, task",
+        f"SELECT task, state, kind FROM tasks WHERE 1 = 1{state} "  # noqa: S608 - constants
+        "AND ((kind = 'pick' AND (task = ?1 OR order_ref = ?1 OR tote = ?1)) "
+        "OR (kind = 'count' AND task = ?1)) ORDER BY priority DESC, task",
         (data,),
     ).fetchall()
-    return [(str(task), str(s)) for task, s in rows]
+    counts = [(str(task), str(s)) for task, s, kind in rows if kind == "count"]
+    return counts or [(str(task), str(s)) for task, s, _ in rows]
+
+
+def most_urgent_kind(db: Reads) -> tuple[str, str] | None:
+    """(task, kind) of the most urgent open task of any kind (None: none)."""
+    row = db.execute(
+        "SELECT task, kind FROM tasks WHERE state = 'open' "
+        "ORDER BY priority DESC, received_ms, task LIMIT 1"
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def kinds(db: Reads, tasks: Sequence[str]) -> set[str]:
+    marks = ",".join("?" * len(tasks))
+    rows = db.execute(
+        f"SELECT DISTINCT kind FROM tasks WHERE task IN ({marks})",  # noqa: S608 - placeholders
+        list(tasks),
+    ).fetchall()
+    return {str(r[0]) for r in rows}
 
 
 def next_open_tasks(db: Reads, limit: int) -> list[str]:

@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.picking import counting
 from edge.picking import queries as q
 from edge.picking.apply import (
     TOUR_REROUTED,
@@ -113,6 +114,7 @@ class PickingService:
         start_tasks: int = 1,
         carts: CartSettings | None = None,
         proposer: Proposer | None = None,
+        zero_checks: bool = False,
     ) -> None:
         self.store = store
         self.layout = layout
@@ -121,7 +123,12 @@ class PickingService:
         self.start_tasks = start_tasks
         self.carts = carts if carts is not None else CartSettings()
         self.planner = Planner(
-            layout, zone=zone, start_tasks=start_tasks, carts=self.carts, proposer=proposer
+            layout,
+            zone=zone,
+            start_tasks=start_tasks,
+            carts=self.carts,
+            proposer=proposer,
+            zero_checks=zero_checks,
         )
         self._listeners: list[Listener] = []
         self._plan_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tour-planner")
@@ -201,21 +208,11 @@ class PickingService:
                 raise ScanIdConflictError(f"scan_id {scan_id!r} was used by another picker")
             return Outcome(zlib.decompress(compressed), replayed=True)
         now = now_ms()
-        state = load_scan(
-            tx,
-            picker.id,
-            code,
-            start_tasks=self.start_tasks,
-            carts=self.carts,
-            proposal=prepared.tasks if prepared is not None else None,
-        )
-        if state.tour is None and state.put_backs:
-            decision = decide_put_back(state, code)
+        tour = q.active_tour(tx, picker.id)
+        if tour is not None and counting.tour_kind(tx, tour) == "count":
+            applied = self._count_scan(tx, picker, tour, code, now)
         else:
-            decision = decide(state, code)
-        applied = apply_scan(
-            tx, picker, state, decision, planner=self.planner, prepared=prepared, now=now
-        )
+            applied = self._pick_scan(tx, picker, code, prepared, now)
         outcome = self._outcome(tx, picker.id, applied)
         q.record_scan(
             tx,
@@ -230,6 +227,39 @@ class PickingService:
             now=now,
         )
         return outcome
+
+    def _count_scan(
+        self, tx: Transaction, picker: Picker, tour: int, code: ScannedCode, now: int
+    ) -> Applied:
+        """A scan in a count tour (:mod:`edge.picking.counting`)."""
+        decision = counting.decide_count(counting.load_count(tx, tour, code), code)
+        counting.apply_count(tx, picker, decision, now)
+        return Applied(decision, tour)
+
+    def _pick_scan(
+        self,
+        tx: Transaction,
+        picker: Picker,
+        code: ScannedCode,
+        prepared: Prepared | None,
+        now: int,
+    ) -> Applied:
+        """A scan outside a count tour: picking, put-back, or a tour start."""
+        state = load_scan(
+            tx,
+            picker.id,
+            code,
+            start_tasks=self.start_tasks,
+            carts=self.carts,
+            proposal=prepared.tasks if prepared is not None else None,
+        )
+        if state.tour is None and state.put_backs:
+            decision = decide_put_back(state, code)
+        else:
+            decision = decide(state, code)
+        return apply_scan(
+            tx, picker, state, decision, planner=self.planner, prepared=prepared, now=now
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -268,6 +298,19 @@ class PickingService:
             short = decide_short(load_stop(tx, picker.id, stop, stock=True), found, reason)
             applied = apply_short(tx, picker, short, self.planner, now)
             return self._outcome(tx, picker.id, applied)
+
+        return self._after_commit(await self.store.write(fn))
+
+    async def count(self, picker: Picker, stop: int, qty: int) -> Outcome:
+        """A quantity entered for a count stop whose location was scanned:
+        the count of it is finished with ``qty`` units (one recount when it
+        differs from the box's on-hand, as by scanning the location again)."""
+
+        def fn(tx: Transaction) -> Outcome:
+            scan, at = counting.load_entry(tx, picker.id, stop)
+            decision = counting.finish(scan, at, qty)
+            counting.apply_count(tx, picker, decision, now_ms())
+            return self._outcome(tx, picker.id, Applied(decision, scan.tour))
 
         return self._after_commit(await self.store.write(fn))
 

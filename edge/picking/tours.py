@@ -69,8 +69,11 @@ class Planner:
         start_tasks: int = 1,
         carts: CartSettings | None = None,
         proposer: Proposer | None = None,
+        zero_checks: bool = False,
     ) -> None:
         self.layout = layout
+        #: a short pick ``empty`` or a location picked to zero creates a zero check
+        self.zero_checks = zero_checks
         self.zone = zone
         self.start_tasks = start_tasks
         self.carts = carts if carts is not None else CartSettings()
@@ -102,7 +105,9 @@ class Planner:
             if self.proposer is not None:
                 return list(self.proposer(db))
             return res.next_cart_tasks(db, self.carts.totes, self.carts.units)
-        return [task for task, _ in res.tasks_named(db, code.data, open_only=True)]
+        named = [task for task, _ in res.tasks_named(db, code.data, open_only=True)]
+        # a count tour is planned in its transaction (edge.picking.counting)
+        return named if res.kinds(db, named) == {"pick"} else []
 
     def prepare(self, db: Reads, picker: str, code: ScannedCode) -> Prepared | None:
         """Plan the tour ``code`` would start, on a read snapshot ``db``.

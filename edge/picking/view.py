@@ -22,7 +22,7 @@ _NO_ROUTE: dict[str, Any] = {"length_m": None, "waypoints": []}
 
 def tour_view(db: Reads, tour: int, pitch: float) -> dict[str, Any]:
     """The contract's ``<tour>``; ``pitch`` (m between aisles) places stops on the map."""
-    state, route = q.tour_head(db, tour)
+    state, route, kind = q.tour_head(db, tour)
     stops = []
     next_stop: int | None = None
     for (
@@ -49,7 +49,8 @@ def tour_view(db: Reads, tour: int, pitch: float) -> dict[str, Any]:
                 "location": location,
                 "sku": sku,
                 "description": description,
-                "qty": qty,
+                # a count is blind: the PDA never sees what the box expects
+                "qty": None if kind == "count" else qty,
                 "picked": picked,
                 "state": stop_state,
                 "lot": lot or None,
@@ -62,6 +63,7 @@ def tour_view(db: Reads, tour: int, pitch: float) -> dict[str, Any]:
         )
     view = {
         "tour": tour,
+        "kind": kind,
         "state": state,
         "stops": stops,
         "next_stop": next_stop if state == "active" else None,

@@ -456,6 +456,40 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE put_backs ADD COLUMN in_hand INTEGER NOT NULL DEFAULT 0 CHECK (in_hand >= 0);
     """,
+    # 9: blind cycle counts (issue 12)
+    """
+    -- pick (the default) or count: a count tour's stops are locations to count
+    ALTER TABLE tours ADD COLUMN kind TEXT NOT NULL DEFAULT 'pick';
+    -- A count tour's stop as it is counted: the box's on-hand when counting of
+    -- the location began (never shown to the PDA), the units counted so far,
+    -- and which attempt this is (a count that differs is counted once more).
+    CREATE TABLE count_stops (
+        tour      INTEGER NOT NULL REFERENCES tours(tour) ON DELETE CASCADE,
+        stop      INTEGER NOT NULL,
+        expected  INTEGER,
+        counted   INTEGER NOT NULL DEFAULT 0,
+        attempt   INTEGER NOT NULL DEFAULT 1,
+        -- the last scans rowid before this attempt began: a serialised unit
+        -- counts once per attempt (a recount counts it again)
+        since_scan INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (tour, stop)
+    ) STRICT;
+    -- Every finished count: inventory accuracy is the share that matched.
+    CREATE TABLE count_results (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        task      TEXT NOT NULL,
+        location  TEXT NOT NULL,
+        sku       TEXT NOT NULL,
+        counted   INTEGER NOT NULL,
+        expected  INTEGER NOT NULL,
+        on_hand   INTEGER NOT NULL,
+        attempts  INTEGER NOT NULL,
+        matched   INTEGER NOT NULL,
+        picker    TEXT,
+        at_ms     INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX count_results_at ON count_results(at_ms);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
