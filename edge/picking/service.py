@@ -157,11 +157,11 @@ class PickingService:
 
     def _outcome(self, tx: Transaction, picker: str, applied: Applied) -> Outcome:
         """The answer to an applied decision, built after its writes; without
-        a tour, with the picker's open put-back lines when there are any (or
-        the decision was about them)."""
+        an active tour (none, or the one that just ended), with the picker's
+        open put-back lines when there are any (or the decision was about them)."""
         view = tour_view(tx, applied.tour, self.planner.pitch) if applied.tour is not None else None
         doc = answer(applied.decision, view, applied.exceptions)
-        if applied.tour is None:
+        if view is None or view["state"] != "active":
             lines = q.open_put_backs(tx, picker)
             if lines or applied.decision.result in PUT_BACK_RESULTS:
                 doc["put_backs"] = put_back_view(lines)

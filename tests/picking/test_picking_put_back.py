@@ -200,3 +200,25 @@ async def test_a_young_put_back_raises_nothing(zone: Zone) -> None:
     await picked_then_cancelled(zone)
     await Maintenance(zone.store, interval_s=60, warn_backlog=10**6).tick()  # 30 min default
     assert not overdue_alerts(zone)
+
+
+async def test_the_answer_that_ends_a_tour_lists_what_is_to_be_put_back(zone: Zone) -> None:
+    """One order in two tasks on one tour: the task of the first stop is
+    cancelled once its unit is picked; the scan that ends the tour answers
+    with the unit to put back."""
+    add_task(zone.store, "T-1", [("SKU-A", 1)], order="O-1")
+    add_task(zone.store, "T-2", [("SKU-C", 1)], order="O-1")
+    pda = await zone.picker()
+    started = await pda.scan("O-1")
+    assert "put_backs" not in started
+    first, second = started["tour"]["stops"]
+    code = {"SKU-A": GTIN_A, "SKU-C": GTIN_C}
+    await pda.scan(first["location"])
+    assert (await pda.scan(code[first["sku"]]))["result"] == "stop_done"
+    cancel_page(zone, first["task"])
+    await pda.scan(second["location"])
+    done = await pda.scan(code[second["sku"]])
+    assert done["result"] == "tour_done", done
+    assert [(line["sku"], line["origin"], line["qty"]) for line in done["put_backs"]] == [
+        (first["sku"], first["location"], 1)
+    ]
