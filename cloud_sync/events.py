@@ -202,6 +202,18 @@ class Erased(UpstreamEvent):
     rows: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupervisorAction(UpstreamEvent):
+    """A supervisor's action on the floor (release, reassign, adjust): who did
+    what to which subject — a type added within v1 (docs/sync.md)."""
+
+    TYPE: ClassVar[str] = "supervisor_action"
+    action: str
+    by: str
+    subject: str
+    detail: dict[str, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class UnknownEvent:
     """An event of a type this code does not know: kept as received."""
@@ -229,6 +241,7 @@ EVENT_CLASSES: dict[str, type[UpstreamEvent]] = {
         CountResult,
         CartonDeparted,
         Erased,
+        SupervisorAction,
     )
 }
 #: the sync-v1 event types this code knows

@@ -10,8 +10,11 @@ Promises:
   :class:`ApiRunner`'s connections, never echoing the input), ``client_gone``
   (counted, logged at DEBUG: nobody reads the answer), ``body_too_large`` (413), ``not_found``,
   ``method_not_allowed``, ``unauthorized``, ``unknown_device``,
-  ``unknown_badge``, ``too_many_attempts`` (429), the picking codes
-  (``no_tour``, ``unknown_stop``, …), the store's codes (503) and
+  ``unknown_badge``, ``too_many_attempts`` (429), ``forbidden`` (403: a
+  supervisor's route called by a picker), the picking codes (``no_tour``,
+  ``unknown_stop``, …) and the supervisor codes (``unknown_tour``,
+  ``tour_not_active``, ``unknown_picker``, ``picker_busy``,
+  ``unknown_location``, ``unknown_sku``, ``below_reserved``), the store's codes (503) and
   ``internal_error`` (500, no traceback in the answer). Each is counted in
   ``pickedge_api_bad_requests_total{code}`` and logged once with context.
 - Handlers are thin: parse, authenticate, call :class:`PickingService`, answer.
@@ -45,6 +48,7 @@ from edge.api.openapi import openapi_document
 from edge.config import Config
 from edge.picking import SHORT_REASONS, Picker, PickingError, PickingService
 from edge.picking.service import Outcome
+from edge.picking.supervise import MAX_REASON, Supervision
 from edge.shipping.errors import ShippingError
 from edge.shipping.service import PackingService
 from edge.store.db import Store
@@ -70,6 +74,9 @@ MAX_CODE = 4096
 MAX_BADGE = 256
 MAX_STATION = 64
 MAX_DEVICE_KEY = 256
+MAX_NAME = 64  # a picker id, SKU, location or lot in a supervisor's request
+MAX_REF = 128
+MAX_EXCEPTIONS = 500
 
 
 class ApiError(PickEdgeError):
@@ -103,6 +110,7 @@ STORE = web.AppKey("store", Store)
 CONFIG = web.AppKey("config", Config)
 PICKING = web.AppKey("picking", PickingService)
 PACKING = web.AppKey("packing", PackingService)
+SUPERVISION = web.AppKey("supervision", Supervision)
 HUB = web.AppKey("hub", PdaHub)
 LIMITER = web.AppKey("limiter", auth.LoginLimiter)
 STATE = web.AppKey("state", ServerState)
@@ -410,6 +418,87 @@ async def skip_stop(request: web.Request) -> web.Response:
     return _outcome_response(outcome)
 
 
+# --------------------------------------------------------------------------- supervisors
+
+
+def _supervisor(request: web.Request) -> Picker:
+    """The caller, when a supervisor or admin; 403 ``forbidden`` otherwise."""
+    picker = request[PICKER]
+    if picker.role not in SUPERVISORS:
+        raise ApiError(403, "forbidden", "only a supervisor may do this")
+    return picker
+
+
+def _tour_param(request: web.Request) -> int:
+    raw = request.match_info["tour"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "invalid_request", "tour must be a tour number")
+    return int(raw)
+
+
+def _optional_text(body: dict[str, Any], key: str, limit: int) -> str | None:
+    return None if body.get(key) is None else validate.text(body, key, limit)
+
+
+async def supervisor_release(request: web.Request) -> web.Response:
+    """End an abandoned tour (docs/pda.md, Supervisor actions)."""
+    by = _supervisor(request)
+    tour = _tour_param(request)
+    body = await _json_object(request)
+    reason = validate.text(body, "reason", MAX_REASON)
+    done = await request.app[SUPERVISION].release(by, tour, reason)
+    return web.json_response(done.body)
+
+
+async def supervisor_reassign(request: web.Request) -> web.Response:
+    """Hand an active tour to another picker without one."""
+    by = _supervisor(request)
+    tour = _tour_param(request)
+    body = await _json_object(request)
+    to = validate.text(body, "picker", MAX_NAME)
+    done = await request.app[SUPERVISION].reassign(by, tour, to)
+    return web.json_response(done.body)
+
+
+async def supervisor_adjust(request: web.Request) -> web.Response:
+    """Change one stock row by ``qty`` (signed) or to ``set``, with a reason."""
+    by = _supervisor(request)
+    body = await _json_object(request)
+    sku = validate.text(body, "sku", MAX_NAME)
+    location = validate.text(body, "location", MAX_NAME)
+    lot = "" if body.get("lot") in (None, "") else validate.text(body, "lot", MAX_NAME)
+    has_qty, has_set = body.get("qty") is not None, body.get("set") is not None
+    if has_qty == has_set:
+        raise ApiError(400, "invalid_request", "give either qty (a signed change) or set")
+    qty = set_to = None
+    if has_qty:
+        qty = validate.integer(body, "qty", lo=-validate.MAX_COUNT)
+        if qty == 0:
+            raise ApiError(400, "invalid_request", "qty must not be 0")
+    else:
+        set_to = validate.integer(body, "set")
+    reason = validate.text(body, "reason", MAX_REASON)
+    ref = _optional_text(body, "ref", MAX_REF)
+    done = await request.app[SUPERVISION].adjust(
+        by, sku=sku, location=location, lot=lot, qty=qty, set_to=set_to, reason=reason, ref=ref
+    )
+    return web.json_response(done.body)
+
+
+async def supervisor_tours(request: web.Request) -> web.Response:
+    _supervisor(request)
+    return web.json_response({"tours": await request.app[SUPERVISION].tours()})
+
+
+async def supervisor_exceptions(request: web.Request) -> web.Response:
+    _supervisor(request)
+    raw = request.query.get("limit", "50")
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_EXCEPTIONS:
+        raise ApiError(400, "invalid_request", f"limit must be from 1 to {MAX_EXCEPTIONS}")
+    items = await request.app[SUPERVISION].exceptions(int(raw))
+    return web.json_response({"exceptions": items})
+
+
 def _packing(request: web.Request) -> PackingService:
     packing = request.app.get(PACKING)
     if packing is None:
@@ -601,6 +690,9 @@ def create_app(
         app[PACKING] = packing
         packing.subscribe(app[HUB].push)
     app[HUB].on_task_cancelled(picking.cancel_task)
+    app[SUPERVISION] = Supervision(
+        store, pitch=picking.planner.pitch, on_commit=picking.on_commit, push=app[HUB].push
+    )
 
     r = app.router
     r.add_get("/", index)
@@ -615,6 +707,11 @@ def create_app(
     r.add_post("/api/v1/tour/short", short_pick)
     r.add_post("/api/v1/tour/skip", skip_stop)
     r.add_get("/api/v1/layout", layout)
+    r.add_post("/api/v1/supervisor/tours/{tour}/release", supervisor_release)
+    r.add_post("/api/v1/supervisor/tours/{tour}/reassign", supervisor_reassign)
+    r.add_post("/api/v1/supervisor/stock/adjust", supervisor_adjust)
+    r.add_get("/api/v1/supervisor/tours", supervisor_tours)
+    r.add_get("/api/v1/supervisor/exceptions", supervisor_exceptions)
     r.add_post("/api/v1/pack/scan", pack_scan)
     r.add_get("/api/v1/pack/stations/{station}", pack_station)
     r.add_get("/api/v1/ws", websocket)

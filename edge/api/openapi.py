@@ -35,6 +35,14 @@ _ERROR_CODES = [
     "too_many_connections",
     "unknown_station",
     "shipping_error",
+    "forbidden",
+    "unknown_tour",
+    "tour_not_active",
+    "unknown_picker",
+    "picker_busy",
+    "unknown_location",
+    "unknown_sku",
+    "below_reserved",
 ]
 
 #: every ``result`` an answer of scan, short or skip can carry
@@ -70,6 +78,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 _COMMON = (400, 401, 413, 500, 503)
+_TOUR_PARAM = {"name": "tour", "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
 @cache
@@ -278,6 +287,63 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                             "missing": {"type": "integer"},
                         },
                     },
+                },
+            },
+        },
+        "SupervisorAction": {
+            "type": "object",
+            "required": ["action"],
+            "description": "what the action did: the detail of its supervisor_action event",
+            "properties": {
+                "action": {"enum": ["release", "reassign", "adjust"]},
+                "tour": {"type": "integer"},
+                "picker": {"type": "string", "description": "release: whose tour it was"},
+                "reason": {"type": "string"},
+                "reopened": {"type": "array", "items": {"type": "string"}},
+                "put_back": {
+                    "type": "array",
+                    "description": "release: the units that became put-back work",
+                    "items": {"type": "object"},
+                },
+                "put_backs": {
+                    "type": "array",
+                    "items": _ref("PutBack"),
+                    "description": "release: the supervisor's open put-back lines now",
+                },
+                "from": {"type": "string"},
+                "to": {"type": "string"},
+                "tour_view": _ref("Tour"),
+                "sku": {"type": "string"},
+                "location": {"type": "string"},
+                "lot": {"type": ["string", "null"]},
+                "before": {"type": "integer"},
+                "after": {"type": "integer"},
+                "delta": {"type": "integer"},
+                "reserved": {"type": "integer"},
+                "ref": {"type": ["string", "null"]},
+            },
+        },
+        "ActiveTour": {
+            "type": "object",
+            "required": ["tour", "picker", "started_ms", "stops", "last_scan_ms", "idle_s"],
+            "properties": {
+                "tour": {"type": "integer"},
+                "picker": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
+                },
+                "started_ms": {"type": "integer"},
+                "cart": {"type": ["string", "null"]},
+                "stops": {"type": "integer"},
+                "stops_closed": {"type": "integer", "description": "done or short"},
+                "stops_short": {"type": "integer"},
+                "stops_open": {"type": "integer"},
+                "units": {"type": "integer"},
+                "picked": {"type": "integer"},
+                "last_scan_ms": {"type": ["integer", "null"]},
+                "idle_s": {
+                    "type": "integer",
+                    "description": "seconds since the last scan (or the start)",
                 },
             },
         },
@@ -517,12 +583,148 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
         "/api/v1/ws": {
             "get": {
                 "summary": "WebSocket of pushes: tour_assigned, tour_rerouted, task_cancelled, "
-                "message",
+                "tour_withdrawn (a supervisor released or reassigned the tour), message",
                 "description": "Authenticate with the Authorization header or a first message "
                 '`{"type": "auth", "token": "…"}` (never in the URL). An invalid first message '
                 "closes the socket with code 4401.",
                 "security": [{"bearer": []}, {}],
                 "responses": {"101": {"description": "switching protocols"}, **_errors(401)},
+            }
+        },
+        "/api/v1/supervisor/tours/{tour}/release": {
+            "post": {
+                "summary": "Supervisor: end an abandoned tour",
+                "description": "The tour ends cancelled, its open stops' reservations are "
+                "released, its started tasks go back to open whole; the units it picked "
+                "become put-back lines of the releasing supervisor. The picker is pushed "
+                "tour_withdrawn; supervisor_action goes upstream (docs/pda.md).",
+                "security": bearer,
+                "parameters": [_TOUR_PARAM],
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["reason"],
+                        "properties": {"reason": {"type": "string", "maxLength": 200}},
+                    }
+                ),
+                "responses": {
+                    "200": _json(_ref("SupervisorAction"), "released"),
+                    **_errors(*_COMMON, 403, 404, 409),
+                },
+            }
+        },
+        "/api/v1/supervisor/tours/{tour}/reassign": {
+            "post": {
+                "summary": "Supervisor: hand an active tour to another picker",
+                "description": "The picker must be active, without a tour and without "
+                "put-back lines (409 picker_busy). The old holder is pushed tour_withdrawn, "
+                "the new one tour_assigned.",
+                "security": bearer,
+                "parameters": [_TOUR_PARAM],
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["picker"],
+                        "properties": {"picker": {"type": "string", "maxLength": 64}},
+                    }
+                ),
+                "responses": {
+                    "200": _json(_ref("SupervisorAction"), "reassigned (tour_view: the tour)"),
+                    **_errors(*_COMMON, 403, 404, 409),
+                },
+            }
+        },
+        "/api/v1/supervisor/stock/adjust": {
+            "post": {
+                "summary": "Supervisor: adjust a location's stock with a reason",
+                "description": "qty (a signed change) or set (the new quantity), never below "
+                "what open tours reserve (409 below_reserved); stock_delta reason adjust "
+                "goes upstream with ref.",
+                "security": bearer,
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["sku", "location", "reason"],
+                        "properties": {
+                            "sku": {"type": "string", "maxLength": 64},
+                            "location": {"type": "string", "maxLength": 64},
+                            "lot": {"type": ["string", "null"], "maxLength": 64},
+                            "qty": {"type": "integer", "description": "signed change, not 0"},
+                            "set": {"type": "integer", "minimum": 0},
+                            "reason": {"type": "string", "maxLength": 200},
+                            "ref": {"type": ["string", "null"], "maxLength": 128},
+                        },
+                    }
+                ),
+                "responses": {
+                    "200": _json(_ref("SupervisorAction"), "adjusted (before, after, delta)"),
+                    **_errors(*_COMMON, 403, 404, 409),
+                },
+            }
+        },
+        "/api/v1/supervisor/tours": {
+            "get": {
+                "summary": "Supervisor: the active tours with picker, progress and last scan",
+                "security": bearer,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["tours"],
+                            "properties": {"tours": {"type": "array", "items": _ref("ActiveTour")}},
+                        },
+                        "by tour number",
+                    ),
+                    **_errors(401, 403, 500),
+                },
+            }
+        },
+        "/api/v1/supervisor/exceptions": {
+            "get": {
+                "summary": "Supervisor: recent shorts, unfillable lines, cancels, "
+                "supervisor actions, open put-backs and open alerts, newest first",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                    }
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["exceptions"],
+                            "properties": {
+                                "exceptions": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["kind", "at_ms"],
+                                        "properties": {
+                                            "kind": {
+                                                "enum": [
+                                                    "short",
+                                                    "unfillable",
+                                                    "cancel",
+                                                    "supervisor_action",
+                                                    "put_back",
+                                                    "alert",
+                                                ]
+                                            },
+                                            "at_ms": {"type": ["integer", "null"]},
+                                        },
+                                        "additionalProperties": True,
+                                    },
+                                }
+                            },
+                        },
+                        "newest first",
+                    ),
+                    **_errors(400, 401, 403, 500),
+                },
             }
         },
         "/static/{file}": {

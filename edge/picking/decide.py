@@ -273,6 +273,14 @@ def _without_tour(state: ScanState, code: ScannedCode) -> Decision:
     if state.tasks:
         open_tasks = tuple(task for task, task_state in state.tasks if task_state == "open")
         if not open_tasks:
+            if any(task_state == "started" for _, task_state in state.tasks):
+                # started = on another picker's active tour; named by nobody
+                return Decision(
+                    ScanResult.TAKEN,
+                    ERROR,
+                    f"{code.data} is taken: another picker is picking it; "
+                    "scan another order or START",
+                )
             return Decision(
                 ScanResult.TASK_UNAVAILABLE,
                 ERROR,

@@ -39,6 +39,8 @@ class ScanResult(enum.StrEnum):
     NO_WORK = "no_work"
     NO_STOCK = "no_stock"
     TASK_UNAVAILABLE = "task_unavailable"
+    #: the order is being picked by someone else (two PDAs, one order: one tour)
+    TAKEN = "taken"
     # cart picking (several orders on one cart, one tote each; docs/pda.md)
     TOTE_BOUND = "tote_bound"
     TOTE_EXPECTED = "tote_expected"

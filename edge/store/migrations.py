@@ -490,6 +490,22 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     CREATE INDEX count_results_at ON count_results(at_ms);
     """,
+    # 10: supervisor actions (issue 12): who released, reassigned or adjusted what
+    """
+    -- Every supervisor action, as it went upstream (supervisor_action): the
+    -- action, the supervisor's picker id (ids only, no names: an erasure of a
+    -- picker has nothing to remove here), its subject and its detail (JSON).
+    CREATE TABLE supervisor_actions (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        action      TEXT NOT NULL,
+        by_picker   TEXT NOT NULL,
+        subject     TEXT NOT NULL,
+        detail      TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        at_up       INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX supervisor_actions_at ON supervisor_actions(at_ms);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

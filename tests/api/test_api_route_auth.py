@@ -18,7 +18,7 @@ from edge.api.app import _PUBLIC
 from tests.support.api_fixtures import Zone
 
 #: a value for each path parameter the routes use
-PARAMS = {"station": "P1", "name": "pda.js", "file": "pda.js"}
+PARAMS = {"station": "P1", "name": "pda.js", "file": "pda.js", "tour": "1"}
 
 
 def routes(zone: Zone) -> list[tuple[str, str]]:

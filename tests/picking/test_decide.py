@@ -325,8 +325,15 @@ ROWS = [
     # --- the edge's own answers beyond the table -----------------------------------------
     Row("no tour: START without work", ScanState(), "START", R.NO_WORK, WARN),
     Row(
-        "no tour: a task already started",
+        "no tour: a task another picker started is taken",
         ScanState(tasks=(("T-1", "started"),)),
+        "T-1",
+        R.TAKEN,
+        ERR,
+    ),
+    Row(
+        "no tour: a task already done",
+        ScanState(tasks=(("T-1", "done"),)),
         "T-1",
         R.TASK_UNAVAILABLE,
         ERR,

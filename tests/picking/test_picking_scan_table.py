@@ -282,7 +282,7 @@ async def test_a_started_task_cannot_be_taken_by_another_picker(zone: Zone) -> N
     one, two = await zone.picker("BADGE-1"), await zone.picker("BADGE-2")
     assert (await one.scan("T-1"))["result"] == "tour_started"
     answer = await two.scan("T-1")
-    assert (answer["result"], answer["feedback"]) == ("task_unavailable", "error")
+    assert (answer["result"], answer["feedback"]) == ("taken", "error")
 
 
 async def test_repeated_scan_id_returns_the_stored_answer(zone: Zone) -> None:

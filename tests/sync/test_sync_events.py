@@ -27,6 +27,7 @@ from cloud_sync.events import (
     ShipmentConfirmed,
     StockDelta,
     StockReason,
+    SupervisorAction,
     TaskCancelled,
     TaskPicked,
     UnknownEvent,
@@ -79,6 +80,9 @@ SAMPLES: list[UpstreamEvent] = [
     CountResult(task="C1", location="L", sku="S", counted=4, expected=5, picker="p1"),
     CartonDeparted(sscc="00123", shipment=None, door="D1", reader="r1"),
     Erased(picker="p9", rows=3),
+    SupervisorAction(
+        action="release", by="s1", subject="tour 7", detail={"tour": 7, "reason": "went home"}
+    ),
 ]
 
 
