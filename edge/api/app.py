@@ -418,6 +418,14 @@ async def skip_stop(request: web.Request) -> web.Response:
     return _outcome_response(outcome)
 
 
+async def count_stop(request: web.Request) -> web.Response:
+    """A quantity entered for a count stop whose location was scanned."""
+    body = await _json_object(request)
+    stop, qty = validate.integer(body, "stop"), validate.integer(body, "qty")
+    outcome = await request.app[PICKING].count(request[PICKER], stop, qty)
+    return _outcome_response(outcome)
+
+
 # --------------------------------------------------------------------------- supervisors
 
 
@@ -706,6 +714,7 @@ def create_app(
     r.add_get("/api/v1/put-backs", get_put_backs)
     r.add_post("/api/v1/tour/short", short_pick)
     r.add_post("/api/v1/tour/skip", skip_stop)
+    r.add_post("/api/v1/tour/count", count_stop)
     r.add_get("/api/v1/layout", layout)
     r.add_post("/api/v1/supervisor/tours/{tour}/release", supervisor_release)
     r.add_post("/api/v1/supervisor/tours/{tour}/reassign", supervisor_reassign)

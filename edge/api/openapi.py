@@ -167,8 +167,11 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 "location": {"type": "string"},
                 "sku": {"type": "string"},
                 "description": {"type": "string"},
-                "qty": {"type": "integer"},
-                "picked": {"type": "integer"},
+                "qty": {
+                    "type": ["integer", "null"],
+                    "description": "null on a count tour: a count is blind",
+                },
+                "picked": {"type": "integer", "description": "on a count tour: units counted"},
                 "state": {
                     "enum": ["pending", "location_ok", "to_put", "done", "short", "cancelled"],
                     "description": "to_put (carts): every unit taken, to be put into its tote",
@@ -234,6 +237,7 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
             "required": ["tour", "state", "stops", "next_stop", "route"],
             "properties": {
                 "tour": {"type": "integer"},
+                "kind": {"enum": ["pick", "count"]},
                 "state": {"enum": ["active", "done", "cancelled"]},
                 "stops": {"type": "array", "items": _ref("Stop"), "description": "walk order"},
                 "next_stop": {"type": ["integer", "null"]},
@@ -486,6 +490,28 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                         "the open lines, oldest first",
                     ),
                     **_errors(401, 403, 500),
+                },
+            }
+        },
+        "/api/v1/tour/count": {
+            "post": {
+                "summary": "Finish a blind count at a stop with a quantity entered",
+                "description": "the stop's location must be scanned first; a quantity that "
+                "differs from the box's on-hand asks for one recount (docs/pda.md, Counts)",
+                "security": bearer,
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["stop", "qty"],
+                        "properties": {
+                            "stop": {"type": "integer"},
+                            "qty": {"type": "integer", "minimum": 0},
+                        },
+                    }
+                ),
+                "responses": {
+                    "200": _json(_ref("ScanAnswer"), "count_done or recount, with the tour"),
+                    **_errors(*_COMMON, 404, 409),
                 },
             }
         },
