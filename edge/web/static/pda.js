@@ -16,6 +16,14 @@
  * or GET /api/v1/put-backs at load, on a reconnect, after a task_cancelled
  * push and after a tour ends) replace the stop card with the put-back panel;
  * the box refuses new work until they are back.
+ *
+ * Count tours (tour.kind "count") are blind: a stop's qty is null and the
+ * page never shows a quantity to expect, only the picker's own count
+ * (stop.picked). At a stop: scan the location, every unit, the location
+ * again — or type the units counted (POST /api/v1/tour/count). A count the
+ * box asks for again (result "recount") shows "Count again from zero" until
+ * that stop is finished; the tour view does not say which attempt a stop is
+ * in, so the page keeps it in localStorage (pe.recount) across a reload.
  */
 "use strict";
 (function () {
@@ -30,6 +38,7 @@
     // sku -> description, from the tours seen; those of open put-back lines
     // are kept in localStorage, so that a reload still shows them
     descriptions: JSON.parse(ls.getItem("pe.putBackDescriptions") || "{}"),
+    recount: JSON.parse(ls.getItem("pe.recount") || "null"),  // {tour, stop} being counted again
     wsEver: false      // the socket was up once: a new "connected" is a reconnect
   });
 
@@ -46,7 +55,8 @@
   }
 
   function focusScan() {
-    if ($("short-dialog").hidden) { $("scan").focus(); }
+    // the count's quantity field keeps the focus while it is typed into
+    if ($("short-dialog").hidden && document.activeElement !== $("count-qty")) { $("scan").focus(); }
   }
 
   function saveQueue() {
@@ -91,6 +101,12 @@
     document.body.dataset.answers = String(S.answers);
     if (a.tour !== undefined) { S.tour = a.tour; }
     if (a.put_backs !== undefined) { S.putBacks = a.put_backs; }
+    if (a.result === "recount" && a.tour) {
+      var again = currentStop();
+      setRecount(again ? { tour: a.tour.tour, stop: again.stop } : null);
+    } else if (a.result === "count_done") {
+      setRecount(null);
+    }
     render();
     var message = a.message;
     if (a.result === "tour_done") {
@@ -101,6 +117,8 @@
       });
     } else if (a.result === "put_back_done" && !S.putBacks.length) {
       message = "Everything is put back";
+    } else if (a.result === "count_done" && a.tour && a.tour.state === "done") {
+      message = a.message + " — count tour complete";
     }
     feedback(a.feedback, message);
   }
@@ -144,6 +162,20 @@
 
   function orderOf(tote) { return tote.order || tote.task; }
 
+  function isCount(t) { return t !== null && t.kind === "count"; }
+
+  function setRecount(value) {
+    S.recount = value;
+    if (value) { ls.setItem("pe.recount", JSON.stringify(value)); } else { ls.removeItem("pe.recount"); }
+  }
+
+  /* The current count stop is being counted a second time. */
+  function recounting(stop) {
+    var r = S.recount;
+    return r !== null && stop !== null && stop.state === "location_ok" &&
+      r.tour === S.tour.tour && r.stop === stop.stop;
+  }
+
   function render() {
     var t = S.tour, stop = currentStop(), binding = bindingSlot();
     if (binding) {
@@ -154,6 +186,11 @@
       $("stop-tote").textContent = (binding.assigned ? "Scan tote " + binding.assigned : "Scan a tote") +
         " for slot " + binding.slot + " (order " + orderOf(binding) + ")";
       $("stop-hint").textContent = bound + " of " + slots + " totes on the cart";
+    } else if (isCount(t) && stop) {
+      $("stop-location").textContent = stop.location;
+      $("stop-tote").textContent = "";
+      $("stop-hint").textContent = stop.state === "pending" ? "Scan the location"
+        : "Scan every unit — scan the location again when done";
     } else {
       $("stop-location").textContent = stop ? stop.location : "—";
       var tote = stop && stop.slot !== undefined ? "tote " + (stop.tote || "?") + " (slot " + stop.slot + ")" : "";
@@ -166,10 +203,15 @@
         : "Scan the item";
     }
     $("stop-tote").hidden = !$("stop-tote").textContent;
+    var counting = isCount(t) && stop !== null;
+    $("stop-verb").textContent = counting ? "Count " : "";
     $("stop-sku").textContent = stop ? stop.sku : "";
-    $("stop-desc").textContent = stop ? stop.description : "";
-    $("stop-picked").textContent = stop ? String(stop.picked) : "0";
-    $("stop-qty").textContent = stop ? String(stop.qty) : "0";
+    $("stop-desc").textContent = !stop ? "" : counting ? "(" + stop.description + ")" : stop.description;
+    $("stop-at").textContent = counting ? " at " + stop.location : "";
+    // a count stop's qty is null: the pick line shows nothing of it
+    $("stop-picked").textContent = isCount(t) ? "" : stop ? String(stop.picked) : "0";
+    $("stop-qty").textContent = isCount(t) ? "" : stop ? String(stop.qty) : "0";
+    renderCount(counting ? stop : null);
     $("stop-lot").textContent = stop && stop.lot ? "lot " + stop.lot + (stop.expiry ? " · exp " + stop.expiry : "") : "";
     var stops = t ? t.stops : [];
     var done = stops.filter(function (s) { return s.state === "done" || s.state === "short"; }).length;
@@ -178,12 +220,13 @@
     $("route-length").textContent = t && t.route && t.route.length_m !== null ? t.route.length_m.toFixed(1) + " m" : "";
     // the walk begins once the totes are bound; units in hand go into their
     // tote (the box refuses a short or skip of them)
-    var locked = !stop || binding !== null || stop.state === "to_put";
+    var locked = !stop || binding !== null || stop.state === "to_put" || isCount(t);
     $("btn-short").disabled = locked;
     $("btn-skip").disabled = locked;
     document.body.dataset.tour = t ? t.state : "none";
     document.body.dataset.cart = !(t && t.cart) ? "none" : binding ? "binding" : "walking";
     document.body.dataset.stopState = stop ? stop.state : "none";
+    document.body.dataset.kind = t ? t.kind || "pick" : "none";
     stops.forEach(function (s) { if (s.description) { S.descriptions[s.sku] = s.description; } });
     renderCart(stop, binding);
     renderPutBack(!activeTour() && S.putBacks.length > 0);
@@ -249,6 +292,48 @@
       cell("pb-origin", line.origin);
       cell("pb-hand", String(line.in_hand));
       rows.appendChild(row);
+    });
+  }
+
+  /* The count stop card (stop null: not counting): the picker's own count,
+   * the recount band, the quantity field; then the tour's list. */
+  function renderCount(stop) {
+    var again = stop !== null && recounting(stop);
+    document.body.dataset.count = !stop ? "none" : stop.state === "pending" ? "pending"
+      : again ? "recount" : "counting";
+    $("stop-counted").hidden = !stop || stop.state === "pending";
+    $("stop-counted").textContent = stop && stop.state !== "pending" ? stop.picked + " counted" : "";
+    $("stop-recount").hidden = !again;
+    var form = $("count-form"), open = stop !== null && stop.state === "location_ok";
+    if (!open || form.dataset.stop !== String(stop.stop)) { $("count-qty").value = ""; }
+    form.hidden = !open;
+    form.dataset.stop = open ? String(stop.stop) : "";
+    renderCountList(stop);
+  }
+
+  var COUNT_STATE = { pending: "to count", location_ok: "counting" };
+
+  /* One row per location of a count tour (also once it is done): location,
+   * SKU, and "to count", "counting" or "counted N" (the picker's count). */
+  function renderCountList(stop) {
+    var t = S.tour, list = $("count-stops"), shown = isCount(t) && S.putBacks.length === 0;
+    $("count-list").hidden = !shown;
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+    if (!shown) { return; }
+    t.stops.forEach(function (s) {
+      var row = document.createElement("li");
+      row.className = s.state + (stop && s.stop === stop.stop ? " current" : "");
+      row.dataset.stop = String(s.stop);
+      row.dataset.state = s.state;
+      var cell = function (cls, text) {
+        var c = document.createElement("span");
+        c.className = cls; c.textContent = text;
+        row.appendChild(c);
+      };
+      cell("cs-location", s.location);
+      cell("cs-sku", s.sku);
+      cell("cs-state", s.state === "done" ? "counted " + s.picked : COUNT_STATE[s.state] || s.state);
+      list.appendChild(row);
     });
   }
 
@@ -382,6 +467,7 @@
 
   function loggedOut(message) {
     S.token = null; S.picker = null; S.tour = null; S.putBacks = []; S.wsEver = false;
+    setRecount(null);
     PE.auth.clear();
     if (S.ws) { S.ws.close(); }
     $("who").textContent = "PickEdge";
@@ -429,7 +515,7 @@
 
   $("btn-short").addEventListener("click", function () {
     var stop = currentStop();
-    if (!stop) { return; }
+    if (!stop || isCount(S.tour)) { return; }
     $("short-what").textContent = stop.qty + " × " + stop.sku + " at " + stop.location;
     $("short-found").value = String(stop.picked);
     $("short-found").min = String(stop.picked);
@@ -455,11 +541,32 @@
 
   $("btn-skip").addEventListener("click", function () {
     var stop = currentStop();
-    if (!stop) { return; }
+    if (!stop || isCount(S.tour)) { return; }
     api("POST", "/api/v1/tour/skip", { stop: stop.stop }).then(function (res) {
       if (res.status === 200) { handleAnswer(res.data); } else { feedback("error", errorText(res)); }
     }, function () { feedback("error", "No connection: try again"); });
     focusScan();
+  });
+
+  // a count finished with a typed quantity instead of the location scan
+  $("count-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var stop = currentStop(), raw = $("count-qty").value.trim();
+    var qty = /^[0-9]{1,9}$/.test(raw) ? parseInt(raw, 10) : NaN;
+    $("count-qty").blur();
+    focusScan();
+    if (!stop || !isCount(S.tour)) { return; }
+    if (isNaN(qty)) { feedback("error", "Type the number of units counted"); return; }
+    // scans still queued belong to this count: the quantity must not overtake them
+    if (S.queue.length) { feedback("warning", "Scans are still being sent: enter the quantity again in a moment"); return; }
+    api("POST", "/api/v1/tour/count", { stop: stop.stop, qty: qty }).then(function (res) {
+      if (res.status === 200) {
+        $("count-qty").value = "";
+        handleAnswer(res.data);
+      } else {
+        feedback("error", errorText(res));
+      }
+    }, function () { feedback("error", "No connection: enter the quantity again"); });
   });
 
   $("btn-logout").addEventListener("click", function () {
