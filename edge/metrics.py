@@ -22,6 +22,8 @@ from prometheus_client.registry import Collector
 
 from cloud_sync.metrics import SyncMetrics
 from edge.daemon import Supervisor
+from edge.picking import stats as floor_stats
+from edge.picking.queries import snapshot
 from edge.store import Store, now_ms
 from edge.store.outbox import status
 
@@ -45,8 +47,46 @@ class DaemonCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._devices()
         yield from self._floor()
+        yield from self._quality()
         yield from self._components()
         yield from self._outbox()
+
+    def _quality(self) -> Iterator[Metric]:
+        """Inventory accuracy and the exception rate over the last day and 30
+        days (edge.picking.stats), read from a snapshot at scrape time."""
+        counted = GaugeMetricFamily(
+            "pickedge_locations_counted", "Locations counted (blind counts).", labels=["window"]
+        )
+        accuracy = GaugeMetricFamily(
+            "pickedge_inventory_accuracy_ratio",
+            "Share of counted locations whose count matched the box's on-hand.",
+            labels=["window"],
+        )
+        finished = GaugeMetricFamily(
+            "pickedge_tasks_finished", "Pick tasks done or cancelled.", labels=["window"]
+        )
+        rate = GaugeMetricFamily(
+            "pickedge_exception_rate_ratio",
+            "Share of finished pick tasks that needed a short, skip, cancel or supervisor.",
+            labels=["window"],
+        )
+        now = now_ms()
+        try:
+            with snapshot(self.store.reader().conn) as db:
+                for window, days in (("1d", 1), ("30d", 30)):
+                    since = now - days * floor_stats.DAY_MS
+                    n, matched = floor_stats.accuracy(db, since)
+                    counted.add_metric([window], float(n))
+                    if n:
+                        accuracy.add_metric([window], matched / n)
+                    tasks, needed = floor_stats.exceptions(db, since)
+                    finished.add_metric([window], float(tasks))
+                    if tasks:
+                        rate.add_metric([window], needed / tasks)
+        except Exception:  # a scrape must never fail the daemon
+            log.exception("floor quality metrics unavailable")
+            return
+        yield from (counted, accuracy, finished, rate)
 
     def _devices(self) -> Iterator[Metric]:
         if self.devices is None:

@@ -66,6 +66,7 @@ from cloud_sync.events import CancelStage, TaskCancelled
 from cloud_sync.ports import ChangeRefused
 from common.errors import PickEdgeError
 from edge.masterdata import tables
+from edge.picking import stats
 from edge.picking.apply import cancel_stage, record_put_backs, withdraw_task
 from edge.picking.tours import Planner
 from edge.store.db import Transaction, now_ms
@@ -340,6 +341,7 @@ def _task_cancel(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
     on_it = tables.active_tours_on(tx, task)
     stage = CancelStage.OPEN if state == "open" else cancel_stage(tx, task)
     tables.cancel_task(tx, task, now)
+    stats.note(tx, task, "cancel", now)
     # In this transaction, not after it: a crash between recording the cancel
     # and taking the stops out would leave a cancelled task being picked.
     withdraw_task(tx, task, page.planner, now)

@@ -36,7 +36,7 @@ from cloud_sync.events import (
     StockReason,
     TaskPicked,
 )
-from edge.picking import counting
+from edge.picking import counting, stats
 from edge.picking import queries as q
 from edge.picking import reservations as res
 from edge.picking.decide import (
@@ -370,6 +370,7 @@ def apply_short(
         reason=short.reason,
     )
     tx.append(exception)
+    stats.note(tx, stop.task, "short", now)
     position = q.position_of(tx, stop.location)
     chosen, still_missing = planner.alternative(tx, stop, short.missing, position)
     if chosen:
@@ -390,6 +391,7 @@ def apply_skip(tx: Transaction, skip: Skip, planner: Planner) -> Applied:
     """The stop goes back to pending, at the end of a walk re-routed from the picker."""
     stop = skip.stop
     q.set_stop_state(tx, stop.tour, stop.stop, StopState.PENDING)
+    stats.note(tx, stop.task, "skip", now_ms())
     planner.reroute_ending_at(tx, stop.tour, stop)
     return Applied(skip_answer(skip), stop.tour, push=TOUR_REROUTED)
 

@@ -39,8 +39,8 @@ and a pick that leaves a location's stock row at zero, create a count task
 of that one location and SKU (id ``ZC-<location>-<sku>-<ms>``, priority
 :data:`ZERO_CHECK_PRIORITY`), unless one is open already.
 
-**Inventory accuracy** (:func:`accuracy`): of the locations counted in a
-window, the share whose final count matched the box's on-hand.
+Every finished count is kept in ``count_results`` for the inventory accuracy
+(:mod:`edge.picking.stats`).
 """
 
 from __future__ import annotations
@@ -422,15 +422,6 @@ def set_stock(tx: Transaction, sku: str, location: str, counted: int) -> list[tu
         )
         changes.append((lot, -missing))
     return changes
-
-
-def accuracy(db: Reads, since_ms: int) -> tuple[int, int]:
-    """(locations counted, of which matched) since ``since_ms``."""
-    row = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(matched), 0) FROM count_results WHERE at_ms >= ?",
-        (since_ms,),
-    ).fetchone()
-    return int(row[0]), int(row[1])
 
 
 def _counting(db: Reads, tour: int, stop: int) -> Counting:

@@ -44,6 +44,7 @@ import msgpack
 
 from cloud_sync.events import StockDelta, StockReason, SupervisorAction
 from edge.picking import queries as q
+from edge.picking import stats
 from edge.picking.errors import PickingError
 from edge.picking.model import Picker
 from edge.picking.putback import put_back_view
@@ -416,6 +417,8 @@ def _apply_release(tx: Transaction, by: str, release: Release, now: int) -> dict
         "put_backs_moved": moved,
     }
     _record(tx, "release", by, f"tour {tour}", detail, now=now)
+    for task in release.reopen:
+        stats.note(tx, task, "supervisor", now)
     return detail
 
 
@@ -429,6 +432,8 @@ def _apply_reassign(tx: Transaction, by: str, move: Reassign, now: int) -> dict[
         "put_backs_moved": moved,
     }
     _record(tx, "reassign", by, f"tour {move.tour}", detail, now=now)
+    for task in move.tasks:
+        stats.note(tx, task, "supervisor", now)
     return detail
 
 

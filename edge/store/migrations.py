@@ -506,6 +506,16 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     CREATE INDEX supervisor_actions_at ON supervisor_actions(at_ms);
     """,
+    # 11: the exception rate (issue 12): which tasks needed a short, a skip, a
+    # cancel or a supervisor's action
+    """
+    CREATE TABLE task_exceptions (
+        task   TEXT NOT NULL,
+        kind   TEXT NOT NULL CHECK (kind IN ('short', 'skip', 'cancel', 'supervisor')),
+        at_ms  INTEGER NOT NULL,
+        PRIMARY KEY (task, kind)
+    ) STRICT, WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
