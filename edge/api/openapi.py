@@ -172,6 +172,10 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                     "description": "null on a count tour: a count is blind",
                 },
                 "picked": {"type": "integer", "description": "on a count tour: units counted"},
+                "attempt": {
+                    "type": "integer",
+                    "description": "count tours: 1, or 2 while counting again after a difference",
+                },
                 "state": {
                     "enum": ["pending", "location_ok", "to_put", "done", "short", "cancelled"],
                     "description": "to_put (carts): every unit taken, to be put into its tote",

@@ -203,6 +203,12 @@ def tour_head(db: Reads, tour: int) -> tuple[str, bytes | None, str]:
     return str(row[0]), row[1], str(row[2])
 
 
+def count_attempts(db: Reads, tour: int) -> dict[int, int]:
+    """Stop -> which attempt its count is on, for a count tour."""
+    rows = db.execute("SELECT stop, attempt FROM count_stops WHERE tour = ?", (tour,))
+    return {int(stop): int(attempt) for stop, attempt in rows}
+
+
 def tour_view_rows(db: Reads, tour: int) -> list[tuple[Any, ...]]:
     """(stop, location, sku, description, qty, picked, state, lot, expiry, task,
     aisle, y, slot, tote) of every stop of the tour, in walking order (slot

@@ -69,6 +69,11 @@ def tour_view(db: Reads, tour: int, pitch: float) -> dict[str, Any]:
         "next_stop": next_stop if state == "active" else None,
         "route": json.loads(route) if route else dict(_NO_ROUTE),
     }
+    if kind == "count":
+        # which attempt each location's count is on (2: counting again after a difference)
+        attempts = q.count_attempts(db, tour)
+        for stop_view in stops:
+            stop_view["attempt"] = attempts.get(stop_view["stop"], 1)
     cart = cart_view(db, tour)
     if cart is not None:
         view["cart"] = cart

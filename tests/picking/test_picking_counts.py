@@ -111,6 +111,7 @@ async def test_a_difference_is_counted_twice_then_corrects_the_stock(zone: Zone)
     again = await pda.scan("A-01-05")
     assert (again["result"], again["feedback"]) == ("recount", "warning")
     assert again["tour"]["stops"][0]["picked"] == 0  # the recount starts from 0
+    assert again["tour"]["stops"][0]["attempt"] == 2
     assert not results(zone.store, "count_result")
     await count_units(pda, GTIN_A, 8)
     done = await pda.scan("A-01-05")
