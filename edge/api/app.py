@@ -507,6 +507,15 @@ async def supervisor_exceptions(request: web.Request) -> web.Response:
     return web.json_response({"exceptions": items})
 
 
+async def supervisor_counts(request: web.Request) -> web.Response:
+    """Open count tasks, recent finished counts (``limit``), inventory accuracy."""
+    _supervisor(request)
+    raw = request.query.get("limit", "50")
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_EXCEPTIONS:
+        raise ApiError(400, "invalid_request", f"limit must be from 1 to {MAX_EXCEPTIONS}")
+    return web.json_response(await request.app[SUPERVISION].counts(int(raw)))
+
+
 def _packing(request: web.Request) -> PackingService:
     packing = request.app.get(PACKING)
     if packing is None:
@@ -721,6 +730,7 @@ def create_app(
     r.add_post("/api/v1/supervisor/stock/adjust", supervisor_adjust)
     r.add_get("/api/v1/supervisor/tours", supervisor_tours)
     r.add_get("/api/v1/supervisor/exceptions", supervisor_exceptions)
+    r.add_get("/api/v1/supervisor/counts", supervisor_counts)
     r.add_post("/api/v1/pack/scan", pack_scan)
     r.add_get("/api/v1/pack/stations/{station}", pack_station)
     r.add_get("/api/v1/ws", websocket)

@@ -298,6 +298,89 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 },
             },
         },
+        "SupervisorCounts": {
+            "type": "object",
+            "required": ["open", "recent", "accuracy"],
+            "properties": {
+                "open": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["task", "priority", "state", "tour", "picker", "lines"],
+                        "properties": {
+                            "task": {"type": "string"},
+                            "priority": {"type": "integer"},
+                            "state": {"enum": ["open", "started"]},
+                            "received_ms": {"type": "integer"},
+                            "tour": {"type": ["integer", "null"]},
+                            "picker": {
+                                "oneOf": [
+                                    {
+                                        "type": "object",
+                                        "properties": {
+                                            "id": {"type": "string"},
+                                            "name": {"type": "string"},
+                                        },
+                                    },
+                                    {"type": "null"},
+                                ],
+                                "description": "who is counting (started)",
+                            },
+                            "lines": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "sku": {"type": "string"},
+                                        "location": {"type": ["string", "null"]},
+                                        "state": {
+                                            "type": ["string", "null"],
+                                            "description": "its stop's state on the tour",
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+                "recent": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "task": {"type": "string"},
+                            "location": {"type": "string"},
+                            "sku": {"type": "string"},
+                            "counted": {"type": "integer"},
+                            "expected": {
+                                "type": "integer",
+                                "description": "on-hand when counting began",
+                            },
+                            "on_hand": {
+                                "type": "integer",
+                                "description": "on-hand the final count was compared with",
+                            },
+                            "matched": {"type": "boolean"},
+                            "attempts": {"type": "integer"},
+                            "picker": {"type": ["string", "null"]},
+                            "at_ms": {"type": "integer"},
+                        },
+                    },
+                },
+                "accuracy": {
+                    "type": "object",
+                    "description": "per window (1d, 30d): locations counted, matched, ratio",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "counted": {"type": "integer"},
+                            "matched": {"type": "integer"},
+                            "ratio": {"type": ["number", "null"]},
+                        },
+                    },
+                },
+            },
+        },
         "SupervisorAction": {
             "type": "object",
             "required": ["action"],
@@ -753,6 +836,29 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                         },
                         "newest first",
                     ),
+                    **_errors(400, 401, 403, 500),
+                },
+            }
+        },
+        "/api/v1/supervisor/counts": {
+            "get": {
+                "summary": "Supervisor: open count tasks, recent finished counts and the "
+                "inventory accuracy",
+                "description": "open: count tasks open or started (who counts, on which "
+                "tour), the most urgent first, never with the quantity the box expects; "
+                "recent: the limit latest finished counts, newest first; accuracy: "
+                "locations counted and matched over the last day and 30 days.",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("SupervisorCounts"), "the counts"),
                     **_errors(400, 401, 403, 500),
                 },
             }

@@ -1,6 +1,7 @@
 """Supervisor actions: release an abandoned tour, hand a tour to another
 picker, adjust a location's stock; and what a supervisor watches (the active
-tours, the recent exceptions).
+tours, the recent exceptions, the open and finished counts with the
+inventory accuracy).
 
 Read → decide → write, all in this one module and **with its own SQL**: the
 actions touch picking's tables (``tours``, ``tour_stops``, ``tasks``,
@@ -602,6 +603,98 @@ def _alert_detail(stored: bytes) -> Any:
         return None
 
 
+#: the windows of the inventory accuracy a supervisor sees (as in the metrics)
+ACCURACY_WINDOWS = (("1d", 1), ("30d", 30))
+
+
+def open_counts(db: Reads) -> list[dict[str, Any]]:
+    """Count tasks not finished, the most urgent first (as START offers them):
+    ``open`` ones and ``started`` ones with who is counting on which tour.
+    Each line is a location and SKU to count; on a tour it carries its stop's
+    state (``pending``, ``location_ok``: being counted, ``done``). Never the
+    quantity the box expects: that is noted only once counting begins, and a
+    supervisor reads it in the finished counts."""
+    out: list[dict[str, Any]] = []
+    tasks = db.execute(
+        "SELECT t.task, t.priority, t.state, t.received_ms, "
+        "(SELECT MAX(r.tour) FROM tour_stops s JOIN tours r ON r.tour = s.tour "
+        "WHERE s.task = t.task AND r.state = 'active') "
+        "FROM tasks t WHERE t.kind = 'count' AND t.state IN ('open', 'started') "
+        "ORDER BY t.priority DESC, t.received_ms, t.task"
+    ).fetchall()
+    for task, priority, state, received, tour in tasks:
+        picker = None
+        if tour is not None:
+            who = db.execute(
+                "SELECT r.picker, COALESCE(p.name, '') FROM tours r "
+                "LEFT JOIN pickers p ON p.id = r.picker WHERE r.tour = ?",
+                (tour,),
+            ).fetchone()
+            picker = {"id": who[0], "name": who[1]}
+        lines = [
+            {"sku": sku, "location": location, "state": stop_state}
+            for sku, location, stop_state in db.execute(
+                "SELECT l.sku, l.location, s.state FROM task_lines l "
+                "LEFT JOIN tour_stops s ON s.tour = ? AND s.task = l.task AND s.line = l.line "
+                "WHERE l.task = ? ORDER BY COALESCE(s.ord, 0), l.rowid",
+                (tour, task),
+            )
+        ]
+        out.append(
+            {
+                "task": task,
+                "priority": priority,
+                "state": state,
+                "received_ms": received,
+                "tour": tour,
+                "picker": picker,
+                "lines": lines,
+            }
+        )
+    return out
+
+
+def recent_counts(db: Reads, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` latest finished counts (``count_results``, kept 40 days),
+    newest first: the final count against the on-hand it was compared with
+    (``expected``: the on-hand when counting began, as ``count_result`` says)."""
+    return [
+        {
+            "task": task,
+            "location": location,
+            "sku": sku,
+            "counted": counted,
+            "expected": expected,
+            "on_hand": on_hand,
+            "matched": bool(matched),
+            "attempts": attempts,
+            "picker": picker,
+            "at_ms": at,
+        }
+        for task, location, sku, counted, expected, on_hand, matched, attempts, picker, at in (
+            db.execute(
+                "SELECT task, location, sku, counted, expected, on_hand, matched, attempts, "
+                "picker, at_ms FROM count_results ORDER BY at_ms DESC, id DESC LIMIT ?",
+                (limit,),
+            )
+        )
+    ]
+
+
+def accuracy(db: Reads, now: int) -> dict[str, dict[str, Any]]:
+    """Inventory accuracy per window: locations counted, matched, and their
+    ratio (None when nothing was counted)."""
+    out: dict[str, dict[str, Any]] = {}
+    for window, days in ACCURACY_WINDOWS:
+        counted, matched = stats.accuracy(db, now - days * stats.DAY_MS)
+        out[window] = {
+            "counted": counted,
+            "matched": matched,
+            "ratio": matched / counted if counted else None,
+        }
+    return out
+
+
 # ---------------------------------------------------------------------- the service
 
 
@@ -736,3 +829,13 @@ class Supervision:
     async def exceptions(self, limit: int) -> list[dict[str, Any]]:
         with q.snapshot(self.store.reader().conn) as conn:
             return recent_exceptions(conn, limit)
+
+    async def counts(self, limit: int) -> dict[str, Any]:
+        """Open count tasks, the ``limit`` latest finished counts and the
+        inventory accuracy, from one snapshot."""
+        with q.snapshot(self.store.reader().conn) as conn:
+            return {
+                "open": open_counts(conn),
+                "recent": recent_counts(conn, limit),
+                "accuracy": accuracy(conn, now_ms()),
+            }

@@ -21,6 +21,7 @@ import aiohttp
 
 from cloud_sync.codec import encode_batch_raw
 from cloud_sync.receiver import Receiver
+from edge.store.db import now_ms
 from edge.store.outbox import read_raw
 from tests.support.api_fixtures import (
     GTIN_A,
@@ -536,3 +537,104 @@ async def test_two_pdas_scanning_one_order_at_once_one_tour_and_a_clear_taken(zo
         assert personal not in lost["message"], lost["message"]
     assert len(zone.store.query("SELECT * FROM tours")) == 1
     assert stock(zone.store, "SKU-A", "A-01-05") == (10, 2)
+
+
+# --------------------------------------------------------------------------- counts
+
+
+async def test_counts_list_open_and_finished_counts_and_the_accuracy(zone: Zone) -> None:
+    from tests.picking.test_picking_counts import add_count, count_units
+
+    add_count(zone.store, "C-1", [("SKU-C", "A-08-04")], priority=5)
+    add_count(zone.store, "C-2", [("SKU-A", "A-01-05"), ("SKU-D", "A-03-12")], priority=3)
+    add_count(zone.store, "C-3", [("SKU-B", "A-04-10")])
+    # a count 20 days old: in the 30-day accuracy, not in the last day's
+    old = now_ms() - 20 * 86_400_000
+    zone.store.run(
+        lambda tx: tx.execute(
+            "INSERT INTO count_results (task, location, sku, counted, expected, on_hand, "
+            "attempts, matched, picker, at_ms) "
+            "VALUES ('C-0', 'A-02-08', 'SKU-B', 5, 5, 5, 1, 1, 'P2', ?)",
+            (old,),
+        )
+    )
+    picker, boss = await zone.picker(), await zone.picker("BADGE-S")
+
+    # C-1 first (the most urgent): 9 counted twice where the box holds 10
+    assert (await picker.scan("START"))["tour"]["kind"] == "count"
+    await picker.scan("A-08-04")
+    await count_units(picker, GTIN_C, 9)
+    assert (await picker.scan("A-08-04"))["result"] == "recount"
+    await count_units(picker, GTIN_C, 9)
+    assert (await picker.scan("A-08-04"))["result"] == "count_done"
+    # then C-2, its first location being counted
+    answer = await picker.scan("START")
+    tour = answer["tour"]
+    first = tour["stops"][0]
+    assert (await picker.scan(first["location"]))["result"] == "location_ok"
+
+    status, body = await boss.call("GET", "/api/v1/supervisor/counts")
+    assert status == 200, body
+    assert set(body) == {"open", "recent", "accuracy"}
+    started, waiting = body["open"]
+    assert {k: started[k] for k in ("task", "priority", "state", "tour", "picker")} == {
+        "task": "C-2",
+        "priority": 3,
+        "state": "started",
+        "tour": tour["tour"],
+        "picker": {"id": "P1", "name": "Pia"},
+    }
+    assert started["lines"] == [
+        {"sku": s["sku"], "location": s["location"], "state": state}
+        for s, state in zip(tour["stops"], ("location_ok", "pending"), strict=True)
+    ]
+    assert {k: waiting[k] for k in ("task", "state", "tour", "picker", "lines")} == {
+        "task": "C-3",
+        "state": "open",
+        "tour": None,
+        "picker": None,
+        "lines": [{"sku": "SKU-B", "location": "A-04-10", "state": None}],
+    }
+    # the open counts never carry a quantity the box expects
+    assert "expected" not in json.dumps(body["open"]) and "on_hand" not in json.dumps(body["open"])
+    newest, oldest = body["recent"]
+    assert {k: v for k, v in newest.items() if k != "at_ms"} == {
+        "task": "C-1",
+        "location": "A-08-04",
+        "sku": "SKU-C",
+        "counted": 9,
+        "expected": 10,
+        "on_hand": 10,
+        "matched": False,
+        "attempts": 2,
+        "picker": "P1",
+    }
+    assert (oldest["task"], oldest["matched"], oldest["at_ms"]) == ("C-0", True, old)
+    assert body["accuracy"] == {
+        "1d": {"counted": 1, "matched": 0, "ratio": 0.0},
+        "30d": {"counted": 2, "matched": 1, "ratio": 0.5},
+    }
+
+    # the location being counted is finished by a typed quantity that matches
+    on_hand = stock(zone.store, first["sku"], first["location"])[0]
+    status, done = await picker.call(
+        "POST", "/api/v1/tour/count", {"stop": first["stop"], "qty": on_hand}
+    )
+    assert (status, done["result"]) == (200, "count_done"), done
+    status, body = await boss.call("GET", "/api/v1/supervisor/counts?limit=1")
+    assert status == 200
+    (latest,) = body["recent"]
+    assert (latest["task"], latest["location"], latest["matched"]) == (
+        "C-2",
+        first["location"],
+        True,
+    )
+    assert [n["state"] for n in body["open"][0]["lines"]] == ["done", "pending"]
+    assert body["accuracy"]["1d"] == {"counted": 2, "matched": 1, "ratio": 0.5}
+    assert body["accuracy"]["30d"] == {"counted": 3, "matched": 2, "ratio": 2 / 3}
+
+    for bad in ("0", "501", "x"):
+        status, body = await boss.call("GET", f"/api/v1/supervisor/counts?limit={bad}")
+        assert (status, body["error"]["code"]) == (400, "invalid_request"), bad
+    status, body = await picker.call("GET", "/api/v1/supervisor/counts")
+    assert (status, body["error"]["code"]) == (403, "forbidden")
