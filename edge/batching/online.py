@@ -338,6 +338,32 @@ def _cached(
     return tuple(t.task for t in sorted(members, key=key))
 
 
+def quick(
+    layout: dict[str, Any],
+    pool: Sequence[PoolTask],
+    rules: CartRules,
+    *,
+    now_ms: int,
+    cached: Partition | None = None,
+) -> Proposal | None:
+    """The proposal when it needs no search — an empty pool, a seed that goes
+    alone, or the seed's cart in ``cached`` still holding —, else None."""
+    by_id = {t.task: t for t in pool}
+    if len(by_id) != len(pool):
+        raise ValueError("pool: duplicate task ids")
+    if not pool:
+        return Proposal((), "empty")
+    picks = _Picks(layout)
+    seed = urgency(pool, now_ms, rules)[0]
+    if _alone(seed, rules, picks):
+        return Proposal((seed.task,), "alone")
+    if cached is not None:
+        hit = _cached(cached, seed, by_id, now_ms=now_ms, rules=rules, picks=picks)
+        if hit is not None:
+            return Proposal(hit, "cached")
+    return None
+
+
 def propose(
     layout: dict[str, Any],
     pool: Sequence[PoolTask],
@@ -348,20 +374,12 @@ def propose(
     cached: Partition | None = None,
 ) -> Proposal:
     """The tasks of the next cart; see the module docstring for the rules."""
-    by_id = {t.task: t for t in pool}
-    if len(by_id) != len(pool):
-        raise ValueError("pool: duplicate task ids")
-    if not pool:
-        return Proposal((), "empty")
+    known = quick(layout, pool, rules, now_ms=now_ms, cached=cached)
+    if known is not None:
+        return known
     picks = _Picks(layout)
     ranked = urgency(pool, now_ms, rules)
     seed = ranked[0]
-    if _alone(seed, rules, picks):
-        return Proposal((seed.task,), "alone")
-    if cached is not None:
-        hit = _cached(cached, seed, by_id, now_ms=now_ms, rules=rules, picks=picks)
-        if hit is not None:
-            return Proposal(hit, "cached")
     usable = [t for t in ranked[1:] if not _alone(t, rules, picks)]
     late = [t for t in usable if overdue(t, now_ms, rules)]
     core, spent = _overdue_core(

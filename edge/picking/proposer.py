@@ -7,7 +7,12 @@ Two halves around the pure :mod:`edge.batching.online`:
   (:mod:`edge.picking.pool`) and asks :func:`~edge.batching.online.propose`
   for the cart, reusing the background partition while it still holds (a
   cache hit costs the pool read only) and searching within
-  ``carts.propose_ms`` otherwise. Thread-safe. It returns a proposal, never
+  ``carts.propose_ms`` otherwise — in the *searcher*, a process of its own
+  at nice 5, so that the ~100 ms of pure-Python search never holds the
+  daemon's GIL while other pickers' scans wait (measured by ``bench/floor.py
+  --carts``: in-process, scans sent during a START had p99 466 ms against
+  115 ms otherwise, and STARTs queued behind one another); in the daemon only
+  when the searcher is not running or failed. Thread-safe. It returns a proposal, never
   takes a task: the tour start checks and marks the tasks in its write
   transaction, so a task another picker holds is never started twice.
 - :meth:`CartProposer.run` — a daemon component: every ``carts.improve_s``,
@@ -43,7 +48,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from edge.batching import online
-from edge.batching.online import CartRules, Partition, PoolTask
+from edge.batching.online import CartRules, Partition, PoolTask, Proposal
 from edge.config import CartsConfig
 from edge.picking.pool import read_pool
 from edge.picking.queries import Reads, snapshot
@@ -53,21 +58,27 @@ log = logging.getLogger(__name__)
 
 #: the worker's niceness: the background search yields to everything else
 WORKER_NICE = 19
+#: the searcher's: a START waits for it, but the scan path still goes first
+SEARCHER_NICE = 5
 #: linux/prctl.h
 PR_SET_PDEATHSIG = 1
+#: how long a START waits for the searcher beyond its budget before searching itself
+SEARCH_GRACE_S = 1.0
+#: how often run() checks the searcher when there is no background improvement
+SEARCHER_CHECK_S = 5.0
 #: how long close() gives the worker to go after SIGTERM before SIGKILL
 STOP_GRACE_S = 2.0
 
 
-def _worker_init(parent: int) -> None:
-    """In the worker, before any job: die with the daemon, yield the CPU."""
+def _worker_init(parent: int, nice: int = WORKER_NICE) -> None:
+    """In a worker, before any job: die with the daemon, yield the CPU."""
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != parent:  # the daemon died before the signal was armed
         os._exit(1)
-    os.nice(WORKER_NICE)
+    os.nice(nice)
     # the daemon's SIGINT (a terminal's ^C) is the daemon's to handle
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -100,6 +111,10 @@ class CartProposer:
         self._partition: Partition | None = None
         self._seen: tuple[tuple[PoolTask, ...], frozenset[str]] | None = None
         self._executor: ProcessPoolExecutor | None = None
+        #: where a START's search runs (its own process: the daemon's GIL stays
+        #: with the scans); None until started, or after it broke
+        self._searcher: ProcessPoolExecutor | None = None
+        self._searcher_broke = 0
         # counters (read by metrics; written under _lock)
         self.proposals = 0
         self.cache_hits = 0
@@ -136,7 +151,21 @@ class CartProposer:
         now = self.clock()
         pool = self.read(db, now)
         cached = self.partition
-        proposal = online.propose(
+        proposal = online.quick(self.layout, pool, self.rules, now_ms=now, cached=cached)
+        if proposal is None:
+            proposal = self._search(pool, now, cached)
+        with self._lock:
+            self.proposals += 1
+            self.cache_hits += proposal.how == "cached"
+            self.searches += proposal.elapsed_ms > 0
+            self.last_propose_ms = (time.perf_counter() - started) * 1000.0
+        return proposal.tasks
+
+    def _search(self, pool: list[PoolTask], now: int, cached: Partition | None) -> Proposal:
+        """A START's search: in the searcher process when it runs (the daemon's
+        GIL stays with the scans while it thinks), here otherwise."""
+        job = functools.partial(
+            online.propose,
             self.layout,
             pool,
             self.rules,
@@ -145,11 +174,23 @@ class CartProposer:
             cached=cached,
         )
         with self._lock:
-            self.proposals += 1
-            self.cache_hits += proposal.how == "cached"
-            self.searches += proposal.elapsed_ms > 0
-            self.last_propose_ms = (time.perf_counter() - started) * 1000.0
-        return proposal.tasks
+            searcher = self._searcher
+        if searcher is not None:
+            try:
+                proposal: Proposal = searcher.submit(job).result(
+                    timeout=self.carts.propose_ms / 1000.0 + SEARCH_GRACE_S
+                )
+                return proposal
+            except Exception as exc:  # a broken or stuck searcher: search here
+                with self._lock:
+                    self._searcher_broke += 1
+                    first = self._searcher_broke == 1
+                    if self._searcher is searcher:
+                        self._searcher = None  # run() starts another
+                searcher.shutdown(wait=False, cancel_futures=True)
+                if first:
+                    log.warning("cart searcher failed (%r): searching in the daemon", exc)
+        return job()
 
     # ------------------------------------------------------------------ background
 
@@ -175,6 +216,21 @@ class CartProposer:
         second on a small box; not on the first improvement) and return its pid."""
         executor = self._ensure_worker()
         pid: int = await asyncio.get_running_loop().run_in_executor(executor, os.getpid)
+        return pid
+
+    async def start_searcher(self) -> int:
+        """Start the process a START's search runs in (on the event loop's
+        thread, like the worker, for PR_SET_PDEATHSIG); its pid."""
+        with self._lock:
+            if self._searcher is None:
+                self._searcher = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_worker_init,
+                    initargs=(os.getpid(), SEARCHER_NICE),
+                )
+            searcher = self._searcher
+        pid: int = await asyncio.get_running_loop().run_in_executor(searcher, os.getpid)
         return pid
 
     def worker_pids(self) -> list[int]:
@@ -217,34 +273,49 @@ class CartProposer:
         return True
 
     async def run(self) -> None:
-        """Improve proposals in the background until cancelled (see the module)."""
-        if not self.background:
+        """Run the searcher and improve proposals in the background until
+        cancelled (see the module)."""
+        if not self.carts.enabled:
             await asyncio.Event().wait()  # nothing to do; a component runs until cancelled
             return
         try:
-            await self.warm_up()
+            await self.start_searcher()
+            if self.background:
+                await self.warm_up()
             while True:
-                await self.improve_once()
-                await asyncio.sleep(self.carts.improve_s)
+                if self.background:
+                    await self.improve_once()
+                with self._lock:
+                    lost = self._searcher is None
+                if lost:  # it failed: the STARTs meanwhile searched in the daemon
+                    await self.start_searcher()
+                await asyncio.sleep(self.carts.improve_s if self.background else SEARCHER_CHECK_S)
         finally:
             self.close()
 
     def close(self) -> None:
-        """Stop the worker process (a search in progress is abandoned). Idempotent."""
+        """Stop the worker and the searcher (a search in progress is
+        abandoned). Idempotent."""
         with self._lock:
-            ex, self._executor = self._executor, None
-        if ex is None:
-            return
-        procs = list((getattr(ex, "_processes", None) or {}).values())
-        ex.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                if p.is_alive():
-                    p.terminate()
-        for p in procs:
-            with contextlib.suppress(ValueError):
-                p.join(STOP_GRACE_S)
-                if p.is_alive():
-                    p.kill()
-                    p.join()
-        ex.shutdown(wait=True)
+            executors = [self._executor, self._searcher]
+            self._executor = self._searcher = None
+        for ex in executors:
+            if ex is not None:
+                _stop(ex)
+
+
+def _stop(ex: ProcessPoolExecutor) -> None:
+    """Stop ``ex``'s processes: SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            if p.is_alive():
+                p.terminate()
+    for p in procs:
+        with contextlib.suppress(ValueError):
+            p.join(STOP_GRACE_S)
+            if p.is_alive():
+                p.kill()
+                p.join()
+    ex.shutdown(wait=True)

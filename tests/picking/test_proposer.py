@@ -11,6 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.config import CartsConfig, Config
 from edge.picking.pool import read_pool
 from edge.picking.proposer import CartProposer
@@ -200,6 +202,41 @@ async def test_close_stops_the_worker(zone_store: tuple[Store, Config]) -> None:
     p.close()
     assert not alive(worker)
     assert worker not in children()
+
+
+async def test_a_starts_search_runs_in_the_searcher_and_survives_its_loss(
+    zone_store: tuple[Store, Config], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The search of a START runs in its own process (the daemon's GIL stays
+    with the scans); a searcher that died is replaced by a search in the
+    daemon, with one warning, and the START still gets its cart."""
+    store, cfg = zone_store
+    add_task(store, "URGENT", [("SKU-C", 1)], priority=5)
+    add_task(store, "NEAR", [("SKU-C", 2)])
+    add_task(store, "FAR", [("SKU-D", 1)])
+    p = proposer(store, cfg)
+    try:
+        searcher = await p.start_searcher()
+        assert searcher != os.getpid()
+        assert searcher in children()
+        cart = await asyncio.to_thread(propose, p, store)
+        assert cart[0] == "URGENT"
+        assert p.searches == 1
+        os.kill(searcher, signal.SIGKILL)
+        for _ in range(500):
+            if not alive(searcher):
+                break
+            await asyncio.sleep(0.01)
+        for _ in range(2):
+            again = await asyncio.to_thread(propose, p, store)
+            assert again[0] == "URGENT"
+        assert sum("cart searcher failed" in r.message for r in caplog.records) == 1
+        replaced = await p.start_searcher()  # what run() does next
+        assert replaced != searcher
+        assert (await asyncio.to_thread(propose, p, store))[0] == "URGENT"
+    finally:
+        p.close()
+    assert not {searcher, replaced} & children()
 
 
 async def test_no_worker_without_carts(zone_store: tuple[Store, Config]) -> None:
