@@ -15,10 +15,12 @@ microseconds on conventional layouts, for any set of orders given as a bitmask:
   all its positions in all sub-aisles), a batch is the OR of its orders, and the
   option costs of a sub-aisle are memoised per bit pattern.
 - **Transitions compiled once per number of cross aisles.** States (degree class
-  of every cross-aisle node and which of them are connected) are numbered, and
-  the next state of every (state, option) is a list lookup, built by a closure
-  from the empty state at first use and shared by every problem (they depend on
-  no instance data).
+  of every cross-aisle node and which of them are connected) are numbered and
+  the transitions enumerated once per number of cross aisles (they depend on no
+  instance data); the whole pricing — reading each sub-aisle's pattern, its
+  memoised option costs, every relaxation — is then written out as one
+  straight-line Python function and compiled. Relaxations from sources that
+  share a cost term compare the sources first and add the term once.
 - **Columns kept per aisle set.** As in ``edge.routing.blocks``: columns outside
   the span of the batch's aisles and the depot are left out, and so is every run
   of empty aisles between two aisles (some optimal tour walks straight through
@@ -171,14 +173,60 @@ class Machine:
     vert: tuple[tuple[tuple[int, ...], ...], ...]
     vert_empty: tuple[tuple[tuple[int, ...], ...], ...]
     horiz: dict[tuple[tuple[int, ...], bool], tuple[tuple[tuple[int, int], ...], ...]]
-    sweep: Sweep
+    price: Price
 
 
-#: one step of a sweep: (option costs of each sub-aisle of an aisle, None for an
-#: empty sub-aisle; or None for a virtual column), dx to the next column, kind
-#: (bit 0: the depot's column, bit 1: the last column), whether the tour may close
-Step = tuple[list[tuple[int, ...] | None] | None, int, int, bool]
-Sweep = Callable[[list[Step], int], int]
+#: a sub-aisle of a column as the sweep reads it: (memo of its option costs by
+#: pattern, shift of its bits, mask of its bits, field index); None: no picks
+#: there in the whole problem
+Field = tuple[dict[int, tuple[int, ...]], int, int, int]
+#: a kept column: (its sub-aisles, or None for a virtual column at the depot),
+#: dx to the next column, kind (bit 0: the depot's column, bit 1: the last
+#: column), whether the tour may close here
+Column = tuple[tuple[Field | None, ...] | None, int, int, bool]
+#: price(bits, columns, block length, sub-aisle costs for a missed pattern)
+Price = Callable[[int, tuple[Column, ...], int, Callable[[int, int], tuple[int, ...]]], int]
+
+
+def _relax(indent: str, size: int, sources: dict[int, list[tuple[int, str]]]) -> list[str]:
+    """Assign every next state its cheapest source, the sources grouped by cost.
+
+    Sources that share a cost term are compared first and the term added once;
+    the same group of sources shared by several next states is compared once.
+    """
+    groups: dict[int, dict[str, tuple[int, ...]]] = {}
+    shared: dict[tuple[int, ...], str] = {}
+    out: list[str] = []
+    for ns in range(size):
+        by_term: dict[str, list[int]] = {}
+        for s, term in sources.get(ns, []):
+            if s not in by_term.setdefault(term, []):
+                by_term[term].append(s)
+        groups[ns] = {term: tuple(sorted(ss)) for term, ss in sorted(by_term.items())}
+        for ss in groups[ns].values():
+            if len(ss) > 1 and ss not in shared:
+                name = f"m{len(shared)}"
+                shared[ss] = name
+                out.append(f"{indent}{name} = s{ss[0]}")
+                for s in ss[1:]:
+                    out.append(f"{indent}if s{s} < {name}: {name} = s{s}")
+    for ns in range(size):
+        terms = []
+        for term, ss in groups[ns].items():
+            base = shared[ss] if len(ss) > 1 else f"s{ss[0]}"
+            terms.append(f"{base} + {term}" if term else base)
+        if not terms:
+            out.append(f"{indent}n{ns} = INF")
+            continue
+        out.append(f"{indent}n{ns} = {terms[0]}")
+        for t in terms[1:]:
+            out.append(f"{indent}t = {t}")
+            out.append(f"{indent}if t < n{ns}: n{ns} = t")
+    out.append(
+        f"{indent}{', '.join(f's{i}' for i in range(size))} = "
+        f"{', '.join(f'n{i}' for i in range(size))}"
+    )
+    return out
 
 
 def _requirements(n_nodes: int) -> list[tuple[tuple[int, ...], bool]]:
@@ -241,7 +289,7 @@ def _compile(n_nodes: int) -> Machine:
         vert=vert,
         vert_empty=vert_empty,
         horiz=horiz,
-        sweep=_generate(
+        price=_generate(
             n_nodes=n_nodes, size=size, zero=zero, vert=vert, vert_empty=vert_empty, horiz=horiz
         ),
     )
@@ -255,64 +303,52 @@ def _generate(
     vert: tuple[tuple[tuple[int, ...], ...], ...],
     vert_empty: tuple[tuple[tuple[int, ...], ...], ...],
     horiz: dict[tuple[tuple[int, ...], bool], tuple[tuple[tuple[int, int], ...], ...]],
-) -> Sweep:
-    """The DP as straight-line Python: one local variable per state, no tables.
+) -> Price:
+    """The whole pricing as straight-line Python: one local variable per state.
 
     The transitions are fixed per number of cross-aisle nodes, so the sweep is
-    written out once (every relaxation a line: ``t = s3 + c2; if t < n5: n5 = t``)
-    and compiled; an evaluation then costs a few microseconds per aisle instead of
-    the list lookups and allocations of a table-driven loop. The source is built
-    here from the transition tables only (no outside input reaches it).
+    written out once and compiled, with the reading of each sub-aisle's pattern
+    and its memoised option costs inlined: no per-column lists, tuples or calls
+    on a memo hit. Sources of a state that share a cost term are compared first
+    and the term added once (``m0 = s0; if s1 < m0: m0 = s1 ...; n1 = m0 + c1``).
+    The source is built here from the transition tables only (no outside input
+    reaches it).
     """
     free = (_FREE,) * n_nodes
     depot = (_EVEN,) + (_FREE,) * (n_nodes - 1)
-    all_s = ", ".join(f"s{i}" for i in range(size))
-    all_n = ", ".join(f"n{i}" for i in range(size))
-    lines = ["def sweep(steps, length):", f"    INF = {_INF}"]
+    lines = ["def price(bits, columns, length, sub):", f"    INF = {_INF}"]
     lines += [f"    s{i} = {0 if i == zero else 'INF'}" for i in range(size)]
     lines += ["    best = INF", "    e0 = length", "    e1 = length + length"]
-    lines += ["    for row, dx, kind, closable in steps:", "        if row is not None:"]
-
-    def relax(indent: str, sources: dict[int, list[tuple[int, str]]], keep: bool) -> list[str]:
-        out = []
-        for ns in range(size):
-            srcs = sources.get(ns, [])
-            first = f"s{ns}" if keep else None
-            terms = [f"s{s} + {c}" if c else f"s{s}" for s, c in srcs]
-            if first is None:
-                if not terms:
-                    out.append(f"{indent}n{ns} = INF")
-                    continue
-                out.append(f"{indent}n{ns} = {terms[0]}")
-                terms = terms[1:]
-            else:
-                out.append(f"{indent}n{ns} = {first}")
-            for t in terms:
-                out.append(f"{indent}t = {t}")
-                out.append(f"{indent}if t < n{ns}: n{ns} = t")
-        out.append(f"{indent}{all_s} = {all_n}")
-        return out
-
+    lines += ["    for fields, dx, kind, closable in columns:", "        if fields is not None:"]
     for b in range(n_nodes - 1):
-        lines += [f"            c = row[{b}]", "            if c is None:"]
-        src: dict[int, list[tuple[int, str]]] = {}
+        lines += [
+            f"            f = fields[{b}]",
+            "            pat = 0 if f is None else (bits >> f[1]) & f[2]",
+            "            if not pat:",
+        ]
+        src: dict[int, list[tuple[int, str]]] = {s: [(s, "")] for s in range(size)}
         for k, tab in enumerate(vert_empty[b]):
             for s, ns in enumerate(tab):
                 src.setdefault(ns, []).append((s, f"e{k}"))
-        lines += relax("                ", src, keep=True)
-        lines += ["            else:", "                c0, c1, c2, c3, c4 = c"]
+        lines += _relax("                ", size, src)
+        lines += [
+            "            else:",
+            "                c = f[0].get(pat)",
+            "                if c is None:",
+            "                    c = sub(f[3], pat)",
+            "                c0, c1, c2, c3, c4 = c",
+        ]
         src = {}
         for k, tab in enumerate(vert[b]):
             for s, ns in enumerate(tab):
                 src.setdefault(ns, []).append((s, f"c{k}"))
-        lines += relax("                ", src, keep=False)
+        lines += _relax("                ", size, src)
     for bit, req in ((0, free), (1, depot)):
         lines.append(f"        {'if' if bit == 0 else 'elif'} kind == {2 + bit}:")
         closing = [s for s in range(size) if any(ns < 0 for ns, _ in horiz[(req, True)][s])]
         lines.append("            if closable:")
         lines += [f"                if s{s} < best: best = s{s}" for s in closing]
         lines.append("            break")
-    lines.append("        d0 = 0")
     copies = max((c for moves in horiz.values() for row in moves for _, c in row), default=0)
     lines += [f"        d{c} = dx * {c}" for c in range(1, copies + 1)]
     for bit, req in ((0, free), (1, depot)):
@@ -326,11 +362,11 @@ def _generate(
             for ns, c in moves:
                 if ns >= 0:
                     src.setdefault(ns, []).append((s, f"d{c}" if c else ""))
-        lines += relax("            ", src, keep=False)
+        lines += _relax("            ", size, src)
     lines.append("    return best")
     namespace: dict[str, Any] = {}
-    exec(compile("\n".join(lines), f"<batching sweep, {n_nodes} nodes>", "exec"), namespace)  # noqa: S102
-    found: Sweep = namespace["sweep"]
+    exec(compile("\n".join(lines), f"<batching price, {n_nodes} nodes>", "exec"), namespace)  # noqa: S102
+    found: Price = namespace["price"]
     return found
 
 
@@ -400,19 +436,33 @@ class BlockCoster:
             shift += len(distinct)
         self.order_bits: list[int] = []
         self.order_aisles: list[int] = []
+        #: per order, how deep it reaches into every sub-aisle from the front and
+        #: from the back (0 where it has no picks): see :meth:`overlap`
+        self._reach: list[tuple[int, ...]] = []
+        index = {(f[0], f[1]): k for k, f in enumerate(self._fields)}
         for order in spots:
             bits = 0
             aisle_set = 0
+            reach = [0] * (2 * len(self._fields))
             for s in order:
                 bits |= 1 << bit_of[(s.aisle, s.block, s.offset)]
                 aisle_set |= 1 << s.aisle
+                k = index[(s.aisle, s.block)]
+                reach[2 * k] = max(reach[2 * k], s.offset)
+                reach[2 * k + 1] = max(reach[2 * k + 1], block_length - s.offset)
             self.order_bits.append(bits)
             self.order_aisles.append(aisle_set)
+            self._reach.append(tuple(reach))
         self._sub_memo: list[dict[int, tuple[int, ...]]] = [{} for _ in self._fields]
-        self._by_aisle: list[list[tuple[int, int, int, int]]] = [[] for _ in range(aisles)]
+        # per aisle, the sub-aisle of each block as the generated pricing reads it
+        self._aisle_fields: list[tuple[Field | None, ...]] = [
+            (None,) * blocks for _ in range(aisles)
+        ]
         for k, (aisle, block, shift, full, _) in enumerate(self._fields):
-            self._by_aisle[aisle].append((k, block, shift, full))
-        self._col_memo: dict[int, tuple[tuple[int, int, int, bool, bool], ...]] = {}
+            row = list(self._aisle_fields[aisle])
+            row[block] = (self._sub_memo[k], shift, full, k)
+            self._aisle_fields[aisle] = tuple(row)
+        self._col_memo: dict[int, tuple[Column, ...]] = {}
         # columns: every aisle, plus a virtual column at a depot between aisles
         self.depot_x = depot_x
         self.pitch = pitch
@@ -420,8 +470,6 @@ class BlockCoster:
         if depot_aisle is not None and not 0 <= depot_aisle < aisles:
             depot_aisle = None
         self.depot_aisle = depot_aisle
-        n = blocks + 1
-        self._empty_row: list[tuple[int, ...] | None] = [None] * (n - 1)
 
     # ---------------------------------------------------------------- sub-aisles
 
@@ -436,7 +484,8 @@ class BlockCoster:
         while p:
             low = p & -p
             t = distinct[low.bit_length() - 1]
-            gap = max(gap, t - prev)
+            d = t - prev
+            gap = d if d > gap else gap
             prev = t
             p ^= low
         costs = (
@@ -449,11 +498,8 @@ class BlockCoster:
         self._sub_memo[k][pattern] = costs
         return costs
 
-    def _columns(self, aisle_set: int) -> tuple[tuple[int, int, int, bool, bool], ...]:
-        """(aisle or -1, x, dx to the next column, depot here, last) of the kept columns."""
-        found = self._col_memo.get(aisle_set)
-        if found is not None:
-            return found
+    def _columns(self, aisle_set: int) -> tuple[Column, ...]:
+        """The kept columns of a batch visiting these aisles, as the pricing reads them."""
         pitch, depot_x = self.pitch, self.depot_x
         used = [a for a in range(self.aisles) if aisle_set >> a & 1]
         xs_req = [a * pitch for a in used] + [depot_x]
@@ -473,14 +519,33 @@ class BlockCoster:
             absorber.append(aisle >= 0)
             plain.append(aisle >= 0 and not aisle_set >> aisle & 1 and x != depot_x)
         kept = [cols[j] for j in _kept(plain, absorber)]
-        out = []
+        out: list[Column] = []
+        pending = len(used)  # aisles with picks not yet swept
+        empty: tuple[Field | None, ...] = (None,) * self.blocks
         for j, (aisle, x) in enumerate(kept):
             last = j == len(kept) - 1
             dx = 0 if last else kept[j + 1][1] - x
-            out.append((aisle, x, dx, x == depot_x, last))
+            fields: tuple[Field | None, ...] | None = None
+            if aisle >= 0:
+                if aisle_set >> aisle & 1:
+                    pending -= 1
+                    fields = self._aisle_fields[aisle]
+                else:
+                    fields = empty
+            kind = (1 if x == depot_x else 0) + (2 if last else 0)
+            out.append((fields, dx, kind, pending == 0 and (x == depot_x or depot_x < x)))
         found = tuple(out)
         self._col_memo[aisle_set] = found
         return found
+
+    def overlap(self, i: int, j: int) -> int:
+        """How much walking orders i and j share, roughly (mm): a cheap proxy.
+
+        The depth both reach into each sub-aisle from the front and from the
+        back: what one walk into that sub-aisle serves for both. Ranks the pairs
+        worth pricing exactly (the walk a pair saves) without running the DP.
+        """
+        return sum(map(min, self._reach[i], self._reach[j]))
 
     # ---------------------------------------------------------------- pricing
 
@@ -499,36 +564,16 @@ class BlockCoster:
             bits |= order_bits[i]
             aisle_set |= order_aisles[i]
             m ^= low
-        found = self._dp(bits, aisle_set)
+        if bits:
+            cols = self._col_memo.get(aisle_set)
+            if cols is None:
+                cols = self._columns(aisle_set)
+            found = self.machine.price(bits, cols, self.length, self._sub_costs)
+        else:
+            found = 0
         self.memo[mask] = found
         self.evaluations += 1
         return found
-
-    def _dp(self, bits: int, aisle_set: int) -> int:
-        if not bits:
-            return 0
-        empty = self._empty_row
-        by_aisle = self._by_aisle
-        memos = self._sub_memo
-        steps: list[tuple[list[tuple[int, ...] | None] | None, int, int, bool]] = []
-        left = aisle_set.bit_count()  # aisles with picks not yet swept
-        depot_x = self.depot_x
-        for aisle, x, dx, at_depot, last in self._columns(aisle_set):
-            row: list[tuple[int, ...] | None] | None = None
-            if aisle >= 0:
-                if aisle_set >> aisle & 1:
-                    left -= 1
-                    row = [None] * self.blocks
-                    for k, block, shift, full in by_aisle[aisle]:
-                        pattern = (bits >> shift) & full
-                        if pattern:
-                            costs = memos[k].get(pattern)
-                            row[block] = costs if costs else self._sub_costs(k, pattern)
-                else:
-                    row = empty
-            kind = (1 if at_depot else 0) + (2 if last else 0)
-            steps.append((row, dx, kind, left == 0 and (at_depot or depot_x < x)))
-        return self.machine.sweep(steps, self.length)
 
 
 def _kept(plain: list[bool], absorber: list[bool]) -> list[int]:

@@ -2,25 +2,34 @@
 destroy-and-repair kicks, anytime.
 
 Works on order indices and batch bitmasks only; a batch's route length comes
-from ``cost(mask)`` (memoised by the caller), so the search never routes.
+from ``cost(mask)`` (memoised by the caller), so the search never routes. Every
+batch priced is a memo miss (tens of microseconds) or a hit (a dict lookup), so
+the design goal is few new batches priced per improvement:
 
+0. **Neighbour lists** (Clarke & Wright's savings as a relatedness measure): for
+   every order, its partners ranked by the walk the pair saves on one cart,
+   priced exactly for the ~30 most overlapping partners (a cheap proxy from the
+   coster) and by the proxy beyond.
 1. **Seed construction** (de Koster, van der Poort & Wolters 1999; Ho & Tseng
    2006): a batch starts from the unassigned order farthest from the depot and
    repeatedly takes the order that lengthens its tour least, until no order
-   fits. Candidates are pre-sorted by a cheap proxy (aisles the order adds), and
-   only the best few are priced exactly.
+   fits. Only the nearest orders of the batch's orders are priced.
 2. **Local search** (Henn & Wäscher's SHIFT and SWAP neighbourhoods with the
    route priced exactly, as Scholz & Wäscher 2017 advocate): move one order to
-   another batch, or exchange two orders of different batches, while it
-   shortens the total; orders whose batches changed are looked at again
-   (don't-look bits).
+   any batch with room, or exchange it with an order of one of the batches of
+   its nearest orders (a granular neighbourhood: those are where the cheapest
+   insertion lies nine times out of ten), best move per order, while it shortens
+   the total. A swap is priced half first: the other half can only cost at least
+   what its batch costs without the order, which often settles it. Orders whose
+   batches changed are looked at again (don't-look bits).
 3. **Kicks** (ALNS-style destroy and repair, Žulj, Kramer & Schneider 2018):
-   take a few orders out — at random, the orders of two batches, or an order and
-   its most related ones (most shared aisles) — and put each back where it adds
-   least (regret ordering: the orders with most to lose first), then local
-   search again. A new solution is accepted when it is within a small threshold
-   of the current one (threshold accepting, shrinking as the search goes on);
-   after a while without improvement the search returns to the best solution.
+   take a few orders out — at random, the orders of two neighbouring batches,
+   or an order and orders grown from it along the neighbour lists (Shaw's
+   related removal) — and put each back where it adds least (regret-2: the
+   orders with most to lose first), then local search on the batches touched.
+   A new solution is accepted when it is within a small threshold of the
+   current one (threshold accepting, shrinking as the search goes on); after a
+   while without improvement the search returns to the best solution.
 
 The random choices come from ``random.Random(seed)``; the sequence of
 solutions depends only on the seed and the problem, never on the clock, so
@@ -34,6 +43,23 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+#: partners per order whose pair saving is priced exactly (the most overlapping)
+PAIR_CANDIDATES = 30
+#: the batches an order is swapped with: those of its nearest orders
+SWAP_WIDTH = 6
+#: most orders a kick takes out (and at most a quarter of them)
+KICK_MAX = 8
+#: how a kick chooses: two neighbouring batches, related orders, else at random
+P_BATCHES = 0.35
+P_RELATED = 0.4
+#: threshold accepting: a trial within this fraction of the current is taken;
+#: the threshold shrinks by THRESHOLD_DECAY an iteration down to THRESHOLD_MIN
+THRESHOLD = 0.004
+THRESHOLD_DECAY = 0.999
+THRESHOLD_MIN = 0.0005
+#: iterations without a new best after which the search returns to the best
+RESTART = 200
 
 
 class _Stop(Exception):
@@ -127,6 +153,7 @@ class Search:
         *,
         units: list[int],
         aisles: list[int],
+        overlap: Callable[[int, int], int] | None = None,
         far: list[int],
         max_units: int,
         max_orders: int,
@@ -136,13 +163,73 @@ class Search:
         self.n = len(units)
         self.u = units
         self.aisles = aisles  # per order, a bitmask of the aisles it visits (a proxy)
+        self.overlap = overlap  # walking two orders share, roughly (a proxy)
         self.far = far  # per order, a distance-from-depot proxy (seed choice)
         self.max_units = max_units
         self.max_orders = max_orders
         self.cost = cost
         self.rng = random.Random(seed)
-        #: how many of the batches an order fits best it tries to swap into
-        self.swap_width = 6
+        #: per order, the others by the walk they save riding with it (best first)
+        self.near: list[list[int]] = [[] for _ in units]
+
+    # ---------------------------------------------------------------- neighbours
+
+    def neighbours(self, budget: Budget) -> None:
+        """Rank, for every order, the others by the walk they save riding together.
+
+        The saving of a pair is ``cost(i) + cost(j) - cost(i, j)`` (Clarke and
+        Wright's). It is priced exactly for each order's :data:`PAIR_CANDIDATES`
+        most overlapping partners that fit on a cart with it (the coster's cheap
+        overlap proxy, else shared aisles), about 2,500 pairs at 100 orders; the
+        other orders follow by the proxy. The batches holding an order's best
+        partners are where it most likely fits cheaply: seed construction takes
+        its additions from there, SWAP tries those batches, related removal
+        follows these lists.
+        """
+        n, cost, aisles, u = self.n, self.cost, self.aisles, self.u
+        overlap = self.overlap
+        single = [cost(1 << i) for i in range(n)]
+        fits = self.max_orders >= 2
+        saving: list[dict[int, int]] = [{} for _ in range(n)]
+        by_proxy: list[list[int]] = []
+        for i in range(n):
+            budget.tick()
+            if overlap is not None:
+                proxy = [overlap(i, j) for j in range(n)]
+            else:
+                proxy = [(aisles[i] & aisles[j]).bit_count() for j in range(n)]
+            ranked = sorted((j for j in range(n) if j != i), key=lambda j: (-proxy[j], j))
+            by_proxy.append(ranked)
+            priced = 0
+            for j in ranked:
+                if priced == PAIR_CANDIDATES:
+                    break
+                if not fits or u[i] + u[j] > self.max_units:
+                    continue
+                priced += 1
+                if j in saving[i]:
+                    continue
+                budget.tick()
+                s = single[i] + single[j] - cost(1 << i | 1 << j)
+                saving[i][j] = s
+                saving[j][i] = s
+        self.near = []
+        for i in range(n):
+            best = [j for j, _ in sorted(saving[i].items(), key=lambda t: (-t[1], t[0]))]
+            known = saving[i]
+            self.near.append(best + [j for j in by_proxy[i] if j not in known])
+
+    def _candidates(self, sol: Solution, o: int, skip: int, width: int) -> list[int]:
+        """The batches of o's nearest orders, nearest first, at most ``width``."""
+        where = sol.where
+        out: list[int] = []
+        for p in self.near[o]:
+            b = where.get(p)
+            if b is not None and b != skip and b not in out:
+                out.append(b)
+                if len(out) == width:
+                    break
+        return out
 
     # ---------------------------------------------------------------- construction
 
@@ -162,31 +249,46 @@ class Search:
         return sol
 
     def seed_construction(self, budget: Budget, shortlist: int = 12) -> Solution:
-        """Seed batches: farthest order first, then the cheapest additions."""
+        """Seed batches: farthest order first, then the cheapest additions.
+
+        The additions priced are the nearest orders of the batch's orders (by the
+        walk a pair saves), topped up by those adding fewest aisles.
+        """
         left = set(range(self.n))
         sol = Solution()
-        cost = self.cost
+        cost, near, u = self.cost, self.near, self.u
         while left:
             budget.tick()
             s = max(left, key=lambda i: (self.far[i], -i))
             left.discard(s)
-            mask, units, size = 1 << s, self.u[s], 1
+            members = [s]
+            mask, units, size = 1 << s, u[s], 1
             aisles = self.aisles[s]
             c = cost(mask)
             while size < self.max_orders:
-                fits = [i for i in left if units + self.u[i] <= self.max_units]
-                if not fits:
+                picked: list[int] = []
+                for m in members:
+                    for i in near[m]:
+                        if i in left and units + u[i] <= self.max_units and i not in picked:
+                            picked.append(i)
+                if len(picked) < shortlist:
+                    fits = [i for i in left if units + u[i] <= self.max_units and i not in picked]
+                    fits.sort(
+                        key=lambda i: ((self.aisles[i] & ~aisles).bit_count(), -self.far[i], i)
+                    )
+                    picked += fits[: shortlist - len(picked)]
+                if not picked:
                     break
-                fits.sort(key=lambda i: ((self.aisles[i] & ~aisles).bit_count(), -self.far[i], i))
                 best_i, best_c = -1, 0
-                for i in fits[:shortlist]:
+                for i in picked[:shortlist]:
                     budget.tick()
                     ci = cost(mask | 1 << i)
                     if best_i < 0 or ci < best_c:
                         best_i, best_c = i, ci
                 left.discard(best_i)
+                members.append(best_i)
                 mask |= 1 << best_i
-                units += self.u[best_i]
+                units += u[best_i]
                 size += 1
                 aisles |= self.aisles[best_i]
                 c = best_c
@@ -196,10 +298,15 @@ class Search:
     # ---------------------------------------------------------------- local search
 
     def local_search(self, sol: Solution, todo: list[int], budget: Budget) -> None:
-        """SHIFT and SWAP until no move shortens the total; ``todo``: orders to look at."""
+        """SHIFT and SWAP until no move shortens the total; ``todo``: orders to look at.
+
+        An order is tried in the batches of its nearest orders only (granular),
+        and swapped with the orders of the nearest few; the best move per order is
+        made, and the orders of the two batches it changed are looked at again.
+        """
         cost, u = self.cost, self.u
-        swap_width = self.swap_width
         max_units, max_orders = self.max_units, self.max_orders
+        masks, costs, units, sizes = sol.masks, sol.costs, sol.units, sol.sizes
         queued = set(todo)
         queue = list(todo)
         while queue:
@@ -207,39 +314,34 @@ class Search:
             queued.discard(o)
             a = sol.where[o]
             bit = 1 << o
-            ma, ca, ua = sol.masks[a], sol.costs[a], sol.units[a]
+            ma, ca, ua = masks[a], costs[a], units[a]
             uo = u[o]
             rest = ma ^ bit
             c_rest = cost(rest) if rest else 0
             gain_out = ca - c_rest  # what taking o out of a saves
             best_delta, best_move = 0, None
-            # SHIFT into every batch; the insertion costs rank the batches, and
-            # SWAP is tried with the orders of the best-ranked few (a granular
-            # neighbourhood: a batch o barely fits into is no swap partner)
-            ranked = []
-            for b, mb in enumerate(sol.masks):
-                if b == a or not mb:
-                    continue
-                budget.tick()
-                cb = sol.costs[b]
-                ins = cost(mb | bit) - cb
-                ranked.append((ins, b))
-                if sol.units[b] + uo <= max_units and sol.sizes[b] < max_orders:
-                    d = ins - gain_out
+            for b in range(len(masks)):
+                if b != a and units[b] + uo <= max_units and sizes[b] < max_orders and masks[b]:
+                    budget.tick()
+                    d = cost(masks[b] | bit) - costs[b] - gain_out
                     if d < best_delta:
                         best_delta, best_move = d, (b, -1)
-            ranked.sort()
-            for _, b in ranked[:swap_width]:
-                mb, cb, ub = sol.masks[b], sol.costs[b], sol.units[b]
+            for b in self._candidates(sol, o, a, SWAP_WIDTH):
+                mb, cb, ub = masks[b], costs[b], units[b]
                 m = mb
                 while m:
-                    budget.tick()
                     low = m & -m
                     m ^= low
                     up = u[low.bit_length() - 1]
                     if ua - uo + up > max_units or ub - up + uo > max_units:
                         continue
-                    d = cost(rest | low) + cost((mb ^ low) | bit) - ca - cb
+                    budget.tick()
+                    # o into b first: a's side costs at least c_rest (a route
+                    # never gets shorter for more picks), so this may settle it
+                    d = cost((mb ^ low) | bit) + c_rest - ca - cb
+                    if d >= best_delta:
+                        continue
+                    d += cost(rest | low) - c_rest
                     if d < best_delta:
                         best_delta, best_move = d, (b, low.bit_length() - 1)
             if best_move is None:
@@ -273,8 +375,7 @@ class Search:
         sol.masks[a], sol.masks[b] = ma, mb
         sol.costs[a] = self.cost(ma) if ma else 0
         sol.costs[b] = self.cost(mb)
-        both = ma | mb
-        return [i for i in range(both.bit_length()) if both >> i & 1]
+        return self._orders(ma | mb)
 
     # ---------------------------------------------------------------- kicks
 
@@ -291,47 +392,46 @@ class Search:
         sol.drop_empty()
 
     def _destroy(self, sol: Solution, big: bool = False) -> list[int]:
+        """Orders to take out: related ones, two neighbouring batches, or random."""
         rng = self.rng
         n = self.n
-        q_max = min(n, max(2, min(12, n // 4)))
+        q_max = min(n, max(2, min(KICK_MAX, n // 4)))
         if big:
             # a long stagnation: shake a third of the orders at random
             return rng.sample(range(n), max(2, n // 3))
         kind = rng.random()
-        if kind < 0.35 and len(sol.masks) >= 2:
-            # two batches dissolved: the nearest (most shared aisles) to a random one
-            a = rng.randrange(len(sol.masks))
-            aisles = [self._aisles_of(m) for m in sol.masks]
-            others = [b for b in range(len(sol.masks)) if b != a]
-            others.sort(key=lambda b: (-(aisles[a] & aisles[b]).bit_count(), b))
-            b = others[rng.randrange(min(3, len(others)))]
-            picked = [
-                i for m in (sol.masks[a], sol.masks[b]) for i in range(m.bit_length()) if m >> i & 1
-            ]
-        elif kind < 0.7:
-            # related: an order and those sharing most aisles with it
-            q = rng.randint(2, q_max)
-            s = rng.randrange(n)
-            rel = sorted(
-                (i for i in range(n) if i != s),
-                key=lambda i: (-(self.aisles[i] & self.aisles[s]).bit_count(), rng.random()),
-            )
-            picked = [s, *rel[: q - 1]]
-        else:
-            q = rng.randint(2, q_max)
-            picked = rng.sample(range(n), q)
-        return picked
-
-    def _aisles_of(self, mask: int) -> int:
-        out = 0
-        while mask:
-            low = mask & -mask
-            out |= self.aisles[low.bit_length() - 1]
-            mask ^= low
-        return out
+        full = [b for b, m in enumerate(sol.masks) if m]
+        if kind < P_BATCHES and len(full) >= 2:
+            # two batches dissolved: a random one and the batch of a near order
+            a = full[rng.randrange(len(full))]
+            members = self._orders(sol.masks[a])
+            o = members[rng.randrange(len(members))]
+            nb = self._candidates(sol, o, a, 3)
+            b = nb[rng.randrange(len(nb))] if nb else full[full.index(a) - 1]
+            return self._orders(sol.masks[a] | sol.masks[b])
+        q = rng.randint(2, q_max)
+        if kind < P_BATCHES + P_RELATED:
+            # related (Shaw): grow from a random order along near-neighbour lists
+            picked = [rng.randrange(n)]
+            chosen = set(picked)
+            tries = 0
+            while len(picked) < q and tries < 4 * q:
+                tries += 1
+                near = self.near[picked[rng.randrange(len(picked))]]
+                if not near:
+                    continue
+                c = near[int(rng.random() ** 3 * len(near))]
+                if c not in chosen:
+                    chosen.add(c)
+                    picked.append(c)
+            return picked
+        return rng.sample(range(n), q)
 
     def _repair(self, sol: Solution, orders: list[int], budget: Budget) -> None:
-        """Regret-2 insertion: the order that would lose most by waiting goes first."""
+        """Regret-2 insertion: the order that would lose most by waiting goes first.
+
+        Each order is priced in the batches of its nearest orders (and alone).
+        """
         cost, u = self.cost, self.u
         left = list(orders)
         while left:
@@ -340,11 +440,11 @@ class Search:
                 bit = 1 << o
                 alone = cost(bit)
                 first, second, where = alone, alone, -1
-                for b, mb in enumerate(sol.masks):
+                for b in range(len(sol.masks)):
                     if sol.units[b] + u[o] > self.max_units or sol.sizes[b] >= self.max_orders:
                         continue
                     budget.tick()
-                    d = cost(mb | bit) - sol.costs[b]
+                    d = cost(sol.masks[b] | bit) - sol.costs[b]
                     if d < first:
                         first, second, where = d, first, b
                     elif d < second:
@@ -370,7 +470,9 @@ class Search:
         """The best solution found within the budget and what produced it."""
         best = self.first_fit()
         how = "first-fit"
+        current = best
         try:
+            self.neighbours(budget)
             seeded = self.seed_construction(budget)
             if seeded.total < best.total:
                 best, how = seeded, "seed"
@@ -379,10 +481,15 @@ class Search:
             if current.total < best.total:
                 best, how = current.copy(), "seed+local-search"
         except _Stop:
+            # moves are made whole, so a local search cut short still holds a
+            # solution, no worse than where it started
+            if current.total < best.total:
+                best, how = current, "seed+local-search"
+            best.drop_empty()
             return best, how
         cur_total = current.total
         since = 0
-        threshold = 0.004
+        threshold = THRESHOLD
         # a small search that has not improved for this long has converged: stop
         # with time left (deterministic, so a larger budget is still never worse)
         patience = 1500 + 50 * self.n if 2 <= self.n <= 12 else (1 << 62 if self.n >= 2 else 0)
@@ -407,9 +514,9 @@ class Search:
                 since += 1
             if total <= cur_total * (1.0 + threshold) or total < cur_total:
                 current, cur_total = trial, total
-            if since and since % 200 == 0 and since % 1000 != 0:
+            if since and since % RESTART == 0 and since % 1000 != 0:
                 current, cur_total = best.copy(), best.total
-            threshold = 0.004 if big else max(0.0005, threshold * 0.999)
+            threshold = THRESHOLD if big else max(THRESHOLD_MIN, threshold * THRESHOLD_DECAY)
         best.drop_empty()
         return best, how
 
