@@ -21,6 +21,22 @@ of an epoch change's move), and beside it (:class:`Ops`):
   downloader applies them. The handhelds expect stops to leave their tours
   (:class:`~tests.support.e2e.Cancels`); ``task_unavailable`` — a scan
   meeting an open stop of a cancelled task — fails the test.
+- **put-backs** (issue 12): a picker a cancel left with units puts them back
+  before any new work (START answers ``put_back_required``): it scans the
+  units (one, or a count of several), then the origin or, half the time
+  when the zone has one, another location of the SKU, now and then a wrong
+  location first (refused). A scan meant as a pick that meets the cancel
+  takes a unit in hand instead; a location scan may then put it back: the
+  handhelds account for whatever an answer says (:func:`~tests.support.e2e.heard`).
+- **counts** (issue 12): ``[floor] zero_checks = true``; every third time the
+  daemon is down the cloud sends a count task of one to three stocked
+  locations, priority above every pick task; a fifth of the shorts call the
+  location ``empty`` (the units are still there: the zero check finds them).
+  The pickers count what :class:`~tests.support.e2e.Floor` says the shelf
+  holds (the zone's stock less what they were told they picked and wrote
+  off, plus what they put back), a third of the attempts a few units off on
+  purpose; a count that differs is counted again (``recount``), as is one
+  that picks by others made differ.
 - **epoch changes**: while the daemon is down the cloud is made to hold a few
   events of another writer right after what it holds of the box's current
   epoch, where the box has written events it has not had acked (a card cloned
@@ -46,7 +62,18 @@ task in any tour, and every stock row's ``reserved`` equals what open stops of
 active tours still need. After the loop (crash points disarmed, faults
 cleared, the outbox drained): the exactly-once checks of the other loops over
 every epoch (cloud net stock == box ledger == what the PDAs were told, every
-(epoch, seq) once, planted seqs apart); every cancelled task cancelled (or
+(epoch, seq) once, planted seqs apart), and
+:func:`~tests.support.e2e.check_floor`: every ``put_back_done`` answer one
+``stock_delta`` reason ``return`` and each of those one answer; every
+``count_done`` answer one ``count_result`` with the count the picker made,
+after which the cloud's replayed on-hand *is* that count, with a
+``stock_delta`` reason ``count`` (never two) exactly when the answer said
+the stock was corrected, and one attempt more than the picker's ``recount``
+answers; every ``empty`` short a picker's, leaving the on-hand at 0 and a
+count task for it; no put-back line lost (each cancelled task's picked
+units put back or still open at the end, as the picker was last told);
+every count task the cloud sent done once each location of it is counted.
+Every cancelled task cancelled (or
 done before its cancel came), its ``pick_confirmed`` units all stamped before
 the cancel was recorded; no late task received.
 
@@ -94,6 +121,7 @@ from tests.support.e2e import (
     Box,
     Cancels,
     Hooks,
+    Play,
     check_backup,
     check_exactly_once,
     check_the_loop_worked,
@@ -118,6 +146,11 @@ METRICS_TOKEN = "e2e-ops-scrape-token"
 RTT_MAX_MS = 500.0
 SERVER_SLOW_S = 0.25  # reported: scans the daemon took longer than this itself
 OPEN = ("pending", "location_ok")
+#: how the pickers err: a fifth of the shorts call the location empty (a zero
+#: check follows), a third of the count attempts are a few units off, some
+#: put-backs meet a wrong location first
+PLAY = Play(empty_shorts=0.2, miscounts=0.3, wrong_put_backs=0.1)
+COUNT_PRIORITY = (4, 9)  # above every pick task's (0-3): the next START counts
 
 
 @dataclass
@@ -132,6 +165,7 @@ class Ops(Hooks):
     cancelled: list[tuple[str, str]] = field(default_factory=list)
     late: dict[str, dict[str, Any]] = field(default_factory=dict)  # task sent after its cancel
     late_sent: set[str] = field(default_factory=set)
+    counts_sent: list[str] = field(default_factory=list)  # count tasks the cloud sent
     planted: dict[str, range] = field(default_factory=dict)
     pending_plant: str | None = None
     plant_runs: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -233,6 +267,28 @@ class Ops(Hooks):
             self.late_sent.add(task)
             assert self.cloud is not None
             self.cloud.feed.add(self.late[task])
+        if self.downs % 3 == 1:
+            self.count()
+
+    def count(self) -> None:
+        """Have the cloud send a count task of one to three stocked locations."""
+        assert self.cloud is not None
+        stocked = sorted(
+            (c["data"]["sku"], c["data"]["location"])
+            for c in self.cloud.feed.changes
+            if c["type"] == "stock"
+        )
+        keys = self.rng.sample(stocked, self.rng.randint(1, 3))
+        if len({loc for _, loc in keys}) < len(keys):
+            return  # one SKU per location in a count task
+        task = f"CNT{len(self.counts_sent) + 1:04d}"
+        self.counts_sent.append(task)
+        lines = [
+            {"line": n, "sku": sku, "location": loc, "qty": 0}
+            for n, (sku, loc) in enumerate(keys, start=1)
+        ]
+        data = {"task": task, "kind": "count", "priority": self.rng.randint(*COUNT_PRIORITY)}
+        self.cloud.feed.add({"type": "task", "data": {**data, "lines": lines}})
 
     async def end(self, box: Box) -> None:
         self._stop.set()
@@ -347,12 +403,13 @@ def pick_task(box: Box, kind: str, taken: set[str]) -> str | None:
             "SELECT s.task, SUM(s.picked) > 0, SUM(CASE WHEN s.state IN "
             f"{OPEN} THEN s.qty - s.picked ELSE 0 END) FROM tour_stops s "
             "JOIN tours r ON r.tour = s.tour JOIN tasks t ON t.task = s.task "
-            "WHERE r.state = 'active' AND t.state IN ('open', 'started') GROUP BY s.task "
+            "WHERE r.state = 'active' AND t.state IN ('open', 'started') AND t.kind = 'pick' "
+            "GROUP BY s.task "
             f"HAVING SUM(s.state IN {OPEN}) > 0"
         )
     else:
         rows = box.query(
-            "SELECT task, 0, 0 FROM tasks WHERE state = 'open' "
+            "SELECT task, 0, 0 FROM tasks WHERE state = 'open' AND kind = 'pick' "
             "AND task NOT IN (SELECT task FROM tour_stops) ORDER BY random() LIMIT 20"
         )
     free = sorted((-int(p), -int(left), t) for t, p, left in rows if t not in taken)
@@ -374,7 +431,7 @@ def needed(box: Box) -> dict[tuple[str, str, str], int]:
         for sku, loc, lot, n in box.query(
             "SELECT s.sku, s.location, s.lot, SUM(s.qty - s.picked) FROM tour_stops s "
             "JOIN tours r ON r.tour = s.tour "
-            f"WHERE r.state = 'active' AND s.state IN {OPEN} "
+            f"WHERE r.state = 'active' AND r.kind = 'pick' AND s.state IN {OPEN} "
             "GROUP BY s.sku, s.location, s.lot HAVING SUM(s.qty - s.picked) <> 0"
         )
     }
@@ -448,6 +505,8 @@ async def test_e2e_kill_loop_with_backups_cancels_epoch_changes_checkpoints(
         checkpoint_interval_s=CHECKPOINT_S,
         metrics_token=METRICS_TOKEN,
         tasks=max(TASKS, 45 * KILLS),  # the pickers finish ~25 tasks per kill
+        zero_checks=True,
+        play=PLAY,
     ) as run:
         box = run.box
         f = check_exactly_once(run, ops.planted)
@@ -513,6 +572,22 @@ async def test_e2e_kill_loop_with_backups_cancels_epoch_changes_checkpoints(
         assert outcome["picking: cancelled, with units"] >= 1, outcome
         assert sum(n for k, n in outcome.items() if k.startswith("open: cancelled")) >= 1
         assert sum(t.withdrawn for t in run.told) >= 1, "no picker met a cancel"
+
+        # Put-backs and counts (check_exactly_once tied each to its answer:
+        # check_floor): the pickers put back what cancels left them, counted
+        # the cloud's count tasks and the zero checks, right and wrong.
+        g = f.floor
+        assert g.returns >= 3 and g.counts >= 5, g
+        assert g.recounts >= 1 and g.corrected >= 1 and g.empties >= 1 and g.zero_checks >= 1, g
+        counted = {(t, loc) for t, loc in box.query("SELECT task, location FROM count_results")}
+        for task in ops.counts_sent:
+            (now,) = box.query(f"SELECT state FROM tasks WHERE task = '{task}'")[0]
+            lines = {
+                (task, loc)
+                for (loc,) in box.query(f"SELECT location FROM task_lines WHERE task = '{task}'")
+            }
+            # a count task is done once every location of it is counted
+            assert (now == "done") == (lines <= counted), (task, now, lines - counted)
 
         # Epoch changes: every planted conflict moved the box to a new epoch
         # (check_exactly_once counted the epochs), each raised its alert.

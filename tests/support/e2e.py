@@ -6,9 +6,11 @@ zone's master data and tasks, :func:`cloud_for`) and the pickers' handhelds
 (:class:`Handheld`, walking tours in :func:`picker`) run in the test's event
 loop, so both outlive every kill of the box. :func:`kill_loop` runs the loop
 and the drain; :func:`check_exactly_once` makes the final assertions, over
-every epoch the box went through. A :class:`Hooks` object lets a loop do more
-between and around the kills (tests/e2e/test_e2e_kill_loop_ops.py: backups,
-cancels, epoch changes); :func:`check_backup` checks a backup file.
+every epoch the box went through, put-backs and counts included
+(:func:`check_floor`; :class:`Floor` is the shelves the pickers count). A
+:class:`Hooks` object lets a loop do more between and around the kills
+(tests/e2e/test_e2e_kill_loop_ops.py: backups, cancels, put-backs, counts,
+epoch changes); :func:`check_backup` checks a backup file.
 
 :class:`WallClock` runs the daemon under libfaketime (Debian's ``faketime``
 package): its wall clock gets a different offset at every start and jumps
@@ -242,6 +244,7 @@ def write_config(
     *,
     checkpoint_interval_s: float = 1.0,
     metrics_token: str | None = None,
+    zero_checks: bool = False,
 ) -> Path:
     metrics = ""
     if metrics_token is not None:
@@ -260,6 +263,9 @@ aisle_pitch_m = 3.0
 blocks = {ZONE.blocks}
 block_length_m = {ZONE.block_length_m}
 depot = {{ x = 10.5, y = 0.0 }}
+
+[floor]
+zero_checks = {"true" if zero_checks else "false"}
 """
     )
     return path
@@ -449,6 +455,65 @@ class Told:
     errors: int = 0
     resumed: int = 0
     withdrawn: int = 0  # answers that met a stop a cancel had taken out
+    #: pick_exception lines a start could not fill (its answer's ``exceptions``)
+    unfillable: int = 0
+    #: shorts with reason ``empty``: (task, key); the box zeroes the location
+    #: to what it believed was there, a figure the PDA is never told
+    emptied: list[tuple[str, Key]] = field(default_factory=list)
+    #: units put back per (sku, location): every ``put_back_done`` answer
+    returned: collections.Counter[Key] = field(default_factory=collections.Counter)
+    #: (task, sku, location, units) of every ``put_back_done`` answer
+    put_backs: list[tuple[str, str, str, int]] = field(default_factory=list)
+    put_back_items: int = 0  # ``put_back_item`` answers
+    put_back_elsewhere: int = 0  # put back into another location of the SKU
+    put_back_refused: int = 0  # a wrong location scanned with units in hand
+    #: the picker's open put-back lines as its last answer without a tour listed them
+    open_lines: list[dict[str, Any]] = field(default_factory=list)
+    count_tours: int = 0
+    #: every ``count_done`` answer: (task, sku, location, units counted, feedback)
+    counts: list[tuple[str, str, str, int, str]] = field(default_factory=list)
+    recounts: int = 0  # ``recount`` answers
+    miscounts: int = 0  # count attempts the picker got wrong on purpose
+    #: ``recount`` answers per (task, location)
+    recounted: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """How the simulated pickers get things wrong (none of it by default)."""
+
+    empty_shorts: float = 0.0  # the share of shorts called ``empty``
+    miscounts: float = 0.0  # the share of count attempts counted wrong
+    wrong_put_backs: float = 0.0  # the share of put-backs tried at a wrong location first
+
+
+@dataclass
+class Floor:
+    """The zone as it physically is, shared by the simulated pickers.
+
+    ``truth`` is the units on each shelf per (sku, location): the zone's
+    initial stock, less what the pickers were told they picked or wrote off,
+    plus what they were told they put back. An ``empty`` short leaves it as
+    it was (the picker overlooked the units: the zero check finds them). A
+    picker counting right counts ``truth``; one counting wrong (``play.miscounts``
+    of the attempts) is a few units off, on purpose.
+    """
+
+    truth: collections.Counter[Key]
+    homes: dict[str, list[str]]  # the locations that stock each SKU
+    play: Play = Play()
+    emptied: set[Key] = field(default_factory=set)  # emptied, not counted since
+
+    @classmethod
+    def of(cls, feed: list[dict[str, Any]], play: Play) -> Floor:
+        truth: collections.Counter[Key] = collections.Counter()
+        homes: dict[str, list[str]] = collections.defaultdict(list)
+        for change in feed:
+            if change["type"] == "stock":
+                d = change["data"]
+                truth[d["sku"], d["location"]] += d["base"]
+                homes[d["sku"]].append(d["location"])
+        return cls(truth, dict(homes), play)
 
 
 @dataclass
@@ -530,6 +595,7 @@ async def picker(
     rng: random.Random,
     stop: asyncio.Event,
     cancels: Cancels | None = None,
+    floor: Floor | None = None,
 ) -> None:
     """Walk tours until ``stop`` (or no work is left), remembering what was told.
 
@@ -539,7 +605,14 @@ async def picker(
     goes on), and a counted unit is the one stop whose ``picked`` grew.
     ``task_unavailable`` is never allowed: a cancel takes its stops out in its
     own transaction (and start-up repairs any left), so no scan may meet one.
+
+    Units a cancel leaves in the picker's hands are put back before any new
+    work (:func:`put_back_step`; a scan meant as a pick may meet the cancel
+    and take a unit in hand instead, a location scan may put it back), and
+    count tours are counted against ``floor`` (:func:`count_step`).
     """
+    floor = floor or Floor(collections.Counter(), {})
+    plans: dict[tuple[int, int], int] = {}  # the units this attempt of a count stop counts
     await pda.log_in()
     tour: dict[str, Any] | None = None
     while not stop.is_set():
@@ -548,81 +621,34 @@ async def picker(
         if tour is None or tour["state"] != "active":
             tour = await pda.current()
             if tour is None:
+                if told.open_lines:
+                    await put_back_step(pda, gtins, locations, told, rng, floor)
+                    continue
                 answer = await pda.scan_code("START")
+                heard(told, floor, answer, "START")
                 if answer["result"] == "no_work":
                     return
-                assert answer["result"] in ("tour_started", "no_stock"), answer
-                tour = answer["tour"]
-                told.tours += answer["result"] == "tour_started"
-            continue
-        number = tour["next_stop"]
-        here = stop_of(tour, number)
-        key = (here["sku"], here["location"])
-
-        def withdrawn(answer: dict[str, Any], view: dict[str, Any] = tour) -> bool:
-            """An unexpected answer: fine only when a cancel took stops out of
-            the tour (the walk changed, or the tour finished)."""
-            assert answer.get("result") != "task_unavailable", (
-                f"a scan met an open stop of a task that is no longer pickable: {answer}"
-            )
-            if cancels is None or not cancels.touched(view):
-                return False
-            told.withdrawn += 1
-            return True
-
-        if here["state"] == "pending":
-            if rng.random() < 0.03:
-                wrong = rng.choice([c for c in locations if c != here["location"]])
-                answer = await pda.scan_code(wrong)
-                if (answer["result"], answer["feedback"]) != ("wrong_location", "error"):
-                    assert withdrawn(answer), answer
-                    tour = await pda.current()
+                if answer["result"] == "put_back_required":
+                    assert told.open_lines, answer
                     continue
-                told.errors += 1
-            answer = await pda.scan_code(here["location"])
-            if answer["result"] != "location_ok":
-                assert withdrawn(answer), answer
-                tour = await pda.current()
-                continue
-        elif rng.random() < 0.04:
-            # a short of what was scanned: the rest is damaged and written off
-            found, missing = here["picked"], here["qty"] - here["picked"]
-            body = {"stop": number, "found": found, "reason": rng.choice(["damaged", "other"])}
-            try:
-                answer = await pda.ask("POST", "/api/v1/tour/short", body)
-            except ApiAnswerError as exc:
-                # The first attempt committed and its answer was lost: the retry
-                # finds the stop closed (or the tour finished by that short).
-                # With cancels, a cancel may have closed it first instead.
-                assert exc.code in ("stop_closed", "no_tour"), exc
-                if cancels is not None:
-                    state = cancels.state(tour["tour"], number)
-                    assert state is not None, exc
-                    if state[0] == "cancelled":
-                        assert withdrawn({"error": exc.code}), (exc, state)
-                        tour = await pda.current()
-                        continue
-                    assert state[0] == "short", (exc, state)
-                assert pda.lost > lost_before, exc
-                answer = {"tour": await pda.current()}
-            told.written_off[key] += missing
-            told.shorts += 1
+                assert answer["result"] in ("tour_started", "no_stock"), answer
+                told.unfillable += len(answer.get("exceptions") or [])
+                tour = answer["tour"]
+                if answer["result"] == "tour_started":
+                    assert tour is not None
+                    if tour["kind"] == "count":
+                        told.count_tours += 1
+                    else:
+                        told.tours += 1
+            continue
+        if tour["kind"] == "count":
+            answer = await count_step(pda, gtins, tour, told, rng, floor, plans)
         else:
-            answer = await pda.scan_code(gtins[here["sku"]])
-            told.scans += 1
-            if answer["feedback"] != "success" or answer["result"] not in SKUS_OF:
-                assert cancels is not None and withdrawn(answer), answer
+            answered = await pick_step(pda, gtins, locations, tour, told, rng, cancels, floor)
+            if answered is None:  # a cancel changed the walk: look at the tour again
                 tour = await pda.current()
                 continue
-            if cancels is None:
-                after = stop_of(answer["tour"], number)
-                assert after["picked"] == here["picked"] + 1, (here, after)
-            else:
-                # a cancel may have put another stop of the same sku and
-                # location first: the unit counts where the box counted it
-                after = counted_stop(tour, answer["tour"])
-                key = (after["sku"], after["location"])
-            told.units[key] += 1
+            answer = answered
         tour = answer["tour"]
         if pda.lost > lost_before:
             # the box restarted under this call: resume from its view of the tour
@@ -631,6 +657,224 @@ async def picker(
             if tour is not None:
                 same_tour(tour, now, cancels)
             tour = now
+
+
+async def pick_step(
+    pda: Handheld,
+    gtins: dict[str, str],
+    locations: list[str],
+    tour: dict[str, Any],
+    told: Told,
+    rng: random.Random,
+    cancels: Cancels | None,
+    floor: Floor,
+) -> dict[str, Any] | None:
+    """One step at the tour's next stop: its location, a unit, or a short.
+    Returns the answer, or None when a cancel took stops out under it."""
+    lost_before = pda.lost
+    number = tour["next_stop"]
+    here = stop_of(tour, number)
+    key = (here["sku"], here["location"])
+
+    def withdrawn(answer: dict[str, Any], view: dict[str, Any] = tour) -> bool:
+        """An unexpected answer: fine only when a cancel took stops out of
+        the tour (the walk changed, or the tour finished)."""
+        assert answer.get("result") != "task_unavailable", (
+            f"a scan met an open stop of a task that is no longer pickable: {answer}"
+        )
+        if cancels is None or not cancels.touched(view):
+            return False
+        told.withdrawn += 1
+        return True
+
+    if here["state"] == "pending":
+        if rng.random() < 0.03:
+            wrong = rng.choice([c for c in locations if c != here["location"]])
+            answer = await pda.scan_code(wrong)
+            heard(told, floor, answer, wrong)
+            if (answer["result"], answer["feedback"]) != ("wrong_location", "error"):
+                assert withdrawn(answer), answer
+                return None
+            told.errors += 1
+        answer = await pda.scan_code(here["location"])
+        heard(told, floor, answer, here["location"])
+        if answer["result"] != "location_ok":
+            assert withdrawn(answer), answer
+            return None
+        return answer
+    # an emptied location is not shorted again before its zero check: what
+    # the box writes off there is then what the picker says is missing
+    if rng.random() < 0.04 and key not in floor.emptied:
+        # a short of what was scanned: the rest is damaged and written off,
+        # or the picker calls the location empty (overlooking what is left)
+        found, missing = here["picked"], here["qty"] - here["picked"]
+        empty = rng.random() < floor.play.empty_shorts
+        reason = "empty" if empty else rng.choice(["damaged", "other"])
+        body = {"stop": number, "found": found, "reason": reason}
+        try:
+            answer = await pda.ask("POST", "/api/v1/tour/short", body)
+        except ApiAnswerError as exc:
+            # The first attempt committed and its answer was lost: the retry
+            # finds the stop closed (or the tour finished by that short).
+            # With cancels, a cancel may have closed it first instead.
+            assert exc.code in ("stop_closed", "no_tour"), exc
+            if cancels is not None:
+                state = cancels.state(tour["tour"], number)
+                assert state is not None, exc
+                if state[0] == "cancelled":
+                    assert withdrawn({"error": exc.code}), (exc, state)
+                    return None
+                assert state[0] == "short", (exc, state)
+            assert pda.lost > lost_before, exc
+            answer = {"tour": await pda.current()}
+        else:
+            heard(told, floor, answer, "")
+        if empty:
+            told.emptied.append((here["task"], key))
+            floor.emptied.add(key)
+        else:
+            told.written_off[key] += missing
+            floor.truth[key] -= missing
+        told.shorts += 1
+        return answer
+    answer = await pda.scan_code(gtins[here["sku"]])
+    heard(told, floor, answer, gtins[here["sku"]])
+    told.scans += 1
+    if answer["feedback"] != "success" or answer["result"] not in SKUS_OF:
+        assert cancels is not None and withdrawn(answer), answer
+        return None
+    if cancels is None:
+        after = stop_of(answer["tour"], number)
+        assert after["picked"] == here["picked"] + 1, (here, after)
+    else:
+        # a cancel may have put another stop of the same sku and
+        # location first: the unit counts where the box counted it
+        after = counted_stop(tour, answer["tour"])
+        key = (after["sku"], after["location"])
+    told.units[key] += 1
+    floor.truth[key] -= 1
+    return answer
+
+
+def heard(told: Told, floor: Floor, answer: dict[str, Any], code: str) -> None:
+    """Every answer: the put-back lines it lists (answers without an active
+    tour list them), and the units a ``put_back_done`` put back at ``code``
+    (the line that had units in hand: the line lists them fewer, or closed)."""
+    view = answer.get("tour")
+    if view is not None and view["state"] == "active":
+        return
+    after: list[dict[str, Any]] = answer.get("put_backs", [])
+    if answer["result"] == "put_back_done":
+        held = [n for n in told.open_lines if n["in_hand"]]
+        assert len(held) == 1, (told.open_lines, answer)
+        line = held[0]
+        units, key = line["in_hand"], (line["sku"], code)
+        assert not floor.homes or code in floor.homes[line["sku"]], (line, code)
+        told.returned[key] += units
+        told.put_backs.append((line["task"], line["sku"], code, units))
+        told.put_back_elsewhere += code != line["origin"]
+        floor.truth[key] += units
+        ident = ("task", "sku", "origin", "lot")
+        same = [m for m in after if all(m[k] == line[k] for k in ident)]
+        left = line["qty"] - units
+        assert [(m["qty"], m["in_hand"]) for m in same] == ([(left, 0)] if left else []), (
+            line,
+            answer,
+        )
+    elif answer["result"] == "put_back_item":
+        told.put_back_items += 1
+    told.open_lines = after
+
+
+async def put_back_step(
+    pda: Handheld,
+    gtins: dict[str, str],
+    locations: list[str],
+    told: Told,
+    rng: random.Random,
+    floor: Floor,
+) -> None:
+    """One scan of putting back: a unit of the first line (or a count of
+    several), or, with units in hand, a location: the origin or another
+    location of the SKU, now and then a wrong one first."""
+    held = next((n for n in told.open_lines if n["in_hand"]), None)
+    if held is None:
+        line = told.open_lines[0]
+        units = rng.randint(1, line["qty"])
+        gtin = gtins[line["sku"]]
+        code = gtin if units == 1 else f"01{gtin}30{units}"
+        answer = await pda.scan_code(code)
+        heard(told, floor, answer, code)
+        assert (answer["result"], answer["feedback"]) == ("put_back_item", "success"), answer
+        return
+    homes = floor.homes.get(held["sku"]) or [held["origin"]]
+    if rng.random() < floor.play.wrong_put_backs:
+        wrong = rng.choice([c for c in locations if c not in homes])
+        answer = await pda.scan_code(wrong)
+        heard(told, floor, answer, wrong)
+        assert (answer["result"], answer["feedback"]) == ("wrong_location", "error"), answer
+        told.put_back_refused += 1
+        return
+    others = [c for c in homes if c != held["origin"]]
+    where = rng.choice(others) if others and rng.random() < 0.5 else held["origin"]
+    answer = await pda.scan_code(where)
+    heard(told, floor, answer, where)
+    assert (answer["result"], answer["feedback"]) == ("put_back_done", "success"), answer
+
+
+async def count_step(
+    pda: Handheld,
+    gtins: dict[str, str],
+    tour: dict[str, Any],
+    told: Told,
+    rng: random.Random,
+    floor: Floor,
+    plans: dict[tuple[int, int], int],
+) -> dict[str, Any]:
+    """One scan of a count tour: the stop's location to begin, the units
+    (one, or a count of several: AI 30), the location again to finish.
+
+    Each attempt counts what ``floor`` holds when it begins, or, in
+    ``floor.play.miscounts`` of them, a few units off. (Picks by others while a
+    location is counted make a right count differ too: the recount, begun
+    later, counts them gone.)"""
+    number = tour["next_stop"]
+    here = stop_of(tour, number)
+    sku, location = here["sku"], here["location"]
+    assert here["qty"] is None, here  # blind
+    if here["state"] == "pending":
+        answer = await pda.scan_code(location)
+        heard(told, floor, answer, location)
+        assert (answer["result"], answer["feedback"]) == ("location_ok", "success"), answer
+        return answer
+    at = (tour["tour"], number)
+    if at not in plans:
+        truth = floor.truth[sku, location]
+        plans[at] = truth
+        if rng.random() < floor.play.miscounts:
+            told.miscounts += 1
+            plans[at] = max(0, truth + rng.choice((-3, -2, -1, 1, 2, 3)))
+    target, have = plans[at], here["picked"]
+    assert have <= target, (here, target)
+    if have < target:
+        single = target - have == 1 or rng.random() < 0.2
+        code = gtins[sku] if single else f"01{gtins[sku]}30{target - have}"
+        answer = await pda.scan_code(code)
+        heard(told, floor, answer, code)
+        assert (answer["result"], answer["feedback"]) == ("counted", "success"), answer
+        return answer
+    answer = await pda.scan_code(location)
+    heard(told, floor, answer, location)
+    del plans[at]
+    if answer["result"] == "recount":
+        assert answer["feedback"] == "warning", answer
+        told.recounts += 1
+        told.recounted[here["task"], location] += 1
+    else:
+        assert answer["result"] == "count_done", answer
+        told.counts.append((here["task"], sku, location, target, answer["feedback"]))
+        floor.emptied.discard((sku, location))
+    return answer
 
 
 # --------------------------------------------------------------------------- checks
@@ -767,6 +1011,7 @@ class LoopRun:
     kills: int
     loop_s: float
     started: float  # monotonic
+    floor: Floor
 
 
 class Hooks:
@@ -808,12 +1053,16 @@ async def kill_loop(
     checkpoint_interval_s: float = 1.0,
     metrics_token: str | None = None,
     tasks: int = TASKS,
+    zero_checks: bool = False,
+    play: Play = Play(),
 ) -> AsyncIterator[LoopRun]:
     """Run the kill loop, the clean end and the drain; yields with the cloud up.
 
     Each start runs a random ``run_s`` seconds after ``/healthz`` answers (or
     what ``hooks.up`` makes of it). ``cancels``: the pickers expect stops to
-    leave their tours (see :func:`picker`).
+    leave their tours (see :func:`picker`). ``zero_checks`` sets ``[floor]
+    zero_checks``; ``play`` how the pickers err (:class:`Play`: ``empty``
+    shorts, miscounts, wrong locations for a put-back).
     """
     hooks = hooks or Hooks()
     started = time.monotonic()
@@ -823,6 +1072,7 @@ async def kill_loop(
         if change["type"] == "stock":
             change["data"]["base"] = STOCK
     locations = [c["data"]["code"] for c in feed if c["type"] == "location"]
+    floor = Floor.of(feed, play)
 
     proc: asyncio.subprocess.Process | None = None
     async with cloud_for(tmp_path, feed) as cloud:
@@ -835,6 +1085,7 @@ async def kill_loop(
                     port,
                     checkpoint_interval_s=checkpoint_interval_s,
                     metrics_token=metrics_token,
+                    zero_checks=zero_checks,
                 ),
                 tmp_path / "box.db",
                 port,
@@ -867,7 +1118,7 @@ async def kill_loop(
                     pdas.append(pda)
                 walkers = [
                     asyncio.create_task(
-                        picker(pda, gtins, locations, t, random.Random(n), stop, cancels)
+                        picker(pda, gtins, locations, t, random.Random(n), stop, cancels, floor)
                     )
                     for n, (pda, t) in enumerate(zip(pdas, told, strict=True))
                 ]
@@ -938,7 +1189,201 @@ async def kill_loop(
             if proc is not None and proc.returncode is None:
                 proc.kill()  # a failed test leaves no daemon behind
                 await proc.wait()
-        yield LoopRun(box, cloud, pdas, told, kills, loop_s, started)
+        yield LoopRun(box, cloud, pdas, told, kills, loop_s, started, floor)
+
+
+#: the units picked per (sku, location) on the tours a box keeps (a count
+#: tour's ``picked`` is the picker's count, no pick)
+PICKED_ON_TOURS = (
+    "SELECT s.sku, s.location, SUM(s.picked) FROM tour_stops s JOIN tours r ON r.tour = s.tour "
+    "WHERE r.kind = 'pick' GROUP BY s.sku, s.location"
+)
+
+
+@dataclass
+class FloorFigures:
+    """Put-backs and counts as the cloud holds them, every check passed."""
+
+    returns: int  # stock_delta reason return
+    returned_units: int
+    counts: int  # count_result
+    corrected: int  # counts that corrected the stock (a stock_delta reason count)
+    corrected_units: int  # the units those moved, either way
+    recounts: int  # second attempts (the box's count_results.attempts)
+    empties: int  # pick_exception reason empty
+    zero_checks: int  # count tasks the box made itself
+    open_put_back_units: int  # still to be put back at the end
+    #: per (sku, location): the stock_delta reason count, and reason short of
+    #: ``empty`` shorts (the two movements a PDA is never told the size of)
+    corrections: dict[Key, int]
+
+
+def check_floor(
+    conn: sqlite3.Connection,
+    at_cloud: list[dict[str, Any]],
+    told: Sequence[Told],
+    base: Mapping[Key, int],
+) -> FloorFigures:
+    """Put-backs and counts, exactly once, each tied to the answers a PDA got.
+
+    A count is blind and an ``empty`` short zeroes what the box believed was
+    there: the PDA is never told how many units either moves, so those
+    corrections cannot come from the answers. They come from the cloud's
+    events, and the events are tied to the answers, which proves more than
+    either alone: replaying every ``stock_delta`` in seq order from the
+    zone's initial stock (the on-hand the box held at each point),
+
+    - each ``count_result`` is the final count of exactly one ``count_done``
+      answer (task, SKU, location, the units the picker counted), and after
+      its transaction the on-hand *is* that count: the ``stock_delta``
+      reason ``count`` that follows (at most one: one lot per location
+      here) is ``counted − on-hand``, present exactly when the answer's
+      feedback was ``warning``; the box's ``count_results.attempts`` is one
+      more than the ``recount`` answers of that (task, location);
+    - each ``pick_exception`` reason ``empty`` is an ``empty`` short a picker
+      made, and leaves the on-hand at 0 (its ``stock_delta`` reason
+      ``short`` just before it); each other short writes off exactly the
+      missing units a picker was told of (``Told.written_off``); each
+      emptied location got a count task;
+    - each ``put_back_done`` answer is one ``stock_delta`` reason ``return``
+      (ref the task, the location scanned, the units in hand) and each such
+      event one answer;
+    - nothing of a cancel is lost: per cancelled task and (SKU, origin), the
+      ``put_back`` of its ``task_cancelled`` is the box's put-back line, of
+      which the returns came back and the rest is still open; the lines a
+      picker was last told are open are open, as told.
+    """
+    running: collections.Counter[Key] = collections.Counter(base)
+    corrections: collections.Counter[Key] = collections.Counter()
+    returns: collections.Counter[tuple[str, str, str, int]] = collections.Counter()
+    count_deltas: collections.Counter[tuple[str, str]] = collections.Counter()
+    results: collections.Counter[tuple[str, str, str, int]] = collections.Counter()
+    emptied: collections.Counter[tuple[str, Key]] = collections.Counter()
+    cancelled: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    pending: tuple[Key, int, str] | None = None  # a count_result, its delta may follow
+    corrected_units = 0
+    previous: dict[str, Any] = {}
+
+    def settle() -> None:
+        nonlocal pending
+        if pending is not None:
+            key, counted, task = pending
+            assert running[key] == counted, (task, key, running[key], counted)
+            pending = None
+
+    for ev in at_cloud:
+        t, d = ev["type"], ev["data"]
+        if t == "stock_delta":
+            key = (d["sku"], d["location"])
+            if d["reason"] == "count":
+                assert pending is not None and pending[0] == key and pending[2] == d["ref"], ev
+                count_deltas[d["ref"], d["location"]] += 1
+                corrections[key] += d["qty"]
+                corrected_units += abs(d["qty"])
+            else:
+                settle()
+            if d["reason"] == "return":
+                returns[d["ref"], d["sku"], d["location"], d["qty"]] += 1
+            assert d["reason"] in ("pick", "short", "count", "return"), ev
+            running[key] += d["qty"]
+        else:
+            settle()
+        if t == "count_result":
+            results[d["task"], d["sku"], d["location"], d["counted"]] += 1
+            pending = ((d["sku"], d["location"]), d["counted"], d["task"])
+        elif t == "pick_exception" and d["location"] is not None:
+            key = (d["sku"], d["location"])
+            missing = d["expected"] - d["picked"]
+            short = previous if previous.get("type") == "stock_delta" else {}
+            p = short.get("data", {})
+            wrote_off = p["qty"] if (p.get("reason"), p.get("ref")) == ("short", d["task"]) else 0
+            if d["reason"] == "empty":
+                emptied[d["task"], key] += 1
+                corrections[key] += wrote_off
+                assert running[key] == 0, (ev, running[key])
+            else:
+                assert wrote_off == -missing, (ev, previous)
+        elif t == "task_cancelled":
+            for line in d["put_back"]:
+                cancelled[d["task"], line["sku"], line["location"]] += line["qty"]
+        previous = ev
+    settle()
+
+    # counts: one result per count_done answer, its correction iff it differed
+    answered = collections.Counter(
+        (task, sku, loc, n) for x in told for task, sku, loc, n, _ in x.counts
+    )
+    assert results == answered, (results - answered, answered - results)
+    assert max(count_deltas.values(), default=0) <= 1, count_deltas  # no stock_delta twice
+    for x in told:
+        for task, _, loc, _, feedback in x.counts:
+            assert count_deltas[task, loc] == (feedback == "warning"), (task, loc, feedback)
+    recounted: collections.Counter[tuple[str, str]] = collections.Counter()
+    for x in told:
+        recounted.update(x.recounted)
+    attempts = {
+        (task, loc): n
+        for task, loc, n in conn.execute("SELECT task, location, attempts FROM count_results")
+    }
+    assert len(attempts) == sum(results.values()), "a location counted twice in one task"
+    assert {k: n - 1 for k, n in attempts.items() if n > 1} == nonzero_pairs(recounted)
+    # empty shorts: each a picker's, each emptied location counted or to be
+    made = collections.Counter((task, key) for x in told for task, key in x.emptied)
+    assert emptied == made, (emptied, made)
+    count_tasks = {
+        (sku, loc): task
+        for task, sku, loc in conn.execute(
+            "SELECT t.task, l.sku, l.location FROM tasks t JOIN task_lines l ON l.task = t.task "
+            "WHERE t.kind = 'count'"
+        )
+    }
+    assert all(key in count_tasks for _, key in made), (made, count_tasks)
+    zero_checks = [key for key, task in count_tasks.items() if task.startswith("ZC-")]
+    # (a location picked to zero would make one too; with STOCK none is)
+    assert {key for _, key in made} >= set(zero_checks), zero_checks
+    # put-backs: one return per put_back_done answer, each once
+    answered_back = collections.Counter(r for x in told for r in x.put_backs)
+    assert returns == answered_back, (returns - answered_back, answered_back - returns)
+    lines: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    back: collections.Counter[tuple[str, str]] = collections.Counter()
+    open_units = 0
+    open_of: dict[str, set[tuple[Any, ...]]] = collections.defaultdict(set)
+    for task, picker, sku, origin, lot, qty, put_back, in_hand, closed in conn.execute(
+        "SELECT task, picker, sku, origin, lot, qty, put_back, in_hand, closed_ms FROM put_backs"
+    ):
+        lines[task, sku, origin] += qty
+        back[task, sku] += put_back
+        assert (closed is None) == (put_back < qty), (task, sku, qty, put_back, closed)
+        if closed is None:
+            open_units += qty - put_back
+            open_of[picker].add((task, sku, origin, lot or None, qty - put_back, in_hand))
+    assert lines == cancelled, (lines - cancelled, cancelled - lines)  # no line lost
+    returned_of: collections.Counter[tuple[str, str]] = collections.Counter()
+    for (task, sku, _, units), n in returns.items():
+        returned_of[task, sku] += units * n
+    assert nonzero_pairs(back) == nonzero_pairs(returned_of), (back, returned_of)
+    for n, x in enumerate(told, start=1):
+        shown = {
+            (m["task"], m["sku"], m["origin"], m["lot"], m["qty"], m["in_hand"])
+            for m in x.open_lines
+        }
+        assert shown <= open_of[f"p{n}"], (n, shown, open_of)
+    return FloorFigures(
+        returns=sum(returns.values()),
+        returned_units=sum(r[3] * n for r, n in returns.items()),
+        counts=sum(results.values()),
+        corrected=sum(count_deltas.values()),
+        corrected_units=corrected_units,
+        recounts=sum(recounted.values()),
+        empties=sum(emptied.values()),
+        zero_checks=len(zero_checks),
+        open_put_back_units=open_units,
+        corrections=nonzero(corrections),
+    )
+
+
+def nonzero_pairs(counts: Mapping[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    return {k: v for k, v in counts.items() if v}
 
 
 @dataclass
@@ -949,6 +1394,7 @@ class Figures:
     on_tours: dict[Key, int]  # units picked on the tours the box still keeps
     tours_kept: int
     tours_started: int
+    floor: FloorFigures
 
 
 def check_exactly_once(run: LoopRun, planted: Mapping[str, range] | None = None) -> Figures:
@@ -993,30 +1439,35 @@ def check_exactly_once(run: LoopRun, planted: Mapping[str, range] | None = None)
         pruned += e.last - len(e.rows)
     assert acked == (current.epoch, current.last)
 
-    # Stock: the cloud == the ledger == what the PDAs were told.
+    # Put-backs and counts, each tied to its answer; the corrections the PDAs
+    # are not told the size of (see check_floor).
+    conn = read_ro(box.db)
+    try:
+        floor = check_floor(conn, at_cloud, told, Floor.of(cloud.feed.changes, Play()).truth)
+    finally:
+        conn.close()
+
+    # Stock: the cloud == the ledger == what the PDAs were told: picks,
+    # write-offs and returns from the answers, and the corrections of counts
+    # and empty shorts.
     units: collections.Counter[Key] = collections.Counter()
-    written_off: collections.Counter[Key] = collections.Counter()
+    told_delta: collections.Counter[Key] = collections.Counter(floor.corrections)
     for t in told:
         units.update(t.units)
-        written_off.update(t.written_off)
-    told_delta = nonzero({k: -units[k] - written_off[k] for k in set(units) | set(written_off)})
+        told_delta.subtract(t.units)
+        told_delta.subtract(t.written_off)
+        told_delta.update(t.returned)
     cloud_net = nonzero(cloud.receiver.net_stock(BOX))
     assert cloud_net == ledger
-    assert ledger == told_delta
+    assert ledger == nonzero(told_delta)
     picked: collections.Counter[Key] = collections.Counter()
     for ev in at_cloud:
         if ev["type"] == "pick_confirmed":
             picked[ev["data"]["sku"], ev["data"]["location"]] += ev["data"]["qty"]
     assert nonzero(picked) == nonzero(units)
     shorts = sum(ev["type"] == "pick_exception" for ev in at_cloud)
-    assert shorts == sum(t.shorts for t in told)
-    on_tours = dict(
-        ((sku, loc), n)
-        for sku, loc, n in box.query(
-            "SELECT sku, location, SUM(picked) FROM tour_stops GROUP BY sku, location"
-        )
-        if n
-    )
+    assert shorts == sum(t.shorts + t.unfillable for t in told)
+    on_tours = dict(((sku, loc), n) for sku, loc, n in box.query(PICKED_ON_TOURS) if n)
     (tours_kept,) = box.query("SELECT count(*) FROM tours")[0]
     return Figures(
         at_cloud,
@@ -1025,6 +1476,7 @@ def check_exactly_once(run: LoopRun, planted: Mapping[str, range] | None = None)
         on_tours,
         tours_kept,
         sum(t.tours for t in told),
+        floor,
     )
 
 
@@ -1090,14 +1542,7 @@ def check_backup(path: Path) -> BackupCheck:
         }
         (base,) = conn.execute("SELECT count(*) FROM stock_ledger_base").fetchone()
         ledger = ledger_sums(conn)
-        on_tours = nonzero(
-            {
-                (sku, loc): n
-                for sku, loc, n in conn.execute(
-                    "SELECT sku, location, SUM(picked) FROM tour_stops GROUP BY sku, location"
-                )
-            }
-        )
+        on_tours = nonzero({(sku, loc): n for sku, loc, n in conn.execute(PICKED_ON_TOURS)})
     finally:
         conn.close()
     assert base == 0, "nothing is folded within a loop"
@@ -1130,11 +1575,26 @@ def summary(name: str, run: LoopRun, f: Figures) -> str:
         f"{box.integrity_checks} integrity checks ({box.hot_wals} on a hot WAL); "
         f"{len(f.events)} events, "
         f"{sum(f.units.values())} units in {f.tours_started} tours, "
-        f"{sum(t.shorts for t in told)} shorts; "
+        f"{sum(t.shorts for t in told)} shorts; {floor_summary(run, f)}; "
         f"{sum(p.retried for p in pdas)} PDA requests answered only after a restart, "
         f"{sum(t.resumed for t in told)} resumes, {sum(p.unauthorized for p in pdas)} "
         f"re-logins; faults {dict(run.cloud.batch_faults.drawn)}; "
         f"loop {run.loop_s:.0f} s, total {time.monotonic() - run.started:.0f} s"
+    )
+
+
+def floor_summary(run: LoopRun, f: Figures) -> str:
+    """Put-backs and counts, as the pickers were told and the cloud holds them."""
+    told, g = run.told, f.floor
+    return (
+        f"{g.returns} put-backs ({g.returned_units} units, "
+        f"{sum(t.put_back_elsewhere for t in told)} into another location of the SKU, "
+        f"{sum(t.put_back_refused for t in told)} wrong locations refused first; "
+        f"{g.open_put_back_units} units still to put back at the end), "
+        f"{g.counts} counts in {sum(t.count_tours for t in told)} count tours "
+        f"({g.recounts} recounts, {sum(t.miscounts for t in told)} attempts miscounted "
+        f"on purpose, {g.corrected} corrected the stock by {g.corrected_units} units; "
+        f"{g.empties} empty shorts, {g.zero_checks} zero checks)"
     )
 
 
