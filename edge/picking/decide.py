@@ -579,4 +579,5 @@ def skip_answer(skip: Skip) -> Decision:
 
 def decide_cancel(tour: int, picker: str, stops: list[Stop]) -> Cancel:
     """Every open stop of a cancelled task leaves the tour with what it still reserves."""
-    return Cancel(tour, picker, tuple((stop, stop.qty - stop.picked) for stop in stops))
+    # a count stop reserves nothing (its qty is 0, its "picked" the units counted)
+    return Cancel(tour, picker, tuple((stop, max(stop.qty - stop.picked, 0)) for stop in stops))

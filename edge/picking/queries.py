@@ -351,10 +351,11 @@ def task_has_open_stops(db: Reads, task: str) -> bool:
 
 
 def picked_for_task(db: Reads, task: str) -> list[tuple[str, str, str, str, int]]:
-    """(picker, sku, location, lot, units) picked for ``task`` on any tour."""
+    """(picker, sku, location, lot, units) picked for ``task`` on any pick tour
+    (a count tour's ``picked`` is units counted, which never left the shelf)."""
     rows = db.execute(
         "SELECT t.picker, s.sku, s.location, s.lot, SUM(s.picked) FROM tour_stops s "
-        "JOIN tours t ON t.tour = s.tour WHERE s.task = ? AND s.picked > 0 "
+        "JOIN tours t ON t.tour = s.tour WHERE s.task = ? AND s.picked > 0 AND t.kind = 'pick' "
         "GROUP BY t.picker, s.sku, s.location, s.lot ORDER BY MIN(s.tour), MIN(s.stop)",
         (task,),
     ).fetchall()

@@ -299,9 +299,11 @@ def _load_tour(db: Reads, number: int) -> TourState:
     held = tuple(
         Held(str(task), str(line), str(sku), str(loc), str(lot), int(units))
         for task, line, sku, loc, lot, units in db.execute(
+            # a count tour's "picked" is units counted, not taken: nothing to put back
             "SELECT task, line, sku, location, lot, SUM(picked) FROM tour_stops "
-            "WHERE tour = ? AND picked > 0 GROUP BY task, line, sku, location, lot "
-            "ORDER BY MIN(stop)",
+            "WHERE tour = ?1 AND picked > 0 "
+            "AND (SELECT kind FROM tours WHERE tour = ?1) = 'pick' "
+            "GROUP BY task, line, sku, location, lot ORDER BY MIN(stop)",
             (number,),
         )
     )

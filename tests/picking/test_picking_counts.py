@@ -291,3 +291,43 @@ async def test_without_zero_checks_nothing_is_created(zone: Zone) -> None:
     await pda.scan("A-05-05")
     await pda.scan(GTIN_ONE)
     assert not zero_checks(zone.store)
+
+
+async def test_a_count_cancelled_mid_count_leaves_no_put_back_and_no_reservation(
+    zone: Zone,
+) -> None:
+    """Found by the kill loop: counted units never left the shelf."""
+    from tests.picking.test_picking_put_back import cancel_page
+
+    add_count(zone.store, "C-1", [("SKU-A", "A-01-05"), ("SKU-C", "A-08-04")])
+    pda = await zone.picker()
+    tour = (await pda.scan("START"))["tour"]
+    stop = next(s for s in tour["stops"] if s["stop"] == tour["next_stop"])
+    await pda.scan(stop["location"])
+    await count_units(pda, GTIN_A if stop["sku"] == "SKU-A" else GTIN_C, 4)
+    cancel_page(zone, "C-1")
+    (cancelled,) = results(zone.store, "task_cancelled")
+    assert cancelled["put_back"] == []
+    assert not zone.store.query("SELECT * FROM put_backs")
+    assert stock(zone.store, "SKU-A", "A-01-05") == (10, 0)
+    assert stock(zone.store, "SKU-C", "A-08-04") == (10, 0)
+    status, _ = await pda.tour()
+    assert status == 404
+    assert (await pda.scan("START"))["result"] == "no_work"
+
+
+async def test_a_released_count_tour_leaves_no_put_back(zone: Zone) -> None:
+    add_count(zone.store, "C-1", [("SKU-A", "A-01-05")])
+    pda = await zone.picker()
+    tour = (await pda.scan("START"))["tour"]
+    await pda.scan("A-01-05")
+    await count_units(pda, GTIN_A, 3)
+    boss = await zone.picker("BADGE-S")
+    status, body = await boss.call(
+        "POST", f"/api/v1/supervisor/tours/{tour['tour']}/release", {"reason": "went home"}
+    )
+    assert status == 200, body
+    assert not zone.store.query("SELECT * FROM put_backs")
+    (row,) = zone.store.query("SELECT state FROM tasks WHERE task = 'C-1'")
+    assert row["state"] == "open"
+    assert stock(zone.store, "SKU-A", "A-01-05") == (10, 0)
