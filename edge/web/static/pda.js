@@ -24,6 +24,16 @@
  * box asks for again (result "recount") shows "Count again from zero" until
  * that stop is finished; the tour view does not say which attempt a stop is
  * in, so the page keeps it in localStorage (pe.recount) across a reload.
+ *
+ * A picker whose role (from the login answer) is supervisor or admin gets a
+ * "Supervisor" button: the supervisor view replaces the pick screen with the
+ * active tours (Release asks for a reason, Reassign for a picker id; a tour
+ * idle for IDLE_LONG_S stands out), everyone's open put-backs, the counts
+ * (open, recent results, accuracy), the exceptions and an Adjust stock form;
+ * each action's answer or refusal (the box's error message) is shown. Its
+ * lists are read again after every action and every REFRESH_MS while open.
+ * A picker whose tour a supervisor released or handed on is pushed
+ * tour_withdrawn: the page shows its message and drops the tour.
  */
 "use strict";
 (function () {
@@ -39,7 +49,9 @@
     // are kept in localStorage, so that a reload still shows them
     descriptions: JSON.parse(ls.getItem("pe.putBackDescriptions") || "{}"),
     recount: JSON.parse(ls.getItem("pe.recount") || "null"),  // {tour, stop} being counted again
-    wsEver: false      // the socket was up once: a new "connected" is a reconnect
+    wsEver: false,     // the socket was up once: a new "connected" is a reconnect
+    view: "pick",      // or "supervisor" (supervisors and admins only)
+    sv: { timer: null, dialog: null, loads: 0 }  // the supervisor view's refresh and open dialog
   });
 
   // ------------------------------------------------------------------ helpers
@@ -55,6 +67,8 @@
   }
 
   function focusScan() {
+    // the supervisor view has no scan input: its fields keep the focus
+    if (S.view === "supervisor") { return; }
     // the count's quantity field keeps the focus while it is typed into
     if ($("short-dialog").hidden && document.activeElement !== $("count-qty")) { $("scan").focus(); }
   }
@@ -432,6 +446,15 @@
       message: function (msg) {
         if (msg.type === "tour_assigned" || msg.type === "tour_rerouted") {
           S.tour = msg.tour; render();
+        } else if (msg.type === "tour_withdrawn") {
+          // a supervisor released the tour or handed it to another picker
+          if (!S.tour || msg.tour === undefined || S.tour.tour === msg.tour) {
+            S.tour = null; setRecount(null); render();
+          }
+          feedback("warning", msg.message || "a supervisor took this tour off you");
+          // put-back lines of the tour went with it
+          loadPutBacks();
+          if (S.view === "supervisor") { loadSupervisor(); }
         } else if (msg.type === "task_cancelled") {
           feedback("warning", msg.message || "a task was cancelled");
           // its units in hand become put-back work once no tour is left
@@ -457,6 +480,8 @@
   function startPicking() {
     $("who").textContent = S.picker ? S.picker.name : "PickEdge";
     screen("pick");
+    $("btn-supervisor").hidden = !isSupervisor();
+    showView(S.view === "supervisor" && isSupervisor() ? "supervisor" : "pick");
     api("GET", "/api/v1/layout").then(function (res) {
       if (res.status === 200) { S.layout = res.data; }
       return refresh();
@@ -466,6 +491,8 @@
   }
 
   function loggedOut(message) {
+    showView("pick");
+    $("btn-supervisor").hidden = true;
     S.token = null; S.picker = null; S.tour = null; S.putBacks = []; S.wsEver = false;
     setRecount(null);
     PE.auth.clear();
@@ -500,6 +527,298 @@
     });
   }
 
+  // ------------------------------------------------------------------ supervisor view
+
+  var SUPERVISOR_ROLES = ["supervisor", "admin"];
+  var IDLE_LONG_S = 600;        // a tour without a scan for 10 min stands out: abandoned?
+  var REFRESH_MS = 15000;
+  var LIST_LIMIT = 30;
+
+  function isSupervisor() { return !!S.picker && SUPERVISOR_ROLES.indexOf(S.picker.role) >= 0; }
+
+  function showView(name) {
+    S.view = name;
+    document.body.dataset.view = name;
+    var open = name === "supervisor";
+    $("supervisor").hidden = !open;
+    $("btn-supervisor").setAttribute("aria-pressed", open ? "true" : "false");
+    $("btn-supervisor").textContent = open ? "Picking" : "Supervisor";
+    clearInterval(S.sv.timer);
+    S.sv.timer = null;
+    if (open) {
+      loadSupervisor();
+      S.sv.timer = setInterval(function () { if (!document.hidden) { loadSupervisor(); } }, REFRESH_MS);
+    } else {
+      closeDialog();
+      focusScan();
+    }
+  }
+
+  function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } return node; }
+
+  function make(tag, cls, text, parent) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = String(text); }
+    if (parent) { parent.appendChild(e); }
+    return e;
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function clock(ms) {
+    if (ms === null || ms === undefined) { return "—"; }
+    var d = new Date(ms);
+    return pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+  function duration(s) {
+    if (s < 60) { return s + " s"; }
+    if (s < 3600) { return Math.floor(s / 60) + " min"; }
+    return Math.floor(s / 3600) + " h " + pad(Math.floor(s % 3600 / 60)) + " min";
+  }
+  function percent(ratio) { return ratio === null ? "—" : (100 * ratio).toFixed(1).replace(/\.0$/, "") + " %"; }
+
+  function empty(list, text, cols) {
+    if (cols) {
+      var row = make("tr", "sv-empty", null, list), cell = make("td", "", text, row);
+      cell.colSpan = cols;
+    } else {
+      make("li", "sv-empty", text, list);
+    }
+  }
+
+  /* One action's outcome: the box's answer, or its refusal as it says it. */
+  function svResult(ok, text) {
+    var r = $("sv-result");
+    r.dataset.status = ok ? "ok" : "error";
+    r.textContent = text;
+    PE.feedback.signal(ok ? "success" : "error");
+  }
+
+  function refusal(res) {
+    var code = PE.errorCode(res);
+    return "Refused (" + res.status + (code ? " " + code : "") + "): " + PE.errorText(res);
+  }
+
+  /* Every list of the view, each from its own call; a refusal shows in the
+   * result line (403 when the role changed meanwhile). */
+  function loadSupervisor() {
+    var load = ++S.sv.loads;
+    var get = function (path, draw) {
+      return api("GET", path).then(function (res) {
+        if (load !== S.sv.loads) { return; }  // a newer read is on its way
+        if (res.status === 200) { draw(res.data); } else if (res.status === 401) {
+          loggedOut("Your session ended: scan your badge");
+        } else { svResult(false, refusal(res)); }
+      }, function () { if (load === S.sv.loads) { svResult(false, "No connection to the box"); } });
+    };
+    return Promise.all([
+      get("/api/v1/supervisor/tours", function (d) { drawTours(d.tours); }),
+      get("/api/v1/put-backs?all=1", function (d) { drawPutBacks(d.put_backs); }),
+      get("/api/v1/supervisor/counts?limit=" + LIST_LIMIT, drawCounts),
+      get("/api/v1/supervisor/exceptions?limit=" + LIST_LIMIT, function (d) { drawExceptions(d.exceptions); })
+    ]).then(function () { document.body.dataset.svLoads = String(load); });
+  }
+
+  function drawTours(tours) {
+    var list = clear($("sv-tours"));
+    if (!tours.length) { empty(list, "No active tour"); return; }
+    tours.forEach(function (t) {
+      var idle = t.idle_s >= IDLE_LONG_S;
+      var li = make("li", idle ? "idle" : "", null, list);
+      li.dataset.tour = String(t.tour);
+      li.dataset.picker = t.picker.id;
+      li.dataset.idle = idle ? "long" : "short";
+      var head = make("div", "sv-tour-head", null, li);
+      make("span", "sv-who", "Tour " + t.tour + " · " + (t.picker.name || t.picker.id) + " (" + t.picker.id + ")", head);
+      make("span", "sv-idle", "idle " + duration(t.idle_s) + (idle ? " — abandoned?" : ""), head);
+      var info = "started " + clock(t.started_ms) + " · " + t.stops_closed + " of " + t.stops + " stops" +
+        (t.stops_short ? " (" + t.stops_short + " short)" : "") + " · " + t.picked + " of " + t.units + " units" +
+        " · last scan " + clock(t.last_scan_ms) + (t.cart ? " · cart " + t.cart : "");
+      make("div", "sv-tour-info", info, li);
+      var buttons = make("div", "sv-buttons", null, li);
+      var release = make("button", "sv-release", "Release", buttons);
+      release.type = "button";
+      release.addEventListener("click", function () { openDialog("release", t); });
+      var reassign = make("button", "sv-reassign", "Reassign", buttons);
+      reassign.type = "button";
+      reassign.addEventListener("click", function () { openDialog("reassign", t); });
+    });
+  }
+
+  function drawPutBacks(lines) {
+    var rows = clear(document.querySelector("#sv-put-backs tbody"));
+    if (!lines.length) { empty(rows, "Nothing to put back", 5); return; }
+    lines.forEach(function (line) {
+      var tr = make("tr", "", null, rows);
+      tr.dataset.picker = line.picker || "";
+      tr.dataset.sku = line.sku;
+      tr.dataset.task = line.task;
+      make("td", "", line.picker || "—", tr);
+      var item = make("td", "", null, tr);
+      make("span", "code", line.sku, item);
+      item.appendChild(document.createTextNode(" "));
+      make("span", "sv-sub", (line.lot ? "lot " + line.lot + " · " : "") + line.task, item);
+      make("td", "", line.qty, tr);
+      make("td", "code", line.origin, tr);
+      make("td", "", line.in_hand, tr);
+    });
+  }
+
+  var LINE_STATE = { pending: "to count", location_ok: "counting", done: "counted", cancelled: "cancelled" };
+
+  function drawCounts(d) {
+    var acc = d.accuracy, day = acc["1d"], month = acc["30d"];
+    $("sv-accuracy").textContent = "Accuracy: last day " + percent(day.ratio) + " (" + day.matched + " of " +
+      day.counted + " matched) · 30 days " + percent(month.ratio) + " (" + month.matched + " of " + month.counted + ")";
+    var open = clear($("sv-counts-open"));
+    if (!d.open.length) { empty(open, "No open count"); }
+    d.open.forEach(function (c) {
+      var li = make("li", c.state, null, open);
+      li.dataset.task = c.task;
+      li.dataset.state = c.state;
+      var who = c.state === "started" && c.picker
+        ? "counting: " + (c.picker.name || c.picker.id) + " (" + c.picker.id + "), tour " + c.tour : "open";
+      make("strong", "", c.task, li);
+      make("span", "", " · priority " + c.priority + " · " + who + ": ", li);
+      make("span", "", c.lines.map(function (n) {
+        return n.location + " " + n.sku + (n.state ? " (" + (LINE_STATE[n.state] || n.state) + ")" : "");
+      }).join(", "), li);
+    });
+    var rows = clear(document.querySelector("#sv-counts-recent tbody"));
+    if (!d.recent.length) { empty(rows, "No count finished yet", 5); }
+    d.recent.forEach(function (r) {
+      var tr = make("tr", r.matched ? "matched" : "differed", null, rows);
+      tr.dataset.task = r.task;
+      tr.dataset.location = r.location;
+      tr.dataset.matched = r.matched ? "true" : "false";
+      make("td", "", clock(r.at_ms), tr);
+      var where = make("td", "", null, tr);
+      make("span", "code", r.location, where);
+      where.appendChild(document.createTextNode(" "));
+      make("span", "sv-sub", r.sku, where);
+      make("td", "", r.counted, tr);
+      make("td", "", r.on_hand, tr);
+      make("td", r.matched ? "sv-matched" : "sv-differed",
+        (r.matched ? "matched" : "differed " + (r.counted - r.on_hand > 0 ? "+" : "") + (r.counted - r.on_hand)) +
+        (r.attempts > 1 ? " · recounted" : "") + (r.picker ? " · " + r.picker : ""), tr);
+    });
+  }
+
+  var KIND = { short: "Short", unfillable: "Unfillable", cancel: "Cancel", supervisor_action: "Supervisor",
+    put_back: "Put-back", alert: "Alert" };
+
+  function exceptionText(e) {
+    if (e.kind === "short") {
+      return e.task + ": " + e.sku + " at " + e.location + ", " + e.picked + " of " + e.expected +
+        " (" + e.reason + ")" + (e.picker ? " · " + e.picker : "");
+    }
+    if (e.kind === "unfillable") { return e.task + ": " + e.sku + ", " + e.picked + " of " + e.expected + " (" + e.reason + ")"; }
+    if (e.kind === "cancel") {
+      return e.task + (e.order ? " (order " + e.order + ")" : "") + " cancelled" +
+        (e.at_stage || e.stage ? " while " + (e.at_stage || e.stage) : "") +
+        (e.put_back && e.put_back.length ? " · units to put back" : "");
+    }
+    if (e.kind === "supervisor_action") {
+      var why = e.detail && e.detail.reason ? " — " + e.detail.reason : "";
+      return e.by + ": " + e.action + " " + e.subject + why;
+    }
+    if (e.kind === "put_back") { return e.qty + " × " + e.sku + " to " + e.origin + " (" + e.task + ") held by " + (e.picker || "—"); }
+    if (e.kind === "alert") { return e.severity + " " + e.alert + ": " + e.subject; }
+    return JSON.stringify(e);
+  }
+
+  function drawExceptions(items) {
+    var list = clear($("sv-exceptions"));
+    if (!items.length) { empty(list, "No exception"); return; }
+    items.forEach(function (e) {
+      var li = make("li", "kind-" + e.kind, null, list);
+      li.dataset.kind = e.kind;
+      make("span", "sv-time", clock(e.at_ms), li);
+      make("span", "sv-kind", KIND[e.kind] || e.kind, li);
+      make("span", "", " " + exceptionText(e), li);
+    });
+  }
+
+  // a release asks for a reason, a reassignment for the picker who takes the tour
+  function openDialog(action, t) {
+    S.sv.dialog = { action: action, tour: t.tour };
+    var release = action === "release";
+    $("sv-dialog-title").textContent = (release ? "Release tour " : "Reassign tour ") + t.tour +
+      " (" + (t.picker.name || t.picker.id) + ")";
+    $("sv-dialog-label").textContent = release
+      ? "Reason (its picked units become your put-back work)" : "Picker id of the new holder";
+    $("sv-dialog-ok").textContent = release ? "Release tour" : "Reassign tour";
+    var input = $("sv-dialog-input");
+    input.value = "";
+    input.maxLength = release ? 200 : 64;
+    $("sv-dialog").hidden = false;
+    input.focus();
+  }
+
+  function closeDialog() { S.sv.dialog = null; $("sv-dialog").hidden = true; }
+
+  $("sv-dialog-cancel").addEventListener("click", closeDialog);
+
+  $("sv-dialog").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var d = S.sv.dialog, value = $("sv-dialog-input").value.trim();
+    if (!d) { return; }
+    if (!value) {
+      svResult(false, d.action === "release" ? "Give a reason for the release" : "Give the id of the picker who takes the tour");
+      return;
+    }
+    closeDialog();
+    var path = "/api/v1/supervisor/tours/" + d.tour + "/" + d.action;
+    var body = d.action === "release" ? { reason: value } : { picker: value };
+    api("POST", path, body).then(function (res) {
+      if (res.status === 200) {
+        var a = res.data;
+        if (d.action === "release") {
+          // the units it picked are now this supervisor's to put back
+          if (a.put_backs !== undefined) { S.putBacks = a.put_backs; render(); }
+          svResult(true, "Tour " + a.tour + " released" + (a.put_back.length
+            ? ": " + a.put_back.map(function (h) { return h.qty + " × " + h.sku; }).join(", ") + " to put back (yours now)"
+            : ""));
+        } else {
+          svResult(true, "Tour " + a.tour + " handed from " + a.from + " to " + a.to);
+        }
+      } else {
+        svResult(false, refusal(res));
+      }
+      loadSupervisor();
+    }, function () { svResult(false, "No connection: nothing was sent, try again"); });
+  });
+
+  $("sv-adjust").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var field = function (name) { return $("sv-adjust-" + name).value.trim(); };
+    var raw = field("qty"), qty = /^[-+]?[0-9]{1,9}$/.test(raw) ? parseInt(raw, 10) : NaN;
+    if (!field("sku") || !field("location")) { svResult(false, "Give the item and the location"); return; }
+    if (isNaN(qty) || qty === 0) { svResult(false, "Units: a signed number, not 0 (−2: two missing)"); return; }
+    if (!field("reason")) { svResult(false, "Give a reason for the adjustment"); return; }
+    var body = { sku: field("sku"), location: field("location"), qty: qty, reason: field("reason") };
+    if (field("lot")) { body.lot = field("lot"); }
+    api("POST", "/api/v1/supervisor/stock/adjust", body).then(function (res) {
+      if (res.status === 200) {
+        var a = res.data;
+        svResult(true, a.sku + " at " + a.location + (a.lot ? " lot " + a.lot : "") + ": " + a.before + " → " +
+          a.after + " (" + (a.delta > 0 ? "+" : "") + a.delta + ")");
+        ["qty", "reason"].forEach(function (name) { $("sv-adjust-" + name).value = ""; });
+      } else {
+        svResult(false, refusal(res));
+      }
+      loadSupervisor();
+    }, function () { svResult(false, "No connection: nothing was sent, try again"); });
+  });
+
+  $("sv-refresh").addEventListener("click", function () { loadSupervisor(); });
+
+  $("btn-supervisor").addEventListener("click", function () {
+    if (!isSupervisor()) { return; }
+    showView(S.view === "supervisor" ? "pick" : "supervisor");
+  });
+
+  // ------------------------------------------------------------------ events
   // ------------------------------------------------------------------ events
 
   PE.scanInput(function (value, mode) {
