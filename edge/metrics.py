@@ -70,6 +70,19 @@ class DaemonCollector(Collector):
             "Share of finished pick tasks that needed a short, skip, cancel or supervisor.",
             labels=["window"],
         )
+        walked = GaugeMetricFamily(
+            "pickedge_walk_metres",
+            "Metres the pick tours done were planned to walk.",
+            labels=["window"],
+        )
+        alone = GaugeMetricFamily(
+            "pickedge_walk_single_order_s_shape_metres",
+            "Metres the same orders would walk picked one per tour on S-shape routes.",
+            labels=["window"],
+        )
+        units = GaugeMetricFamily(
+            "pickedge_walk_units", "Units of the pick tours done.", labels=["window"]
+        )
         now = now_ms()
         try:
             with snapshot(self.store.reader().conn) as db:
@@ -83,10 +96,14 @@ class DaemonCollector(Collector):
                     finished.add_metric([window], float(tasks))
                     if tasks:
                         rate.add_metric([window], needed / tasks)
+                    planned, single, picked = floor_stats.walking(db, since)
+                    walked.add_metric([window], planned)
+                    alone.add_metric([window], single)
+                    units.add_metric([window], float(picked))
         except Exception:  # a scrape must never fail the daemon
             log.exception("floor quality metrics unavailable")
             return
-        yield from (counted, accuracy, finished, rate)
+        yield from (counted, accuracy, finished, rate, walked, alone, units)
 
     def _devices(self) -> Iterator[Metric]:
         if self.devices is None:

@@ -63,6 +63,7 @@ from edge.picking.load import load_cancel
 from edge.picking.model import Picker, Stop, StopState
 from edge.picking.putback import apply_put_back
 from edge.picking.queries import Allocation
+from edge.picking.routes import Spot, single_order_s_shape
 from edge.picking.tours import Planner, Prepared
 from edge.store.db import Transaction, now_ms
 from edge.store.outbox import raise_alert
@@ -283,11 +284,30 @@ def start_tour(
     if walk is None:
         walk = planner.walk(allocations)
     planner.store_route(tx, tour, walk, start=None, first_ord=1)
+    _walk_figures(tx, tour, allocations, walk[1].get("length_m"), planner.layout)
     if planner.carts.enabled:
         decision = _load_cart(
             tx, tour, start=start, allocations=allocations, decision=decision, now=now
         )
     return Applied(decision, tour, exceptions or None, push=TOUR_ASSIGNED)
+
+
+def _walk_figures(
+    tx: Transaction,
+    tour: int,
+    allocations: Sequence[Allocation],
+    planned_m: float | None,
+    layout: dict[str, Any],
+) -> None:
+    """What the tour is planned to walk, and what its orders would walk picked
+    one order per tour on S-shape routes (walking per unit, edge.picking.stats)."""
+    by_task: dict[str, list[Spot]] = {}
+    for n, (task, _, _, cand, _) in enumerate(allocations):
+        if cand.aisle is not None and cand.y is not None:
+            by_task.setdefault(task, []).append(Spot(str(n), cand.aisle, cand.y))
+    single = single_order_s_shape(layout, list(by_task.values()))
+    units = sum(units for *_, units in allocations)
+    q.set_walk_figures(tx, tour, planned_m, single, units)
 
 
 def _load_cart(

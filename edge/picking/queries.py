@@ -309,6 +309,15 @@ def set_walk(tx: Transaction, tour: int, stops: Sequence[int], first_ord: int) -
     )
 
 
+def set_walk_figures(
+    tx: Transaction, tour: int, planned_m: float | None, single_m: float | None, units: int
+) -> None:
+    tx.execute(
+        "UPDATE tours SET planned_m = ?, single_s_shape_m = ?, planned_units = ? WHERE tour = ?",
+        (planned_m, single_m, units, tour),
+    )
+
+
 def set_route(tx: Transaction, tour: int, route: dict[str, Any]) -> None:
     tx.execute(
         "UPDATE tours SET route = ?, length_m = ? WHERE tour = ?",

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from edge.routing import route
+from edge.routing import heuristic_length, route
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +64,24 @@ def _s_order(spots: list[Spot]) -> list[str]:
         return (s.aisle, s.y if s.aisle % 2 == 0 else -s.y)
 
     return [s.id for s in sorted(spots, key=key)]
+
+
+def single_order_s_shape(layout: dict[str, Any], orders: list[list[Spot]]) -> float | None:
+    """What ``orders`` (each its spots) would walk picked one order per tour on
+    S-shape routes — the way most sites pick without a batcher or routing —,
+    in metres; None where the layout has no S-shape (graph layouts) or a spot
+    is off it."""
+    try:
+        return sum(
+            heuristic_length(
+                {
+                    "layout": layout,
+                    "picks": [{"id": s.id, "aisle": s.aisle, "y": s.y} for s in spots],
+                },
+                "s-shape",
+            )
+            for spots in orders
+            if spots
+        )
+    except ValueError:
+        return None

@@ -8,6 +8,11 @@
   (``task_exceptions``, noted by :func:`note` where each happens) — the field
   wants fewer than 8 % of orders to need a person.
 
+- **Walking per unit**: what the tours finished in a window were planned to
+  walk per unit, against what the same orders would walk picked one order
+  per tour on S-shape routes (recorded when each tour starts) — the saving
+  a site gets from carts and exact routes.
+
 Windows are on the box's wall clock (``at_ms``/``finished_ms``): figures for
 people, not expiries. Rows older than :data:`KEEP_MS` are purged by the
 maintenance tick (:func:`purge`).
@@ -50,6 +55,18 @@ def exceptions(db: Reads, since_ms: int) -> tuple[int, int]:
         (since_ms,),
     ).fetchone()
     return int(row[0]), int(row[1])
+
+
+def walking(db: Reads, since_ms: int) -> tuple[float, float, int]:
+    """(metres planned, metres one order per tour on S-shape, units) of the
+    pick tours done since ``since_ms`` whose figures are known."""
+    row = db.execute(
+        "SELECT COALESCE(SUM(planned_m), 0), COALESCE(SUM(single_s_shape_m), 0), "
+        "COALESCE(SUM(planned_units), 0) FROM tours WHERE kind = 'pick' AND state = 'done' "
+        "AND ended_ms >= ? AND planned_m IS NOT NULL AND single_s_shape_m IS NOT NULL",
+        (since_ms,),
+    ).fetchone()
+    return float(row[0]), float(row[1]), int(row[2])
 
 
 def purge(tx: Transaction, now: int) -> int:

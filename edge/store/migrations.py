@@ -516,6 +516,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (task, kind)
     ) STRICT, WITHOUT ROWID;
     """,
+    # 12: walking per unit (issue 11): what a tour was planned to walk, and
+    # what its orders would walk picked one per tour on S-shape routes
+    """
+    ALTER TABLE tours ADD COLUMN planned_m REAL;
+    ALTER TABLE tours ADD COLUMN single_s_shape_m REAL;
+    ALTER TABLE tours ADD COLUMN planned_units INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

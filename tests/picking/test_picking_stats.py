@@ -7,11 +7,16 @@ collector at scrape time.
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from edge.config import Config
 from edge.metrics import DaemonCollector
 from edge.picking import stats
-from edge.store.db import now_ms
+from edge.picking.model import CartSettings
+from edge.routing import heuristic_length
+from edge.store.db import Store, now_ms
+from tests.picking.test_picking_carts import _zone, three_orders
 from tests.picking.test_picking_counts import add_count, count_units
 from tests.picking.test_picking_put_back import cancel_page
 from tests.support.api_fixtures import GTIN_A, GTIN_C, Zone, add_task, pick_all
@@ -28,6 +33,7 @@ def scrape(zone: Zone) -> dict[str, float]:
                 "pickedge_exception",
                 "pickedge_locations",
                 "pickedge_tasks_finished",
+                "pickedge_walk",
             )
         ):
             name, value = line.rsplit(" ", 1)
@@ -85,3 +91,36 @@ async def test_no_work_no_ratio(zone: Zone) -> None:
     figures = scrape(zone)
     assert figures['pickedge_locations_counted{window="30d"}'] == 0
     assert not any(name.startswith("pickedge_inventory_accuracy_ratio") for name in figures)
+
+
+async def test_walking_per_unit_against_one_order_per_tour_on_s_shape(
+    zone_store: tuple[Store, Config],
+) -> None:
+    """A cart of three orders: the metrics hold what the tour was planned to
+    walk and what the same orders would walk one per tour on S-shape routes."""
+    store, cfg = zone_store
+    three_orders(store)
+    async for zone in _zone(store, cfg, CartSettings(totes=3, units=20)):
+        pda = await zone.picker()
+        started = await pda.scan("START")
+        done = await pick_all(pda, started["tour"])
+        assert done["result"] == "tour_done"
+        planned, single, units = stats.walking(zone.store.reader().conn, 0)
+        assert planned == started["tour"]["route"]["length_m"]
+        assert units == sum(s["qty"] for s in started["tour"]["stops"])
+        alone = 0.0
+        for task in ("T-1", "T-2", "T-3"):
+            picks = [
+                {"id": str(s["stop"]), "aisle": round(s["x"] / 3.0), "y": s["y"]}
+                for s in started["tour"]["stops"]
+                if s["task"] == task
+            ]
+            alone += heuristic_length({"layout": cfg.layout_dict(), "picks": picks}, "s-shape")
+        assert single == pytest.approx(alone)
+        assert planned < single
+        figures = scrape(zone)
+        assert figures['pickedge_walk_metres{window="1d"}'] == pytest.approx(planned)
+        assert figures['pickedge_walk_single_order_s_shape_metres{window="1d"}'] == pytest.approx(
+            single
+        )
+        assert figures['pickedge_walk_units{window="1d"}'] == units
