@@ -3,7 +3,8 @@
 Promises:
 
 - Every route but ``POST /api/v1/sessions`` (device key), ``GET /``, ``GET
-  /pack``, the pages' static files and ``GET /healthz`` needs ``Authorization: Bearer``; the
+  /pack``, the pages' static files and the health checks (``GET /healthz``,
+  ``/livez``, ``/readyz``: :mod:`edge.api.health`) needs ``Authorization: Bearer``; the
   WebSocket also accepts the token in its first message, never in the URL.
 - Every failure answers ``{"error": {"code", "message"}}`` with a stable code:
   ``bad_json``, ``invalid_request``, ``bad_http`` (malformed HTTP, answered by
@@ -42,7 +43,7 @@ from prometheus_client import Counter, Histogram
 
 from common.errors import PickEdgeError
 from common.faults import crash_point
-from edge.api import auth, validate
+from edge.api import auth, health, validate
 from edge.api.hub import PdaHub
 from edge.api.openapi import openapi_document
 from edge.config import Config
@@ -125,6 +126,8 @@ _PUBLIC: set[tuple[str, str]] = {
     ("GET", "/"),
     ("GET", "/pack"),
     ("GET", "/healthz"),
+    ("GET", "/livez"),
+    ("GET", "/readyz"),
     ("POST", "/api/v1/sessions"),
 }
 _STATUS_CODES = {
@@ -316,6 +319,10 @@ async def static_file(request: web.Request) -> web.StreamResponse:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    return await health.readyz(request, request.app[STORE])
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -715,6 +722,8 @@ def create_app(
     r.add_get("/", index)
     r.add_get("/pack", pack_page)
     r.add_get("/healthz", healthz)
+    r.add_get("/livez", health.livez)
+    r.add_get("/readyz", readyz)
     r.add_get("/api/v1/openapi.json", openapi)
     r.add_post("/api/v1/sessions", login)
     r.add_delete("/api/v1/sessions", logout)

@@ -470,6 +470,25 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 },
             }
         },
+        "/livez": {
+            "get": {
+                "summary": "Liveness: the process and its event loop answer (text ok)",
+                "security": [],
+                "responses": {"200": {"description": "alive", "content": {"text/plain": {}}}},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the store takes a write, the disk has room "
+                "(?verbose lists each check; a cloud outage is a warning, not not-ready)",
+                "security": [],
+                "parameters": [{"name": "verbose", "in": "query", "required": False, "schema": {}}],
+                "responses": {
+                    "200": {"description": "ready", "content": {"text/plain": {}}},
+                    "503": {"description": "not ready", "content": {"text/plain": {}}},
+                },
+            }
+        },
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics (present when a scrape token is configured)",

@@ -50,7 +50,14 @@ async def call(zone: Zone, method: str, path: str, auth: str | None) -> tuple[in
 def test_the_public_routes_are_routes_and_few(zone: Zone) -> None:
     served = set(routes(zone))
     assert served >= _PUBLIC  # no stale entry that would open a future route
-    assert {p for _, p in _PUBLIC} == {"/", "/pack", "/healthz", "/api/v1/sessions"}
+    assert {p for _, p in _PUBLIC} == {
+        "/",
+        "/pack",
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/api/v1/sessions",
+    }
     assert len(protected(zone)) >= 9, protected(zone)
 
 
