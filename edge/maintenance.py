@@ -42,7 +42,7 @@ from edge.masterdata import tables as masterdata_tables
 from edge.picking import putback, retention, stats
 from edge.shipping.service import forget_message_keys
 from edge.store import Store, Transaction, upkeep
-from edge.store.db import TRUNCATE_WAIT_MS, now_ms
+from edge.store.db import TRUNCATE_WAIT_MS
 from edge.store.outbox import clear_alerts, raise_alert, status
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class Maintenance:
         counts["tombstones"] = masterdata_tables.purge_tombstones(tx, up)
         counts["sessions"] = auth_tables.drop_expired_sessions(tx, up)
         counts["message_keys"] = forget_message_keys(tx, up)
-        counts["floor_stats"] = stats.purge(tx, now_ms())
+        counts["floor_stats"] = stats.purge(tx)
         return counts
 
     def wal_bytes(self) -> int:

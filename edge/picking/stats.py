@@ -14,8 +14,8 @@
   a site gets from carts and exact routes.
 
 Windows are on the box's wall clock (``at_ms``/``finished_ms``): figures for
-people, not expiries. Rows older than :data:`KEEP_MS` are purged by the
-maintenance tick (:func:`purge`).
+people, not expiries. Rows more than :data:`KEEP_MS` older than the newest
+are purged by the maintenance tick (:func:`purge`).
 """
 
 from __future__ import annotations
@@ -69,8 +69,14 @@ def walking(db: Reads, since_ms: int) -> tuple[float, float, int]:
     return float(row[0]), float(row[1]), int(row[2])
 
 
-def purge(tx: Transaction, now: int) -> int:
-    """Drop the rows older than :data:`KEEP_MS`; returns how many went."""
-    gone = tx.execute("DELETE FROM count_results WHERE at_ms < ?", (now - KEEP_MS,)).rowcount
-    gone += tx.execute("DELETE FROM task_exceptions WHERE at_ms < ?", (now - KEEP_MS,)).rowcount
+def purge(tx: Transaction) -> int:
+    """Drop the rows more than :data:`KEEP_MS` older than the newest of their
+    table (no clock read: a box's wall clock may be years off, and these rows
+    are figures, not promises); returns how many went."""
+    gone = 0
+    for table in ("count_results", "task_exceptions"):
+        gone += tx.execute(
+            f"DELETE FROM {table} WHERE at_ms < (SELECT MAX(at_ms) FROM {table}) - ?",  # noqa: S608
+            (KEEP_MS,),
+        ).rowcount
     return int(gone)

@@ -89,6 +89,7 @@ async def test_finished_work_is_purged_by_box_uptime_not_wall_clock(tmp_path: Pa
             "tombstones": 0,
             "sessions": 0,
             "message_keys": 0,
+            "floor_stats": 0,
         }
         assert _ids(store, "SELECT tour FROM tours ORDER BY 1") == [1, 2, 3]
         # At uptime 1 s the first session (expires_up 999) has ended, not the other.
@@ -109,6 +110,7 @@ async def test_finished_work_is_purged_by_box_uptime_not_wall_clock(tmp_path: Pa
             "tombstones": 0,
             "sessions": 0,
             "message_keys": 0,
+            "floor_stats": 0,
         }
         assert _ids(store, "SELECT tour FROM tours") == [3]
         assert _ids(store, "SELECT scan_id FROM scans") == ["s3"]
@@ -118,6 +120,14 @@ async def test_finished_work_is_purged_by_box_uptime_not_wall_clock(tmp_path: Pa
         # Tombstones outlive the tasks, then go too.
         with store.transaction() as tx:
             assert m.purge(tx, (30 + 365) * day)["tombstones"] == 2
+        # The floor's figures keep 40 days before the newest row, whatever the clock.
+        with store.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO task_exceptions (task, kind, at_ms) VALUES (?, 'short', ?)",
+                [("old", 1_000), ("kept", 1_000 + 30 * day), ("new", 1_000 + 41 * day)],
+            )
+            assert m.purge(tx, (30 + 366) * day)["floor_stats"] == 1
+        assert _ids(store, "SELECT task FROM task_exceptions ORDER BY 1") == ["kept", "new"]
 
 
 async def test_uptime_advances_with_the_monotonic_clock_across_restarts(tmp_path: Path) -> None:
