@@ -6,14 +6,15 @@ from ``cost(mask)`` (memoised by the caller), so the search never routes. Every
 batch priced is a memo miss (tens of microseconds) or a hit (a dict lookup), so
 the design goal is few new batches priced per improvement:
 
-0. **Neighbour lists** (Clarke & Wright's savings as a relatedness measure): for
-   every order, its partners ranked by the walk the pair saves on one cart,
-   priced exactly for the ~30 most overlapping partners (a cheap proxy from the
-   coster) and by the proxy beyond.
 1. **Seed construction** (de Koster, van der Poort & Wolters 1999; Ho & Tseng
    2006): a batch starts from the unassigned order farthest from the depot and
    repeatedly takes the order that lengthens its tour least, until no order
-   fits. Only the nearest orders of the batch's orders are priced.
+   fits. Only the nearest orders of the batch's orders are priced: first by a
+   cheap proxy from the coster (the depth two orders share per sub-aisle), an
+   answer early; then again once the **neighbour lists** are refined (Clarke &
+   Wright's savings as a relatedness measure: every order's partners ranked by
+   the walk the pair saves on one cart, priced exactly for its ~30 nearest by
+   the proxy), the start of the local search.
 2. **Local search** (Henn & Wäscher's SHIFT and SWAP neighbourhoods with the
    route priced exactly, as Scholz & Wäscher 2017 advocate): move one order to
    any batch with room, or exchange it with an order of one of the batches of
@@ -174,34 +175,37 @@ class Search:
 
     # ---------------------------------------------------------------- neighbours
 
-    def neighbours(self, budget: Budget) -> None:
-        """Rank, for every order, the others by the walk they save riding together.
-
-        The saving of a pair is ``cost(i) + cost(j) - cost(i, j)`` (Clarke and
-        Wright's). It is priced exactly for each order's :data:`PAIR_CANDIDATES`
-        most overlapping partners that fit on a cart with it (the coster's cheap
-        overlap proxy, else shared aisles), about 2,500 pairs at 100 orders; the
-        other orders follow by the proxy. The batches holding an order's best
-        partners are where it most likely fits cheaply: seed construction takes
-        its additions from there, SWAP tries those batches, related removal
-        follows these lists.
-        """
-        n, cost, aisles, u = self.n, self.cost, self.aisles, self.u
-        overlap = self.overlap
-        single = [cost(1 << i) for i in range(n)]
-        fits = self.max_orders >= 2
-        saving: list[dict[int, int]] = [{} for _ in range(n)]
-        by_proxy: list[list[int]] = []
+    def rank_by_proxy(self, budget: Budget) -> None:
+        """Neighbour lists by the cheap proxy alone (the coster's pair overlap,
+        else shared aisles): good enough for seed construction, refined by
+        :meth:`price_pairs`."""
+        n, aisles, overlap = self.n, self.aisles, self.overlap
+        self.near = []
         for i in range(n):
             budget.tick()
             if overlap is not None:
                 proxy = [overlap(i, j) for j in range(n)]
             else:
                 proxy = [(aisles[i] & aisles[j]).bit_count() for j in range(n)]
-            ranked = sorted((j for j in range(n) if j != i), key=lambda j: (-proxy[j], j))
-            by_proxy.append(ranked)
+            self.near.append(sorted((j for j in range(n) if j != i), key=lambda j: (-proxy[j], j)))
+
+    def price_pairs(self, budget: Budget) -> None:
+        """Rank, for every order, the others by the walk they save riding together.
+
+        The saving of a pair is ``cost(i) + cost(j) - cost(i, j)`` (Clarke and
+        Wright's). It is priced exactly for each order's :data:`PAIR_CANDIDATES`
+        nearest partners by the proxy that fit on a cart with it (about 2,500
+        pairs at 100 orders); the other orders follow in the proxy's order. The
+        batches holding an order's best partners are where it most likely fits
+        cheaply: SWAP tries those batches, related removal follows these lists.
+        """
+        n, cost, u = self.n, self.cost, self.u
+        single = [cost(1 << i) for i in range(n)]
+        fits = self.max_orders >= 2
+        saving: list[dict[int, int]] = [{} for _ in range(n)]
+        for i in range(n):
             priced = 0
-            for j in ranked:
+            for j in self.near[i]:
                 if priced == PAIR_CANDIDATES:
                     break
                 if not fits or u[i] + u[j] > self.max_units:
@@ -213,11 +217,10 @@ class Search:
                 s = single[i] + single[j] - cost(1 << i | 1 << j)
                 saving[i][j] = s
                 saving[j][i] = s
-        self.near = []
         for i in range(n):
-            best = [j for j, _ in sorted(saving[i].items(), key=lambda t: (-t[1], t[0]))]
             known = saving[i]
-            self.near.append(best + [j for j in by_proxy[i] if j not in known])
+            best = [j for j, _ in sorted(known.items(), key=lambda t: (-t[1], t[0]))]
+            self.near[i] = best + [j for j in self.near[i] if j not in known]
 
     def _candidates(self, sol: Solution, o: int, skip: int, width: int) -> list[int]:
         """The batches of o's nearest orders, nearest first, at most ``width``."""
@@ -472,11 +475,18 @@ class Search:
         how = "first-fit"
         current = best
         try:
-            self.neighbours(budget)
+            # a seed on the proxy's lists first: an answer early for a short
+            # budget; then the pairs are priced and the seed built again on
+            # them, the start of the local search (it ends better from there)
+            self.rank_by_proxy(budget)
             seeded = self.seed_construction(budget)
             if seeded.total < best.total:
                 best, how = seeded, "seed"
-            current = best.copy()
+            self.price_pairs(budget)
+            seeded = self.seed_construction(budget)
+            if seeded.total < best.total:
+                best, how = seeded, "seed"
+            current = seeded.copy()
             self.local_search(current, list(range(self.n)), budget)
             if current.total < best.total:
                 best, how = current.copy(), "seed+local-search"
