@@ -523,6 +523,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tours ADD COLUMN single_s_shape_m REAL;
     ALTER TABLE tours ADD COLUMN planned_units INTEGER;
     """,
+    # 13: the devices table written by the device supervisor (issue 13): since
+    # when each device is in its state (box wall clock, informational)
+    """
+    ALTER TABLE devices ADD COLUMN state_since_ms INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
