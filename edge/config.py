@@ -218,6 +218,23 @@ class FloorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PeakConfig:
+    """Peak protection (issue 13): under a surge, non-core work waits (edge.peak)."""
+
+    enabled: bool = _f(True, "Defer non-core work while the inflow stays above rate_per_s.")
+    rate_per_s: float = _f(
+        40.0,
+        "Scans and device reads a second (mean over window_s) at which peak mode begins.",
+        min=0.1,
+        max=1_000_000,
+    )
+    window_s: float = _f(10.0, "The window the inflow's mean is taken over.", min=1, max=3600)
+    leave_ratio: float = _f(
+        0.5, "Peak mode ends when the mean falls below rate_per_s times this.", min=0.01, max=1
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CartsConfig:
     """Cart picking: several orders on one cart, one tote each (issue 11)."""
 
@@ -283,6 +300,7 @@ class Config:
     shipping: ShippingConfig = field(default_factory=ShippingConfig)
     carts: CartsConfig = field(default_factory=CartsConfig)
     floor: FloorConfig = field(default_factory=FloorConfig)
+    peak: PeakConfig = field(default_factory=PeakConfig)
     device_entries: tuple[DeviceConfig, ...] = ()
     #: where each value came from: "box.id" -> "file:3", "api.port" -> "env:PICKEDGE__API__PORT"
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -339,6 +357,7 @@ SECTIONS: dict[str, type[Any]] = {
     "shipping": ShippingConfig,
     "carts": CartsConfig,
     "floor": FloorConfig,
+    "peak": PeakConfig,
 }
 SECRET_KEYS = ("box.secret_file", "mqtt.password_file", "api.metrics_token_file")
 

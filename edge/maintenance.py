@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 
 from edge.api import auth_tables
 from edge.masterdata import tables as masterdata_tables
@@ -64,6 +65,7 @@ class Maintenance:
         put_back_alert_s: float = 1800.0,
         purge_every_s: float = 3600.0,
         truncate_wait_ms: int = TRUNCATE_WAIT_MS,
+        defer: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.interval_s = interval_s
@@ -72,6 +74,9 @@ class Maintenance:
         self.put_back_alert_ms = int(put_back_alert_s * 1000)
         self.purge_every_s = purge_every_s
         self.truncate_wait_ms = truncate_wait_ms
+        #: peak protection (edge.peak.PeakGuard.defer): whether "purge" or
+        #: "compaction" waits now; None: never
+        self.defer = defer
         #: (busy, WAL frames, frames checkpointed) of the last checkpoint, and its mode
         self.last_checkpoint: tuple[int, int, int] | None = None
         self.last_checkpoint_mode: str | None = None
@@ -122,7 +127,7 @@ class Maintenance:
         if idle:
             wait_ms: int | None = self.truncate_wait_ms
         elif self.wal_bytes() > self.store.wal_limit_bytes:
-            wait_ms = 0
+            wait_ms = 0  # past the limit: truncated even in peak mode
         else:
             wait_ms = None
         if wait_ms is not None:
@@ -137,8 +142,12 @@ class Maintenance:
     async def tick(self) -> None:
         loop_now = asyncio.get_running_loop().time()
         purge = loop_now - self._purged_at >= self.purge_every_s
+        if purge and self.defer is not None and self.defer("purge"):
+            purge = False  # peak mode: the next tick after it purges
         mark = await asyncio.to_thread(self.store.data_version)
         idle = mark == self._quiet_mark
+        # peak mode: no checkpoint unless the WAL outgrew its limit
+        compact = self.defer is None or not self.defer("compaction")
 
         def upkeep(tx: Transaction) -> dict[str, int]:
             self.uptime_ms = self.advance_uptime(tx)
@@ -167,7 +176,8 @@ class Maintenance:
         else:
             await self.store.write(lambda tx: clear_alerts(tx, ["backlog_high"]))
         # Last, so that an idle tick leaves the WAL empty, its own writes included.
-        await asyncio.to_thread(lambda: self.checkpoint(idle=idle))
+        if compact or self.wal_bytes() > self.store.wal_limit_bytes:
+            await asyncio.to_thread(lambda: self.checkpoint(idle=idle and compact))
         self._quiet_mark = await asyncio.to_thread(self.store.data_version)
 
     async def run(self) -> None:

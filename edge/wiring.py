@@ -15,7 +15,10 @@ connected:
   page's transaction, and the downloader's notices (a task cancelled on
   active tours) then go to the PDAs' sockets; at start-up, stops of tasks
   no longer pickable are taken out of the tours before the API serves;
-- ``maintenance``: WAL checkpoints and backlog alerts.
+- ``maintenance``: WAL checkpoints and backlog alerts;
+- ``peak`` (:mod:`edge.peak`): counts PDA scans and device reads; the
+  maintenance tick's purge and compaction and the batcher's background
+  improvement ask it whether to wait.
 
 Nothing runs until :meth:`Daemon.run`; the store is closed (and its WAL
 checkpointed) when the supervisor has stopped every component.
@@ -39,7 +42,7 @@ from cloud_sync.metrics import SyncMetrics
 from cloud_sync.uploader import Uploader
 from devices.drivers.zpl_printer import ZplPrinterDriver
 from devices.errors import DeviceError, PrinterFaultError
-from devices.events import DeviceRole
+from devices.events import DeviceRole, ScanEvent, TagPresenceEvent, TagReadEvent
 from edge.api import HUB, ApiServer, create_app
 from edge.config import Config
 from edge.daemon import Component, Supervisor
@@ -47,6 +50,7 @@ from edge.device_supervisor import DeviceSupervisor
 from edge.maintenance import Maintenance
 from edge.masterdata import Notice, apply_changes
 from edge.metrics import DaemonCollector, exposition, set_sync_backlog
+from edge.peak import PeakGuard
 from edge.picking import PickingService
 from edge.picking.model import CartSettings
 from edge.picking.proposer import CartProposer
@@ -60,6 +64,9 @@ from edge.store.sync_state import StoreChangeSink, StoreOutbox
 from edge.store.syncmark import SyncMark
 
 log = logging.getLogger(__name__)
+
+#: device events that count as inflow for peak protection (scans and tag reads)
+INFLOW = (ScanEvent, TagReadEvent, TagPresenceEvent)
 
 
 class DevicePrinters:
@@ -248,9 +255,20 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         up = uploader(cfg, store, client, metrics=sync_metrics)
         parts["uploader"] = up
 
+    # peak protection: scans and device reads are counted; non-core work asks it
+    p = cfg.peak
+    peak = PeakGuard(
+        rate_per_s=p.rate_per_s, window_s=p.window_s, leave_ratio=p.leave_ratio, enabled=p.enabled
+    )
+    registry.register(peak)
+    parts["peak"] = peak
     # carts: the online batcher proposes which orders a START takes, and
     # improves its proposals in a worker process between starts
-    proposer = CartProposer(store, cfg.layout_dict(), cfg.carts) if cfg.carts.enabled else None
+    proposer = (
+        CartProposer(store, cfg.layout_dict(), cfg.carts, defer=peak.defer)
+        if cfg.carts.enabled
+        else None
+    )
     picking = PickingService(
         store,
         cfg.layout_dict(),
@@ -259,6 +277,7 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         proposer=proposer.propose if proposer is not None else None,
         zero_checks=cfg.floor.zero_checks,
     )
+    picking.on_scan = peak.note
     if proposer is not None:
         parts["proposer"] = proposer
         components.append(proposer)
@@ -316,6 +335,7 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     inbox.packing = packing
     if packing is not None:
         packing.printer_state = inbox.states.get
+    inbox.listeners.append(lambda event: peak.note() if isinstance(event, INFLOW) else None)
     parts["device_events"] = inbox
     parts["packing"] = packing
     if cfg.devices:
@@ -333,6 +353,7 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         warn_backlog=cfg.store.warn_backlog,
         retention_days=cfg.store.retention_days,
         put_back_alert_s=cfg.floor.put_back_alert_s,
+        defer=peak.defer,
     )
     parts["maintenance"] = maintenance
     components.append(maintenance)

@@ -100,12 +100,16 @@ class CartProposer:
         *,
         zone: str | None = None,
         clock: Callable[[], int] = now_ms,
+        defer: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.layout = layout
         self.carts = carts
         self.zone = zone
         self.clock = clock
+        #: peak protection (edge.peak.PeakGuard.defer): whether the background
+        #: improvement ("batching") waits now; a START's search never does
+        self.defer = defer
         self.rules = rules_of(carts)
         self._lock = threading.Lock()
         self._partition: Partition | None = None
@@ -283,7 +287,7 @@ class CartProposer:
             if self.background:
                 await self.warm_up()
             while True:
-                if self.background:
+                if self.background and (self.defer is None or not self.defer("batching")):
                     await self.improve_once()
                 with self._lock:
                     lost = self._searcher is None

@@ -131,6 +131,8 @@ class PickingService:
             zero_checks=zero_checks,
         )
         self._listeners: list[Listener] = []
+        #: called once per scan as it arrives (peak protection counts the inflow)
+        self.on_scan: Callable[[], None] | None = None
         self._plan_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tour-planner")
         self._scans = GroupCommitter(store)
         self.planner.warm_up()
@@ -173,6 +175,8 @@ class PickingService:
 
     async def scan(self, picker: Picker, code: str, scan_id: str) -> Outcome:
         """Apply one scan of ``picker`` (the scan table of pda-api-v1)."""
+        if self.on_scan is not None:
+            self.on_scan()
         scanned = interpret(code)
         prepared: Prepared | None = None
         if scanned.valid and self._may_start(picker):

@@ -49,6 +49,7 @@ EDGE_LAYERS = (
     "edge.maintenance",
     "edge.masterdata",
     "edge.metrics",
+    "edge.peak",
     "edge.picking",
     "edge.shipping",
     "edge.batching",
