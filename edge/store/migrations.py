@@ -528,6 +528,35 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE devices ADD COLUMN state_since_ms INTEGER;
     """,
+    # 14: the dashboard (issue 13): the floor's figures per hour, and who
+    # acknowledged an open alert
+    """
+    -- Per wall-clock hour (hour_ms: its start; figures for people, never for
+    -- expiry): scans answered by the PDA API and a histogram of their answer
+    -- times (counts per bucket of edge/ops/hours.py SCAN_BUCKETS_MS, JSON),
+    -- pick lines confirmed and their units (from the outbox's pick_confirmed).
+    -- Filled from memory by the maintenance tick, never per scan; rows more
+    -- than 48 h older than the newest are purged.
+    CREATE TABLE floor_hours (
+        hour_ms    INTEGER PRIMARY KEY,
+        scans      INTEGER NOT NULL DEFAULT 0,
+        scan_hist  TEXT NOT NULL DEFAULT '[]',
+        picks      INTEGER NOT NULL DEFAULT 0,
+        units      INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    -- How far the outbox's pick_confirmed events were counted into floor_hours
+    -- (one row): the epoch and the last seq read. Events before this schema
+    -- are not counted.
+    CREATE TABLE floor_hours_mark (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        epoch  TEXT NOT NULL,
+        seq    INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO floor_hours_mark (id, epoch, seq) SELECT 1, epoch, next_seq - 1 FROM box;
+    -- acknowledged on the box (local only: the alert stays open until cleared)
+    ALTER TABLE alerts ADD COLUMN acked_by TEXT;
+    ALTER TABLE alerts ADD COLUMN acked_ms INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
