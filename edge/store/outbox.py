@@ -10,6 +10,7 @@ acked rows after the retention period. It never deletes an unacked row.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -574,14 +575,33 @@ def open_alert_kinds(store: Store, kinds: Iterable[str]) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def clear_alerts(tx: Transaction, kinds: Iterable[str]) -> int:
-    """End the open episodes of ``kinds``; returns how many alerts were cleared."""
+def open_alert_keys(
+    db: Transaction | sqlite3.Connection, kinds: Iterable[str]
+) -> set[tuple[str, str]]:
+    """The (kind, subject) of every open alert of ``kinds``, through ``db`` (a
+    transaction or a reader)."""
+    kinds = list(kinds)
+    if not kinds:
+        return set()
+    marks = ", ".join("?" * len(kinds))
+    rows = db.execute(
+        f"SELECT DISTINCT kind, subject FROM alerts WHERE cleared_ms IS NULL AND kind IN ({marks})",  # noqa: S608 - placeholders only
+        kinds,
+    ).fetchall()
+    return {(str(r[0]), str(r[1])) for r in rows}
+
+
+def clear_alerts(tx: Transaction, kinds: Iterable[str], why: str = "resolved") -> int:
+    """End the open episodes of ``kinds``: each open alert is cleared and goes
+    upstream as ``cleared`` (sync-v1) with its detail and ``why``, in ``tx``.
+    Returns how many alerts were cleared."""
     kinds = list(kinds)
     if not kinds:
         return 0
     marks = ", ".join("?" * len(kinds))
-    cur = tx.execute(
-        f"UPDATE alerts SET cleared_ms = ? WHERE cleared_ms IS NULL AND kind IN ({marks})",  # noqa: S608 - placeholders only
-        (now_ms(), *kinds),
-    )
-    return int(cur.rowcount)
+    rows = tx.execute(
+        f"SELECT kind, subject FROM alerts WHERE cleared_ms IS NULL AND kind IN ({marks}) "  # noqa: S608 - placeholders only
+        "GROUP BY kind, subject ORDER BY min(id)",
+        kinds,
+    ).fetchall()
+    return sum(clear_subject_alert(tx, str(kind), str(subject), why) for kind, subject in rows)

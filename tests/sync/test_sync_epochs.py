@@ -192,4 +192,8 @@ async def test_alerts_at_a_full_backlog_never_crash_the_uploader_or_downloader(
             kinds = [e["type"] for e in box_rows(store, store.epoch)]
             assert kinds.count("alert") == 2 and len(kinds) == 12
             await up.send_all()
-            assert sim.receiver.acked(BOX, store.epoch) == 12
+            # ... and the batch rejection's `cleared`, once the cloud acked (issue 13)
+            assert sim.receiver.acked(BOX, store.epoch) == 13
+            cleared = [e for e in box_rows(store, store.epoch) if e["type"] == "alert"][-1]
+            assert cleared["data"]["kind"] == "sync_batch_rejected"
+            assert cleared["data"]["state"] == "cleared"

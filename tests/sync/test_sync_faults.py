@@ -111,12 +111,18 @@ async def test_restored_backup_conflicts_and_moves_to_a_new_epoch(tmp_path: Path
             assert [(e["type"], e["data"]) for e in cloud_new[:10]] == [
                 (e["type"], e["data"]) for e in written
             ]
-            kinds = [e["data"]["kind"] for e in cloud_new[10:]]
-            assert kinds == ["sync_restore_detected", "sync_epoch_conflict"]
+            alerts = [(e["data"]["kind"], e["data"].get("state")) for e in cloud_new[10:]]
+            # raised, then cleared by the ack that followed (each clear goes upstream)
+            assert alerts == [
+                ("sync_restore_detected", "raised"),
+                ("sync_epoch_conflict", "raised"),
+                ("sync_restore_detected", "cleared"),
+                ("sync_epoch_conflict", "cleared"),
+            ]
             conflict = cloud_new[11]["data"]
             assert conflict["severity"] == "crit"
             assert conflict["detail"]["moved"] == 11 and conflict["detail"]["conflict_at"] == 21
-            assert [e["seq"] for e in cloud_new] == list(range(1, 13))
+            assert [e["seq"] for e in cloud_new] == list(range(1, 15))
             rows = store.query("SELECT kind, severity, cleared_ms FROM alerts ORDER BY id")
             assert [(r["kind"], r["severity"]) for r in rows] == [
                 ("sync_restore_detected", "crit"),

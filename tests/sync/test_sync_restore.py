@@ -384,11 +384,12 @@ async def test_a_box_that_cannot_write_its_mark_sends_nothing(
                 m.setattr(edge.store.syncmark, "write_mark", broken)
                 assert (await up.step()).value == "retry"  # the check at the first step
                 assert alert_kinds(store) == ["sync_mark_unwritable"]
-            assert await up.send_all() == 7  # 6 moves + the alert, once the disk is back
+            # 6 moves + the alert, once the disk is back, + its `cleared` after the ack
+            assert await up.send_all() == 8
             write_moves(store, 2, seed=2)
             with monkeypatch.context() as m:
                 m.setattr(edge.store.syncmark, "write_mark", broken)
                 assert (await up.step()).value == "retry"  # advancing it before a batch
-            assert cloud.receiver.acked(BOX, store.epoch) == 7  # nothing went
+            assert cloud.receiver.acked(BOX, store.epoch) == 8  # nothing went
             assert alert_kinds(store) == ["sync_mark_unwritable"] * 2  # a second episode
-            assert await up.send_all() == 12
+            assert await up.send_all() == 14  # and the second episode's `cleared`
