@@ -557,6 +557,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE alerts ADD COLUMN acked_by TEXT;
     ALTER TABLE alerts ADD COLUMN acked_ms INTEGER;
     """,
+    # 15: retention (issue 13): the box uptime at which an inactive picker and a
+    # cleared alert go (edge.maintenance; print jobs go with their cartons)
+    """
+    ALTER TABLE pickers ADD COLUMN purge_at_up INTEGER;
+    ALTER TABLE alerts ADD COLUMN purge_at_up INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
