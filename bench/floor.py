@@ -36,6 +36,7 @@ one ``task_picked`` per task with its tote).
     .venv/bin/python bench/floor.py --think-ms 500   # pickers who take time
     .venv/bin/python bench/floor.py --carts 3          # 20 PDAs, 2 carts each, 2 runs a mode
     .venv/bin/python bench/floor.py --carts 3 --quick  # 6 PDAs, 1 cart each, 1 run
+    .venv/bin/python bench/floor.py --surge            # peak protection (bench/_floor_surge.py)
 """
 
 from __future__ import annotations
@@ -1004,7 +1005,15 @@ def main() -> None:
         help="10 PDAs, one pair of orders (with --carts: 6 PDAs, one cart each, one run)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
+    import _floor_surge as floor_surge  # beside this file; it imports this one
+
+    floor_surge.add_arguments(parser)
     args = parser.parse_args()
+    if args.surge:
+        args.pdas = 10 if args.pdas is None else args.pdas
+        args.think_ms = 400.0 if args.think_ms is None else args.think_ms
+        floor_surge.main(args)
+        return
     carts = args.carts > 1
     if args.quick and carts:
         args.pdas = 6 if args.pdas is None else args.pdas

@@ -39,3 +39,28 @@ async def test_the_cart_floor_benchmark_runs_every_mode(processes: ProcessReaper
         assert walk["orders"] == 9 and walk["routes_disagree"] == 0
         if mode != "single":
             assert walk["walk_m"] < walk["single_s_shape_m"]
+
+
+async def test_the_surge_benchmark_runs_its_four_cells(processes: ProcessReaper) -> None:
+    """``--surge``: the whole daemon at a normal and a 5x rate, peak protection
+    off and on; only the protected surge enters peak mode and defers work."""
+    proc = await processes.exec(
+        sys.executable,
+        str(ROOT / "bench" / "floor.py"),
+        *("--surge", "--pdas", "3", "--rate-per-s", "15", "--repeat", "1"),
+        *("--seconds", "5", "--settle-s", "2", "--json"),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 240)
+    assert proc.returncode == 0, err.decode()
+    runs = json.loads(out)["runs"]
+    assert set(runs) == {"normal/off", "normal/on", "surge/off", "surge/on"}
+    for cell, (run,) in runs.items():
+        assert run["errors"] == [], (cell, run["errors"])
+        assert run["scans_per_s"] > 0 and run["p99"] >= run["p50"] > 0
+    assert runs["surge/on"][0]["entered"] == 1 and runs["surge/on"][0]["deferred"]
+    assert runs["surge/off"][0]["entered"] == 0 and runs["normal/off"][0]["entered"] == 0
+    assert runs["normal/on"][0]["entered"] == 0
+    assert runs["surge/on"][0]["scans_per_s"] > 3 * runs["normal/on"][0]["scans_per_s"]
