@@ -5,7 +5,8 @@ A component (see :mod:`edge.daemon`). Every ``checkpoint_interval_s`` it
 stores the box's uptime (:meth:`edge.store.Store.uptime_ms`), checks the
 outbox backlog — crossing ``warn_backlog`` raises one ``warn`` alert (upstream
 too, as an ``alert`` event) and crossing back below clears it; it never drops
-or rewrites an event — and checkpoints the WAL.
+or rewrites an event — flushes the dashboard's hourly figures
+(:mod:`edge.ops.hours`; not in peak mode) and checkpoints the WAL.
 
 Checkpoints never stall the writer. Each tick runs a PASSIVE one, which
 copies what no reader still needs and waits for no one. When nobody has
@@ -40,6 +41,7 @@ from collections.abc import Callable
 
 from edge.api import auth_tables
 from edge.masterdata import tables as masterdata_tables
+from edge.ops import hours
 from edge.picking import putback, retention, stats
 from edge.shipping.service import forget_message_keys
 from edge.store import Store, Transaction, upkeep
@@ -66,6 +68,7 @@ class Maintenance:
         purge_every_s: float = 3600.0,
         truncate_wait_ms: int = TRUNCATE_WAIT_MS,
         defer: Callable[[str], bool] | None = None,
+        scan_hours: hours.ScanHours | None = None,
     ) -> None:
         self.store = store
         self.interval_s = interval_s
@@ -77,6 +80,8 @@ class Maintenance:
         #: peak protection (edge.peak.PeakGuard.defer): whether "purge" or
         #: "compaction" waits now; None: never
         self.defer = defer
+        #: the dashboard's hourly figures, flushed each tick (edge.ops.hours)
+        self.scan_hours = scan_hours
         #: (busy, WAL frames, frames checkpointed) of the last checkpoint, and its mode
         self.last_checkpoint: tuple[int, int, int] | None = None
         self.last_checkpoint_mode: str | None = None
@@ -109,6 +114,7 @@ class Maintenance:
         counts["sessions"] = auth_tables.drop_expired_sessions(tx, up)
         counts["message_keys"] = forget_message_keys(tx, up)
         counts["floor_stats"] = stats.purge(tx)
+        counts["floor_hours"] = hours.purge(tx)
         return counts
 
     def wal_bytes(self) -> int:
@@ -155,6 +161,8 @@ class Maintenance:
             return self.purge(tx, self.uptime_ms) if purge else {}
 
         counts = await self.store.write(upkeep)
+        if self.scan_hours is not None and (self.defer is None or not self.defer("dashboard")):
+            await self.scan_hours.flush(self.store)
         if purge:
             self._purged_at = loop_now
             self.last_purge = counts

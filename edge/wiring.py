@@ -44,6 +44,7 @@ from devices.drivers.zpl_printer import ZplPrinterDriver
 from devices.errors import DeviceError, PrinterFaultError
 from devices.events import DeviceRole, ScanEvent, TagPresenceEvent, TagReadEvent
 from edge.api import HUB, ApiServer, create_app
+from edge.api.app import DEVICE_STATES, SCAN_HOURS
 from edge.config import Config
 from edge.daemon import Component, Supervisor
 from edge.device_supervisor import DeviceSupervisor
@@ -344,6 +345,7 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         components.append(devices)
     if devices is not None:
         printers.devices = DevicePrinters(devices)
+        app[DEVICE_STATES] = devices.snapshot  # the dashboard, until the devices table has rows
     if any(s.role is DeviceRole.DOCK_DOOR for s in cfg.devices):
         components.append(DockTicker(inbox))
 
@@ -354,6 +356,7 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         retention_days=cfg.store.retention_days,
         put_back_alert_s=cfg.floor.put_back_alert_s,
         defer=peak.defer,
+        scan_hours=app[SCAN_HOURS],
     )
     parts["maintenance"] = maintenance
     components.append(maintenance)

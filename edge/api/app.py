@@ -3,7 +3,7 @@
 Promises:
 
 - Every route but ``POST /api/v1/sessions`` (device key), ``GET /``, ``GET
-  /pack``, the pages' static files and the health checks (``GET /healthz``,
+  /pack``, ``GET /dashboard``, the pages' static files and the health checks (``GET /healthz``,
   ``/livez``, ``/readyz``: :mod:`edge.api.health`) needs ``Authorization: Bearer``; the
   WebSocket also accepts the token in its first message, never in the URL.
 - Every failure answers ``{"error": {"code", "message"}}`` with a stable code:
@@ -47,12 +47,14 @@ from edge.api import auth, health, validate
 from edge.api.hub import PdaHub
 from edge.api.openapi import openapi_document
 from edge.config import Config
+from edge.ops import overview
+from edge.ops.hours import ScanHours
 from edge.picking import SHORT_REASONS, Picker, PickingError, PickingService
 from edge.picking.service import Outcome
 from edge.picking.supervise import MAX_REASON, Supervision
 from edge.shipping.errors import ShippingError
 from edge.shipping.service import PackingService
-from edge.store.db import Store
+from edge.store.db import Store, now_ms
 from edge.store.errors import BacklogFullError, StoreError
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,10 @@ STATE = web.AppKey("state", ServerState)
 #: renders the Prometheus exposition; set by the daemon (no /metrics without it)
 METRICS: web.AppKey[Callable[[], bytes]] = web.AppKey("metrics")
 METRICS_TOKEN = web.AppKey("metrics_token", str)
+#: answer times of scans per hour, for the dashboard (flushed by maintenance)
+SCAN_HOURS = web.AppKey("scan_hours", ScanHours)
+#: the running device supervisor's snapshot; set by the wiring when devices exist
+DEVICE_STATES: web.AppKey[Callable[[], dict[str, dict[str, Any]]]] = web.AppKey("device_states")
 
 PICKER = web.RequestKey("picker", Picker)  # the authenticated picker
 TOKEN = web.RequestKey("session_token", str)
@@ -125,6 +131,7 @@ TOKEN = web.RequestKey("session_token", str)
 _PUBLIC: set[tuple[str, str]] = {
     ("GET", "/"),
     ("GET", "/pack"),
+    ("GET", "/dashboard"),
     ("GET", "/healthz"),
     ("GET", "/livez"),
     ("GET", "/readyz"),
@@ -302,6 +309,11 @@ async def pack_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(WEB_DIR / "pack.html", headers={"Cache-Control": "no-cache"})
 
 
+async def dashboard_page(request: web.Request) -> web.StreamResponse:
+    """The supervisors' dashboard: static HTML, no data (it reads /api/v1/dashboard)."""
+    return web.FileResponse(WEB_DIR / "dashboard.html", headers={"Cache-Control": "no-cache"})
+
+
 _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 
@@ -384,7 +396,9 @@ async def scan(request: web.Request) -> web.Response:
     scan_id = validate.text(body, "scan_id", MAX_SCAN_ID)
     outcome = await request.app[PICKING].scan(request[PICKER], code, scan_id)
     crash_point("after_commit_before_answer")  # tests only: inert unless armed
-    SCAN_SECONDS.observe(time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    SCAN_SECONDS.observe(elapsed)
+    request.app[SCAN_HOURS].record(elapsed)
     return _outcome_response(outcome)
 
 
@@ -521,6 +535,48 @@ async def supervisor_counts(request: web.Request) -> web.Response:
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_EXCEPTIONS:
         raise ApiError(400, "invalid_request", f"limit must be from 1 to {MAX_EXCEPTIONS}")
     return web.json_response(await request.app[SUPERVISION].counts(int(raw)))
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    """The overview of :mod:`edge.ops.overview` (docs/dashboard.md)."""
+    _supervisor(request)
+    app = request.app
+    cfg, store = app[CONFIG], app[STORE]
+    live = app[DEVICE_STATES]() if DEVICE_STATES in app else None
+    pending = app[SCAN_HOURS].pending()
+    configured = [overview.ConfiguredDevice(d.id, d.driver, d.role.value) for d in cfg.devices]
+
+    def read() -> dict[str, Any]:
+        return overview.snapshot(
+            store.reader().conn,
+            now=now_ms(),
+            pitch_m=cfg.layout.aisle_pitch_m,
+            live_devices=live,
+            configured=configured,
+            pending=pending,
+        )
+
+    return web.json_response(await asyncio.to_thread(read))
+
+
+async def supervisor_alerts(request: web.Request) -> web.Response:
+    """The open alerts, the most severe first, with who acknowledged them."""
+    _supervisor(request)
+    return web.json_response({"alerts": overview.open_alerts(request.app[STORE].reader().conn)})
+
+
+async def supervisor_alert_ack(request: web.Request) -> web.Response:
+    """Acknowledge an open alert (local: who and when; it stays open)."""
+    by = _supervisor(request)
+    raw = request.match_info["alert"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "invalid_request", "alert must be an alert number")
+    alert = int(raw)
+    done = await request.app[STORE].write(
+        lambda tx: overview.acknowledge(tx, alert, by.id, now_ms())
+    )
+    log.info("alert %d acknowledged", alert, extra={"picker": by.id})
+    return web.json_response({"alert": done})
 
 
 def _packing(request: web.Request) -> PackingService:
@@ -694,6 +750,7 @@ def create_app(
     limiter: auth.LoginLimiter | None = None,
     metrics_exposition: Callable[[], bytes] | None = None,
     metrics_token: str | None = None,
+    scan_hours: ScanHours | None = None,
 ) -> web.Application:
     """The PDA API application. ``picking`` owns the workflow; pushes it makes
     (tour_assigned, tour_rerouted) go to the PDAs' sockets through ``hub``.
@@ -709,6 +766,7 @@ def create_app(
     app[HUB] = hub if hub is not None else PdaHub()
     app[LIMITER] = limiter if limiter is not None else auth.LoginLimiter()
     app[STATE] = ServerState()
+    app[SCAN_HOURS] = scan_hours if scan_hours is not None else ScanHours()
     picking.subscribe(app[HUB].push)
     if packing is not None:
         app[PACKING] = packing
@@ -721,6 +779,7 @@ def create_app(
     r = app.router
     r.add_get("/", index)
     r.add_get("/pack", pack_page)
+    r.add_get("/dashboard", dashboard_page)
     r.add_get("/healthz", healthz)
     r.add_get("/livez", health.livez)
     r.add_get("/readyz", readyz)
@@ -740,6 +799,9 @@ def create_app(
     r.add_get("/api/v1/supervisor/tours", supervisor_tours)
     r.add_get("/api/v1/supervisor/exceptions", supervisor_exceptions)
     r.add_get("/api/v1/supervisor/counts", supervisor_counts)
+    r.add_get("/api/v1/supervisor/alerts", supervisor_alerts)
+    r.add_post("/api/v1/supervisor/alerts/{alert}/ack", supervisor_alert_ack)
+    r.add_get("/api/v1/dashboard", dashboard)
     r.add_post("/api/v1/pack/scan", pack_scan)
     r.add_get("/api/v1/pack/stations/{station}", pack_station)
     r.add_get("/api/v1/ws", websocket)

@@ -43,6 +43,8 @@ _ERROR_CODES = [
     "unknown_location",
     "unknown_sku",
     "below_reserved",
+    "unknown_alert",
+    "alert_cleared",
 ]
 
 #: every ``result`` an answer of scan, short or skip can carry
@@ -443,6 +445,127 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
             "description": "the zone's routing-v1 layout (kind blocks)",
             "additionalProperties": True,
         },
+        "Alert": {
+            "type": "object",
+            "required": ["id", "kind", "severity", "subject", "raised_ms"],
+            "properties": {
+                "id": {"type": "integer"},
+                "kind": {"type": "string"},
+                "severity": {"enum": ["info", "warn", "crit"]},
+                "subject": {"type": "string"},
+                "detail": {"description": "the alert's detail (as sent upstream)"},
+                "raised_ms": {"type": "integer"},
+                "acked_by": {
+                    "type": ["string", "null"],
+                    "description": "the picker id of who acknowledged it (local only)",
+                },
+                "acked_ms": {"type": ["integer", "null"]},
+            },
+        },
+        "AlertAck": {
+            "type": "object",
+            "required": ["id", "acked_by", "acked_ms"],
+            "description": "the first acknowledgement stays; the alert stays open",
+            "properties": {
+                "id": {"type": "integer"},
+                "acked_by": {"type": "string"},
+                "acked_ms": {"type": "integer"},
+            },
+        },
+        "Dashboard": {
+            "type": "object",
+            "description": "the overview of edge/ops/overview.py (docs/dashboard.md); "
+            "windows are 1d and 30d, ratios null when there is nothing to divide by",
+            "required": [
+                "box",
+                "at_ms",
+                "devices",
+                "sync",
+                "hours",
+                "walking",
+                "exceptions",
+                "accuracy",
+                "alerts",
+                "tours",
+            ],
+            "properties": {
+                "box": {"type": "string"},
+                "at_ms": {"type": "integer", "description": "the box's clock when read"},
+                "devices": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string"},
+                            "driver": {"type": ["string", "null"]},
+                            "role": {"type": ["string", "null"]},
+                            "state": {"enum": ["online", "offline", "unknown"]},
+                            "detail": {"type": ["string", "null"]},
+                            "since_ms": {"type": ["integer", "null"]},
+                            "last_seen_ms": {"type": ["integer", "null"]},
+                        },
+                    },
+                },
+                "sync": {
+                    "type": "object",
+                    "properties": {
+                        "state": {"enum": ["up_to_date", "sending", "retrying", "never_synced"]},
+                        "backlog": {"type": "integer"},
+                        "oldest_unacked_ms": {"type": ["integer", "null"]},
+                        "oldest_unacked_age_s": {"type": ["number", "null"]},
+                        "last_ack_ms": {"type": ["integer", "null"]},
+                        "last_ack_age_s": {"type": ["number", "null"]},
+                        "last_error": {"type": ["string", "null"]},
+                        "last_error_ms": {"type": ["integer", "null"]},
+                        "backoff_s": {"type": ["number", "null"]},
+                        "retry_at_ms": {"type": ["integer", "null"]},
+                        "last_pull_ms": {"type": ["integer", "null"]},
+                    },
+                },
+                "hours": {
+                    "type": "array",
+                    "description": "the last 24 wall-clock hours, oldest first",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "hour_ms": {"type": "integer"},
+                            "scans": {"type": "integer"},
+                            "scan_p50_ms": {"type": ["number", "null"]},
+                            "scan_p99_ms": {
+                                "type": ["number", "null"],
+                                "description": "upper bound of the histogram bucket",
+                            },
+                            "picks": {
+                                "type": "integer",
+                                "description": "pick confirmations (pick_confirmed events)",
+                            },
+                            "units": {"type": "integer", "description": "units picked"},
+                        },
+                    },
+                },
+                "walking": {"type": "object", "additionalProperties": {"type": "object"}},
+                "exceptions": {"type": "object", "additionalProperties": {"type": "object"}},
+                "accuracy": {"type": "object", "additionalProperties": {"type": "object"}},
+                "alerts": {"type": "array", "items": _ref("Alert")},
+                "tours": {
+                    "type": "array",
+                    "description": "active tours (ActiveTour) with remaining stops and the "
+                    "picker's last position in layout metres (at: null = not yet, the depot)",
+                    "items": {
+                        "allOf": [
+                            _ref("ActiveTour"),
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "remaining": {"type": "array", "items": {"type": "object"}},
+                                    "at": {"type": ["object", "null"]},
+                                },
+                            },
+                        ]
+                    },
+                },
+            },
+        },
     }
     paths: dict[str, Any] = {
         "/": {
@@ -450,6 +573,65 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 "summary": "The PDA page (HTML, no build step)",
                 "security": [],
                 "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            }
+        },
+        "/dashboard": {
+            "get": {
+                "summary": "The supervisors' dashboard page (HTML, no build step; it logs in "
+                "like the PDA page and reads /api/v1/dashboard)",
+                "security": [],
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            }
+        },
+        "/api/v1/dashboard": {
+            "get": {
+                "summary": "Supervisor: the zone's overview (devices, sync, 24 h per hour, "
+                "walking, exceptions, accuracy, open alerts, active tours for the map)",
+                "security": bearer,
+                "responses": {
+                    "200": _json(_ref("Dashboard"), "the overview"),
+                    **_errors(401, 403, 500),
+                },
+            }
+        },
+        "/api/v1/supervisor/alerts": {
+            "get": {
+                "summary": "Supervisor: the open alerts, the most severe first",
+                "security": bearer,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"alerts": {"type": "array", "items": _ref("Alert")}},
+                        },
+                        "the open alerts",
+                    ),
+                    **_errors(401, 403, 500),
+                },
+            }
+        },
+        "/api/v1/supervisor/alerts/{alert}/ack": {
+            "post": {
+                "summary": "Supervisor: acknowledge an open alert",
+                "description": "Notes who and when on the box (the first acknowledgement "
+                "stays; nothing goes upstream); the alert stays open until its cause clears "
+                "it. 404 unknown_alert, 409 alert_cleared.",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "alert",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    }
+                ],
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "properties": {"alert": _ref("AlertAck")}},
+                        "acknowledged",
+                    ),
+                    **_errors(400, 401, 403, 404, 409, 500),
+                },
             }
         },
         "/pack": {

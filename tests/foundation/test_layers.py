@@ -11,6 +11,8 @@ has to follow. The rules, most specific first:
 - ``edge/routing`` is pure: only itself and ``common``.
 - ``edge/store`` owns SQLite: never the rest of ``edge`` (nor devices).
 - ``edge/picking`` is the workflow: never the HTTP layer, the CLI or the wiring.
+- ``edge/ops`` (the overview and hourly figures) is shown by the HTTP layer
+  and the CLI: it never imports them, nor the wiring.
 - ``edge/`` never slices device bytes: it may use the device layer's events,
   driver registry and code decoding, never its framers, payload dialects or
   transports (nor ``struct``, the tool for slicing frames); only the CLI (demo,
@@ -49,6 +51,7 @@ EDGE_LAYERS = (
     "edge.maintenance",
     "edge.masterdata",
     "edge.metrics",
+    "edge.ops",
     "edge.peak",
     "edge.picking",
     "edge.shipping",
@@ -70,6 +73,8 @@ RULES: tuple[Rule, ...] = (
         ("edge.api", "edge.cli", "edge.wiring", "edge.shipping", "simulators", "tests"),
     ),
     Rule("edge.shipping", ("edge.api", "edge.cli", "edge.wiring", "simulators", "tests")),
+    # what a site engineer watches: reads of the store, shown by the API and the CLI
+    Rule("edge.ops", ("edge.api", "edge.cli", "edge.wiring", "simulators", "tests")),
     Rule(
         "edge",
         ("devices.framing", "devices.dialects", "devices.transport", "struct", "tests", "bench"),
