@@ -6,6 +6,9 @@ impossible date, an unknown AI or leftover characters are errors, never a silent
 pass (biip itself reports check-digit failures in ``*_error`` fields while still
 returning a result; they are read here). Never performs I/O.
 
+biip is imported on the first parse, not with this module: its tables cost an
+idle daemon ~17 MB (bench/idle.py), and a box that never decodes never needs them.
+
 Limitation inherited from the format (device-formats.md): a missing GS after a
 variable-length AI cannot be detected; the two values silently run together.
 """
@@ -15,11 +18,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-
-from biip import ParseError
-from biip.gs1_messages import GS1Message
-from biip.gtin import Gtin
-from biip.sscc import Sscc
 
 from devices.errors import CodeError
 
@@ -66,6 +64,9 @@ def parse_element_string(data: str) -> GS1Parsed:
     """Parse a GS1 element string (FNC1 not sent, GS between fields) or its HRI."""
     if not data:
         raise CodeError("empty GS1 element string")
+    from biip import ParseError
+    from biip.gs1_messages import GS1Message
+
     try:
         if looks_like_hri(data):
             message = GS1Message.parse_hri(data)
@@ -105,6 +106,9 @@ def parse_element_string(data: str) -> GS1Parsed:
 
 def parse_gtin(data: str) -> str:
     """A GTIN-8/12/13/14 with a valid check digit, returned as given."""
+    from biip import ParseError
+    from biip.gtin import Gtin
+
     try:
         return Gtin.parse(data).value
     except ParseError as exc:
@@ -113,6 +117,9 @@ def parse_gtin(data: str) -> str:
 
 def parse_sscc(data: str) -> str:
     """An 18-digit SSCC with a valid check digit."""
+    from biip import ParseError
+    from biip.sscc import Sscc
+
     try:
         return Sscc.parse(data).value
     except ParseError as exc:

@@ -29,9 +29,6 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from biip.checksums import gs1_standard_check_digit
-from biip.sscc import Sscc
-
 from devices.errors import FrameError, LabelError
 
 GS = "\x1d"
@@ -89,6 +86,8 @@ class CartonLabel:
     @property
     def hri(self) -> str:
         """The human-readable line under the barcode, ``(00) 3 7612345 000000001 6``."""
+        from biip.sscc import Sscc  # on first use: biip's tables are large (devices.codes.gs1)
+
         grouped = Sscc.parse(self.sscc).as_hri(company_prefix_length=self.company_prefix_length)
         return f"(00) {grouped}"
 
@@ -96,6 +95,8 @@ class CartonLabel:
 def _check_sscc(sscc: str) -> None:
     if not isinstance(sscc, str) or not _SSCC_RE.fullmatch(sscc):
         raise LabelError(f"SSCC {sscc!r} is not 18 digits")
+    from biip.checksums import gs1_standard_check_digit  # on first use (devices.codes.gs1)
+
     expected = gs1_standard_check_digit(sscc[:17])
     if int(sscc[17]) != expected:
         raise LabelError(f"SSCC {sscc}: check digit should be {expected}, not {sscc[17]}")

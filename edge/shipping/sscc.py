@@ -60,8 +60,6 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Protocol
 
-from biip.checksums import gs1_standard_check_digit
-
 from cloud_sync.events import Severity
 from common.errors import PickEdgeError
 from edge.store import Transaction
@@ -180,6 +178,9 @@ def check_digit(body: str) -> int:
     """The GS1 mod-10 check digit of the 17 digits before it."""
     if len(body) != _BODY_DIGITS:
         raise ValueError(f"an SSCC body has {_BODY_DIGITS} digits, not {len(body)}: {body!r}")
+    # imported on first use: biip's tables cost an idle daemon ~17 MB (bench/idle.py)
+    from biip.checksums import gs1_standard_check_digit
+
     return gs1_standard_check_digit(body)
 
 

@@ -21,7 +21,7 @@ Promises:
   read-only disk, a full disk: each raises its own :class:`StoreError` subclass
   with a message that names the file, and the file is left as it was.
 
-Readers use separate read-only connections (through sqlite-utils) and never
+Readers use separate read-only connections (:mod:`edge.store.readers`) and never
 take the write lock.
 """
 
@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import msgpack
-import sqlite_utils
 
 from cloud_sync.events import EVENT_CLASSES, StockDelta, UpstreamEvent, decode_event
 from edge.store.errors import (
@@ -53,6 +52,7 @@ from edge.store.errors import (
     StoreError,
 )
 from edge.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from edge.store.readers import Database
 
 log = logging.getLogger(__name__)
 
@@ -438,9 +438,9 @@ class Store:
 
     # ------------------------------------------------------------------ reading
 
-    def reader(self) -> sqlite_utils.Database:
-        """A read-only connection of this thread, wrapped by sqlite-utils."""
-        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+    def reader(self) -> Database:
+        """A read-only connection of this thread (:class:`edge.store.readers.Database`)."""
+        db: Database | None = getattr(self._local, "db", None)
         if db is None:
             conn = sqlite3.connect(
                 f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=5
@@ -448,7 +448,7 @@ class Store:
             conn.execute("PRAGMA busy_timeout = 5000")
             with self._readers_lock:
                 self._readers.append(conn)
-            db = sqlite_utils.Database(conn)
+            db = Database(conn)
             self._local.db = db
         return db
 
