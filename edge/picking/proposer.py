@@ -34,25 +34,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import logging
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edge.batching import online
-from edge.batching.online import CartRules, Partition, PoolTask, Proposal
 from edge.config import CartsConfig
-from edge.picking.pool import read_pool
 from edge.picking.queries import Reads, snapshot
 from edge.store.db import Store, now_ms
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from edge.batching.online import CartRules, Partition, PoolTask, Proposal
+
+# The batching engine, multiprocessing and ctypes are imported where first
+# needed: a box without carts imports this module (the wiring does) but never
+# builds a proposer, and they cost its idle daemon ~1.6 MB (bench/idle.py).
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,8 @@ STOP_GRACE_S = 2.0
 def _worker_init(parent: int, nice: int = WORKER_NICE) -> None:
     """In a worker, before any job: die with the daemon, yield the CPU."""
     if sys.platform == "linux":
+        import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
@@ -84,6 +89,8 @@ def _worker_init(parent: int, nice: int = WORKER_NICE) -> None:
 
 
 def rules_of(carts: CartsConfig) -> CartRules:
+    from edge.batching.online import CartRules
+
     return CartRules(
         units=carts.units, totes=carts.totes, max_wait_ms=round(carts.max_wait_s * 1000)
     )
@@ -140,6 +147,8 @@ class CartProposer:
     # ------------------------------------------------------------------ the start of a cart
 
     def read(self, db: Reads, now: int) -> list[PoolTask]:
+        from edge.picking.pool import read_pool
+
         return read_pool(
             db,
             zone=self.zone,
@@ -151,6 +160,8 @@ class CartProposer:
     def propose(self, db: Reads) -> tuple[str, ...]:
         """The tasks of the cart to start now (empty: no open task). ``db`` is a
         read snapshot (or the write transaction); any thread."""
+        from edge.batching import online
+
         started = time.perf_counter()
         now = self.clock()
         pool = self.read(db, now)
@@ -168,6 +179,8 @@ class CartProposer:
     def _search(self, pool: list[PoolTask], now: int, cached: Partition | None) -> Proposal:
         """A START's search: in the searcher process when it runs (the daemon's
         GIL stays with the scans while it thinks), here otherwise."""
+        from edge.batching import online
+
         job = functools.partial(
             online.propose,
             self.layout,
@@ -205,6 +218,9 @@ class CartProposer:
     def _ensure_worker(self) -> ProcessPoolExecutor:
         # Called on the event loop's thread: PR_SET_PDEATHSIG follows the
         # thread that forked the worker, and that thread lives as long as the daemon.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         with self._lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
@@ -225,6 +241,9 @@ class CartProposer:
     async def start_searcher(self) -> int:
         """Start the process a START's search runs in (on the event loop's
         thread, like the worker, for PR_SET_PDEATHSIG); its pid."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         with self._lock:
             if self._searcher is None:
                 self._searcher = ProcessPoolExecutor(
@@ -248,6 +267,8 @@ class CartProposer:
 
     async def improve_once(self) -> bool:
         """One background improvement when the pool changed; whether it ran."""
+        from edge.batching import online
+
         now = self.clock()
         pool = await asyncio.to_thread(self._read_snapshot, now)
         seen = (tuple(pool), frozenset(t.task for t in pool if online.overdue(t, now, self.rules)))
