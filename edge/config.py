@@ -235,6 +235,69 @@ class PeakConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """Alert rules evaluated on the box (issue 13, edge.alerting; docs/operations.md)."""
+
+    enabled: bool = _f(True, "Evaluate the alert rules (false: none, and open ones clear).")
+    interval_s: float = _f(
+        15.0, "Seconds between two evaluations of the rules.", min=0.05, max=3600
+    )
+    low_stock: bool = _f(True, "Alert when a SKU's on-hand in the zone falls under its threshold.")
+    low_stock_default: int = _f(
+        0, "Threshold of every SKU stocked in the zone (0: only the SKUs listed).", min=0
+    )
+    low_stock_skus: dict[str, int] = field(
+        default_factory=dict,
+        metadata={"help": "Threshold per SKU, overriding the default, e.g. {'SKU-1' = 12}."},
+    )
+    low_stock_margin: int = _f(
+        2, "A low-stock alert clears once on-hand reaches threshold + this.", min=0
+    )
+    low_stock_target_factor: float = _f(
+        2.0, "The replenishment hint brings on-hand to threshold times this.", min=1.0, max=100
+    )
+    device_offline: bool = _f(True, "Alert when a device stays disconnected.")
+    device_offline_s: float = _f(60.0, "Seconds a device is down before it alerts.", min=0.0)
+    printer_paper_out: bool = _f(True, "Alert while a label printer reports paper out.")
+    backlog_age: bool = _f(True, "Alert when the oldest unsent outbox event gets old.")
+    backlog_age_min: float = _f(
+        15.0, "Minutes the oldest unsent event may wait before it alerts.", min=0.001
+    )
+    disk_low: bool = _f(True, "Alert when the store's disk has little free space.")
+    disk_free_pct: float = _f(10.0, "Free space (percent) under which it alerts.", min=0, max=100)
+    disk_margin_pct: float = _f(
+        2.0, "The disk-low alert clears above disk_free_pct + this.", min=0, max=100
+    )
+    disk_filling: bool = _f(True, "Alert when the disk fills within disk_full_h at its rate.")
+    disk_full_h: float = _f(
+        24.0, "Hours to full (at the current rate) under which it alerts.", min=0.001
+    )
+    disk_window_s: float = _f(
+        3600.0, "Window the disk's fill rate is measured over.", min=1.0, max=7 * 86400
+    )
+    exception_rate: bool = _f(True, "Alert when too many finished tasks needed an exception.")
+    exception_rate_max: float = _f(
+        0.08, "Share of finished tasks with an exception above which it alerts.", min=0, max=1
+    )
+    exception_rate_margin: float = _f(
+        0.01, "The alert clears at exception_rate_max less this.", min=0, max=1
+    )
+    exception_window_h: float = _f(
+        24.0, "Window of finished tasks the rate is taken over.", min=0.001
+    )
+    exception_min_tasks: int = _f(50, "Fewest finished tasks in the window to judge by.", min=1)
+    rfid_overflow: bool = _f(True, "Alert when an RFID reader reports it dropped reads.")
+    rfid_overflow_clear_s: float = _f(
+        300.0, "An RFID overflow alert clears after this long without another.", min=0.0
+    )
+    clock_jump: bool = _f(True, "Alert when the wall clock jumps against the monotonic clock.")
+    clock_jump_s: float = _f(60.0, "Seconds of jump between two evaluations that alert.", min=0.001)
+    clock_jump_clear_s: float = _f(
+        600.0, "A clock-jump alert clears after this long without another jump.", min=0.0
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CartsConfig:
     """Cart picking: several orders on one cart, one tote each (issue 11)."""
 
@@ -300,6 +363,7 @@ class Config:
     shipping: ShippingConfig = field(default_factory=ShippingConfig)
     carts: CartsConfig = field(default_factory=CartsConfig)
     floor: FloorConfig = field(default_factory=FloorConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     peak: PeakConfig = field(default_factory=PeakConfig)
     device_entries: tuple[DeviceConfig, ...] = ()
     #: where each value came from: "box.id" -> "file:3", "api.port" -> "env:PICKEDGE__API__PORT"
@@ -357,6 +421,7 @@ SECTIONS: dict[str, type[Any]] = {
     "shipping": ShippingConfig,
     "carts": CartsConfig,
     "floor": FloorConfig,
+    "alerts": AlertsConfig,
     "peak": PeakConfig,
 }
 SECRET_KEYS = ("box.secret_file", "mqtt.password_file", "api.metrics_token_file")
@@ -755,6 +820,11 @@ def load_config(
         out.problem("store.path", "file", "is required")
     _check_devices(cfg.device_entries, out)
     _check_layout(cfg.layout, out)
+    for sku, low in cfg.alerts.low_stock_skus.items():
+        if isinstance(low, bool) or not isinstance(low, int) or low < 0:
+            out.problem(
+                f"alerts.low_stock_skus.{sku}", "file", f"must be a whole number ≥ 0, not {low!r}"
+            )
 
     secrets: dict[str, Secret] = {}
     if read_secrets:

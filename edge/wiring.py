@@ -15,6 +15,7 @@ connected:
   page's transaction, and the downloader's notices (a task cancelled on
   active tours) then go to the PDAs' sockets; at start-up, stops of tasks
   no longer pickable are taken out of the tours before the API serves;
+- ``alerts``: the alert rules (:mod:`edge.alerting`), every ``[alerts] interval_s``;
 - ``maintenance``: WAL checkpoints and backlog alerts;
 - ``peak`` (:mod:`edge.peak`): counts PDA scans and device reads; the
   maintenance tick's purge and compaction and the batcher's background
@@ -43,6 +44,8 @@ from cloud_sync.uploader import Uploader
 from devices.drivers.zpl_printer import ZplPrinterDriver
 from devices.errors import DeviceError, PrinterFaultError
 from devices.events import DeviceRole, ScanEvent, TagPresenceEvent, TagReadEvent
+from edge.alerting import AlertEngine
+from edge.alerting.engine import printer_ids
 from edge.api import HUB, ApiServer, create_app
 from edge.api.app import DEVICE_STATES, SCAN_HOURS
 from edge.config import Config
@@ -360,6 +363,20 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     )
     parts["maintenance"] = maintenance
     components.append(maintenance)
+
+    # the alert rules (edge.alerting): device events feed the printers' and
+    # readers' figures; peak mode holds the low-priority rules back
+    alerting = AlertEngine(
+        store,
+        cfg.alerts,
+        devices=devices.snapshot if devices is not None else None,
+        printers=printer_ids(cfg.devices),
+        on_commit=notify,
+        defer=peak.defer,
+    )
+    inbox.listeners.append(alerting.observe)
+    parts["alerts"] = alerting
+    components.append(alerting)
 
     async def close() -> None:
         if client is not None:

@@ -49,6 +49,7 @@ EDGE_LAYERS = (
     "edge.daemon",
     "edge.device_supervisor",
     "edge.maintenance",
+    "edge.alerting",
     "edge.masterdata",
     "edge.metrics",
     "edge.ops",
@@ -73,6 +74,8 @@ RULES: tuple[Rule, ...] = (
         ("edge.api", "edge.cli", "edge.wiring", "edge.shipping", "simulators", "tests"),
     ),
     Rule("edge.shipping", ("edge.api", "edge.cli", "edge.wiring", "simulators", "tests")),
+    # the alert rules read the floor and write alerts; nothing but the wiring starts them
+    Rule("edge.alerting", ("edge.api", "edge.cli", "edge.wiring", "simulators", "tests")),
     # what a site engineer watches: reads of the store, shown by the API and the CLI
     Rule("edge.ops", ("edge.api", "edge.cli", "edge.wiring", "simulators", "tests")),
     Rule(
@@ -174,6 +177,8 @@ def test_every_edge_package_is_named_in_the_rules() -> None:
         ("edge.store.db", "cloud_sync.events", False),
         ("edge.picking.service", "edge.api.app", True),
         ("edge.picking.service", "edge.store", False),
+        ("edge.alerting.engine", "edge.api.app", True),
+        ("edge.alerting.engine", "edge.picking.stats", False),
         ("edge.api.app", "devices.framing.lines", True),
         ("edge.api.app", "simulators.cloud", True),
         ("edge.cli.demo", "simulators.cloud", False),
