@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("edge.cli.listen:listen_command", "Print decoded events of configured devices."),
     "sim": ("edge.cli.sim:sim_group", "Run a device or cloud simulator."),
     "sync": ("edge.cli.sync:sync_group", "Sync with the cloud: status of the outbox."),
+    "status": ("edge.cli.status:status_command", "The zone at a glance (the dashboard's figures)."),
     "pda": ("edge.cli.pda:pda_group", "Enrol, list and revoke PDA handhelds."),
     "picker": ("edge.cli.pda:picker_group", "Add a picker or supervisor locally."),
 }
