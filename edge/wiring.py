@@ -16,6 +16,8 @@ connected:
   active tours) then go to the PDAs' sockets; at start-up, stops of tasks
   no longer pickable are taken out of the tours before the API serves;
 - ``alerts``: the alert rules (:mod:`edge.alerting`), every ``[alerts] interval_s``;
+- ``systemd``: readiness, watchdog and stopping notifications
+  (:mod:`edge.systemd`), when ``NOTIFY_SOCKET`` is set;
 - ``maintenance``: WAL checkpoints and backlog alerts;
 - ``peak`` (:mod:`edge.peak`): counts PDA scans and device reads; the
   maintenance tick's purge and compaction and the batcher's background
@@ -66,6 +68,7 @@ from edge.shipping.service import PackingService, Station
 from edge.store import Store
 from edge.store.sync_state import StoreChangeSink, StoreOutbox
 from edge.store.syncmark import SyncMark
+from edge.systemd import Notifier, ServiceNotifier
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +316,12 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     api = ApiServer(app, cfg)
     parts.update(picking=picking, app=app, api=api)
     components.append(api)
+    # under systemd (Type=notify): READY=1 once the API serves, the watchdog's
+    # pings while the store's writer answers, STOPPING=1 (edge.systemd)
+    notifier = Notifier.from_environment()
+    if notifier.enabled:
+        parts["systemd"] = ServiceNotifier(notifier, store=store, api=api)
+        components.append(parts["systemd"])
 
     if client is not None and up is not None:
         hub = app[HUB]

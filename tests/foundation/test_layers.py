@@ -60,6 +60,7 @@ EDGE_LAYERS = (
     "edge.config",
     "edge.logs",
     "edge.errors",
+    "edge.systemd",
 )
 
 RULES: tuple[Rule, ...] = (
