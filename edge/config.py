@@ -298,6 +298,28 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long finished work and people's data stay on the box, in days of box
+    uptime (issue 13; finished tours, scans and tasks: ``[store]
+    retention_days``; acked outbox rows: ``[cloud] retention_days``)."""
+
+    shipments_days: float = _f(
+        30.0,
+        "Confirmed shipments, their cartons and label print jobs are purged after this.",
+        min=1,
+    )
+    pickers_days: float = _f(
+        90.0,
+        "Inactive pickers (name, badge) are purged after this; their ids stay in history.",
+        min=1,
+    )
+    alerts_days: float = _f(30.0, "Cleared alerts are purged after this.", min=1)
+    purge_interval_s: float = _f(
+        3600.0, "How often the purge runs (box uptime).", min=1, max=86_400
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CartsConfig:
     """Cart picking: several orders on one cart, one tote each (issue 11)."""
 
@@ -363,6 +385,7 @@ class Config:
     shipping: ShippingConfig = field(default_factory=ShippingConfig)
     carts: CartsConfig = field(default_factory=CartsConfig)
     floor: FloorConfig = field(default_factory=FloorConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     peak: PeakConfig = field(default_factory=PeakConfig)
     device_entries: tuple[DeviceConfig, ...] = ()
@@ -421,6 +444,7 @@ SECTIONS: dict[str, type[Any]] = {
     "shipping": ShippingConfig,
     "carts": CartsConfig,
     "floor": FloorConfig,
+    "retention": RetentionConfig,
     "alerts": AlertsConfig,
     "peak": PeakConfig,
 }

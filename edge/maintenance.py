@@ -19,7 +19,13 @@ when no reader is in the way: that attempt waits for nobody.
 
 Finished work — tours done or cancelled with their scans, finished tasks — is
 purged ``retention_days`` of box *uptime* after maintenance first saw it
-finished (DESIGN.md decision 6: customer data stays minimal). Uptime comes from
+finished (DESIGN.md decision 6: customer data stays minimal); confirmed
+shipments with their cartons and print jobs ``shipments_days`` after, inactive
+pickers ``pickers_days`` after they were first seen inactive, cleared alerts
+``alerts_days`` after (``[retention]``, docs/operations.md "Retention and
+customer data"). After a purge that deleted anything, and after an erasure
+(:meth:`wipe_wal`), the WAL is truncated so the deleted content leaves the
+files too (the store zeroes deleted content in its pages: ``secure_delete``). Uptime comes from
 the monotonic clock, so a wall clock that is years off or jumps can neither
 purge work early (which would drop the dedup record of a scan whose answer was
 lost) nor keep it forever. A purged task leaves a tombstone of its id for
@@ -28,8 +34,9 @@ twice. A crash loses at most one tick of uptime: purges come later, never
 earlier. Sessions expire on the same uptime; expired ones are dropped here.
 
 The statements belong to the tables' owners: :mod:`edge.picking.retention`
-(tours, scans), :mod:`edge.masterdata.tables` (tasks, tombstones),
-:mod:`edge.api.auth_tables` (sessions), :mod:`edge.store.upkeep` (uptime).
+(tours, scans), :mod:`edge.masterdata.tables` (tasks, tombstones, pickers),
+:mod:`edge.api.auth_tables` (sessions), :mod:`edge.shipping.retention`
+(shipments, cartons, print jobs), :mod:`edge.store.upkeep` (uptime, alerts).
 """
 
 from __future__ import annotations
@@ -37,12 +44,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from edge.api import auth_tables
+from edge.masterdata import DROPPED_FIELDS, ERASURES
 from edge.masterdata import tables as masterdata_tables
 from edge.ops import hours
 from edge.picking import putback, retention, stats
+from edge.shipping import retention as shipping_retention
 from edge.shipping.service import forget_message_keys
 from edge.store import Store, Transaction, upkeep
 from edge.store.db import TRUNCATE_WAIT_MS
@@ -52,6 +64,41 @@ log = logging.getLogger(__name__)
 
 #: how long the id of a purged task is remembered, in days of box uptime
 TOMBSTONE_DAYS = 365.0
+
+
+class RetentionCollector(Collector):
+    """The retention and minimisation counters, read at scrape time: rows
+    purged per table, task fields dropped on ingest per place (``task``,
+    ``ship_to``, ``line``), erasures per subject (``order``, ``picker``). No
+    label names a person, an order or a field's value."""
+
+    def __init__(self, maintenance: Maintenance) -> None:
+        self.maintenance = maintenance
+
+    def collect(self) -> Iterator[Metric]:
+        purged = CounterMetricFamily(
+            "pickedge_retention_purged_rows",
+            "Rows purged by retention (box uptime), per table.",
+            labels=["table"],
+        )
+        for table, n in sorted(self.maintenance.purged_total.items()):
+            purged.add_metric([table], float(n))
+        dropped = CounterMetricFamily(
+            "pickedge_customer_fields_dropped",
+            "Fields of downstream tasks dropped on ingest (not in sync-v1: customer data "
+            "beyond postcode and region), by where they were.",
+            labels=["where"],
+        )
+        for where in ("task", "ship_to", "line"):
+            dropped.add_metric([where], float(DROPPED_FIELDS[where]))
+        erased = CounterMetricFamily(
+            "pickedge_erasures",
+            "Erasures carried out (sync-v1 erase), by subject.",
+            labels=["subject"],
+        )
+        for subject in ("order", "picker"):
+            erased.add_metric([subject], float(ERASURES[subject]))
+        yield from (purged, dropped, erased)
 
 
 class Maintenance:
@@ -64,6 +111,9 @@ class Maintenance:
         interval_s: float,
         warn_backlog: int,
         retention_days: float = 30.0,
+        shipments_days: float = 30.0,
+        pickers_days: float = 90.0,
+        alerts_days: float = 30.0,
         put_back_alert_s: float = 1800.0,
         purge_every_s: float = 3600.0,
         truncate_wait_ms: int = TRUNCATE_WAIT_MS,
@@ -74,6 +124,13 @@ class Maintenance:
         self.interval_s = interval_s
         self.warn_backlog = warn_backlog
         self.retention_ms = int(retention_days * 86_400_000)
+        self.shipments_ms = int(shipments_days * 86_400_000)
+        self.pickers_ms = int(pickers_days * 86_400_000)
+        self.alerts_ms = int(alerts_days * 86_400_000)
+        #: rows purged since start, by table (the metrics' retention counters)
+        self.purged_total: dict[str, int] = {}
+        #: deleted content may still be in the WAL: truncate it at the next tick
+        self.wipe_pending = False
         self.put_back_alert_ms = int(put_back_alert_s * 1000)
         self.purge_every_s = purge_every_s
         self.truncate_wait_ms = truncate_wait_ms
@@ -114,8 +171,25 @@ class Maintenance:
         counts["sessions"] = auth_tables.drop_expired_sessions(tx, up)
         counts["message_keys"] = forget_message_keys(tx, up)
         counts["floor_stats"] = stats.purge(tx)
+        shipping_retention.stamp(tx, up + self.shipments_ms)
+        counts.update(shipping_retention.purge(tx, up))
+        masterdata_tables.stamp_inactive_pickers(tx, up + self.pickers_ms)
+        counts["pickers"] = masterdata_tables.purge_pickers(tx, up)
+        upkeep.stamp_cleared_alerts(tx, up + self.alerts_ms)
+        counts["alerts"] = upkeep.purge_alerts(tx, up)
         counts["floor_hours"] = hours.purge(tx)
         return counts
+
+    def wipe_wal(self) -> bool:
+        """Truncate the WAL (blocking; waits at most ``truncate_wait_ms`` for
+        readers): content deleted by a purge or an erasure leaves the WAL file
+        as well as the database's pages. Whether it was truncated; when a
+        reader held a snapshot, the next tick tries again."""
+        busy, _, _ = self.store.checkpoint("TRUNCATE", wait_ms=self.truncate_wait_ms)
+        self.wipe_pending = bool(busy)
+        if busy:
+            log.info("WAL wipe after a purge or erasure deferred: a reader holds a snapshot")
+        return not busy
 
     def wal_bytes(self) -> int:
         wal = self.store.path.with_name(self.store.path.name + "-wal")
@@ -168,6 +242,9 @@ class Maintenance:
             self.last_purge = counts
             if any(counts.values()):
                 log.info("purged finished work: %s", counts)
+                self.wipe_pending = True
+                for table, n in counts.items():
+                    self.purged_total[table] = self.purged_total.get(table, 0) + n
         backlog = (await asyncio.to_thread(status, self.store)).backlog
         if backlog >= self.warn_backlog:
 
@@ -186,6 +263,8 @@ class Maintenance:
         # Last, so that an idle tick leaves the WAL empty, its own writes included.
         if compact or self.wal_bytes() > self.store.wal_limit_bytes:
             await asyncio.to_thread(lambda: self.checkpoint(idle=idle and compact))
+        if self.wipe_pending:
+            await asyncio.to_thread(self.wipe_wal)
         self._quiet_mark = await asyncio.to_thread(self.store.data_version)
 
     async def run(self) -> None:

@@ -33,7 +33,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +53,7 @@ from edge.api.app import DEVICE_STATES, SCAN_HOURS
 from edge.config import Config
 from edge.daemon import Component, Supervisor
 from edge.device_supervisor import DeviceSupervisor
-from edge.maintenance import Maintenance
+from edge.maintenance import Maintenance, RetentionCollector
 from edge.masterdata import Notice, apply_changes
 from edge.metrics import DaemonCollector, exposition, set_sync_backlog
 from edge.peak import PeakGuard
@@ -326,10 +326,15 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     if client is not None and up is not None:
         hub = app[HUB]
 
-        def deliver(notices: list[Notice]) -> None:
+        async def wipe() -> None:
+            # an erasure is committed: its old values leave the WAL file too
+            await asyncio.to_thread(parts["maintenance"].wipe_wal)
+
+        def deliver(notices: list[Notice]) -> Coroutine[Any, Any, None] | None:
             # after the commit: the cancel itself is already in the tables
             if notices:
                 hub.deliver(notices)
+            return wipe() if any(n.kind == "erased" for n in notices) else None
 
         down = downloader(cfg, store, client, planner=picking.planner, on_applied=deliver)
         parts["downloader"] = down
@@ -366,12 +371,17 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         interval_s=cfg.store.checkpoint_interval_s,
         warn_backlog=cfg.store.warn_backlog,
         retention_days=cfg.store.retention_days,
+        shipments_days=cfg.retention.shipments_days,
+        pickers_days=cfg.retention.pickers_days,
+        alerts_days=cfg.retention.alerts_days,
+        purge_every_s=cfg.retention.purge_interval_s,
         put_back_alert_s=cfg.floor.put_back_alert_s,
         defer=peak.defer,
         scan_hours=app[SCAN_HOURS],
     )
     parts["maintenance"] = maintenance
     components.append(maintenance)
+    registry.register(RetentionCollector(maintenance))
 
     # the alert rules (edge.alerting): device events feed the printers' and
     # readers' figures; peak mode holds the low-priority rules back

@@ -172,6 +172,11 @@ class CloudSimulator:
     def close(self) -> None:
         self.receiver.close()
 
+    def erase(self, *, order: str | None = None, picker: str | None = None) -> None:
+        """Append an ``erase`` change (sync-v1: a data-subject erasure) to the
+        feed; the box answers it with ``erased`` events."""
+        self.feed.add(erase_change(order=order, picker=picker))
+
     async def __aenter__(self) -> CloudSimulator:
         await self.start()
         return self
@@ -310,6 +315,18 @@ def gtin14(n: int) -> str:
     return body + str((10 - total % 10) % 10)
 
 
+def erase_change(*, order: str | None = None, picker: str | None = None) -> dict[str, Any]:
+    """An ``erase`` change of ``order`` and/or ``picker`` (sync-v1)."""
+    if order is None and picker is None:
+        raise ValueError("an erase names an order, a picker or both")
+    data: dict[str, Any] = {}
+    if order is not None:
+        data["order"] = order
+    if picker is not None:
+        data["picker"] = picker
+    return {"type": "erase", "data": data}
+
+
 def task_feed(
     *,
     seed: int = 1,
@@ -391,4 +408,4 @@ if __name__ == "__main__":  # pragma: no cover - python -m simulators.cloud
 
     importlib.import_module("simulators.cloud_cli").cloud_command()
 
-__all__ = ["MSGPACK", "CloudSimulator", "Faults", "gtin14", "task_feed"]
+__all__ = ["MSGPACK", "CloudSimulator", "Faults", "erase_change", "gtin14", "task_feed"]

@@ -148,6 +148,31 @@ def render(label: CartonLabel) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+#: the fields :func:`render` writes the ship-to postcode and region into (up to
+#: their data, then the data): what :func:`redact_ship_to` blanks
+_SHIP_TO_FIELDS = tuple(
+    re.compile(b"(" + re.escape(_text(40, y, h, "")[: -len("^FS")].encode()) + rb")[^^]*(\^FS)")
+    for y, h in ((140, 90), (250, 50))
+)
+#: what a redacted ship-to field shows instead of its text
+REDACTED = "ERASED"
+
+
+def redact_ship_to(job: bytes, ssccs: Iterable[str]) -> bytes:
+    """``job`` with the ship-to postcode and region of the labels of ``ssccs``
+    replaced by :data:`REDACTED` (an erasure: the rest of each label, and the
+    other labels of the job, stay byte for byte)."""
+    marks = [f">;>800{sscc}^FS".encode() for sscc in ssccs]
+    formats = job.split(b"^XZ")
+    for i, fmt in enumerate(formats):
+        if any(mark in fmt for mark in marks):
+            redacted = fmt
+            for field in _SHIP_TO_FIELDS:
+                redacted = field.sub(rb"\g<1>" + REDACTED.encode() + rb"\g<2>", redacted)
+            formats[i] = redacted
+    return b"^XZ".join(formats)
+
+
 def render_batch(labels: Iterable[CartonLabel]) -> bytes:
     """Several labels in one job, in order; an empty batch is a ``LabelError``."""
     job = b"".join(render(label) for label in labels)

@@ -7,6 +7,8 @@ or write those tables.
 """
 
 from edge.masterdata.apply import (
+    DROPPED_FIELDS,
+    ERASURES,
     UNKNOWN_CHANGES,
     ChangeError,
     Notice,
@@ -14,4 +16,12 @@ from edge.masterdata.apply import (
     apply_changes,
 )
 
-__all__ = ["UNKNOWN_CHANGES", "ChangeError", "Notice", "StockAheadError", "apply_changes"]
+__all__ = [
+    "DROPPED_FIELDS",
+    "ERASURES",
+    "UNKNOWN_CHANGES",
+    "ChangeError",
+    "Notice",
+    "StockAheadError",
+    "apply_changes",
+]

@@ -23,7 +23,11 @@ downloader stores the new cursor in the same one) and promises:
 - ``task``: inserted when new; replaced (header and lines) while ``open``;
   once started, done or cancelled a *different* update is ignored and a
   ``warn`` alert (``task_update_ignored``) goes upstream. Of ``ship_to`` only
-  ``postcode`` and ``region`` are stored; nothing else of the customer.
+  ``postcode`` and ``region`` are stored; nothing else of the customer. Any
+  key a task, its ``ship_to`` or its lines do not have in sync-v1 (a name, a
+  street, a phone number …) is dropped on ingest, never stored: counted in
+  :data:`DROPPED_FIELDS` by where it was (``task``, ``ship_to``, ``line``) and
+  logged once per field *name*, never with its value.
 - ``task_cancel``: the task is cancelled and, **in the same transaction**, its
   open stops leave every active tour (reservations released, the tour
   re-routed or finished: :func:`edge.picking.apply.withdraw_task`), so a crash
@@ -36,6 +40,15 @@ downloader stores the new cursor in the same one) and promises:
 - ``picker``: upsert of ``pickers``; ``active`` false deactivates (and a
   :class:`Notice` says so, for logging the picker out). A badge that moves to
   another picker is taken from its old holder, which is deactivated.
+- ``erase``: a data-subject erasure (sync-v1). For ``order``: its tasks'
+  ship-to postcode and region are blanked and the ship-to texts of its labels
+  in stored print jobs redacted (:func:`edge.shipping.labels.redact_order`);
+  quantities, codes, SSCCs and states stay. For ``picker``: the picker keeps
+  its id (history refers to it) but its name and badge are replaced, it is
+  deactivated and its sessions end. Each subject is answered by an
+  ``erased`` event (``order`` or ``picker``, ``rows``: rows changed) in the
+  same transaction, and a :class:`Notice` ``erased`` asks the daemon to
+  truncate the WAL after the commit, so the old values leave the files.
 - **Unknown change types** are skipped (forward compatible: a newer cloud may
   send more than this box knows), counted in :data:`UNKNOWN_CHANGES` and
   logged once per type per process.
@@ -62,13 +75,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud_sync.events import CancelStage, TaskCancelled
+from cloud_sync.events import CancelStage, Erased, TaskCancelled
 from cloud_sync.ports import ChangeRefused
 from common.errors import PickEdgeError
 from edge.masterdata import tables
 from edge.picking import stats
 from edge.picking.apply import cancel_stage, record_put_backs, withdraw_task
 from edge.picking.tours import Planner
+from edge.shipping.labels import redact_order
 from edge.store.db import Transaction, now_ms
 from edge.store.outbox import deltas_after, raise_alert
 
@@ -76,6 +90,19 @@ log = logging.getLogger(__name__)
 
 #: change type -> how many were skipped as unknown (this process)
 UNKNOWN_CHANGES: Counter[str] = Counter()
+#: where in a task (``task``, ``ship_to``, ``line``) -> fields dropped on ingest
+#: because sync-v1 does not have them there (this process)
+DROPPED_FIELDS: Counter[str] = Counter()
+#: subject (``order``, ``picker``) -> erasures carried out (this process)
+ERASURES: Counter[str] = Counter()
+#: the keys a task, its ship_to and its lines have in sync-v1: anything else is dropped
+TASK_KEYS = frozenset({"task", "kind", "order", "priority", "lines", "ship_to", "carrier"})
+SHIP_TO_KEYS = frozenset({"postcode", "region"})
+LINE_KEYS = frozenset({"line", "sku", "qty", "location"})
+#: field names already logged as dropped (bounded: a feed full of odd keys logs
+#: at most this many lines)
+_LOGGED_DROPS: set[str] = set()
+_MAX_LOGGED_DROPS = 100
 
 _GTIN = re.compile(r"\d{14}")
 
@@ -105,7 +132,9 @@ class Notice:
 
     ``kind`` is ``task_cancelled`` (a task on active tours was cancelled and its
     stops taken out of them: ``pickers`` are on it, ``tours`` are those tours,
-    to push as they now are) or ``picker_deactivated``.
+    to push as they now are), ``picker_deactivated`` or ``erased`` (an
+    erasure was committed: the WAL is to be truncated; ``pickers`` or
+    ``detail["order"]`` name the subject).
     """
 
     kind: str
@@ -172,12 +201,16 @@ def _describe(type_: str, data: Mapping[str, Any]) -> str:
     return type_
 
 
-def _str(data: Mapping[str, Any], key: str, *, optional: bool = False) -> Any:
+def _str(
+    data: Mapping[str, Any], key: str, *, optional: bool = False, private: bool = False
+) -> Any:
     value = data.get(key)
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value:
-        raise ChangeError(f"{key} must be a non-empty string, not {value!r}")
+        # a person's data (a badge) is never echoed into the error, which is logged
+        shown = type(value).__name__ if private else repr(value)
+        raise ChangeError(f"{key} must be a non-empty string, not {shown}")
     return value
 
 
@@ -190,6 +223,23 @@ def _int(data: Mapping[str, Any], key: str, default: int | None = None) -> int:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _drop_unknown(where: str, data: Mapping[str, Any], known: frozenset[str]) -> None:
+    """Count (and log once per name) the keys of ``data`` sync-v1 does not
+    have at ``where``: they are never stored. Only the key's name is logged."""
+    for key in data:
+        if key in known:
+            continue
+        DROPPED_FIELDS[where] += 1
+        name = f"{where}.{str(key)[:40]}"
+        if name not in _LOGGED_DROPS and len(_LOGGED_DROPS) < _MAX_LOGGED_DROPS:
+            _LOGGED_DROPS.add(name)
+            log.warning(
+                "dropping field %r of downstream tasks: the box keeps no customer data "
+                "beyond postcode and region (logged once per field)",
+                name,
+            )
 
 
 # --------------------------------------------------------------------------- handlers
@@ -261,6 +311,7 @@ def _task_lines(d: Mapping[str, Any], task: str, kind: str) -> list[tables.TaskL
             # The box keys lines by (task, line): two of one id cannot both be picked.
             raise ChangeError(f"task {task}: line {line_id} appears twice")
         seen.add(line_id)
+        _drop_unknown("line", line, LINE_KEYS)
         qty = _int(line, "qty")
         if qty < 0:
             raise ChangeError(f"task {task}: line {line_id}: qty must be ≥ 0")
@@ -278,6 +329,8 @@ def _task(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
     if not isinstance(ship_to, Mapping):
         raise ChangeError(f"task {task}: ship_to must be a map")
     # Customer data stays minimal (DESIGN decision 6): postcode and region only.
+    _drop_unknown("task", d, TASK_KEYS)
+    _drop_unknown("ship_to", ship_to, SHIP_TO_KEYS)
     header = tables.TaskHeader(
         kind=kind,
         order_ref=_text(d.get("order")),
@@ -388,7 +441,7 @@ def _refuse_late_cancel(tx: Transaction, task: str) -> None:
 
 def _picker(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
     picker = _str(d, "id")
-    badge = _str(d, "badge")
+    badge = _str(d, "badge", private=True)
     role = d.get("role") or "picker"
     if role not in ("picker", "supervisor", "admin"):
         raise ChangeError(f"picker {picker}: role must be picker, supervisor or admin")
@@ -408,6 +461,33 @@ def _picker(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
         page.notices.append(Notice(kind="picker_deactivated", pickers=(picker,)))
 
 
+def _erase(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
+    order = _str(d, "order", optional=True)
+    picker = _str(d, "picker", optional=True)
+    if order is None and picker is None:
+        raise ChangeError("erase names neither an order nor a picker")
+    if order is not None:
+        rows = tables.erase_order(tx, order) + redact_order(tx, order)
+        tx.append(Erased(order=order, rows=rows))
+        ERASURES["order"] += 1
+        log.info("erased the customer data of order %s (%d rows)", order, rows)
+    if picker is not None:
+        was_active = tables.picker_active(tx, picker)
+        rows = tables.erase_picker(tx, picker)
+        tx.append(Erased(picker=picker, rows=rows))
+        ERASURES["picker"] += 1
+        log.info("erased the name and badge of picker %s (%d rows)", picker, rows)
+        if was_active:
+            page.notices.append(Notice(kind="picker_deactivated", pickers=(picker,)))
+    page.notices.append(
+        Notice(
+            kind="erased",
+            pickers=(picker,) if picker is not None else (),
+            detail={"order": order} if order is not None else {},
+        )
+    )
+
+
 _HANDLERS = {
     "item": _item,
     "location": _location,
@@ -415,6 +495,15 @@ _HANDLERS = {
     "task": _task,
     "task_cancel": _task_cancel,
     "picker": _picker,
+    "erase": _erase,
 }
 
-__all__ = ["UNKNOWN_CHANGES", "ChangeError", "Notice", "StockAheadError", "apply_changes"]
+__all__ = [
+    "DROPPED_FIELDS",
+    "ERASURES",
+    "UNKNOWN_CHANGES",
+    "ChangeError",
+    "Notice",
+    "StockAheadError",
+    "apply_changes",
+]

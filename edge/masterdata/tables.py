@@ -2,11 +2,12 @@
 
 Tables: ``items``, ``item_gtins``, ``locations``, the cloud's figure in
 ``stock`` (lot ``''``), ``tasks``, ``task_lines``, ``task_tombstones`` and
-``pickers``. Writers take the caller's :class:`~edge.store.Transaction` and
-never commit; readers of a whole table take the :class:`~edge.store.Store` and
-use a read-only connection. Nothing here validates or decides: that is
-:mod:`edge.masterdata.apply` (downstream changes), :mod:`edge.api.auth` (local
-pickers, badge login) and :mod:`edge.maintenance` (retention).
+``pickers`` (with their retention and erasure). Writers take the caller's
+:class:`~edge.store.Transaction` and never commit; readers of a whole table
+take the :class:`~edge.store.Store` and use a read-only connection. Nothing
+here validates or decides: that is :mod:`edge.masterdata.apply` (downstream
+changes), :mod:`edge.api.auth` (local pickers, badge login) and
+:mod:`edge.maintenance` (retention).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edge.store import Store, Transaction
+
+#: what an erased person's name becomes (the badge becomes ``~erased:<id>``)
+ERASED = "(erased)"
 
 #: (line, sku, qty, location) of a task line, in the cloud's order
 TaskLine = tuple[str, str, int, str | None]
@@ -288,9 +292,57 @@ def upsert_picker(
     tx.execute(
         "INSERT INTO pickers (id, name, badge, role, active, source) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
-        "badge = excluded.badge, role = excluded.role, active = excluded.active",
+        "badge = excluded.badge, role = excluded.role, active = excluded.active, "
+        "purge_at_up = CASE WHEN excluded.active THEN NULL ELSE purge_at_up END",
         (picker, name, badge, role, int(active), source),
     )
+
+
+def stamp_inactive_pickers(tx: Transaction, purge_at_up: int) -> None:
+    """Inactive pickers not yet stamped go at box uptime ``purge_at_up``; a
+    picker active again loses its stamp (:func:`upsert_picker` clears it)."""
+    tx.execute(
+        "UPDATE pickers SET purge_at_up = ? WHERE active = 0 AND purge_at_up IS NULL",
+        (purge_at_up,),
+    )
+
+
+def purge_pickers(tx: Transaction, up: int) -> int:
+    """Delete the inactive pickers due by uptime ``up`` that hold no active tour
+    and no open put-back line (the ids in finished work stay: ids, not names);
+    their sessions go with them. Returns how many pickers went."""
+    due = (
+        "SELECT id FROM pickers p WHERE active = 0 AND purge_at_up <= ? "
+        "AND NOT EXISTS (SELECT 1 FROM tours t WHERE t.picker = p.id AND t.state = 'active') "
+        "AND NOT EXISTS (SELECT 1 FROM put_backs b WHERE b.picker = p.id "
+        "AND b.closed_ms IS NULL)"
+    )
+    tx.execute(f"DELETE FROM sessions WHERE picker IN ({due})", (up,))  # noqa: S608 - constant
+    return int(tx.execute(f"DELETE FROM pickers WHERE id IN ({due})", (up,)).rowcount)  # noqa: S608
+
+
+def erase_picker(tx: Transaction, picker: str) -> int:
+    """A person's erasure: ``picker`` keeps its id (finished work refers to it)
+    but its name and badge are replaced and it is deactivated; its sessions
+    end. Returns the rows changed (the picker, its sessions)."""
+    changed = tx.execute(
+        "UPDATE pickers SET name = ?, badge = ?, active = 0 WHERE id = ?",
+        (ERASED, f"~erased:{picker}", picker),
+    ).rowcount
+    ended = tx.execute("DELETE FROM sessions WHERE picker = ?", (picker,)).rowcount
+    return int(changed) + int(ended)
+
+
+def erase_order(tx: Transaction, order: str) -> int:
+    """An order's erasure: its tasks' ship-to postcode and region are blanked
+    (quantities, codes and states stay). Returns the tasks changed."""
+    cur = tx.execute(
+        "UPDATE tasks SET ship_postcode = NULL, ship_region = NULL "
+        "WHERE COALESCE(order_ref, task) = ? "
+        "AND (ship_postcode IS NOT NULL OR ship_region IS NOT NULL)",
+        (order,),
+    )
+    return int(cur.rowcount)
 
 
 def active_picker_by_badge(store: Store, badge: str) -> PickerRow | None:

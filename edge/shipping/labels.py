@@ -7,7 +7,9 @@ finished the order, so a crash between the commit and the printer loses no
 label: the job is still ``queued`` and the station can print it again. After
 the commit :func:`send` asks the printer for its state and sends the job;
 :func:`printed` or :func:`failed` record the outcome in a transaction of its
-own. Labels carry no customer data beyond the ship-to postcode and region.
+own. Labels carry no customer data beyond the ship-to postcode and region;
+:func:`redact_order` blanks those in the stored jobs of an order the cloud
+asks to erase (sync-v1 ``erase``).
 
 "Printed" is as far as a raw-9100 printer can say: it accepted the bytes and
 reported no fault in its host status (``~HS``) before and after. A label
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from devices.printer.zpl import MAX_TEXT, CartonLabel, render_batch
+from devices.printer.zpl import MAX_TEXT, CartonLabel, redact_ship_to, render_batch
 from edge.store.db import Transaction
 
 
@@ -136,3 +138,28 @@ async def send(port: PrinterPort, job: Job) -> str | None:
     except PrintError as exc:
         return str(exc) or "the printer did not take the job"
     return None
+
+
+def redact_order(tx: Transaction, order: str) -> int:
+    """Blank the ship-to texts of ``order``'s labels in every stored print job
+    (the other labels of a cart's job are left as they are); returns how many
+    jobs changed. A reprint renders from the tasks, whose ship-to the erasure
+    blanks too."""
+    ssccs = [
+        str(r[0])
+        for r in tx.execute(
+            "SELECT sscc FROM cartons WHERE order_ref = ? AND sscc IS NOT NULL", (order,)
+        ).fetchall()
+    ]
+    changed = 0
+    for sscc in ssccs:
+        rows = tx.execute(
+            "SELECT job, zpl FROM print_jobs WHERE instr(',' || cartons || ',', ?) > 0",
+            (f",{sscc},",),
+        ).fetchall()
+        for job, zpl in rows:
+            redacted = redact_ship_to(bytes(zpl), ssccs)
+            if redacted != bytes(zpl):
+                tx.execute("UPDATE print_jobs SET zpl = ? WHERE job = ?", (redacted, job))
+                changed += 1
+    return changed

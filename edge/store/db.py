@@ -347,6 +347,10 @@ class Store:
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
+        # Deleted or overwritten content is zeroed in the page, not left in free
+        # space: a purged postcode or an erased name must leave the file (the
+        # WAL is truncated after purges and erasures: edge.maintenance).
+        conn.execute("PRAGMA secure_delete = ON")
         conn.execute(f"PRAGMA journal_size_limit = {int(wal_limit)}")
         # SQLite's own checkpoint after a commit is PASSIVE: it never waits.
         conn.execute(f"PRAGMA wal_autocheckpoint = {1000 if checkpoints else 0}")

@@ -8,6 +8,8 @@ connection: they write nothing to the database, never checkpoint its WAL and
 work on any schema version (a backup before ``pickedge db migrate`` is the
 first thing to make). WAL checkpoints are :class:`~edge.store.Store` methods;
 the outbox's own upkeep (acks, pruning, alerts) is :mod:`edge.store.outbox`.
+:func:`stamp_cleared_alerts` and :func:`purge_alerts` are the retention of
+cleared alerts (box uptime, like every purge).
 """
 
 from __future__ import annotations
@@ -23,6 +25,22 @@ from edge.store.errors import StoreError
 def advance_uptime(tx: Transaction, up: int) -> None:
     """Store uptime ``up`` (ms); a smaller figure never moves it back."""
     tx.execute("UPDATE box SET uptime_ms = max(uptime_ms, ?) WHERE id = 1", (up,))
+
+
+def stamp_cleared_alerts(tx: Transaction, purge_at_up: int) -> None:
+    """Cleared alerts not yet stamped go at box uptime ``purge_at_up``."""
+    tx.execute(
+        "UPDATE alerts SET purge_at_up = ? WHERE cleared_ms IS NOT NULL AND purge_at_up IS NULL",
+        (purge_at_up,),
+    )
+
+
+def purge_alerts(tx: Transaction, up: int) -> int:
+    """Delete the cleared alerts due by uptime ``up`` (an open one never goes);
+    returns how many went. What went upstream stays in the outbox's own
+    retention."""
+    cur = tx.execute("DELETE FROM alerts WHERE cleared_ms IS NOT NULL AND purge_at_up <= ?", (up,))
+    return int(cur.rowcount)
 
 
 @dataclass(frozen=True, slots=True)
