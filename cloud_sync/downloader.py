@@ -137,7 +137,7 @@ class Downloader(Generic[R]):
         try:
             reply = await self.client.get_changes(cursor, self.limit)
         except CloudUnreachableError as exc:
-            return await self._fail(str(exc)), False
+            return await self._fail(str(exc), kind="unreachable"), False
         if 200 <= reply.status < 300 and not reply.signed:
             what = "wrongly signed" if reply.has_signature else "unsigned"
             return await self._fail(
@@ -145,7 +145,9 @@ class Downloader(Generic[R]):
                 alert=("sync_changes_unsigned", f"the cloud's changes answer was {what}"),
             ), False
         if reply.status != 200:
-            return await self._fail(f"changes: {reply.status} from the cloud"), False
+            return await self._fail(
+                f"changes: {reply.status} from the cloud", kind=f"http_{reply.status}"
+            ), False
         doc = reply.doc
         if not (
             isinstance(doc, dict)
@@ -198,10 +200,14 @@ class Downloader(Generic[R]):
                 )
         return True, bool(doc["more"])
 
-    async def _fail(self, message: str, *, alert: tuple[str, str] | None = None) -> bool:
+    async def _fail(
+        self, message: str, *, alert: tuple[str, str] | None = None, kind: str = ""
+    ) -> bool:
         delay = max(self.backoff_min_s, self._backoff.delay(self._attempt, self._rng))
         self._attempt += 1
         self.backoff_s = delay
+        if self.metrics is not None:
+            self.metrics.error("download", kind or (alert[0] if alert else "failed"))
         if message != self.last_error:
             # one line per distinct failure, not one per retry
             level = logging.ERROR if alert is not None else logging.WARNING

@@ -52,6 +52,17 @@ class SyncMetrics:
             "Downstream changes applied.",
             registry=registry,
         )
+        self.errors = Counter(
+            "pickedge_sync_errors_total",
+            "Failed upload and download attempts, by kind: 'upload_' or 'download_' then "
+            "unreachable, http_<status>, the alert kind raised (sync_…), bad_answer or failed.",
+            ["kind"],
+            registry=registry,
+        )
+
+    def error(self, direction: str, kind: str) -> None:
+        """One failed attempt of ``direction`` (upload, download)."""
+        self.errors.labels(kind=f"{direction}_{kind}").inc()
 
     def batch(self, outcome: str, events: int, seconds: float) -> None:
         self.batches.labels(outcome=outcome).inc()

@@ -334,7 +334,7 @@ class Uploader:
             reply = await self.client.post_batch(body)
         except CloudUnreachableError as exc:
             self._count("unreachable", 0, started)
-            return await self._fail(str(exc))
+            return await self._fail(str(exc), kind="unreachable")
         crash_point("after_send_before_ack")  # tests only: inert unless armed
         self._count(str(reply.status), len(rows), started)
         return await self._answer(
@@ -409,7 +409,7 @@ class Uploader:
                 alert=("sync_batch_rejected", "crit", "the cloud rejected a batch as malformed"),
                 detail={"epoch": epoch, "first": first, "last": last, "error": _plain(error)},
             )
-        return await self._fail(f"{status} from the cloud; will retry")
+        return await self._fail(f"{status} from the cloud; will retry", kind=f"http_{status}")
 
     async def _unauthorized(self, signed: bool) -> Step:
         """401: keep the events, alert, back off. Unsigned, it may be a proxy's
@@ -582,7 +582,10 @@ class Uploader:
         *,
         alert: AlertSpec | None = None,
         detail: dict[str, Any] | None = None,
+        kind: str = "",
     ) -> Step:
+        """Back off after a failure; ``kind`` (else the alert's, else
+        ``bad_answer``) is what the metrics count it as."""
         delay = max(self.backoff_min_s, self._backoff.delay(self._attempt, self._rng))
         self._attempt += 1
         self.backoff_s = delay
@@ -591,6 +594,7 @@ class Uploader:
         self.last_error = message
         if self.metrics is not None:
             self.metrics.backoff(delay)
+            self.metrics.error("upload", kind or (alert[0] if alert else "bad_answer"))
         raise_it = alert is not None and (
             self._open_alerts is None or alert[0] not in self._open_alerts
         )

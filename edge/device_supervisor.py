@@ -14,13 +14,21 @@ when it is back (INFO), never per retry (retries go to DEBUG), and reported to
 ``/metrics`` per-device counters. Cancelling :meth:`DeviceSupervisor.run`
 cancels every driver and returns once they have closed their transports.
 
+Given a ``store``, it keeps the ``devices`` table (:mod:`edge.store.devices`)
+through the store's writer: each state change with since when (``connecting``
+at start, ``connected``, ``disconnected``, ``unavailable``, ``stopped``), and
+``last_seen_ms`` at most every ``seen_interval_s`` — never a write per frame.
+A write that fails is logged once and supervision goes on.
+
 The supervisor never parses device bytes: it only sees typed events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import logging
 import random
 import time
@@ -33,6 +41,8 @@ from devices.driver import DeviceSpec, DeviceStats, Driver, MqttSettings
 from devices.errors import DeviceConfigError, DeviceDisconnectedError
 from devices.events import DeviceEvent, DeviceState, DeviceStateEvent
 from devices.registry import create_driver
+from edge.store import Store, Transaction, now_ms
+from edge.store import devices as device_table
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +86,9 @@ class _DeviceState:
     down_since: float | None = None  # monotonic, when it was lost
     retries: int = 0  # failed attempts since it was last connected
     reconnects: int = 0
+    failures: int = 0  # failed attempts and losses since the start
+    state: str = "connecting"  # as written to the devices table
+    state_since: float = dataclasses.field(default_factory=time.monotonic)
 
 
 class DeviceSupervisor:
@@ -92,6 +105,8 @@ class DeviceSupervisor:
         backoff: Backoff | None = None,
         stable_after_s: float = 10.0,
         rng: random.Random | None = None,
+        store: Store | None = None,
+        seen_interval_s: float = 30.0,
     ) -> None:
         ids = [spec.id for spec in specs]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -110,6 +125,10 @@ class DeviceSupervisor:
             driver.stats = watched
             self._stats[device_id] = watched
         self._state = {s.id: _DeviceState() for s in specs}
+        self.store = store
+        self.seen_interval_s = seen_interval_s
+        self._seen_written: dict[str, float] = {}
+        self._write_failed = False
 
     # -- public ------------------------------------------------------------------
 
@@ -118,13 +137,20 @@ class DeviceSupervisor:
         if not self.specs:
             log.info("no devices configured")
             await asyncio.Event().wait()
+        await self._write_table(self._configure_table)
         try:
             async with asyncio.TaskGroup() as group:
                 for spec in self.specs:
                     group.create_task(self._supervise(spec), name=f"device-{spec.id}")
+                if self.store is not None:
+                    group.create_task(self._write_seen(), name="devices-last-seen")
         finally:
             for driver in self.drivers.values():
                 driver.stats.connected = False
+            for spec in self.specs:
+                self._set_state(spec, "stopped")
+            with contextlib.suppress(Exception):  # stopping: a slow store must not hold it
+                await asyncio.wait_for(self._write_table(self._stopped_table), 2.0)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Per-device counters for the dashboard and /metrics (JSON-ready)."""
@@ -147,8 +173,76 @@ class DeviceSupervisor:
                 "last_seen": stats.last_seen,
                 "last_error": stats.last_error,
                 "down_for_s": (now - state.down_since) if state.down_since is not None else None,
+                "state": state.state,
+                "state_for_s": now - state.state_since,
+                "failures": state.failures,
             }
         return out
+
+    # -- the devices table --------------------------------------------------------
+
+    def _set_state(self, spec: DeviceSpec, state: str) -> bool:
+        """Note ``state``; True when it changed."""
+        known = self._state[spec.id]
+        if known.state == state:
+            return False
+        known.state, known.state_since = state, time.monotonic()
+        return True
+
+    async def _write_table(self, fn: Callable[[Transaction], None]) -> None:
+        if self.store is None:
+            return
+        try:
+            await self.store.write(fn)
+        except Exception as exc:  # the table is for people: supervision goes on
+            if not self._write_failed:
+                log.warning("cannot write the devices table: %s", exc)
+            self._write_failed = True
+        else:
+            self._write_failed = False
+
+    def _configure_table(self, tx: Transaction) -> None:
+        specs = [(s.id, s.driver, s.role.value) for s in self.specs]
+        device_table.configure(tx, specs, now_ms())
+
+    def _stopped_table(self, tx: Transaction) -> None:
+        for spec in self.specs:
+            device_table.set_state(tx, spec.id, "stopped", now_ms(), self._seen_ms(spec.id))
+
+    def _seen_ms(self, device: str) -> int | None:
+        seen = self.drivers[device].stats.last_seen
+        if seen is None:
+            return None
+        self._seen_written[device] = seen
+        return int(seen * 1000)
+
+    async def _record(self, spec: DeviceSpec, state: str) -> None:
+        """A state change, to the devices table (with the last time heard from)."""
+        if not self._set_state(spec, state):
+            return
+        since = now_ms()
+
+        def write(tx: Transaction) -> None:
+            device_table.set_state(tx, spec.id, state, since, self._seen_ms(spec.id))
+
+        await self._write_table(write)
+
+    async def _write_seen(self) -> None:
+        """Every ``seen_interval_s``: last_seen of the devices heard from since."""
+        while True:
+            await asyncio.sleep(self.seen_interval_s)
+            seen = [
+                (device, driver.stats.last_seen)
+                for device, driver in self.drivers.items()
+                if driver.stats.last_seen is not None
+                and driver.stats.last_seen != self._seen_written.get(device)
+            ]
+            if not seen:
+                continue
+            for device, at in seen:
+                self._seen_written[device] = at
+            rows = [(device, int(at * 1000)) for device, at in seen]
+            await self._write_table(functools.partial(device_table.set_last_seen, seen=rows))
 
     # -- per device -------------------------------------------------------------
 
@@ -182,6 +276,7 @@ class DeviceSupervisor:
         state.available = True
         state.down_since = None
         state.retries = 0
+        await self._record(spec, "connected")
         await self._announce(spec, DeviceState.CONNECTED, "connected")
 
     async def _on_failure(self, spec: DeviceSpec, driver: Driver, exc: BaseException) -> None:
@@ -189,6 +284,7 @@ class DeviceSupervisor:
         reason = f"{type(exc).__name__}: {exc}"
         driver.stats.last_error = reason
         state.retries += 1
+        state.failures += 1
         if state.available is not False:
             was = state.available
             state.available = False
@@ -208,6 +304,7 @@ class DeviceSupervisor:
                     spec.driver,
                     exc_info=exc,
                 )
+            await self._record(spec, "disconnected" if was else "unavailable")
             if was:
                 await self._announce(spec, DeviceState.DISCONNECTED, reason)
         else:

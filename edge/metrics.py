@@ -1,9 +1,16 @@
 """Prometheus metrics of the daemon, read when scraped.
 
 :class:`DaemonCollector` reports what other parts already count — each
-device's counters (from the device supervisor), each component's health and
-restarts (from the supervisor), the outbox backlog (from the store) — at
-scrape time, so nothing is counted twice and nothing needs a timer. The
+device's counters and state (from the device supervisor), each printer's
+state (its last ``~HS`` answer), each component's health and restarts (from
+the supervisor), the outbox backlog and the age of its oldest unsent event,
+the floor's figures per day and month (from the store), the free space of the
+store's filesystem and when it fills at the current rate
+(:class:`edge.disk.DiskWatch`) — at scrape time, so nothing is counted twice
+and nothing needs a timer. The picking workflow's counters
+(:mod:`edge.picking.counters`) live with the API's in the process-wide
+registry. Every metric is listed in docs/operations.md ("Metrics"); no label
+names a person, an order, a task or a SKU. The
 figures of sync (:class:`cloud_sync.metrics.SyncMetrics`) live in the same
 per-daemon registry, their backlog gauges set from the outbox at scrape time
 (:func:`set_sync_backlog`); request counters of the API live in the
@@ -21,13 +28,29 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from cloud_sync.metrics import SyncMetrics
+from devices.printer.status import PrinterStatus
 from edge.daemon import Supervisor
+from edge.disk import DiskWatch
 from edge.picking import stats as floor_stats
 from edge.picking.queries import snapshot
 from edge.store import Store, now_ms
 from edge.store.outbox import status
 
 log = logging.getLogger(__name__)
+
+#: a printer's conditions that stop it printing (PrinterStatus.problems), as label values
+PRINTER_PROBLEMS = {
+    "head open": "head_open",
+    "paper out": "paper_out",
+    "ribbon out": "ribbon_out",
+    "paused": "paused",
+    "buffer full": "buffer_full",
+    "over temperature": "over_temperature",
+    "under temperature": "under_temperature",
+}
+
+#: (connected, last status or None before the first answer) of each label printer
+PrinterStates = Callable[[], dict[str, tuple[bool, PrinterStatus | None]]]
 
 
 class DaemonCollector(Collector):
@@ -38,18 +61,74 @@ class DaemonCollector(Collector):
         supervisor: Supervisor | None = None,
         devices: Callable[[], dict[str, dict[str, Any]]] | None = None,
         floor: Callable[[], dict[str, Any]] | None = None,
+        printers: PrinterStates | None = None,
+        disk: DiskWatch | None = None,
     ) -> None:
         self.store = store
         self.supervisor = supervisor
         self.devices = devices
         self.floor = floor
+        self.printers = printers
+        self.disk = disk
 
     def collect(self) -> Iterator[Metric]:
         yield from self._devices()
+        yield from self._printers()
         yield from self._floor()
         yield from self._quality()
         yield from self._components()
         yield from self._outbox()
+        yield from self._disk()
+
+    def _printers(self) -> Iterator[Metric]:
+        if self.printers is None:
+            return
+        ready = GaugeMetricFamily(
+            "pickedge_printer_ready",
+            "1 while the label printer is connected and its last status shows no problem.",
+            labels=["printer"],
+        )
+        problem = GaugeMetricFamily(
+            "pickedge_printer_problem",
+            "1 while the printer's last status shows this problem (kind: paper_out, head_open, …).",
+            labels=["printer", "kind"],
+        )
+        for printer, (connected, last) in sorted(self.printers().items()):
+            problems = set(last.problems) if last is not None else set()
+            ok = connected and last is not None and not problems
+            ready.add_metric([printer], 1.0 if ok else 0.0)
+            for text, kind in PRINTER_PROBLEMS.items():
+                problem.add_metric([printer, kind], 1.0 if text in problems else 0.0)
+        yield ready
+        yield problem
+
+    def _disk(self) -> Iterator[Metric]:
+        if self.disk is None:
+            return
+        try:
+            figures = self.disk.sample()
+        except OSError:
+            log.warning("free space of %s unavailable for /metrics", self.disk.path, exc_info=True)
+            return
+        free = GaugeMetricFamily(
+            "pickedge_disk_free_bytes", "Bytes free on the store's filesystem (for this user)."
+        )
+        free.add_metric([], float(figures.free_bytes))
+        ratio = GaugeMetricFamily(
+            "pickedge_disk_free_ratio", "Share of the store's filesystem that is free."
+        )
+        ratio.add_metric([], figures.free_ratio)
+        yield free
+        yield ratio
+        until = self.disk.until_full_s()
+        if until is not None:
+            full = GaugeMetricFamily(
+                "pickedge_disk_full_in_seconds",
+                "Seconds until the store's filesystem is full at the rate of the last hour "
+                "(+Inf while free space is not falling; absent until there is a rate).",
+            )
+            full.add_metric([], until)
+            yield full
 
     def _quality(self) -> Iterator[Metric]:
         """Inventory accuracy and the exception rate over the last day and 30
@@ -83,6 +162,17 @@ class DaemonCollector(Collector):
         units = GaugeMetricFamily(
             "pickedge_walk_units", "Units of the pick tours done.", labels=["window"]
         )
+        saved = GaugeMetricFamily(
+            "pickedge_walk_saved_metres",
+            "Metres the pick tours done saved against their orders picked one per tour "
+            "on S-shape routes.",
+            labels=["window"],
+        )
+        kinds = GaugeMetricFamily(
+            "pickedge_task_exceptions",
+            "Pick tasks that needed a short, a skip, a cancel or a supervisor, by kind.",
+            labels=["kind", "window"],
+        )
         now = now_ms()
         try:
             with snapshot(self.store.reader().conn) as db:
@@ -100,10 +190,14 @@ class DaemonCollector(Collector):
                     walked.add_metric([window], planned)
                     alone.add_metric([window], single)
                     units.add_metric([window], float(picked))
+                    saved.add_metric([window], single - planned)
+                    by_kind = floor_stats.exceptions_by_kind(db, since)
+                    for kind in floor_stats.EXCEPTION_KINDS:
+                        kinds.add_metric([kind, window], float(by_kind.get(kind, 0)))
         except Exception:  # a scrape must never fail the daemon
             log.exception("floor quality metrics unavailable")
             return
-        yield from (counted, accuracy, finished, rate, walked, alone, units)
+        yield from (counted, accuracy, finished, rate, walked, alone, units, saved, kinds)
 
     def _devices(self) -> Iterator[Metric]:
         if self.devices is None:
@@ -129,12 +223,28 @@ class DaemonCollector(Collector):
             "When the device was last heard from (box clock, informational).",
             labels=["device"],
         )
+        failures = CounterMetricFamily(
+            "pickedge_device_failures",
+            "Connection attempts that failed and connections lost.",
+            labels=["device"],
+        )
+        in_state = GaugeMetricFamily(
+            "pickedge_device_state_seconds",
+            "Seconds the device has been connected, or not, without a change "
+            "(monotonic clock; since the start while it never connected).",
+            labels=["device"],
+        )
         for device, stats in snapshot.items():
             up.add_metric([device], 1.0 if stats.get("connected") else 0.0)
             if stats.get("last_seen") is not None:
                 seen.add_metric([device], float(stats["last_seen"]))
+            failures.add_metric([device], float(stats.get("failures") or 0))
+            if stats.get("state_for_s") is not None:
+                in_state.add_metric([device], float(stats["state_for_s"]))
         yield up
         yield seen
+        yield failures
+        yield in_state
 
     def _floor(self) -> Iterator[Metric]:
         """What the fixed devices' events led to (edge.shipping.inbox.FloorInbox)."""
@@ -182,6 +292,15 @@ class DaemonCollector(Collector):
         )
         backlog.add_metric([], float(st.backlog))
         yield backlog
+        oldest = GaugeMetricFamily(
+            "pickedge_outbox_oldest_unsent_age_seconds",
+            "Age of the oldest event not yet acked by the cloud, by the box's clock (0 when none).",
+        )
+        age = 0.0
+        if st.oldest_unacked_ms is not None:
+            age = max(0.0, (now_ms() - st.oldest_unacked_ms) / 1000)
+        oldest.add_metric([], age)
+        yield oldest
         written = CounterMetricFamily(
             "pickedge_outbox_events", "Events appended to the outbox in the current epoch."
         )

@@ -46,6 +46,7 @@ from cloud_sync.uploader import Uploader
 from devices.drivers.zpl_printer import ZplPrinterDriver
 from devices.errors import DeviceError, PrinterFaultError
 from devices.events import DeviceRole, ScanEvent, TagPresenceEvent, TagReadEvent
+from devices.printer.status import PrinterStatus
 from edge.alerting import AlertEngine
 from edge.alerting.engine import printer_ids
 from edge.api import HUB, ApiServer, create_app
@@ -53,6 +54,7 @@ from edge.api.app import DEVICE_STATES, SCAN_HOURS
 from edge.config import Config
 from edge.daemon import Component, Supervisor
 from edge.device_supervisor import DeviceSupervisor
+from edge.disk import DiskWatch
 from edge.maintenance import Maintenance, RetentionCollector
 from edge.masterdata import Notice, apply_changes
 from edge.metrics import DaemonCollector, exposition, set_sync_backlog
@@ -93,6 +95,14 @@ class DevicePrinters:
             raise PrintError(f"printer {printer}: {exc}{held}") from exc
         except DeviceError as exc:
             raise PrintError(f"printer {printer}: {exc}") from exc
+
+    def states(self) -> dict[str, tuple[bool, PrinterStatus | None]]:
+        """(connected, last ``~HS`` status) of each label printer, for /metrics."""
+        return {
+            device: (driver.stats.connected, driver.last_status)
+            for device, driver in self.devices.drivers.items()
+            if isinstance(driver, ZplPrinterDriver)
+        }
 
 
 class DockTicker:
@@ -336,7 +346,9 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
                 hub.deliver(notices)
             return wipe() if any(n.kind == "erased" for n in notices) else None
 
-        down = downloader(cfg, store, client, planner=picking.planner, on_applied=deliver)
+        down = downloader(
+            cfg, store, client, planner=picking.planner, on_applied=deliver, metrics=sync_metrics
+        )
         parts["downloader"] = down
         components += [up, down]
     else:
@@ -357,7 +369,9 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
     parts["device_events"] = inbox
     parts["packing"] = packing
     if cfg.devices:
-        devices = DeviceSupervisor(cfg.devices, mqtt=cfg.mqtt_settings(), on_event=inbox)
+        devices = DeviceSupervisor(
+            cfg.devices, mqtt=cfg.mqtt_settings(), on_event=inbox, store=store
+        )
         parts["devices"] = devices
         components.append(devices)
     if devices is not None:
@@ -404,6 +418,10 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
         store.close()
         log.info("store closed in %.0f ms", (time.monotonic() - started) * 1e3)
 
+    # free space of the store's filesystem, sampled for its rate (metrics, alerts)
+    disk = DiskWatch(store.path.parent)
+    parts["disk"] = disk
+    components.append(disk)
     supervisor = Supervisor(components, on_stopped=[close])
     registry.register(
         DaemonCollector(
@@ -411,6 +429,8 @@ def build_daemon(cfg: Config, store: Store | None = None) -> Daemon:
             supervisor=supervisor,
             devices=parts["devices"].snapshot if "devices" in parts else None,
             floor=inbox.snapshot,
+            printers=printers.devices.states if printers.devices is not None else None,
+            disk=disk,
         )
     )
     parts["metrics_registry"] = registry

@@ -11,9 +11,11 @@ route carries no waypoints, and the problem is logged once per message.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from edge.picking import counters
 from edge.routing import heuristic_length, route
 
 log = logging.getLogger(__name__)
@@ -33,9 +35,13 @@ def plan_walk(
     spots: list[Spot],
     start: tuple[int, float] | None = None,
     end: tuple[int, float] | None = None,
+    *,
+    timed: bool = True,
 ) -> tuple[list[str], dict[str, Any]]:
     """Visiting order of ``spots`` (their ids) and the route the PDA shows, from
-    ``start`` (default: the depot) to ``end`` (default: the depot)."""
+    ``start`` (default: the depot) to ``end`` (default: the depot). The
+    engine's time goes to ``pickedge_route_seconds`` unless not ``timed``
+    (the planner's warm-up)."""
     problem: dict[str, Any] = {
         "layout": layout,
         "picks": [{"id": s.id, "aisle": s.aisle, "y": s.y} for s in spots],
@@ -44,6 +50,7 @@ def plan_walk(
         problem["start"] = {"aisle": start[0], "y": start[1]}
     if end is not None:
         problem["end"] = {"aisle": end[0], "y": end[1]}
+    started = time.perf_counter()
     try:
         result = route(problem)
     except ValueError as exc:
@@ -52,6 +59,8 @@ def plan_walk(
             _logged.add(message)
             log.warning("cannot route a tour, walking it in S order instead: %s", message)
         return _s_order(spots), {"length_m": None, "waypoints": [], "algorithm": "s-order"}
+    if timed:
+        counters.ROUTE_SECONDS.observe(time.perf_counter() - started)
     return list(result["sequence"]), {
         "length_m": result["length_m"],
         "waypoints": result["waypoints"],

@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.picking import counting
+from edge.picking import counters, counting
 from edge.picking import queries as q
 from edge.picking.apply import (
     TOUR_REROUTED,
@@ -87,6 +87,9 @@ class Outcome:
     replayed: bool = False
     pushes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     events: int = 0
+    #: the answer's result and the units it confirmed picked (for the metrics)
+    result: str = ""
+    units: int = 0
 
     def json(self) -> dict[str, Any]:
         parsed: dict[str, Any] = json.loads(self.body)
@@ -169,7 +172,14 @@ class PickingService:
                 doc["put_backs"] = put_back_view(lines)
         body = encode(doc)
         pushes = [(picker, {"type": applied.push, "tour": view})] if applied.push else []
-        return Outcome(body, pushes=pushes, events=len(tx.events))
+        decision = applied.decision
+        return Outcome(
+            body,
+            pushes=pushes,
+            events=len(tx.events),
+            result=decision.result.value,
+            units=counters.units_of(decision),
+        )
 
     # ------------------------------------------------------------------ scans
 
@@ -186,7 +196,9 @@ class PickingService:
         def fn(tx: Transaction) -> Outcome:
             return self._scan_tx(tx, picker, scanned, scan_id, prepared)
 
-        return self._after_commit(await self._scans.submit(fn))
+        outcome = self._after_commit(await self._scans.submit(fn))
+        counters.answered(outcome.result, units=outcome.units, scan=True, replayed=outcome.replayed)
+        return outcome
 
     def _may_start(self, picker: Picker) -> bool:
         """Cheap read: could this scan start a tour? (Decided again in the tx.)"""
@@ -301,9 +313,13 @@ class PickingService:
             now = now_ms()
             short = decide_short(load_stop(tx, picker.id, stop, stock=True), found, reason)
             applied = apply_short(tx, picker, short, self.planner, now)
-            return self._outcome(tx, picker.id, applied)
+            outcome = self._outcome(tx, picker.id, applied)
+            outcome.units = short.extra
+            return outcome
 
-        return self._after_commit(await self.store.write(fn))
+        outcome = self._after_commit(await self.store.write(fn))
+        counters.answered(outcome.result, units=outcome.units, kind="short")
+        return outcome
 
     async def count(self, picker: Picker, stop: int, qty: int) -> Outcome:
         """A quantity entered for a count stop whose location was scanned:
@@ -316,7 +332,9 @@ class PickingService:
             counting.apply_count(tx, picker, decision, now_ms())
             return self._outcome(tx, picker.id, Applied(decision, scan.tour))
 
-        return self._after_commit(await self.store.write(fn))
+        outcome = self._after_commit(await self.store.write(fn))
+        counters.answered(outcome.result)  # a count tour may end here
+        return outcome
 
     async def skip(self, picker: Picker, stop: int) -> Outcome:
         """Put ``stop`` at the end of the walk (the picker comes back to it)."""
@@ -325,7 +343,9 @@ class PickingService:
             skip = decide_skip(load_stop(tx, picker.id, stop))
             return self._outcome(tx, picker.id, apply_skip(tx, skip, self.planner))
 
-        return self._after_commit(await self.store.write(fn))
+        outcome = self._after_commit(await self.store.write(fn))
+        counters.answered(outcome.result, kind="skip")
+        return outcome
 
     async def cancel_task(self, task: str, tours: Sequence[int] = ()) -> list[int]:
         """Tell the pickers of ``tours`` how a cancel of ``task`` left their tours.

@@ -57,6 +57,14 @@ def exceptions(db: Reads, since_ms: int) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def exceptions_by_kind(db: Reads, since_ms: int) -> dict[str, int]:
+    """Tasks that needed each kind (short, skip, cancel, supervisor) since ``since_ms``."""
+    rows = db.execute(
+        "SELECT kind, COUNT(*) FROM task_exceptions WHERE at_ms >= ? GROUP BY kind", (since_ms,)
+    ).fetchall()
+    return {str(kind): int(n) for kind, n in rows}
+
+
 def walking(db: Reads, since_ms: int) -> tuple[float, float, int]:
     """(metres planned, metres one order per tour on S-shape, units) of the
     pick tours done since ``since_ms`` whose figures are known."""

@@ -92,7 +92,7 @@ class Planner:
             for a in range(0, aisles, max(1, aisles // 4))
             for b in range(blocks)
         ]
-        plan_walk(self.layout, warm)
+        plan_walk(self.layout, warm, timed=False)
 
     # ------------------------------------------------------------------ matching
 

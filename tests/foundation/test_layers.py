@@ -48,6 +48,7 @@ EDGE_LAYERS = (
     "edge.wiring",
     "edge.daemon",
     "edge.device_supervisor",
+    "edge.disk",
     "edge.maintenance",
     "edge.alerting",
     "edge.masterdata",
