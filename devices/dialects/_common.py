@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import math
 import re
 from typing import Any
 
@@ -43,6 +44,8 @@ def load_json(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise FrameError(f"invalid JSON at byte {exc.pos}: {exc.msg}") from exc
+    except ValueError as exc:  # an integer of more digits than int() converts
+        raise FrameError(f"invalid JSON: {exc}") from exc
     except RecursionError as exc:  # absurdly nested input
         raise FrameError("JSON nested too deeply") from exc
 
@@ -85,13 +88,26 @@ def epc_from_hex(value: object, *, field: str) -> str:
 
 
 def opt_number(obj: dict[str, Any], key: str) -> float | None:
-    """A numeric member or None; booleans and strings are malformed."""
+    """A finite numeric member or None; booleans, strings, integers beyond a
+    double and ``1e999`` (which JSON reads as infinity) are malformed."""
     value = obj.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise FrameError(f"{key} must be a number, got {type(value).__name__}")
-    return float(value)
+    return finite(value, field=key)
+
+
+def finite(value: int | float, *, field: str) -> float:
+    """``value`` as a finite float; ``FrameError`` for infinities, NaN and
+    integers too large for a double."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise FrameError(f"{field} is out of range") from None
+    if not math.isfinite(number):
+        raise FrameError(f"{field} must be a finite number")
+    return number
 
 
 def opt_int(obj: dict[str, Any], key: str, *, minimum: int | None = None) -> int | None:

@@ -16,7 +16,13 @@ from __future__ import annotations
 import re
 
 from devices.dialects import ParseResult
-from devices.dialects._common import MAX_PAYLOAD_BYTES, as_records, load_json, parse_timestamp
+from devices.dialects._common import (
+    MAX_PAYLOAD_BYTES,
+    as_records,
+    finite,
+    load_json,
+    parse_timestamp,
+)
 from devices.errors import FrameError
 from devices.events import DeviceEvent, ScanEvent
 
@@ -46,7 +52,11 @@ def parse(
         if ts is not None:
             if isinstance(ts, bool):
                 raise FrameError("ts must be unix seconds or an ISO 8601 string")
-            stamp = float(ts) if isinstance(ts, int | float) else parse_timestamp(ts, field="ts")
+            stamp = (
+                finite(ts, field="ts")
+                if isinstance(ts, int | float)
+                else parse_timestamp(ts, field="ts")
+            )
             latest = stamp if latest is None else max(latest, stamp)
         events.append(
             ScanEvent(device_id=device_id, code=code, symbology=symbology, received_at=received_at)

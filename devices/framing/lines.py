@@ -39,6 +39,11 @@ SUFFIXES: tuple[str, ...] = ("cr", "lf", "crlf", "stx-etx", "none")
 _SUFFIX_BYTES = {"cr": b"\r", "lf": b"\n", "crlf": b"\r\n", "none": b""}
 
 _AIM_RE = re.compile(rb"\][A-Za-z][0-9A-Za-z]")
+# One search for the next byte of either kind keeps a feed linear: finding CR
+# and LF (or STX and ETX) separately rescans the rest of the chunk after every
+# line, quadratic in a burst of empty lines or false STX bytes.
+_LINE_END = re.compile(rb"[\r\n]")
+_STX_OR_ETX = re.compile(rb"[\x02\x03]")
 # Bytes that never belong to a scan: C0 controls except GS, DEL, 0xFF. The line
 # ends and STX/ETX are handled before this table is consulted.
 _NOISE = bytes(b for b in range(256) if (b < 0x20 and b != GS) or b in (0x7F, 0xFF))
@@ -93,11 +98,12 @@ class LineFramer:
         if self.suffix == "stx-etx":
             return self._feed_stx(data)
         frames: list[LineFrame] = []
-        terminators = b"" if self.suffix == "none" else b"\r\n"
+        ends = None if self.suffix == "none" else _LINE_END
         start = 0
         n = len(data)
         while start < n:
-            end = _find_any(data, terminators, start) if terminators else -1
+            found = ends.search(data, start) if ends is not None else None
+            end = -1 if found is None else found.start()
             chunk = data[start:] if end < 0 else data[start:end]
             self._append(chunk)
             if end < 0:
@@ -139,16 +145,17 @@ class LineFramer:
                 i = stx + 1
                 continue
             # Inside a frame: up to ETX, or a new STX that means the last one was cut.
-            etx = data.find(ETX, i)
-            stx = data.find(STX, i)
-            if stx >= 0 and (etx < 0 or stx < etx):
-                self._append(data[i:stx])
-                self._drop_partial()
-                i = stx + 1
-                continue
-            if etx < 0:
+            found = _STX_OR_ETX.search(data, i)
+            if found is None:
                 self._append(data[i:])
                 break
+            at = found.start()
+            if data[at] == STX:
+                self._append(data[i:at])
+                self._drop_partial()
+                i = at + 1
+                continue
+            etx = at
             self._append(data[i:etx])
             frame = self._complete(by_timeout=False)
             if frame is not None:
@@ -201,15 +208,6 @@ class LineFramer:
                 return None
         self.stats.frames += 1
         return LineFrame(raw, symbology, by_timeout)
-
-
-def _find_any(data: bytes, chars: bytes, start: int) -> int:
-    best = -1
-    for c in chars:
-        pos = data.find(c, start)
-        if pos >= 0 and (best < 0 or pos < best):
-            best = pos
-    return best
 
 
 def encode_line(
