@@ -4,7 +4,7 @@
 #   ./dev.sh test    install what is missing, then ruff, mypy and the whole test suite
 #   ./dev.sh bench   install the benchmark extras, then run every script in bench/ (quick)
 # Each creates .venv/ beside this file and installs into it; Debian packages
-# (python3-venv, mosquitto, chromium, faketime) are installed only when missing.
+# (python3-venv, mosquitto, chromium, faketime, systemd) are installed only when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 what="${1:-}"
@@ -46,6 +46,10 @@ need_faketime() {  # the clock tests run the daemon under libfaketime
     command -v faketime >/dev/null || apt_install faketime
 }
 
+need_systemd_analyze() {  # the unit test runs `systemd-analyze verify` on configs/pickedge.service
+    command -v systemd-analyze >/dev/null || apt_install systemd
+}
+
 need_chromium() {
     command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || apt_install chromium
 }
@@ -73,6 +77,7 @@ case "$what" in
         need_mosquitto
         need_chromium
         need_faketime
+        need_systemd_analyze
         venv test
         say "ruff"
         .venv/bin/ruff check .

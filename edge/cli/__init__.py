@@ -17,6 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("edge.cli.daemon:run_command", "Run the daemon with a configuration file."),
     "demo": ("edge.cli.demo:demo_command", "Run everything simulated and narrate what happens."),
     "check-config": ("edge.cli.config:check_config_command", "Validate a configuration file."),
+    "mosquitto-config": (
+        "edge.cli.mosquitto:mosquitto_config_command",
+        "Write the broker's config, users and ACLs for the MQTT devices.",
+    ),
     "db": ("edge.cli.db:db_group", "Database maintenance: migrate, backup, integrity."),
     "version": ("edge.cli.version:version_command", "Print the version of PickEdge."),
     "route": ("edge.cli.route:route_command", "Compute the shortest pick path of a problem."),
