@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
@@ -21,6 +21,12 @@ from cloud_sync.codec import OutboxEvent
 from cloud_sync.events import Alert, AlertState, Severity
 from cloud_sync.ports import SendState
 from edge.store.db import Store, Transaction, new_epoch, now_ms
+
+
+class _Reads(Protocol):
+    """A :class:`Transaction` or a reader connection."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> sqlite3.Cursor: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -575,9 +581,7 @@ def open_alert_kinds(store: Store, kinds: Iterable[str]) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def open_alert_keys(
-    db: Transaction | sqlite3.Connection, kinds: Iterable[str]
-) -> set[tuple[str, str]]:
+def open_alert_keys(db: _Reads, kinds: Iterable[str]) -> set[tuple[str, str]]:
     """The (kind, subject) of every open alert of ``kinds``, through ``db`` (a
     transaction or a reader)."""
     kinds = list(kinds)
