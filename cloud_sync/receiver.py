@@ -110,6 +110,10 @@ class Receiver:
         #: resent seq it holds is a duplicate whatever it carries, never an
         #: ``epoch_conflict`` — what a box must survive without the cloud's help
         self.keep_digests = keep_digests
+        #: events received again (seq at or below the acked mark, same content)
+        #: and discarded, since this receiver was created: a box's resends after
+        #: a lost answer, counted once each time they arrive
+        self.discarded = 0
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -162,6 +166,8 @@ class Receiver:
                     message = f"seq {seq} of epoch {batch.epoch} is held with other content"
                     doc = epoch_conflict_answer(acked, *echo, conflict_at=seq, message=message)
                     return Answer(409, doc)
+        if held >= batch.first:
+            self.discarded += held - batch.first + 1
         if batch.last <= acked:
             return Answer(200, batch_answer(acked, *echo))
         start = acked + 1 - batch.first

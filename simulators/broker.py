@@ -72,6 +72,7 @@ class MosquittoBroker:
         username: str = USERNAME,
         password: str | None = None,
         extra_config: str = "",
+        own_process_group: bool = False,
     ) -> None:
         found = binary or find_mosquitto()
         if found is None:
@@ -86,6 +87,10 @@ class MosquittoBroker:
         self.username = username
         self.password = password or secrets.token_urlsafe(12)
         self.extra_config = extra_config
+        #: start the broker in a process group of its own, so that a terminal's
+        #: Ctrl-C (SIGINT to the whole foreground group) leaves it to its owner
+        #: to stop in order (``pickedge demo``)
+        self.own_process_group = own_process_group
         self.config_path = workdir / "mosquitto.conf"
         self.log_path = workdir / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -151,6 +156,7 @@ class MosquittoBroker:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            process_group=0 if self.own_process_group else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
