@@ -14,11 +14,17 @@ uploader and the downloader. It promises:
   verified; the callers trust no ack and apply no change whose reply is not
   ``signed``;
 - timeouts, refused connections and resets become :class:`CloudUnreachableError`;
-  nothing is retried here (the callers own their back-off).
+  nothing is retried here (the callers own their back-off);
+- an ``https`` cloud's certificate and host name are always verified (TLS 1.2
+  or newer), against ``ca_file`` when given, else the system's CAs; there is no
+  switch to turn that off. An untrusted certificate is a
+  :class:`CloudTlsError`, a kind of :class:`CloudUnreachableError` (retried
+  like any transport failure) whose message says what to fix.
 """
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -29,6 +35,7 @@ from yarl import URL
 from cloud_sync.codec import MSGPACK, decode_answer, url_safe
 from cloud_sync.signing import BOX_HEADER, HEADER, Signer
 from common.errors import PickEdgeError
+from common.tls import client_context, describe_verify_error
 
 BATCHES_PATH = "/sync/v1/batches"
 CHANGES_PATH = "/sync/v1/changes"
@@ -50,6 +57,13 @@ class CloudUnreachableError(SyncError, ConnectionError):
     """No answer: refused, reset, or timed out."""
 
     code = "cloud_unreachable"
+
+
+class CloudTlsError(CloudUnreachableError):
+    """The cloud's TLS certificate did not verify (wrong CA bundle, wrong host
+    name, expired, or someone in between)."""
+
+    code = "cloud_tls_untrusted"
 
 
 class BadCursorError(SyncError, ValueError):
@@ -81,11 +95,16 @@ class SyncClient:
         *,
         timeout_s: float = 10.0,
         accept: str = MSGPACK,
+        ca_file: str | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"cloud url must be http(s)://host[:port][/prefix], not {base_url!r}")
         self._origin = f"{parts.scheme}://{parts.netloc}"
+        # built now, so that an unusable CA file is reported at start-up (TlsConfigError)
+        self._tls: ssl.SSLContext | None = (
+            client_context(ca_file) if parts.scheme == "https" else None
+        )
         # percent-encoded once, keeping what is already encoded: this is the
         # prefix both signed and sent
         self._prefix = quote(parts.path.rstrip("/"), safe="/%:@!$&'()*+,;=-._~")
@@ -111,7 +130,8 @@ class SyncClient:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            connector = aiohttp.TCPConnector(ssl=self._tls) if self._tls is not None else None
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         return self._session
 
     async def post_batch(self, body: bytes) -> Reply:
@@ -152,6 +172,12 @@ class SyncClient:
         except TimeoutError as exc:
             raise CloudUnreachableError(f"{method} {path_and_query}: timed out") from exc
         except (aiohttp.ClientError, OSError) as exc:
+            untrusted = describe_verify_error(exc)
+            if untrusted is not None:
+                raise CloudTlsError(
+                    f"{method} {path_and_query}: the cloud at {self._origin}: {untrusted}; "
+                    "set [cloud] ca_file to the CA that issued it"
+                ) from exc
             raise CloudUnreachableError(
                 f"{method} {path_and_query}: {type(exc).__name__}: {exc}"
             ) from exc

@@ -66,6 +66,18 @@ class MqttSettings:
     username: str | None = None
     password: str | None = None  # read from a secret file by edge, never logged
     client_id_prefix: str = "pickedge"
+    #: TLS to the broker (a remote one): verified against ``tls_ca_file``, else
+    #: the system's CAs; a client certificate when both its files are set
+    tls: bool = False
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+    def __repr__(self) -> str:  # the password stays out of every log and traceback
+        return (
+            f"MqttSettings(host={self.host!r}, port={self.port}, username={self.username!r}, "
+            f"password={'***' if self.password else None}, tls={self.tls})"
+        )
 
 
 class Driver(Protocol):

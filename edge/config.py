@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from common.tls import TlsConfigError, client_context, server_context
 from devices.driver import DeviceSpec, MqttSettings
 from devices.errors import DeviceConfigError
 from devices.events import DeviceRole
@@ -78,6 +79,11 @@ class CloudConfig:
     backoff_max_s: float = _f(60.0, "Cap of the retry back-off.", min=1, max=3600)
     pull_interval_s: float = _f(5.0, "Pause between downstream polls.", min=0.1, max=3600)
     retention_days: float = _f(7.0, "Acked outbox rows are pruned after this.", min=0, max=3650)
+    ca_file: str = _f(
+        "",
+        "PEM CA bundle the cloud's TLS certificate is checked against; empty: the system's "
+        "CAs. Verification is always on (docs/security.md).",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,13 @@ class ApiConfig:
         min=1,
         max=1_000_000,
     )
+    # TLS (issue 14): off by default on an isolated floor network (docs/security.md).
+    tls_cert_file: str = _f(
+        "", "PEM certificate (leaf, then chain) to serve HTTPS with; empty: plain HTTP."
+    )
+    tls_key_file: str = _f(
+        "", "PEM private key of tls_cert_file, private to the service user like every secret."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +162,11 @@ class MqttConfig:
     username: str = _f("pickedge", "Broker user of the daemon.")
     password_file: str = _f("", "File holding the broker password; empty: no password.")
     client_id_prefix: str = _f("pickedge", "Prefix of MQTT client ids (one per device).")
+    # TLS to a remote broker (issue 14); the broker on the box is reached in plain.
+    tls: bool = _f(False, "Connect over TLS (on as well when tls_ca_file is set).")
+    tls_ca_file: str = _f("", "PEM CA bundle the broker's certificate is checked against.")
+    tls_cert_file: str = _f("", "PEM client certificate, for brokers that require one.")
+    tls_key_file: str = _f("", "PEM key of tls_cert_file, private to the service user.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,13 +435,26 @@ class Config:
 
     def mqtt_settings(self) -> MqttSettings:
         password = self.secrets.get("mqtt.password_file")
+        m = self.mqtt
         return MqttSettings(
-            host=self.mqtt.host,
-            port=self.mqtt.port,
-            username=self.mqtt.username or None,
+            host=m.host,
+            port=m.port,
+            username=m.username or None,
             password=password.reveal() if password else None,
-            client_id_prefix=self.mqtt.client_id_prefix,
+            client_id_prefix=m.client_id_prefix,
+            tls=m.tls or bool(m.tls_ca_file),
+            tls_ca_file=self.file_path("mqtt.tls_ca_file"),
+            tls_cert_file=self.file_path("mqtt.tls_cert_file"),
+            tls_key_file=self.file_path("mqtt.tls_key_file"),
         )
+
+    def file_path(self, key: str) -> str | None:
+        """The file a ``*_file`` key names, as a path (relative ones against the
+        config file's directory, ``credential:NAME`` in ``$CREDENTIALS_DIRECTORY``);
+        ``None`` when the key is empty."""
+        section, _, name = key.partition(".")
+        value = getattr(getattr(self, section), name)
+        return str(secret_path(value, self.path, os.environ)) if value else None
 
     def layout_dict(self) -> dict[str, Any]:
         """The ``[layout]`` table as a routing-v1 layout object."""
@@ -449,6 +480,9 @@ SECTIONS: dict[str, type[Any]] = {
     "peak": PeakConfig,
 }
 SECRET_KEYS = ("box.secret_file", "mqtt.password_file", "api.metrics_token_file")
+#: private keys: held to the same permissions as secrets, but read by the TLS
+#: library from their path (issue 14)
+PRIVATE_KEY_KEYS = ("api.tls_key_file", "mqtt.tls_key_file")
 
 
 def resolve_relative(value: str, config_path: Path | None) -> Path:
@@ -726,6 +760,57 @@ def _read_secret(
     return Secret("", str(path))
 
 
+def _check_tls(
+    cfg: Config, config_path: Path | None, out: _Collector, env: Mapping[str, str]
+) -> None:
+    """TLS files: a key private like a secret, the pairs complete and loadable
+    (``check-config`` reports what ``run`` would fail on)."""
+
+    def raw(key: str) -> str:
+        section, _, name = key.partition(".")
+        return str(getattr(getattr(cfg, section), name))
+
+    def where(key: str) -> str | None:
+        value = raw(key)
+        return str(secret_path(value, config_path, env)) if value else None
+
+    for key in PRIVATE_KEY_KEYS:
+        value = where(key)
+        if value is None or raw(key).startswith("credential:"):
+            continue  # systemd's credentials are private by construction
+        problem = _exposed(Path(value))
+        if problem is not None:
+            out.problem(key, out.sources.get(key, "file"), f"key file {value} {problem}")
+            return
+    cert_path, key_path = where("api.tls_cert_file"), where("api.tls_key_file")
+    if bool(cert_path) != bool(key_path):
+        out.problem("api.tls_key_file", "file", "api.tls_cert_file and tls_key_file go together")
+    elif cert_path and key_path:
+        try:
+            server_context(cert_path, key_path)
+        except TlsConfigError as exc:
+            out.problem("api.tls_cert_file", out.sources.get("api.tls_cert_file", "file"), str(exc))
+    if cfg.cloud.ca_file:
+        if not cfg.cloud.url.startswith("https://"):
+            out.problem("cloud.ca_file", "file", "is set but cloud.url is not https://")
+        try:
+            client_context(where("cloud.ca_file"))
+        except TlsConfigError as exc:
+            out.problem("cloud.ca_file", out.sources.get("cloud.ca_file", "file"), str(exc))
+    m = cfg.mqtt
+    if m.tls or m.tls_ca_file or m.tls_cert_file or m.tls_key_file:
+        if (m.tls_cert_file or m.tls_key_file) and not (m.tls or m.tls_ca_file):
+            out.problem("mqtt.tls", "file", "a client certificate needs mqtt.tls = true")
+        try:
+            client_context(
+                where("mqtt.tls_ca_file"),
+                cert_file=where("mqtt.tls_cert_file"),
+                key_file=where("mqtt.tls_key_file"),
+            )
+        except TlsConfigError as exc:
+            out.problem("mqtt.tls_ca_file", out.sources.get("mqtt.tls_ca_file", "file"), str(exc))
+
+
 def _check_devices(entries: tuple[DeviceConfig, ...], out: _Collector) -> None:
     seen: set[str] = set()
     for i, d in enumerate(entries):
@@ -857,6 +942,7 @@ def load_config(
             value = getattr(getattr(cfg, section), name)
             if value:
                 secrets[key] = _read_secret(value, key, path, out, environ)
+        _check_tls(cfg, path, out, environ)
     if out.problems:
         raise ConfigError(out.problems)
     return dataclasses.replace(cfg, sources=dict(out.sources), secrets=secrets)

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
@@ -192,7 +194,24 @@ def sync_client(cfg: Config) -> SyncClient | None:
     secret = cfg.box_secret()
     if not cfg.cloud.url or secret is None:
         return None
-    return SyncClient(cfg.cloud.url, cfg.box.id, secret, timeout_s=cfg.cloud.timeout_s)
+    if cfg.cloud.url.startswith("http://") and not _loopback(cfg.cloud.url):
+        # signed, so not forgeable, but readable by anyone on the path (docs/security.md)
+        log.warning("the cloud link %s is plain HTTP, not TLS: use https://", cfg.cloud.url)
+    return SyncClient(
+        cfg.cloud.url,
+        cfg.box.id,
+        secret,
+        timeout_s=cfg.cloud.timeout_s,
+        ca_file=cfg.file_path("cloud.ca_file"),
+    )
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def uploader(cfg: Config, store: Store, client: SyncClient, **kwargs: Any) -> Uploader:

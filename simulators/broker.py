@@ -5,8 +5,9 @@ anonymous access, a password file made with ``mosquitto_passwd`` (or an
 equivalent PBKDF2-SHA512 ``$7$`` hash when that tool is missing), persistence on
 so persistent sessions and their queued QoS 1 messages survive a restart — and
 can be stopped (gracefully or with SIGKILL) and restarted on the same port.
-Used by ``pickedge demo``, the tests and the benchmarks; it never touches a
-broker the machine already runs.
+With ``tls=BrokerTls(...)`` it listens with TLS as well, on ``tls_port``, like
+a remote broker (issue 14). Used by ``pickedge demo``, the tests and the
+benchmarks; it never touches a broker the machine already runs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from devices.driver import MqttSettings
@@ -60,6 +62,17 @@ def _pbkdf2_line(username: str, password: str) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerTls:
+    """The broker's TLS listener: its certificate and key, and the CA its
+    clients' certificates must come from when ``require_certificate``."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str
+    require_certificate: bool = False
+
+
 class MosquittoBroker:
     """One broker process with its own config, password and persistence files."""
 
@@ -72,6 +85,7 @@ class MosquittoBroker:
         username: str = USERNAME,
         password: str | None = None,
         extra_config: str = "",
+        tls: BrokerTls | None = None,
         own_process_group: bool = False,
     ) -> None:
         found = binary or find_mosquitto()
@@ -91,6 +105,8 @@ class MosquittoBroker:
         #: Ctrl-C (SIGINT to the whole foreground group) leaves it to its owner
         #: to stop in order (``pickedge demo``)
         self.own_process_group = own_process_group
+        self.tls = tls
+        self.tls_port = free_port() if tls is not None else None
         self.config_path = workdir / "mosquitto.conf"
         self.log_path = workdir / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -129,6 +145,14 @@ class MosquittoBroker:
             "log_type notice",
             "connection_messages true",
         ]
+        if self.tls is not None:
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"certfile {self.tls.cert_file}",
+                f"keyfile {self.tls.key_file}",
+                f"cafile {self.tls.ca_file}",
+                f"require_certificate {'true' if self.tls.require_certificate else 'false'}",
+            ]
         if os.geteuid() == 0:
             # Run as root, mosquitto drops to user "mosquitto", which cannot read
             # our scratch files; stay as the invoking user instead.

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections import Counter, deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -135,8 +136,11 @@ class CloudSimulator:
         changes_faults: Faults | None = None,
         max_batch_bytes: int = MAX_BATCH_BYTES,
         slow_s: float = 0.5,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.signer = Signer(secret)
+        #: served over HTTPS with this context (a certificate of a test's CA)
+        self.ssl_context = ssl_context
         self.receiver = Receiver(db_path, max_batch_bytes=max_batch_bytes)
         self.feed = ChangeFeed(self.receiver, feed)
         self.batch_faults = batch_faults or Faults()
@@ -158,10 +162,11 @@ class CloudSimulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=self.ssl_context)
         await site.start()
         bound = self._runner.addresses[-1][1]
-        self.url = f"http://{host}:{bound}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.url = f"{scheme}://{host}:{bound}"
         return self.url
 
     async def stop(self) -> None:

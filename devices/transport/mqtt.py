@@ -24,13 +24,19 @@ client (paho-mqtt 2.x underneath). It promises:
   the broker redeliver what aiomqtt had to drop;
 - broker loss, refused credentials or a failed subscription surface as
   :class:`~devices.errors.DeviceDisconnectedError` raised ``from`` the MQTT
-  error; it never reconnects by itself (the supervisor does).
+  error; it never reconnects by itself (the supervisor does);
+- **TLS** when ``settings.tls``: the broker's certificate and host name are
+  always verified (``tls_ca_file``, else the system's CAs; TLS 1.2 or newer),
+  a client certificate is presented when configured; an untrusted broker
+  fails the connect with a message that says so. Unusable TLS files are a
+  :class:`~devices.errors.DeviceConfigError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -42,6 +48,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
+from common.tls import TlsConfigError, client_context, describe_verify_error
 from devices.driver import MqttSettings
 from devices.errors import DeviceConfigError, DeviceDisconnectedError
 
@@ -135,6 +142,7 @@ class MqttSubscription:
         client = aiomqtt.Client(
             self.settings.host,
             self.settings.port,
+            tls_context=self._tls_context(),
             username=self.settings.username,
             password=self.settings.password,
             identifier=self.client_id,
@@ -160,10 +168,11 @@ class MqttSubscription:
         client._client.on_socket_register_write = self._writer_registrar(client)
         try:
             await client.__aenter__()
-        except aiomqtt.MqttError as exc:
-            raise DeviceDisconnectedError(f"MQTT connect to {self._where()} failed: {exc}") from exc
-        except OSError as exc:
-            raise DeviceDisconnectedError(f"MQTT connect to {self._where()} failed: {exc}") from exc
+        except (aiomqtt.MqttError, OSError) as exc:
+            # aiomqtt raises its own error "from None"; the ssl error is its context
+            untrusted = describe_verify_error(exc)
+            why = f"{untrusted}; check [mqtt] tls_ca_file" if untrusted else str(exc)
+            raise DeviceDisconnectedError(f"MQTT connect to {self._where()} failed: {why}") from exc
         self._client = client
         self._queue = created[0] if created else None
         try:
@@ -182,6 +191,16 @@ class MqttSubscription:
             await self._close()
             raise
         return self
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """Built on each connect, so renewed certificates are picked up."""
+        s = self.settings
+        if not s.tls:
+            return None
+        try:
+            return client_context(s.tls_ca_file, cert_file=s.tls_cert_file, key_file=s.tls_key_file)
+        except TlsConfigError as exc:
+            raise DeviceConfigError(f"MQTT TLS for {self.client_id}: {exc}") from exc
 
     async def __aexit__(
         self,
@@ -268,6 +287,8 @@ class MqttSubscription:
         if queue.qsize() <= self.queue_size // 2:
             self._paused = False
             self._client._loop.add_reader(*self._reader)
+            # TLS may hold decrypted bytes the socket no longer signals
+            self._client._loop.call_soon(self._reader[1])
 
     async def messages(self) -> AsyncIterator[MqttMessage]:
         """Received messages, in order; raises ``DeviceDisconnectedError`` on loss."""

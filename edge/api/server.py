@@ -39,6 +39,16 @@ The phase changes come from the bytes the transport delivers (idle -> head)
 and from an outermost middleware the server inserts into the application
 (head -> busy when aiohttp hands the parsed request over, busy -> idle when
 the handler returns), so nothing here depends on aiohttp's private state.
+
+With ``api.tls_cert_file``/``tls_key_file`` the server speaks HTTPS only (TLS
+1.2 or newer; no HSTS, plain HTTP is the default on an isolated floor network,
+docs/security.md). The guard admits the plain TCP connection first and then
+upgrades it with ``loop.start_tls``, so a connection still in its handshake is
+counted, capped and timed like one sending its headers (the handshake is part
+of the *head* deadline): a TLS handshake that never ends cannot hold a file
+open past ``header_timeout_s``. A failed handshake (plain HTTP sent to the TLS
+port, an untrusted client) is closed and counted as ``tls_handshake``, logged
+at DEBUG only.
 """
 
 from __future__ import annotations
@@ -48,7 +58,9 @@ import contextlib
 import enum
 import ipaddress
 import logging
+import os
 import resource
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,8 +68,9 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
+from common.tls import server_context
 from edge.api.app import HUB, PICKER, STATE, ApiRunner, Handler, error_response
-from edge.config import ApiConfig, Config
+from edge.config import ApiConfig, Config, secret_path
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +168,14 @@ class Phase(enum.Enum):
 class Connection:
     """One accepted connection as the guard sees it."""
 
-    __slots__ = ("address", "phase", "request", "timer", "transport")
+    __slots__ = ("address", "handshaking", "phase", "request", "timer", "transport")
 
     def __init__(self, transport: asyncio.Transport, address: str) -> None:
+        #: the plain transport while the TLS handshake runs, then the TLS one
         self.transport = transport
         self.address = address
         self.phase = Phase.HEAD
+        self.handshaking = False
         self.timer: asyncio.TimerHandle | None = None
         #: the WebSocket upgrade request while it has not authenticated
         self.request: web.Request | None = None
@@ -197,8 +212,10 @@ class Pool:
 class ConnectionGuard:
     """Deadlines and caps for every connection of one listener (see the module doc)."""
 
-    def __init__(self, limits: ConnectionLimits) -> None:
+    def __init__(self, limits: ConnectionLimits, *, tls: ssl.SSLContext | None = None) -> None:
         self.limits = limits
+        #: HTTPS when set: every admitted connection is upgraded before aiohttp sees it
+        self.tls = tls
         self._all = Pool()
         self._by_address: dict[str, Pool] = {}
         self._by_transport: dict[asyncio.BaseTransport, Connection] = {}
@@ -246,6 +263,29 @@ class ConnectionGuard:
 
     def lost(self, conn: Connection) -> None:
         self._forget(conn)
+
+    def upgraded(self, conn: Connection, transport: asyncio.Transport) -> bool:
+        """The TLS handshake of ``conn`` succeeded: it goes on as ``transport``.
+        False when the guard closed it meanwhile."""
+        if self._by_transport.pop(conn.transport, None) is None:
+            return False
+        conn.transport = transport
+        conn.handshaking = False
+        self._by_transport[transport] = conn
+        return True
+
+    def handshake_failed(self, conn: Connection, exc: BaseException) -> None:
+        """Not TLS, an untrusted or broken client, or a reset: closed, counted,
+        never an error in the log (the floor network's noise is not the box's fault)."""
+        if conn.transport not in self._by_transport:
+            return  # the guard closed it (a deadline or a cap), counted there
+        self._forget(conn)
+        CONNECTIONS_CLOSED.labels(reason="tls_handshake").inc()
+        log.debug(
+            "TLS handshake failed",
+            extra={"remote": conn.address, "error": f"{type(exc).__name__}: {exc}"[:200]},
+        )
+        conn.transport.abort()
 
     # ------------------------------------------------------------ the request side
 
@@ -337,6 +377,8 @@ class ConnectionGuard:
     def close_all(self) -> None:
         for conn in list(self._by_transport.values()):
             self._forget(conn)
+            if conn.handshaking:  # aiohttp does not know it: end its handshake here
+                conn.transport.abort()
 
     def _refuse(self, transport: asyncio.Transport, reason: str) -> None:
         CONNECTIONS_CLOSED.labels(reason=reason).inc()
@@ -358,27 +400,83 @@ class ConnectionGuard:
 
 
 class GuardedProtocol(asyncio.Protocol):
-    """aiohttp's protocol for one connection, created only once the guard admits it."""
+    """aiohttp's protocol for one connection, created only once the guard admits
+    it (and, with TLS, once its handshake succeeded)."""
 
     def __init__(self, guard: ConnectionGuard, inner: Callable[[], asyncio.Protocol]) -> None:
         self._guard = guard
         self._make_inner = inner
         self._inner: asyncio.Protocol | None = None
         self._conn: Connection | None = None
+        # TLS: the handshake, and what arrives between its end and aiohttp's start
+        self._handshake: asyncio.Task[None] | None = None
+        self._early: list[bytes] | None = None
+        self._early_eof = False
+        self._lost: tuple[Exception | None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._conn = self._guard.admit(transport)
-        if self._conn is not None:
-            self._inner = self._make_inner()
-            self._inner.connection_made(transport)
+        if self._conn is None:
+            return
+        if self._guard.tls is None:
+            self._begin(transport)
+            return
+        # The ClientHello waits in the socket until start_tls reads it.
+        transport.pause_reading()
+        self._conn.handshaking = True
+        self._early = []
+        self._handshake = asyncio.get_running_loop().create_task(
+            self._start_tls(self._conn, transport, self._guard.tls)
+        )
+
+    async def _start_tls(
+        self, conn: Connection, raw: asyncio.Transport, context: ssl.SSLContext
+    ) -> None:
+        try:
+            tls = await asyncio.get_running_loop().start_tls(
+                raw,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self._guard.limits.header_timeout_s,
+            )
+        except (OSError, ValueError, RuntimeError, TimeoutError) as exc:
+            self._guard.handshake_failed(conn, exc)
+            return
+        finally:
+            self._handshake = None
+        if tls is None or not self._guard.upgraded(conn, tls):
+            if tls is not None:
+                tls.abort()
+            return
+        self._begin(tls)
+
+    def _begin(self, transport: asyncio.Transport) -> None:
+        self._inner = inner = self._make_inner()
+        inner.connection_made(transport)
+        early, self._early = self._early, None
+        for data in early or ():
+            inner.data_received(data)
+        if self._early_eof:
+            inner.eof_received()
+        if self._lost is not None:
+            self._inner = None
+            inner.connection_lost(self._lost[0])
 
     def data_received(self, data: bytes) -> None:
-        if self._inner is not None and self._conn is not None:
+        if self._conn is None:
+            return
+        if self._inner is not None:
             self._guard.data_received(self._conn)
             self._inner.data_received(data)
+        elif self._early is not None:  # decrypted before _begin ran
+            self._early.append(data)
 
     def eof_received(self) -> bool | None:
+        if self._inner is None and self._early is not None:
+            self._early_eof = True
+            return None
         return self._inner.eof_received() if self._inner is not None else None
 
     def pause_writing(self) -> None:
@@ -395,6 +493,8 @@ class GuardedProtocol(asyncio.Protocol):
         if self._inner is not None:
             self._inner.connection_lost(exc)
             self._inner = None
+        elif self._early is not None:  # during or just after a TLS handshake
+            self._lost = (exc,)
 
 
 class ApiServer:
@@ -405,6 +505,16 @@ class ApiServer:
         self.host = cfg.api.host
         self.port = cfg.api.port
         self.api_config = cfg.api
+        tls = cfg.api.tls_cert_file, cfg.api.tls_key_file
+        #: (certificate, key) paths when the API serves HTTPS
+        self.tls_files: tuple[str, str] | None = (
+            (
+                str(secret_path(tls[0], cfg.path, os.environ)),
+                str(secret_path(tls[1], cfg.path, os.environ)),
+            )
+            if all(tls)
+            else None
+        )
         self.drain_timeout_s = drain_timeout_s
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
@@ -425,7 +535,9 @@ class ApiServer:
     async def run(self) -> None:
         self.app[STATE].draining = False
         limits = ConnectionLimits.of(self.api_config, open_files=fd_limit())
-        guard = self.guard = ConnectionGuard(limits)
+        # read at each start: a renewed certificate takes effect on restart
+        context = server_context(*self.tls_files) if self.tls_files is not None else None
+        guard = self.guard = ConnectionGuard(limits, tls=context)
         # ApiRunner: malformed HTTP gets the contract's JSON error (edge/api/app.py)
         runner = ApiRunner(
             self.app,
@@ -455,6 +567,7 @@ class ApiServer:
                     "port": self.bound_port,
                     "max_connections": limits.max_connections,
                     "open_files": fd_limit(),
+                    "tls": context is not None,
                 },
             )
             self.started.set()
