@@ -281,7 +281,10 @@ def decode_answer(body: bytes, content_type: str | None) -> Any:
             return msgpack.unpackb(body, raw=False)
         except Exception as exc:
             raise ValueError(f"answer is not msgpack: {exc}") from None
-    return json.loads(body)
+    try:
+        return json.loads(body)
+    except RecursionError:  # nested deeper than the parser recurses: junk, like any other
+        raise ValueError("answer is JSON nested too deeply") from None
 
 
 def batch_answer(acked: int, epoch: str, first: int, last: int) -> dict[str, Any]:

@@ -105,6 +105,12 @@ _LOGGED_DROPS: set[str] = set()
 _MAX_LOGGED_DROPS = 100
 
 _GTIN = re.compile(r"\d{14}")
+#: what SQLite's INTEGER holds
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: a location's y in metres: finite (NaN and infinity fail ``<``), far beyond any aisle
+_MAX_Y = 1e9
+#: distinct unknown change types counted by name; more are counted as "(other)"
+_MAX_UNKNOWN_TYPES = 100
 
 #: how long a task cancelled before it arrived is remembered, in days of box
 #: uptime: as long as a purged one (edge.maintenance.TOMBSTONE_DAYS)
@@ -167,7 +173,10 @@ def apply_changes(
         data = change.get("data")
         handler = _HANDLERS.get(type_) if isinstance(type_, str) else None
         if handler is None:
-            name = str(type_)
+            # bounded: a feed of ever new type names must not grow the counter or the log
+            name = _safe(str(type_)[:64])
+            if name not in UNKNOWN_CHANGES and len(UNKNOWN_CHANGES) >= _MAX_UNKNOWN_TYPES:
+                name = "(other)"
             if UNKNOWN_CHANGES[name] == 0:
                 log.warning("skipping downstream change of unknown type %r (logged once)", name)
             UNKNOWN_CHANGES[name] += 1
@@ -178,13 +187,13 @@ def apply_changes(
         try:
             handler(tx, data, page)
         except ChangeError as exc:
-            exc.args = (f"{where}: {exc}",)
+            exc.args = (_safe(f"{where}: {exc}"),)
             raise
         except sqlite3.IntegrityError as exc:
             # A constraint the checks above did not foresee: still this change's fault.
-            raise ChangeError(f"{where}: the box's tables refuse it ({exc})") from exc
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ChangeError(f"{where}: {type(exc).__name__}: {exc}") from exc
+            raise ChangeError(_safe(f"{where}: the box's tables refuse it ({exc})")) from exc
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise ChangeError(_safe(f"{where}: {type(exc).__name__}: {exc}")) from exc
     return page.notices
 
 
@@ -217,8 +226,17 @@ def _str(
 def _int(data: Mapping[str, Any], key: str, default: int | None = None) -> int:
     value = data.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ChangeError(f"{key} must be an integer, not {value!r}")
+        raise ChangeError(f"{key} must be an integer, not {value!r:.40}")
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ChangeError(f"{key} is beyond what the box stores (64-bit integers)")
     return value
+
+
+def _safe(message: str) -> str:
+    """``message`` writable anywhere: a lone surrogate from a change's JSON
+    (``"\\ud800"``) would fail the UTF-8 of SQLite (the alert that reports the
+    refusal) and of log files; it is written as an escape instead."""
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _text(value: Any) -> str | None:
@@ -266,7 +284,7 @@ def _location(tx: Transaction, d: Mapping[str, Any], page: _Page) -> None:
     code = _str(d, "code")
     aisle = _int(d, "aisle")
     y = d.get("y")
-    if not isinstance(y, int | float) or isinstance(y, bool) or y < 0 or aisle < 0:
+    if not isinstance(y, int | float) or isinstance(y, bool) or not 0 <= y < _MAX_Y or aisle < 0:
         raise ChangeError(f"location {code}: aisle and y must be numbers ≥ 0")
     tables.upsert_location(tx, code, aisle, float(y), str(d.get("zone") or ""))
 

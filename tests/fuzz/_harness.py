@@ -190,6 +190,28 @@ def nested(depth: int, leaf: str = "1") -> str:
     )
 
 
+EXTREME_INTS = st.sampled_from(
+    [-1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, -(2**63) - 1, 2**64, 10**30, 10**400, -(10**400)]
+)
+EXTREME_FLOATS = st.sampled_from([float("inf"), float("-inf"), float("nan"), 1e308, -0.0, 5e-324])
+EXTREME_TEXTS = st.sampled_from(
+    ["", " ", "\ud800", "A\udfffB", "\x00", "\x1d", "\r\n", "\u202e", "é" * 500, "A" * 70_000]
+)
+
+
+def _extreme(value: Any) -> st.SearchStrategy[Any]:
+    """A value of the same JSON type as ``value``, at the edge of its range."""
+    if isinstance(value, bool):
+        return st.sampled_from([0, 1, "true", None])
+    if isinstance(value, int):
+        return EXTREME_INTS | EXTREME_FLOATS
+    if isinstance(value, float):
+        return EXTREME_FLOATS | EXTREME_INTS
+    if isinstance(value, str):
+        return EXTREME_TEXTS
+    return HOSTILE_SCALARS
+
+
 @st.composite
 def json_mutated(draw: st.DrawFn, valid: st.SearchStrategy[Any]) -> Any:
     """A valid JSON document with a few members changed: a value replaced by
@@ -210,11 +232,15 @@ def json_mutated(draw: st.DrawFn, valid: st.SearchStrategy[Any]) -> Any:
         if not places:
             return draw(json_values())
         where = draw(st.sampled_from(places))
-        op = draw(st.sampled_from(["replace", "replace", "delete", "add", "deep", "listify"]))
+        op = draw(
+            st.sampled_from(["extreme", "extreme", "replace", "delete", "add", "deep", "listify"])
+        )
         if isinstance(where, dict):
             keys = sorted(where)
             key = draw(st.sampled_from(keys)) if keys else draw(st.text(max_size=8))
-            if op == "delete" and keys:
+            if op == "extreme":
+                where[key] = draw(_extreme(where.get(key)))
+            elif op == "delete" and keys:
                 del where[key]
             elif op == "add":
                 where[draw(st.text(max_size=12))] = draw(json_values())
@@ -226,15 +252,17 @@ def json_mutated(draw: st.DrawFn, valid: st.SearchStrategy[Any]) -> Any:
             elif op == "listify":
                 where[key] = [where.get(key)]
             else:
-                where[key] = draw(json_values())
+                where[key] = draw(HOSTILE_SCALARS | json_values())
         elif where:
             i = draw(st.integers(0, len(where) - 1))
-            if op == "delete":
+            if op == "extreme":
+                where[i] = draw(_extreme(where[i]))
+            elif op == "delete":
                 del where[i]
             elif op == "add":
                 where.insert(i, draw(json_values()))
             else:
-                where[i] = draw(json_values())
+                where[i] = draw(HOSTILE_SCALARS | json_values())
     return doc
 
 

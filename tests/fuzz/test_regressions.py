@@ -6,13 +6,19 @@ Each case names the harness that found it and what the code did before its fix.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from devices.dialects import impinj, scanner_json, zebra
 from devices.errors import FrameError
 from devices.framing.lines import LineFramer
+from edge.masterdata import apply_changes
+from edge.masterdata.apply import ChangeError
+from edge.store import Store
 
 # --------------------------------------------------------------------------- line framing
 
@@ -85,3 +91,86 @@ def test_scanner_ts_out_of_range_is_a_frame_error(ts: str) -> None:
     payload = ('{"code": "A-01-05", "ts": ' + ts + "}").encode()
     with pytest.raises(FrameError):
         scanner_json.parse(payload, device_id="s1", received_at=1.0)
+
+
+# --------------------------------------------------------------------------- cloud answers
+
+
+def test_a_cloud_answer_nested_too_deep_is_a_value_error() -> None:
+    """test_fuzz_sync_codec: RecursionError left decode_answer, past the
+    client's ``except ValueError``, on a JSON answer nested ~100,000 deep."""
+    from cloud_sync.codec import decode_answer
+
+    with pytest.raises(ValueError, match="nested"):
+        decode_answer(b"[" * 100_000 + b"]" * 100_000, "application/json")
+
+
+# --------------------------------------------------------------------------- downstream changes
+
+
+@pytest.fixture
+def md_store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "md.db", box_id="md-box") as s:
+        yield s
+
+
+def _dump(store: Store) -> list[str]:
+    conn = sqlite3.connect(store.path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"type": "stock", "data": {"sku": "A", "location": "L", "qty": 2**64}},
+        {"type": "location", "data": {"code": "L", "aisle": 2**63, "y": 1}},
+        {"type": "location", "data": {"code": "L", "aisle": 1, "y": 10**400}},
+        {"type": "location", "data": {"code": "L", "aisle": 1, "y": float("inf")}},
+        {
+            "type": "task",
+            "data": {
+                "task": "T",
+                "priority": -(2**70),
+                "lines": [{"line": 1, "sku": "A", "qty": 1, "location": "L"}],
+            },
+        },
+    ],
+    ids=["qty-2^64", "aisle-2^63", "y-beyond-double", "y-infinite", "priority-2^70"],
+)
+def test_numbers_beyond_the_store_are_change_errors_and_change_nothing(
+    md_store: Store, change: dict[str, object]
+) -> None:
+    """test_fuzz_changes: OverflowError (SQLite's int64, float()) left
+    apply_changes instead of ChangeError; an infinite y was stored."""
+    page = [{"type": "item", "data": {"sku": "A"}}, change]
+    before = _dump(md_store)
+    with pytest.raises(ChangeError):
+        md_store.run(lambda tx: apply_changes(tx, page))
+    assert _dump(md_store) == before
+
+
+def test_a_refusal_message_with_a_lone_surrogate_can_be_stored_and_logged(
+    md_store: Store,
+) -> None:
+    """test_fuzz_changes: the ChangeError of a change keyed "\\ud800" carried
+    the surrogate into its message, which the downloader writes into an alert
+    (SQLite refuses it) and the log."""
+    with pytest.raises(ChangeError) as refused:
+        md_store.run(lambda tx: apply_changes(tx, [{"type": "picker", "data": {"id": "\ud800"}}]))
+    message = str(refused.value)
+    message.encode("utf-8")
+    assert "\\ud800" in message
+
+
+def test_unknown_change_types_are_counted_under_a_bounded_name(md_store: Store) -> None:
+    """test_fuzz_changes: every distinct unknown type, at any length, became a
+    key of UNKNOWN_CHANGES and a log line: memory and log grow with the feed."""
+    from edge.masterdata.apply import UNKNOWN_CHANGES
+
+    page = [{"type": f"x{'A' * 70_000}{n}", "data": {}} for n in range(300)]
+    md_store.run(lambda tx: apply_changes(tx, page))
+    assert len(UNKNOWN_CHANGES) <= 101
+    assert max(map(len, UNKNOWN_CHANGES)) <= 64
