@@ -254,18 +254,22 @@ class Floor:
             await reader.pass_portal(["376123450000000016"], company_prefix_digits=7)
 
 
+def tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:]
+
+
 async def wait_ready(proc: asyncio.subprocess.Process, base: str, log: Path) -> None:
     deadline = time.monotonic() + 60
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
         while time.monotonic() < deadline:
             if proc.returncode is not None:
-                raise RuntimeError(f"the daemon exited: {log.read_text()[-2000:]}")
+                raise RuntimeError(f"the daemon exited: {tail(log)}")
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with http.get(f"{base}/readyz") as r:
                     if r.status == 200:
                         return
             await asyncio.sleep(0.05)
-    raise RuntimeError(f"the daemon was not ready within 60 s: {log.read_text()[-2000:]}")
+    raise RuntimeError(f"the daemon was not ready within 60 s: {tail(log)}")
 
 
 async def connect_pdas(
