@@ -33,6 +33,7 @@ import base64
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -256,28 +257,52 @@ def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:]
 
 
-async def _login(api: Api, key: str, badge: str, within_s: float = 20) -> str:
-    """Log in once the downloader has the picker (a 401 until then)."""
+async def _pickers_loaded(db: Path, within_s: float = 20) -> None:
+    """Wait until the downloader stored both pickers (failed logins meanwhile
+    would count against the device key)."""
     deadline = time.monotonic() + within_s
     while True:
-        status, text = await api.call(
-            "POST", "/api/v1/sessions", json_body={"badge": badge}, headers={"X-Device-Key": key}
-        )
-        if status == 201:
-            return str(json.loads(text)["token"])
-        assert time.monotonic() < deadline, text
-        await asyncio.sleep(0.2)
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            (count,) = conn.execute("SELECT count(*) FROM pickers").fetchone()
+        except sqlite3.OperationalError:
+            count = 0
+        finally:
+            conn.close()
+        if count >= 2:
+            return
+        assert time.monotonic() < deadline, "the pickers never arrived from the cloud"
+        await asyncio.sleep(0.1)
 
 
-async def _busy_session(api: Api, device_key: str, gtins: Mapping[str, str]) -> dict[str, str]:
-    """The session with errors; returns the tokens handed out (canaries too)."""
+async def _login(api: Api, key: str, badge: str) -> str:
+    status, text = await api.call(
+        "POST", "/api/v1/sessions", json_body={"badge": badge}, headers={"X-Device-Key": key}
+    )
+    assert status == 201, text
+    return str(json.loads(text)["token"])
+
+
+async def _busy_session(
+    api: Api, device_key: str, bad_key: str, gtins: Mapping[str, str]
+) -> dict[str, str]:
+    """The session with errors; returns the tokens handed out (canaries too).
+    The failed logins come from another PDA (``bad_key``): the limiter blocks a
+    device key after five failures."""
     dev = {"X-Device-Key": device_key}
     token = await _login(api, device_key, CANARIES["picker badge"])
     auth = {"Authorization": f"Bearer {token}", **dev}
+    sup_token = await _login(api, device_key, CANARIES["supervisor badge"])
+    sup = {"Authorization": f"Bearer {sup_token}", **dev}
     # logins that fail: unknown badges, a right badge with a wrong or no device key,
     # junk badges
     for badge in ("NOPE-0001", CANARIES["picker badge"] + "X", "", "x" * 300):
-        await api.call("POST", "/api/v1/sessions", json_body={"badge": badge}, headers=dev)
+        await api.call(
+            "POST",
+            "/api/v1/sessions",
+            json_body={"badge": badge},
+            headers={"X-Device-Key": bad_key},
+        )
     for headers in ({"X-Device-Key": device_key[:-2] + "zz"}, {}):
         await api.call(
             "POST",
@@ -350,9 +375,7 @@ async def _busy_session(api: Api, device_key: str, gtins: Mapping[str, str]) -> 
     # unknown routes, wrong methods
     await api.call("GET", "/api/v1/nope", headers=auth)
     await api.call("DELETE", "/api/v1/scan", headers=auth)
-    # the supervisor, and what a supervisor reads
-    sup_token = await _login(api, device_key, CANARIES["supervisor badge"])
-    sup = {"Authorization": f"Bearer {sup_token}", **dev}
+    # what a supervisor reads
     for path in (
         "/api/v1/supervisor/tours",
         "/api/v1/supervisor/alerts",
@@ -419,6 +442,7 @@ async def test_no_secret_or_customer_value_leaks(tmp_path: Path, processes: Proc
             config = _config(work, cloud=cloud.url, api_port=api_port, broker=broker)
             with Store.open(work / "box.db", box_id=BOX) as store:
                 _, device_key = enroll_pda(store, "canary-pda")
+                _, bad_key = enroll_pda(store, "failing-pda")
             log = work / "daemon.log"
             env = {k: v for k, v in os.environ.items() if not k.startswith("PICKEDGE")}
             with log.open("ab") as out:
@@ -429,10 +453,11 @@ async def test_no_secret_or_customer_value_leaks(tmp_path: Path, processes: Proc
                 )  # fmt: skip
             base = f"http://127.0.0.1:{api_port}"
             await _wait_up(base, proc, log)
+            await _pickers_loaded(work / "box.db")
             rec = Recorder()
             async with aiohttp.ClientSession() as http:
                 api = Api(http, base, rec)
-                tokens = await _busy_session(api, device_key, gtins)
+                tokens = await _busy_session(api, device_key, bad_key, gtins)
                 await _broken_http("127.0.0.1", api_port, rec)
                 # let the uploader, downloader and device meet their faults
                 await asyncio.wait_for(
@@ -466,7 +491,7 @@ async def test_no_secret_or_customer_value_leaks(tmp_path: Path, processes: Proc
     assert "pickedge_api_requests" in metrics or "pickedge_" in metrics
     assert len(rec.own) == 2  # the two successful logins, left out on purpose
 
-    canaries = {**CANARIES, "device key": device_key, **tokens}
+    canaries = {**CANARIES, "device key": device_key, "other device key": bad_key, **tokens}
     places = [(f"log line {i}", line) for i, line in enumerate(text.splitlines(), 1)]
     places += [("metrics", metrics)]
     places += [(f"answer {what}", body) for what, body in rec.answers]
