@@ -132,6 +132,8 @@ class _Run:
     """What the demo did so far: the report reads it whenever the demo stops."""
 
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Ctrl-C or SIGTERM (not the end of --duration): ends --keep too
+    interrupted: asyncio.Event = field(default_factory=asyncio.Event)
     #: how it was stopped ("" while it runs, and when it ran to its end)
     why: str = ""
     started: float = field(default_factory=time.monotonic)
@@ -364,6 +366,7 @@ async def _demo(
             console.print()
             _say("demo", f"{why}: stopping cleanly (again to stop at once)", "bold")
             run.halt(why)
+            run.interrupted.set()
         elif main is not None:
             main.cancel()
 
@@ -567,10 +570,10 @@ async def _main(
             task.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
         ok = _report(floor)
-        if keep and not run.stop.is_set():
+        if keep and not run.interrupted.is_set():
             where = f"{base}/" + (f" and {run.dashboard}" if run.dashboard else "")
             _say("pickedge", f"still running: open {where} (Ctrl-C to stop)", "green")
-            await run.stop.wait()
+            await run.interrupted.wait()
     return 0 if ok else 1
 
 
