@@ -40,7 +40,7 @@ so far, then the daemon, the simulators and the broker are stopped in order
 (the broker runs in its own process group, so a terminal's Ctrl-C reaches
 only the demo). The exit code is 0 when the report's checks hold — also after
 Ctrl-C, as ``ping`` does — and 1 when one does not; a second Ctrl-C stops at
-once, without the report.
+once, without the report (exit code 130).
 
 At the end it checks the invariants the product promises — nothing lost and
 nothing counted twice (units told to pickers = units in the cloud's
