@@ -46,7 +46,14 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
             f"certificate {cert_file} and key {key_file} cannot be used together "
             f"(not PEM, encrypted, or not a pair): {exc.reason or exc}"
         ) from None
+    except (OSError, ValueError) as exc:  # a name too long, a NUL in it, a directory…
+        raise TlsConfigError(f"TLS files cannot be read: {_why(exc)}") from None
     return ctx
+
+
+def _why(exc: OSError | ValueError) -> str:
+    """The reason without the path (a path can be 70,000 characters of junk)."""
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)[:80]
 
 
 def client_context(
@@ -66,6 +73,8 @@ def client_context(
             raise TlsConfigError(
                 f"CA file {ca_file} holds no usable PEM certificate: {exc.reason or exc}"
             ) from None
+        except (OSError, ValueError) as exc:
+            raise TlsConfigError(f"CA file cannot be read: {_why(exc)}") from None
     else:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     _harden(ctx)
@@ -87,6 +96,8 @@ def client_context(
                 f"client certificate {cert_file} and key {key_file} cannot be used together: "
                 f"{exc.reason or exc}"
             ) from None
+        except (OSError, ValueError) as exc:
+            raise TlsConfigError(f"TLS files cannot be read: {_why(exc)}") from None
     return ctx
 
 

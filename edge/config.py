@@ -15,8 +15,10 @@ Every value remembers where it came from (default, ``file:LINE``, ``env:NAME``);
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -487,7 +489,9 @@ PRIVATE_KEY_KEYS = ("api.tls_key_file", "mqtt.tls_key_file")
 
 def resolve_relative(value: str, config_path: Path | None) -> Path:
     """Relative paths in a config file are relative to the file's directory."""
-    p = Path(value).expanduser()
+    p = Path(value)
+    with contextlib.suppress(RuntimeError):  # "~nobody/x": left as written, then not found
+        p = p.expanduser()
     if not p.is_absolute() and config_path is not None:
         p = config_path.parent / p
     return p
@@ -582,8 +586,13 @@ def _coerce(tp: Any, value: Any) -> tuple[bool, Any]:
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     if tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return ok, float(value) if ok else value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False, value
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond a double
+            return False, value
+        return math.isfinite(number), number  # nan and inf are no setting
     if tp is str:
         return isinstance(value, str), value
     if origin is dict:
@@ -721,7 +730,7 @@ def _exposed(path: Path) -> str | None:
     the service are private by construction and not checked."""
     try:
         st = path.stat()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         return None  # reading it reports the problem
     if st.st_mode & 0o077:
         return f"is readable by others (mode {st.st_mode & 0o777:04o}): chmod 600 it"
@@ -751,8 +760,8 @@ def _read_secret(
         out.problem(key, origin, f"secret file {path} does not exist (create it, mode 0600)")
     except PermissionError:
         out.problem(key, origin, f"secret file {path} is not readable by this user")
-    except (OSError, UnicodeDecodeError) as exc:
-        out.problem(key, origin, f"secret file {path} cannot be read: {exc}")
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the path
+        out.problem(key, origin, f"secret file {str(path)[:200]} cannot be read: {exc}")
     else:
         if not text:
             out.problem(key, origin, f"secret file {path} is empty")

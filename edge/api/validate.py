@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 from common.errors import PickEdgeError
@@ -30,9 +31,13 @@ MAX_JSON_DEPTH = 32
 #: the largest count or stop number a body may carry (SQLite's int64 is far above)
 MAX_COUNT = 1_000_000
 
-# A JSON string (escapes included) or a bracket; strings are skipped whole so a
-# bracket inside one does not count. Linear: the alternatives never overlap.
-_DEPTH_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# A JSON string (escapes included), removed before brackets are counted so a
+# bracket inside one does not count. Possessive, and an unterminated string runs
+# to the end: a failed match would otherwise be retried from every later quote,
+# quadratic in a body of escaped quotes (``"\\"\\"\\"…``).
+_STRINGS = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]++")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class BadInputError(PickEdgeError):
@@ -46,16 +51,12 @@ class BadInputError(PickEdgeError):
 
 
 def json_depth(text: str) -> int:
-    """How deep arrays and objects nest in ``text`` (strings skipped)."""
-    depth = deepest = 0
-    for match in _DEPTH_TOKENS.finditer(text):
-        token = match.group()
-        if token in ("[", "{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token in ("]", "}"):
-            depth -= 1
-    return deepest
+    """How deep arrays and objects nest in ``text`` (strings skipped).
+
+    Every step runs in C (regex substitution, ``accumulate``, ``max``): a
+    Python loop over the brackets of a 1 MiB body took over 100 ms."""
+    brackets = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
+    return max(0, max(accumulate(map(_STEP.__getitem__, brackets)), default=0))
 
 
 def json_object(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:

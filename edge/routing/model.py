@@ -21,6 +21,9 @@ from common.errors import PickEdgeError
 #: internal unit: one millimetre; every length inside the engine is an int of these
 MM_PER_M = 1000
 
+#: the largest length or coordinate a problem may hold, in metres (1000 km)
+MAX_METRES = 1_000_000
+
 #: the largest number of blocks the exact DP accepts; beyond it the state space
 #: (partitions of blocks + 1 cross-aisle nodes) grows too fast for milliseconds
 MAX_EXACT_BLOCKS = 4
@@ -161,10 +164,15 @@ def _field(obj: dict[str, Any], key: str, path: str) -> Any:
 
 
 def _number(value: Any, path: str) -> float:
+    """A length or coordinate in metres: finite and within ``MAX_METRES``
+    (``1e308`` m would overflow to an infinite number of millimetres, and an
+    integer of 400 digits overflows ``float`` itself)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(path, f"must be a number, got {value!r}")
-    if not math.isfinite(value):
+        raise _fail(path, f"must be a number, got {value!r:.40}")
+    if isinstance(value, float) and not math.isfinite(value):
         raise _fail(path, f"must be finite, got {value!r}")
+    if not -MAX_METRES <= value <= MAX_METRES:
+        raise _fail(path, f"must be within ±{MAX_METRES:,} m, got {value!r:.40}")
     return float(value)
 
 

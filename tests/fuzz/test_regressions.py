@@ -174,3 +174,89 @@ def test_unknown_change_types_are_counted_under_a_bounded_name(md_store: Store) 
     md_store.run(lambda tx: apply_changes(tx, page))
     assert len(UNKNOWN_CHANGES) <= 101
     assert max(map(len, UNKNOWN_CHANGES)) <= 64
+
+
+# --------------------------------------------------------------------------- PDA bodies
+
+
+def test_json_depth_is_linear_on_a_body_of_escaped_quotes() -> None:
+    """test_fuzz_api_bodies: the depth scan retried an unterminated string from
+    every later quote, quadratic: 16,000 escaped quotes took 4 s; and its
+    Python loop over the brackets of a 1 MiB body took over 100 ms."""
+    from edge.api.validate import BadInputError, json_depth, json_object
+
+    for body in ("{" * 40 + '"' + '\\"' * 300_000, '"["' * 300_000 + "[" * 40):
+        start = time.perf_counter()
+        with pytest.raises(BadInputError):
+            json_object(body.encode())
+        assert time.perf_counter() - start < 1.0
+    assert json_depth('["[[", {"a\\"]": [1]}]') == 3
+    assert json_depth('"abc\\') == json_depth("]]]") == 0
+    assert json_depth('[["x') == 2
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text('[box]\nid = "b"\n[store]\npath = "x.db"\n' + text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[cloud]\ntimeout_s = " + "9" * 400,  # OverflowError: int too large to convert to float
+        "[cloud]\ntimeout_s = nan",  # accepted: nan < min and nan > max are both false
+        "[cloud]\ntimeout_s = inf",
+        "[layout]\naisle_pitch_m = 1e308",  # OverflowError in the routing check: inf mm
+        "[layout]\nblock_length_m = " + "1" * 400,
+        '[box]\nsecret_file = "~nosuchuser-pickedge/s"',  # RuntimeError from expanduser
+        '[box]\nsecret_file = "a\\u0000b"',  # ValueError: embedded null byte
+        '[cloud]\nurl = "https://x"\nca_file = "a\\u0000b"',
+        '[cloud]\nurl = "https://x"\nca_file = "' + "n" * 70_000 + '"',  # OSError: name too long
+    ],
+    ids=[
+        "int-beyond-double",
+        "nan",
+        "inf",
+        "pitch-1e308",
+        "length-400-digits",
+        "unknown-home",
+        "nul-in-secret-path",
+        "nul-in-ca-path",
+        "ca-name-too-long",
+    ],
+)
+def test_config_values_beyond_any_range_are_config_errors(tmp_path: Path, text: str) -> None:
+    """test_fuzz_config: each of these raised OverflowError, RuntimeError,
+    ValueError or OSError out of load_config (or was accepted) instead of a
+    ConfigError naming the key."""
+    from edge.config import load_config
+    from edge.errors import ConfigError
+
+    text = text.replace("[box]\n", "").replace("[cloud]\n", "[cloud]\n", 1)
+    head = '[box]\nid = "b"\n' + (text if "secret_file" in text else "")
+    body = "" if "secret_file" in text else text
+    path = tmp_path / "c.toml"
+    path.write_text(head + '[store]\npath = "x.db"\n' + body, encoding="utf-8")
+    with pytest.raises(ConfigError):
+        load_config(path, env={})
+
+
+def test_a_config_file_still_loads(tmp_path: Path) -> None:
+    from edge.config import load_config
+
+    cfg = load_config(_config(tmp_path, "[cloud]\ntimeout_s = 3\n"), env={})
+    assert cfg.cloud.timeout_s == 3.0
+
+
+def test_routing_lengths_beyond_the_warehouse_are_refused() -> None:
+    from edge.routing import route
+    from edge.routing.model import RoutingProblemError
+
+    layout = {"kind": "blocks", "aisles": 2, "aisle_pitch_m": 3.0, "blocks": 1}
+    for bad in (1e308, 10**400, float("nan")):
+        with pytest.raises(RoutingProblemError):
+            route({"layout": {**layout, "block_length_m": bad}, "picks": []})
