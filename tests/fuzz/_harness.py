@@ -16,6 +16,7 @@ because it would judge the first, slowest run.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable
@@ -217,7 +218,8 @@ def json_mutated(draw: st.DrawFn, valid: st.SearchStrategy[Any]) -> Any:
     """A valid JSON document with a few members changed: a value replaced by
     a hostile one (wrong type, huge number, surrogate…), a member deleted or
     added, a value wrapped in deep nesting, an object turned into an array."""
-    doc = draw(valid)
+    # a copy: strategies such as st.just hand out one object, which must not change
+    doc = copy.deepcopy(draw(valid))
 
     def containers(value: Any) -> list[Any]:
         found: list[Any] = []
