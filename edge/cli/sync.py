@@ -4,6 +4,12 @@ Reads the database read-only (safe while the daemon runs) and prints the
 backlog, the age of the oldest unsent event, the last ack, the last error,
 the uploader's current back-off, the downstream cursor and open sync alerts.
 Ages use this machine's clock and are for people only.
+
+``pickedge sync drain`` follows the running daemon's uploader as it works the
+backlog off (after an outage, before a planned shutdown or an upgrade): a
+progress bar of the events acked since it started, the rate and the time
+left, until nothing is unacked (exit 0) or ``--timeout`` passes (exit 1). It
+only reads; the daemon sends.
 """
 
 from __future__ import annotations
@@ -30,7 +36,81 @@ def sync_group() -> None:
     Examples:
       pickedge sync status --config site.toml
       pickedge sync status --config site.toml --json
+      pickedge sync drain --config site.toml --timeout 300
     """
+
+
+@sync_group.command("drain")
+@config_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=600.0,
+    show_default=True,
+    help="Give up (exit 1) after this many seconds.",
+)
+@click.option(
+    "--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True, hidden=True
+)
+def drain_command(config_path: Path, timeout: float, interval: float) -> None:
+    """Follow the daemon's uploader until the backlog is empty, with a progress bar.
+
+    Reads the database read-only while the daemon runs; exit 0 once every event
+    is acked by the cloud, 1 if some are still unacked after --timeout (the
+    last error and back-off are printed: see `pickedge sync status`).
+
+    \b
+    Example:
+      pickedge sync drain --config site.toml --timeout 300
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    cfg = config_or_exit(config_path, read_secrets=False)
+
+    def read() -> dict[str, Any]:
+        try:
+            conn = open_read_only(cfg.store_path())
+            try:
+                return sync_status(conn)
+            finally:
+                conn.close()
+        except PickEdgeError as exc:
+            raise fail(f"error: {exc}", exc.exit_code) from None
+        except sqlite3.Error as exc:
+            raise fail(f"error: {cfg.store_path()}: {exc}") from None
+
+    st = read()
+    total = st["backlog"]  # events to drain: those unacked now, and any written meanwhile
+    deadline = time.monotonic() + timeout
+    columns = (
+        TextColumn("draining the outbox"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events acked"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns) as progress:
+        bar = progress.add_task("drain", total=max(total, 1), completed=0)
+        while st["backlog"] > 0 and time.monotonic() < deadline:
+            time.sleep(interval)
+            before, st = st, read()
+            if st["epoch"] == before["epoch"]:
+                total += max(0, st["last_seq"] - before["last_seq"])
+            else:  # a new epoch (a restore, a conflict): its tail is counted anew
+                total = max(total, total - before["backlog"] + st["backlog"])
+            progress.update(bar, completed=max(0, total - st["backlog"]), total=max(total, 1))
+    if st["backlog"]:
+        click.echo(render(st), err=True)
+        raise fail(f"{st['backlog']} events still unacked after {timeout:.0f} s", 1)
+    click.echo(f"outbox drained: nothing unacked (acked {st['acked_seq']} of {st['last_seq']})")
 
 
 def sync_status(conn: sqlite3.Connection, *, now_ms: int | None = None) -> dict[str, Any]:

@@ -50,6 +50,40 @@ async def test_status_reports_backlog_ack_error_and_back_off(tmp_path: Path) -> 
     assert "8 events unacked (acked 12 of 20)" in text.output and "503" in text.output
 
 
+async def test_drain_follows_the_uploader_until_nothing_is_unacked(tmp_path: Path) -> None:
+    """``sync drain`` (a progress bar) returns once a real uploader, batch by
+    batch against the cloud simulator, has every event acked — new events
+    written meanwhile included; it gives up with exit 1 while some are not."""
+    cfg = config(tmp_path)
+    with Store.open(tmp_path / "box.db", box_id=BOX) as store:
+        write_moves(store, 10)  # 20 events
+        timed_out = await asyncio.to_thread(
+            CliRunner().invoke,
+            sync_group,
+            ["drain", "--config", str(cfg), "--timeout", "0.3", "--interval", "0.05"],
+        )
+        assert timed_out.exit_code == 1, timed_out.output
+        assert "20 events still unacked" in timed_out.output
+        drain = asyncio.create_task(
+            asyncio.to_thread(
+                CliRunner().invoke,
+                sync_group,
+                ["drain", "--config", str(cfg), "--timeout", "30", "--interval", "0.05"],
+            )
+        )
+        async with CloudSimulator(SECRET) as sim, SyncClient(sim.url, BOX, SECRET) as client:
+            up = uploader(store, client, batch_max_events=5)
+            for _ in range(3):
+                await up.step()
+                await asyncio.sleep(0.15)
+            assert not drain.done()  # 5 of 20 still unacked
+            write_moves(store, 2, seed=3)  # 4 more meanwhile
+            await up.send_all()
+            result = await asyncio.wait_for(drain, 30)
+    assert result.exit_code == 0, result.output
+    assert "outbox drained: nothing unacked (acked 24 of 24)" in result.output
+
+
 def test_status_of_a_missing_database_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(sync_group, ["status", "--config", str(config(tmp_path))])
     assert result.exit_code == 2 and "no such database" in result.output
