@@ -43,6 +43,7 @@ from prometheus_client import Counter, Histogram
 
 from common.errors import PickEdgeError
 from common.faults import crash_point
+from devices.codes import gs1
 from edge.api import auth, health, validate
 from edge.api.hub import PdaHub
 from edge.api.openapi import openapi_document
@@ -101,6 +102,8 @@ class ServerState:
     inflight: int = 0
     draining: bool = False
     idle: asyncio.Event | None = None
+    #: the GS1 tables were imported (or are being) after a first login
+    codes_warmed: bool = False
 
     def event(self) -> asyncio.Event:
         if self.idle is None:
@@ -378,10 +381,27 @@ async def login(request: web.Request) -> web.Response:
         raise
     token = await auth.open_session(store, picker, pda, request.app[CONFIG].api.token_ttl_s)
     log.info("picker logged in", extra={"picker": picker.id, "pda": pda})
+    _warm_codes(request.app)
     return web.json_response(
         {"token": token, "picker": {"id": picker.id, "name": picker.name, "role": picker.role}},
         status=201,
     )
+
+
+def _warm_codes(app: web.Application) -> None:
+    """Scans follow a login: import the GS1 tables now, in a thread, once
+    (they are left out of an idle daemon's memory; devices.codes.gs1)."""
+    state = app[STATE]
+    if state.codes_warmed:
+        return
+    state.codes_warmed = True
+    future = asyncio.get_running_loop().run_in_executor(None, gs1.warm_up)
+    future.add_done_callback(_log_warm_failure)
+
+
+def _log_warm_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("importing the GS1 tables failed: %s", future.exception())
 
 
 async def logout(request: web.Request) -> web.Response:

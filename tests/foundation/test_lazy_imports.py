@@ -60,3 +60,57 @@ def test_an_idle_box_without_devices_or_carts_imports_none_of_the_heavy_librarie
     modules = json.loads(done.stdout.splitlines()[-1])
     loaded = sorted({m for m in modules for lazy in LAZY if m == lazy or m.startswith(lazy + ".")})
     assert loaded == []
+
+
+LOGIN_PROBE = """
+import asyncio, json, sys
+from pathlib import Path
+import aiohttp
+from edge.api import auth
+from edge.config import load_config
+from edge.wiring import build_daemon
+
+cfg = load_config(Path(sys.argv[1]), env={})
+daemon = build_daemon(cfg)
+auth.add_picker(daemon.store, "P1", "Pat", "BADGE-1")
+key = auth.enroll_pda(daemon.store, "pda-1")[1]
+
+async def main():
+    runner = asyncio.create_task(daemon.run(install_signals=False))
+    api = daemon.parts["api"]
+    await api.started.wait()
+    before = "biip" in sys.modules
+    url = f"http://127.0.0.1:{api.bound_port}/api/v1/sessions"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json={"badge": "BADGE-1"}, headers={"X-Device-Key": key}) as r:
+            status = r.status
+    for _ in range(200):
+        if "biip.gtin" in sys.modules:
+            break
+        await asyncio.sleep(0.05)
+    daemon.stop()
+    await runner
+    print(json.dumps([before, status, "biip.gtin" in sys.modules]))
+
+asyncio.run(main())
+"""
+
+
+def test_the_gs1_tables_are_imported_in_the_background_after_a_first_login(
+    tmp_path: Path,
+) -> None:
+    """Left out of an idle box, biip is imported once a PDA logs in, off the
+    event loop, so the first GS1 scan after a start does not wait ~90 ms."""
+    config = tmp_path / "pickedge.toml"
+    config.write_text('[box]\nid = "lazy"\n[store]\npath = "box.db"\n[api]\nport = 0\n')
+    done = subprocess.run(
+        [sys.executable, "-c", LOGIN_PROBE, str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    before, status, after = json.loads(done.stdout.splitlines()[-1])
+    assert (before, status, after) == (False, 201, True)
