@@ -62,8 +62,9 @@ FUZZ = settings.get_profile("fuzz-long" if LONG else "fuzz-ci")
 
 def scaled(examples: int) -> settings:
     """``FUZZ`` with fewer examples for a harness whose examples are costly
-    (a real server, a database): ``examples`` in CI, ten times more in a long run."""
-    return settings(FUZZ, max_examples=_examples(examples * (10 if LONG else 1)))
+    (a real server, a database): ``examples`` in CI, ten times more in a long
+    run, never more than ``PICKEDGE_FUZZ_EXAMPLES``."""
+    return settings(FUZZ, max_examples=min(examples * (10 if LONG else 1), FUZZ.max_examples))
 
 
 T = TypeVar("T")

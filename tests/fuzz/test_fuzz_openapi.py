@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from edge.api.openapi import openapi_document
-from tests.fuzz._harness import FUZZ, LONG, _examples
+from tests.fuzz._harness import FUZZ, LONG
 from tests.fuzz._live import LiveBox, live_box
 
 CHECKS = [
@@ -68,7 +68,7 @@ def _operations(box: LiveBox) -> list[Any]:
 
 
 SKIPPED = {("DELETE", "/api/v1/sessions"), ("GET", "/api/v1/ws")}
-_PER_OPERATION = _examples(150 if LONG else 12)
+_PER_OPERATION = min(150 if LONG else 12, FUZZ.max_examples)
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode), ids=lambda m: m.value)
