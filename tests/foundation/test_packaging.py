@@ -6,8 +6,6 @@ topics only, the daemon's user reading them all, no password ever printed."""
 from __future__ import annotations
 
 import asyncio
-import getpass
-import os
 import shutil
 import stat
 import subprocess
@@ -17,7 +15,9 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from tests.support.mosquitto import MosquittoBroker, find_mosquitto, free_port
+from tests.support.mosquitto import find_mosquitto, free_port
+from tests.support.mosquitto_config import generate, start_generated
+from tests.support.mosquitto_config import write_config as support_write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "configs" / "pickedge.service"
@@ -140,38 +140,7 @@ enabled = false
 
 
 def write_config(tmp_path: Path, port: int, *, devices: str = DEVICES) -> Path:
-    secret = tmp_path / "mqtt.password"
-    secret.write_text("the-daemons-own-password\n")
-    secret.chmod(0o600)
-    config = tmp_path / "pickedge.toml"
-    config.write_text(
-        f"""
-[box]
-id = "mq-box"
-[store]
-path = "box.db"
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-username = "pickedge"
-password_file = "mqtt.password"
-{devices}"""
-    )
-    return config
-
-
-def generate(config: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            *(sys.executable, "-m", "edge", "mosquitto-config", "--config", str(config)),
-            *("--out", str(out), "--persistence-dir", str(out / "data")),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PICKEDGE")},
-    )
+    return support_write_config(tmp_path, port, devices=devices)
 
 
 def mode(path: Path) -> int:
@@ -230,15 +199,7 @@ async def test_a_real_mosquitto_runs_the_generated_config(tmp_path: Path) -> Non
     out = tmp_path / "broker"
     done = await asyncio.to_thread(generate, write_config(tmp_path, port), out)
     assert done.returncode == 0, done.stderr
-    conf = out / "mosquitto.conf"
-    extra = f"log_dest file {tmp_path / 'mosquitto.log'}\n"
-    if os.geteuid() == 0:  # as root mosquitto drops to user mosquitto: stay as us
-        extra += f"user {getpass.getuser()}\n"
-    conf.write_text(conf.read_text() + extra)
-    broker = MosquittoBroker(tmp_path / "unused", port=port)
-    broker.config_path = conf  # the generated configuration, not the test one
-    broker.log_path = tmp_path / "mosquitto.log"
-    await asyncio.to_thread(broker.start)
+    broker = await asyncio.to_thread(start_generated, tmp_path, out, port)
 
     def password(user: str) -> str:
         return (out / "passwords" / user).read_text().strip()
