@@ -6,13 +6,18 @@ Promises:
   /pack``, ``GET /dashboard``, the pages' static files and the health checks (``GET /healthz``,
   ``/livez``, ``/readyz``: :mod:`edge.api.health`) needs ``Authorization: Bearer``; the
   WebSocket also accepts the token in its first message, never in the URL.
+- Every route that needs a session has its roles in :data:`ROLES`, enforced
+  in one place (:func:`auth_middleware`, before the handler reads the body);
+  :func:`create_app` refuses to build an application with a route that is
+  neither public nor listed.
 - Every failure answers ``{"error": {"code", "message"}}`` with a stable code:
   ``bad_json``, ``invalid_request``, ``bad_http`` (malformed HTTP, answered by
   :class:`ApiRunner`'s connections, never echoing the input), ``client_gone``
   (counted, logged at DEBUG: nobody reads the answer), ``body_too_large`` (413), ``not_found``,
   ``method_not_allowed``, ``unauthorized``, ``unknown_device``,
-  ``unknown_badge``, ``too_many_attempts`` (429), ``forbidden`` (403: a
-  supervisor's route called by a picker), the picking codes (``no_tour``,
+  ``unknown_badge``, ``too_many_attempts`` (429), ``forbidden`` (403: the
+  caller's role is not in the route's :data:`ROLES` entry), the admin codes
+  (``pda_exists`` 409, ``unknown_pda`` 404), the picking codes (``no_tour``,
   ``unknown_stop``, …) and the supervisor codes (``unknown_tour``,
   ``tour_not_active``, ``unknown_picker``, ``picker_busy``,
   ``unknown_location``, ``unknown_sku``, ``below_reserved``), the store's codes (503) and
@@ -130,6 +135,12 @@ DEVICE_STATES: web.AppKey[Callable[[], dict[str, dict[str, Any]]]] = web.AppKey(
 
 PICKER = web.RequestKey("picker", Picker)  # the authenticated picker
 TOKEN = web.RequestKey("session_token", str)
+
+#: who may call a route (:data:`ROLES`, beside the route registration)
+EVERYONE: frozenset[str] = frozenset(auth.ROLES)
+#: roles that see and act for the whole zone (supervisor actions, everyone's put-backs)
+SUPERVISORS: frozenset[str] = frozenset({"supervisor", "admin"})
+ADMINS: frozenset[str] = frozenset({"admin"})
 
 _PUBLIC: set[tuple[str, str]] = {
     ("GET", "/"),
@@ -281,7 +292,24 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise ApiError(401, "unauthorized", "the session expired or was ended; log in again")
     request[PICKER] = session.picker
     request[TOKEN] = token.strip()
+    _role_allowed(request, session.picker)
     return await handler(request)
+
+
+def _route_key(request: web.Request) -> tuple[str, str]:
+    """(method, path pattern) of the matched route, as :data:`ROLES` keys it."""
+    route = request.match_info.route
+    method = "GET" if route.method == "HEAD" else route.method  # add_get's HEAD twin
+    return method, route.resource.canonical if route.resource is not None else request.path
+
+
+def _role_allowed(request: web.Request, picker: Picker) -> None:
+    """403 ``forbidden`` unless the route's :data:`ROLES` entry has the picker's
+    role; a route without an entry allows no one (create_app refuses those)."""
+    allowed = ROLES.get(_route_key(request), frozenset())
+    if picker.role not in allowed:
+        who = "an admin" if allowed == ADMINS else "a supervisor"
+        raise ApiError(403, "forbidden", f"only {who} may do this")
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
@@ -427,10 +455,6 @@ async def get_tour(request: web.Request) -> web.Response:
     return web.json_response(tour)
 
 
-#: roles that see and act for the whole zone (supervisor actions, everyone's put-backs)
-SUPERVISORS = ("supervisor", "admin")
-
-
 async def get_put_backs(request: web.Request) -> web.Response:
     """The caller's open put-back lines; ``?all=1`` (supervisors): everyone's,
     with who holds them."""
@@ -470,14 +494,6 @@ async def count_stop(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------- supervisors
 
 
-def _supervisor(request: web.Request) -> Picker:
-    """The caller, when a supervisor or admin; 403 ``forbidden`` otherwise."""
-    picker = request[PICKER]
-    if picker.role not in SUPERVISORS:
-        raise ApiError(403, "forbidden", "only a supervisor may do this")
-    return picker
-
-
 def _tour_param(request: web.Request) -> int:
     raw = request.match_info["tour"]
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
@@ -491,7 +507,7 @@ def _optional_text(body: dict[str, Any], key: str, limit: int) -> str | None:
 
 async def supervisor_release(request: web.Request) -> web.Response:
     """End an abandoned tour (docs/pda.md, Supervisor actions)."""
-    by = _supervisor(request)
+    by = request[PICKER]
     tour = _tour_param(request)
     body = await _json_object(request)
     reason = validate.text(body, "reason", MAX_REASON)
@@ -501,7 +517,7 @@ async def supervisor_release(request: web.Request) -> web.Response:
 
 async def supervisor_reassign(request: web.Request) -> web.Response:
     """Hand an active tour to another picker without one."""
-    by = _supervisor(request)
+    by = request[PICKER]
     tour = _tour_param(request)
     body = await _json_object(request)
     to = validate.text(body, "picker", MAX_NAME)
@@ -511,7 +527,7 @@ async def supervisor_reassign(request: web.Request) -> web.Response:
 
 async def supervisor_adjust(request: web.Request) -> web.Response:
     """Change one stock row by ``qty`` (signed) or to ``set``, with a reason."""
-    by = _supervisor(request)
+    by = request[PICKER]
     body = await _json_object(request)
     sku = validate.text(body, "sku", MAX_NAME)
     location = validate.text(body, "location", MAX_NAME)
@@ -535,12 +551,10 @@ async def supervisor_adjust(request: web.Request) -> web.Response:
 
 
 async def supervisor_tours(request: web.Request) -> web.Response:
-    _supervisor(request)
     return web.json_response({"tours": await request.app[SUPERVISION].tours()})
 
 
 async def supervisor_exceptions(request: web.Request) -> web.Response:
-    _supervisor(request)
     raw = request.query.get("limit", "50")
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_EXCEPTIONS:
         raise ApiError(400, "invalid_request", f"limit must be from 1 to {MAX_EXCEPTIONS}")
@@ -550,7 +564,6 @@ async def supervisor_exceptions(request: web.Request) -> web.Response:
 
 async def supervisor_counts(request: web.Request) -> web.Response:
     """Open count tasks, recent finished counts (``limit``), inventory accuracy."""
-    _supervisor(request)
     raw = request.query.get("limit", "50")
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_EXCEPTIONS:
         raise ApiError(400, "invalid_request", f"limit must be from 1 to {MAX_EXCEPTIONS}")
@@ -559,7 +572,6 @@ async def supervisor_counts(request: web.Request) -> web.Response:
 
 async def dashboard(request: web.Request) -> web.Response:
     """The overview of :mod:`edge.ops.overview` (docs/dashboard.md)."""
-    _supervisor(request)
     app = request.app
     cfg, store = app[CONFIG], app[STORE]
     live = app[DEVICE_STATES]() if DEVICE_STATES in app else None
@@ -581,13 +593,12 @@ async def dashboard(request: web.Request) -> web.Response:
 
 async def supervisor_alerts(request: web.Request) -> web.Response:
     """The open alerts, the most severe first, with who acknowledged them."""
-    _supervisor(request)
     return web.json_response({"alerts": overview.open_alerts(request.app[STORE].reader().conn)})
 
 
 async def supervisor_alert_ack(request: web.Request) -> web.Response:
     """Acknowledge an open alert (local: who and when; it stays open)."""
-    by = _supervisor(request)
+    by = request[PICKER]
     raw = request.match_info["alert"]
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise ApiError(400, "invalid_request", "alert must be an alert number")
@@ -597,6 +608,60 @@ async def supervisor_alert_ack(request: web.Request) -> web.Response:
     )
     log.info("alert %d acknowledged", alert, extra={"picker": by.id})
     return web.json_response({"alert": done})
+
+
+# --------------------------------------------------------------------------- admins
+
+
+def _pda_param(request: web.Request) -> str:
+    return validate.path_text(request.match_info["pda"], "pda", auth.MAX_PDA_NAME)
+
+
+async def admin_pdas(request: web.Request) -> web.Response:
+    """Every enrolled PDA (never a key): id, name, enrolled, revoked, live sessions."""
+    rows = await asyncio.to_thread(auth.list_pdas, request.app[STORE])
+    return web.json_response(
+        {
+            "pdas": [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "enrolled_ms": r.created_ms,
+                    "revoked_ms": r.revoked_ms,
+                    "sessions": r.sessions,
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+async def admin_enroll(request: web.Request) -> web.Response:
+    """Enrol a PDA ``{"name"}``: 201 with its device key, shown this once."""
+    by = request[PICKER]
+    body = await _json_object(request)
+    raw = validate.text(body, "name", auth.MAX_PDA_NAME + 16)  # stripped below
+    try:
+        name = auth.pda_name(raw)
+        pda_id, key = await auth.enroll_pda_async(request.app[STORE], name)
+    except auth.PdaNameTakenError as exc:
+        raise ApiError(409, exc.code, "a PDA of that name exists; choose another") from None
+    except auth.EnrolmentError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
+    log.info("PDA enrolled", extra={"picker": by.id, "pda": pda_id})
+    return web.json_response({"pda": name, "id": pda_id, "key": key}, status=201)
+
+
+async def admin_revoke(request: web.Request) -> web.Response:
+    """Revoke a PDA by name or id; its sessions end in the same transaction."""
+    by = request[PICKER]
+    which = _pda_param(request)
+    try:
+        pda_id, ended = await auth.revoke_pda_async(request.app[STORE], which)
+    except auth.UnknownPdaError as exc:
+        raise ApiError(404, exc.code, "no PDA of that name or id") from None
+    log.info("PDA revoked", extra={"picker": by.id, "pda": pda_id, "ended": ended})
+    return web.json_response({"pda": pda_id, "revoked": True, "sessions_ended": ended})
 
 
 def _packing(request: web.Request) -> PackingService:
@@ -668,6 +733,14 @@ async def _ws_first_message_auth(request: web.Request, ws: web.WebSocketResponse
             {"type": "error", "error": {"code": "unauthorized", "message": "log in first"}}
         )
         await ws.close(code=4401, message=b"unauthorized")
+        return None
+    if session.picker.role not in ROLES.get(_route_key(request), frozenset()):
+        BAD_REQUESTS.labels(code="forbidden").inc()
+        log.warning("websocket refused: role not allowed", extra=_context(request))
+        await ws.send_json(
+            {"type": "error", "error": {"code": "forbidden", "message": "not for this role"}}
+        )
+        await ws.close(code=4403, message=b"forbidden")
         return None
     request[PICKER] = session.picker
     return session.picker
@@ -760,6 +833,60 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
+#: who may call each route that needs a session: (method, path pattern) → roles.
+#: The one place roles are decided (:func:`auth_middleware` enforces it);
+#: create_app refuses a route that is neither here nor public, so a new route
+#: cannot slip in unprotected. Finer checks stay in handlers (``?all=1`` on
+#: put-backs is for supervisors).
+ROLES: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/api/v1/openapi.json"): EVERYONE,
+    ("DELETE", "/api/v1/sessions"): EVERYONE,
+    ("POST", "/api/v1/scan"): EVERYONE,
+    ("GET", "/api/v1/tour"): EVERYONE,
+    ("GET", "/api/v1/put-backs"): EVERYONE,
+    ("POST", "/api/v1/tour/short"): EVERYONE,
+    ("POST", "/api/v1/tour/skip"): EVERYONE,
+    ("POST", "/api/v1/tour/count"): EVERYONE,
+    ("GET", "/api/v1/layout"): EVERYONE,
+    ("POST", "/api/v1/pack/scan"): EVERYONE,
+    ("GET", "/api/v1/pack/stations/{station}"): EVERYONE,
+    ("GET", "/api/v1/ws"): EVERYONE,
+    ("POST", "/api/v1/supervisor/tours/{tour}/release"): SUPERVISORS,
+    ("POST", "/api/v1/supervisor/tours/{tour}/reassign"): SUPERVISORS,
+    ("POST", "/api/v1/supervisor/stock/adjust"): SUPERVISORS,
+    ("GET", "/api/v1/supervisor/tours"): SUPERVISORS,
+    ("GET", "/api/v1/supervisor/exceptions"): SUPERVISORS,
+    ("GET", "/api/v1/supervisor/counts"): SUPERVISORS,
+    ("GET", "/api/v1/supervisor/alerts"): SUPERVISORS,
+    ("POST", "/api/v1/supervisor/alerts/{alert}/ack"): SUPERVISORS,
+    ("GET", "/api/v1/dashboard"): SUPERVISORS,
+    ("GET", "/api/v1/admin/pdas"): ADMINS,
+    ("POST", "/api/v1/admin/pdas"): ADMINS,
+    ("POST", "/api/v1/admin/pdas/{pda}/revoke"): ADMINS,
+}
+#: routes with their own credential, not a picker's session
+_NOT_SESSIONS = {("GET", "/metrics"), ("GET", "/static/{name}")}
+
+
+def route_table(app: web.Application) -> set[tuple[str, str]]:
+    """(method, path pattern) of every route of ``app`` (HEAD twins left out)."""
+    return {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+
+
+def _check_roles(app: web.Application) -> None:
+    served = route_table(app)
+    unlisted = served - _PUBLIC - _NOT_SESSIONS - ROLES.keys()
+    if unlisted:
+        raise RuntimeError(f"routes without roles in edge.api.app.ROLES: {sorted(unlisted)}")
+    stale = ROLES.keys() - served
+    if stale:
+        raise RuntimeError(f"ROLES lists routes that are not served: {sorted(stale)}")
+
+
 def create_app(
     store: Store,
     cfg: Config,
@@ -822,6 +949,9 @@ def create_app(
     r.add_get("/api/v1/supervisor/alerts", supervisor_alerts)
     r.add_post("/api/v1/supervisor/alerts/{alert}/ack", supervisor_alert_ack)
     r.add_get("/api/v1/dashboard", dashboard)
+    r.add_get("/api/v1/admin/pdas", admin_pdas)
+    r.add_post("/api/v1/admin/pdas", admin_enroll)
+    r.add_post("/api/v1/admin/pdas/{pda}/revoke", admin_revoke)
     r.add_post("/api/v1/pack/scan", pack_scan)
     r.add_get("/api/v1/pack/stations/{station}", pack_station)
     r.add_get("/api/v1/ws", websocket)
@@ -830,6 +960,7 @@ def create_app(
         app[METRICS] = metrics_exposition
         app[METRICS_TOKEN] = metrics_token
         r.add_get("/metrics", metrics)
+    _check_roles(app)  # every route has its roles (or is public) before it serves
 
     async def close_sockets(app: web.Application) -> None:
         await app[HUB].close_all()

@@ -15,7 +15,9 @@ Promises:
   PDA at most :data:`MAX_SESSIONS_PER_DEVICE`; a login beyond ends the oldest.
 
 Supervisor functions (:func:`enroll_pda`, :func:`list_pdas`, :func:`revoke_pda`,
-:func:`add_picker`) are synchronous: the CLI calls them on an open store.
+:func:`add_picker`) are synchronous: the CLI calls them on an open store; the
+admin API calls :func:`enroll_pda_async` and :func:`revoke_pda_async`, the
+same transactions on the store's writer thread.
 
 The SQL is not here: ``pdas`` and ``sessions`` are :mod:`edge.api.auth_tables`,
 ``pickers`` is master data (:mod:`edge.masterdata.tables`).
@@ -85,12 +87,28 @@ class Session:
 # --------------------------------------------------------------------------- supervisors
 
 
-def enroll_pda(store: Store, name: str) -> tuple[str, str]:
-    """Enrol a PDA called ``name``; returns ``(pda id, device key)``. The key is
-    shown once: only its hash is kept."""
+class PdaNameTakenError(EnrolmentError):
+    code = "pda_exists"
+
+
+class UnknownPdaError(EnrolmentError):
+    code = "unknown_pda"
+
+
+MAX_PDA_NAME = 64
+
+
+def pda_name(name: str) -> str:
+    """``name`` as stored: stripped, 1 to 64 printable characters."""
     name = name.strip()
-    if not name or len(name) > 64 or not name.isprintable():
+    if not name or len(name) > MAX_PDA_NAME or not name.isprintable():
         raise EnrolmentError("a PDA name is 1 to 64 printable characters")
+    return name
+
+
+def _enrolment(name: str) -> tuple[str, str, Callable[[Transaction], None]]:
+    """(pda id, device key, the transaction that stores its hash)."""
+    name = pda_name(name)
     key = new_secret()
     pda_id = "pda-" + secrets.token_hex(6)
 
@@ -98,10 +116,26 @@ def enroll_pda(store: Store, name: str) -> tuple[str, str]:
         taken = auth_tables.pda_named(tx, name)
         if taken is not None:
             state = "revoked" if taken[1] is not None else "enrolled"
-            raise EnrolmentError(f"a PDA called {name!r} is already {state}; choose another name")
+            raise PdaNameTakenError(
+                f"a PDA called {name!r} is already {state}; choose another name"
+            )
         auth_tables.insert_pda(tx, pda_id, name, hash_secret(key), now_ms())
 
+    return pda_id, key, fn
+
+
+def enroll_pda(store: Store, name: str) -> tuple[str, str]:
+    """Enrol a PDA called ``name``; returns ``(pda id, device key)``. The key is
+    shown once: only its hash is kept."""
+    pda_id, key, fn = _enrolment(name)
     store.run(fn)
+    return pda_id, key
+
+
+async def enroll_pda_async(store: Store, name: str) -> tuple[str, str]:
+    """:func:`enroll_pda` on the store's writer thread (the API's)."""
+    pda_id, key, fn = _enrolment(name)
+    await store.write(fn)
     return pda_id, key
 
 
@@ -109,20 +143,27 @@ def list_pdas(store: Store) -> list[auth_tables.PdaRow]:
     return auth_tables.pdas(store, now_up=store.uptime_ms())
 
 
-def revoke_pda(store: Store, name_or_id: str) -> str:
-    """Revoke a PDA by name or id and end its sessions; returns its id."""
-
-    def fn(tx: Transaction) -> str:
+def _revocation(name_or_id: str) -> Callable[[Transaction], tuple[str, int]]:
+    def fn(tx: Transaction) -> tuple[str, int]:
         found = auth_tables.pda_by_name_or_id(tx, name_or_id)
         if found is None:
-            raise EnrolmentError(f"no PDA called {name_or_id!r} (see `pickedge pda list`)")
+            raise UnknownPdaError(f"no PDA called {name_or_id!r} (see `pickedge pda list`)")
         pda_id, revoked_ms = found
         if revoked_ms is None:
             auth_tables.mark_revoked(tx, pda_id, now_ms())
-        auth_tables.end_sessions_of(tx, pda_id)
-        return pda_id
+        return pda_id, auth_tables.end_sessions_of(tx, pda_id)
 
-    return store.run(fn)
+    return fn
+
+
+def revoke_pda(store: Store, name_or_id: str) -> str:
+    """Revoke a PDA by name or id and end its sessions; returns its id."""
+    return store.run(_revocation(name_or_id))[0]
+
+
+async def revoke_pda_async(store: Store, name_or_id: str) -> tuple[str, int]:
+    """:func:`revoke_pda` on the writer thread; returns (id, sessions ended)."""
+    return await store.write(_revocation(name_or_id))
 
 
 def add_picker(store: Store, picker_id: str, name: str, badge: str, role: str = "picker") -> None:

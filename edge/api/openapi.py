@@ -45,6 +45,8 @@ _ERROR_CODES = [
     "below_reserved",
     "unknown_alert",
     "alert_cleared",
+    "pda_exists",
+    "unknown_pda",
 ]
 
 #: every ``result`` an answer of scan, short or skip can carry
@@ -100,6 +102,17 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                         "message": {"type": "string"},
                     },
                 }
+            },
+        },
+        "Pda": {
+            "type": "object",
+            "required": ["id", "name", "enrolled_ms", "revoked_ms", "sessions"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "enrolled_ms": {"type": "integer"},
+                "revoked_ms": {"type": ["integer", "null"]},
+                "sessions": {"type": "integer", "description": "live sessions"},
             },
         },
         "PackStation": {
@@ -1061,6 +1074,79 @@ def openapi_document(*, metrics: bool = False) -> dict[str, Any]:
                 "responses": {
                     "200": _json(_ref("SupervisorCounts"), "the counts"),
                     **_errors(400, 401, 403, 500),
+                },
+            }
+        },
+        "/api/v1/admin/pdas": {
+            "get": {
+                "summary": "Admin: every enrolled PDA (never a key)",
+                "security": bearer,
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"pdas": {"type": "array", "items": _ref("Pda")}},
+                        },
+                        "the PDAs by name",
+                    ),
+                    **_errors(401, 403, 500),
+                },
+            },
+            "post": {
+                "summary": "Admin: enrol a PDA; its device key is in this answer only",
+                "description": "The name is stripped, 1 to 64 printable characters (as "
+                "`pickedge pda enroll`). 409 pda_exists when a PDA of that name was ever "
+                "enrolled (a revoked one keeps its name).",
+                "security": bearer,
+                "requestBody": _body(
+                    {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {"name": {"type": "string", "minLength": 1}},
+                    }
+                ),
+                "responses": {
+                    "201": _json(
+                        {
+                            "type": "object",
+                            "required": ["pda", "id", "key"],
+                            "properties": {
+                                "pda": {"type": "string", "description": "its name"},
+                                "id": {"type": "string"},
+                                "key": {
+                                    "type": "string",
+                                    "description": "the device key, shown once",
+                                },
+                            },
+                        },
+                        "enrolled",
+                    ),
+                    **_errors(*_COMMON, 403, 409),
+                },
+            },
+        },
+        "/api/v1/admin/pdas/{pda}/revoke": {
+            "post": {
+                "summary": "Admin: revoke a PDA by name or id; its sessions end at once",
+                "description": "Revoking a revoked PDA again answers 200 (nothing changes).",
+                "security": bearer,
+                "parameters": [
+                    {"name": "pda", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["pda", "revoked", "sessions_ended"],
+                            "properties": {
+                                "pda": {"type": "string", "description": "its id"},
+                                "revoked": {"const": True},
+                                "sessions_ended": {"type": "integer"},
+                            },
+                        },
+                        "revoked",
+                    ),
+                    **_errors(400, 401, 403, 404, 500, 503),
                 },
             }
         },
