@@ -31,6 +31,7 @@ class LiveBox:
     device_key: str
     picker_token: str
     supervisor_token: str
+    admin_token: str = ""
 
     def login(self, badge: str) -> str:
         request = urllib.request.Request(
@@ -50,6 +51,7 @@ def live_box(tmp_path: Path) -> Iterator[LiveBox]:
     seed_zone(store)
     add_task(store, "T-1", [("SKU-A", 2), ("SKU-C", 1)])
     _, key = auth.enroll_pda(store, "fuzz-pda")
+    auth.add_picker(store, "A1", "Admin One", "BADGE-A", "admin")
     loop = asyncio.new_event_loop()
     started = threading.Event()
     state: dict[str, object] = {}
@@ -79,6 +81,7 @@ def live_box(tmp_path: Path) -> Iterator[LiveBox]:
     box = LiveBox(base, store, key, "", "")
     box.picker_token = box.login("BADGE-1")
     box.supervisor_token = box.login("BADGE-S")
+    box.admin_token = box.login("BADGE-A")
     try:
         yield box
     finally:
