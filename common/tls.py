@@ -35,6 +35,13 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     with ``key_file``; :class:`TlsConfigError` when they cannot be loaded or do
     not match."""
     ctx = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    _load_pair(ctx, cert_file, key_file, "certificate")
+    return ctx
+
+
+def _load_pair(ctx: ssl.SSLContext, cert_file: str, key_file: str, what: str) -> None:
+    """``ctx`` presents ``cert_file`` with ``key_file``; :class:`TlsConfigError`
+    naming the file (never more of the path than it has) when they cannot."""
     try:
         ctx.load_cert_chain(cert_file, key_file)
     except FileNotFoundError as exc:
@@ -43,12 +50,11 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
         raise TlsConfigError(f"TLS file {exc.filename or key_file} is not readable") from None
     except ssl.SSLError as exc:
         raise TlsConfigError(
-            f"certificate {cert_file} and key {key_file} cannot be used together "
+            f"{what} {cert_file} and key {key_file} cannot be used together "
             f"(not PEM, encrypted, or not a pair): {exc.reason or exc}"
         ) from None
     except (OSError, ValueError) as exc:  # a name too long, a NUL in it, a directory…
         raise TlsConfigError(f"TLS files cannot be read: {_why(exc)}") from None
-    return ctx
 
 
 def _why(exc: OSError | ValueError) -> str:
@@ -85,19 +91,7 @@ def client_context(
     if cert_file or key_file:
         if not (cert_file and key_file):
             raise TlsConfigError("a client certificate needs both its certificate and key file")
-        try:
-            ctx.load_cert_chain(cert_file, key_file)
-        except FileNotFoundError as exc:
-            raise TlsConfigError(f"TLS file {exc.filename or cert_file} does not exist") from None
-        except PermissionError as exc:
-            raise TlsConfigError(f"TLS file {exc.filename or key_file} is not readable") from None
-        except ssl.SSLError as exc:
-            raise TlsConfigError(
-                f"client certificate {cert_file} and key {key_file} cannot be used together: "
-                f"{exc.reason or exc}"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise TlsConfigError(f"TLS files cannot be read: {_why(exc)}") from None
+        _load_pair(ctx, cert_file, key_file, "client certificate")
     return ctx
 
 

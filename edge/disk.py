@@ -4,11 +4,11 @@
 what SQLite, its WAL and the backups beside it share — and keeps the samples
 of the last ``window_s`` in memory (at most one per ``min_spacing_s``, so a
 busy scraper cannot grow them). :meth:`DiskWatch.until_full_s` fits a straight
-line (least squares) through those samples of free bytes against the
-monotonic clock and answers:
+line (least squares, :func:`fill_rate`, which the disk alert rules use too)
+through those samples of free bytes against the monotonic clock and answers:
 
-- ``None`` while there are fewer than two samples ``min_span_s`` apart (no
-  rate yet: the metric is left out);
+- ``None`` while there are fewer than three samples or they span less than
+  ``min_span_s`` (no rate yet: the metric is left out);
 - ``math.inf`` when free space is not falling (steady or growing);
 - otherwise free bytes / the rate they fall at, in seconds.
 
@@ -24,7 +24,7 @@ import collections
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,12 +91,26 @@ class DiskWatch:
         samples = list(self._samples)
         if len(samples) < 2 or samples[-1][0] - samples[0][0] < self.min_span_s:
             return None
-        n = len(samples)
-        mean_t = sum(t for t, _ in samples) / n
-        mean_f = sum(f for _, f in samples) / n
-        var = sum((t - mean_t) ** 2 for t, _ in samples)
-        slope = sum((t - mean_t) * (f - mean_f) for t, f in samples) / var  # bytes per second
-        if slope >= 0:
+        rate = fill_rate(samples)
+        if rate is None:
+            return None
+        if rate <= 0:
             return math.inf
         free = self.last.free_bytes if self.last is not None else samples[-1][1]
-        return max(0.0, free / -slope)
+        return max(0.0, free / rate)
+
+
+def fill_rate(samples: Sequence[tuple[float, int]]) -> float | None:
+    """Bytes a second the free space declines over ``samples`` of (monotonic
+    seconds, free bytes), oldest first: the least-squares slope, so one
+    temporary file does not swing it. None with fewer than 3 samples."""
+    if len(samples) < 3:
+        return None
+    n = len(samples)
+    mt = sum(t for t, _ in samples) / n
+    mb = sum(b for _, b in samples) / n
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    if var <= 0:
+        return None
+    slope = sum((t - mt) * (b - mb) for t, b in samples) / var
+    return -slope

@@ -34,6 +34,7 @@ from devices.events import DeviceEvent, DeviceState, DeviceStateEvent
 from edge.alerting import rules
 from edge.alerting.rules import Disk, Figures, Key, Overflow, SkuStock, Want
 from edge.config import AlertsConfig
+from edge.disk import fill_rate
 from edge.picking import stats
 from edge.picking.queries import Reads
 from edge.shipping.inbox import PRINTER_DRIVER
@@ -178,7 +179,7 @@ class AlertEngine:
         while samples and now - samples[0][0] > window:
             samples.popleft()
         spanned = samples[-1][0] - samples[0][0] >= window / 4
-        rate = rules.fill_rate(list(samples)) if spanned else None
+        rate = fill_rate(list(samples)) if spanned else None
         return Disk(str(self.store.path.parent), free, total, rate)
 
     def _sample_clock(self, now: float) -> None:

@@ -364,22 +364,6 @@ def evaluate(f: Figures, cfg: AlertsConfig, open_: frozenset[Key] = frozenset())
     return wanted
 
 
-def fill_rate(samples: Sequence[tuple[float, int]]) -> float | None:
-    """Bytes a second the free space declines over ``samples`` of (monotonic
-    seconds, free bytes), oldest first: the least-squares slope, so one
-    temporary file does not swing it. None with fewer than 3 samples."""
-    if len(samples) < 3:
-        return None
-    n = len(samples)
-    mt = sum(t for t, _ in samples) / n
-    mb = sum(b for _, b in samples) / n
-    var = sum((t - mt) ** 2 for t, _ in samples)
-    if var <= 0:
-        return None
-    slope = sum((t - mt) * (b - mb) for t, b in samples) / var
-    return -slope
-
-
 def jump_of(previous: tuple[float, float], now: tuple[float, float]) -> float:
     """How far the wall clock moved against the monotonic clock between two
     (monotonic, wall) readings, in seconds (signed)."""

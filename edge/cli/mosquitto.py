@@ -39,7 +39,7 @@ import click
 from devices.driver import MqttSettings
 from devices.drivers.mqtt_common import MqttDriverBase
 from devices.registry import MQTT_DRIVERS, create_driver
-from edge.cli.common import config_or_exit, fail
+from edge.cli.common import config_option, config_or_exit, fail
 from edge.config import Config
 
 #: mosquitto_passwd's PBKDF2-SHA512 parameters (mosquitto 2.x)
@@ -151,15 +151,7 @@ def render_acl(daemon_user: str, devices: list[MqttDevice]) -> str:
 
 
 @click.command("mosquitto-config")
-@click.option(
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    envvar="PICKEDGE_CONFIG",
-    help="PickEdge configuration (TOML) whose [[devices]] and [mqtt] to use.",
-)
+@config_option
 @click.option(
     "--out",
     "out",

@@ -24,6 +24,7 @@ import click
 
 from common.errors import PickEdgeError
 from edge.cli.common import config_option, config_or_exit, fail
+from edge.config import Config
 from edge.store import open_read_only
 from edge.store.sync_state import read_status
 
@@ -73,20 +74,7 @@ def drain_command(config_path: Path, timeout: float, interval: float) -> None:
     )
 
     cfg = config_or_exit(config_path, read_secrets=False)
-
-    def read() -> dict[str, Any]:
-        try:
-            conn = open_read_only(cfg.store_path())
-            try:
-                return sync_status(conn)
-            finally:
-                conn.close()
-        except PickEdgeError as exc:
-            raise fail(f"error: {exc}", exc.exit_code) from None
-        except sqlite3.Error as exc:
-            raise fail(f"error: {cfg.store_path()}: {exc}") from None
-
-    st = read()
+    st = _read(cfg)
     total = st["backlog"]  # events to drain: those unacked now, and any written meanwhile
     deadline = time.monotonic() + timeout
     columns = (
@@ -101,7 +89,7 @@ def drain_command(config_path: Path, timeout: float, interval: float) -> None:
         bar = progress.add_task("drain", total=max(total, 1), completed=0)
         while st["backlog"] > 0 and time.monotonic() < deadline:
             time.sleep(interval)
-            before, st = st, read()
+            before, st = st, _read(cfg)
             if st["epoch"] == before["epoch"]:
                 total += max(0, st["last_seq"] - before["last_seq"])
             else:  # a new epoch (a restore, a conflict): its tail is counted anew
@@ -111,6 +99,21 @@ def drain_command(config_path: Path, timeout: float, interval: float) -> None:
         click.echo(render(st), err=True)
         raise fail(f"{st['backlog']} events still unacked after {timeout:.0f} s", 1)
     click.echo(f"outbox drained: nothing unacked (acked {st['acked_seq']} of {st['last_seq']})")
+
+
+def _read(cfg: Config) -> dict[str, Any]:
+    """The status from the configured database, opened read-only for one read;
+    a clear error (exit 2) when it cannot be read."""
+    try:
+        conn = open_read_only(cfg.store_path())
+        try:
+            return sync_status(conn)
+        finally:
+            conn.close()
+    except PickEdgeError as exc:
+        raise fail(f"error: {exc}", exc.exit_code) from None
+    except sqlite3.Error as exc:
+        raise fail(f"error: {cfg.store_path()}: {exc}") from None
 
 
 def sync_status(conn: sqlite3.Connection, *, now_ms: int | None = None) -> dict[str, Any]:
@@ -172,15 +175,5 @@ def status_command(config_path: Path, as_json: bool) -> None:
     Example:
       pickedge sync status --config site.toml
     """
-    cfg = config_or_exit(config_path, read_secrets=False)
-    try:
-        conn = open_read_only(cfg.store_path())
-        try:
-            st = sync_status(conn)
-        finally:
-            conn.close()
-    except PickEdgeError as exc:
-        raise fail(f"error: {exc}", exc.exit_code) from None
-    except sqlite3.Error as exc:
-        raise fail(f"error: {cfg.store_path()}: {exc}") from None
+    st = _read(config_or_exit(config_path, read_secrets=False))
     click.echo(json.dumps(st, indent=2) if as_json else render(st))

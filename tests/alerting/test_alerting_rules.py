@@ -18,10 +18,10 @@ from edge.alerting.rules import (
     Overflow,
     SkuStock,
     evaluate,
-    fill_rate,
     jump_of,
 )
 from edge.config import AlertsConfig
+from edge.disk import fill_rate
 
 CFG = AlertsConfig(
     low_stock_default=10,
