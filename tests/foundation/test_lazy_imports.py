@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 LAZY = (
@@ -43,13 +44,13 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def test_an_idle_box_without_devices_or_carts_imports_none_of_the_heavy_libraries(
-    tmp_path: Path,
-) -> None:
+def run_probe(probe: str, tmp_path: Path) -> Any:
+    """Run ``probe`` in a fresh interpreter on a box with no devices, no cloud
+    and no carts; what it printed last, as JSON."""
     config = tmp_path / "pickedge.toml"
     config.write_text('[box]\nid = "lazy"\n[store]\npath = "box.db"\n[api]\nport = 0\n')
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(config)],
+        [sys.executable, "-c", probe, str(config)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -57,7 +58,13 @@ def test_an_idle_box_without_devices_or_carts_imports_none_of_the_heavy_librarie
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    modules = json.loads(done.stdout.splitlines()[-1])
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_an_idle_box_without_devices_or_carts_imports_none_of_the_heavy_libraries(
+    tmp_path: Path,
+) -> None:
+    modules = run_probe(PROBE, tmp_path)
     loaded = sorted({m for m in modules for lazy in LAZY if m == lazy or m.startswith(lazy + ".")})
     assert loaded == []
 
@@ -101,16 +108,5 @@ def test_the_gs1_tables_are_imported_in_the_background_after_a_first_login(
 ) -> None:
     """Left out of an idle box, biip is imported once a PDA logs in, off the
     event loop, so the first GS1 scan after a start does not wait ~90 ms."""
-    config = tmp_path / "pickedge.toml"
-    config.write_text('[box]\nid = "lazy"\n[store]\npath = "box.db"\n[api]\nport = 0\n')
-    done = subprocess.run(
-        [sys.executable, "-c", LOGIN_PROBE, str(config)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    before, status, after = json.loads(done.stdout.splitlines()[-1])
+    before, status, after = run_probe(LOGIN_PROBE, tmp_path)
     assert (before, status, after) == (False, 201, True)
