@@ -4,7 +4,7 @@
 #   ./dev.sh test    install what is missing, then ruff, mypy and the whole test suite
 #   ./dev.sh bench   install the benchmark extras, then run every script in bench/ (quick)
 # Each creates .venv/ beside this file and installs into it; Debian packages
-# (python3-venv, mosquitto, chromium, faketime, systemd) are installed only when missing.
+# (python3-venv, mosquitto, chromium, faketime, systemd, postgresql, fuse3) are installed only when missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 what="${1:-}"
@@ -50,6 +50,16 @@ need_systemd_analyze() {  # the unit test runs `systemd-analyze verify` on confi
     command -v systemd-analyze >/dev/null || apt_install systemd
 }
 
+need_postgresql() {  # tests/cloud start a throwaway PostgreSQL cluster unless PICKEDGE_TEST_PG names one
+    [ -n "${PICKEDGE_TEST_PG:-}" ] && return
+    command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+}
+
+need_fuse() {  # tests/durability mount the power-cut filesystem through libfuse3
+    { [ -e /usr/lib/x86_64-linux-gnu/libfuse3.so.3 ] || ldconfig -p 2>/dev/null | grep -q libfuse3.so; } \
+        && command -v fusermount3 >/dev/null || apt_install fuse3 libfuse3-3
+}
+
 need_chromium() {
     command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || apt_install chromium
 }
@@ -78,6 +88,8 @@ case "$what" in
         need_chromium
         need_faketime
         need_systemd_analyze
+        need_postgresql
+        need_fuse
         venv test
         say "ruff"
         .venv/bin/ruff check .
