@@ -115,7 +115,7 @@ class Receiver:
         keep_digests: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.db: Database = db if hasattr(db, "transaction") else open_database(db)  # type: ignore[arg-type]
+        self.db: Database = open_database(db) if db is None or isinstance(db, (Path, str)) else db
         self.oms: OmsHook = oms if oms is not None else ReferenceOms()
         self.max_batch_bytes = max_batch_bytes
         #: False: a cloud that compares no content (for tests of the box): a
@@ -366,9 +366,7 @@ class Receiver:
         """Net applied stock movement per (sku, location) of ``box``, from the
         events themselves (whatever the OMS hook keeps)."""
         with self.db.transaction(snapshot=True) as tx:
-            rows = tx.all(
-                "SELECT body FROM events WHERE box = ? AND type = 'stock_delta'", (box,)
-            )
+            rows = tx.all("SELECT body FROM events WHERE box = ? AND type = 'stock_delta'", (box,))
         out: dict[tuple[str, str], int] = {}
         for (body,) in rows:
             _, _, data = msgpack.unpackb(bytes(body), raw=False)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from cloud_sync.events import (
     Alert,
@@ -57,9 +57,13 @@ class Applied:
 
 
 class OmsHook(Protocol):
-    #: the component name its migrations are recorded under
-    name: str
-    migrations: Migrations
+    @property
+    def name(self) -> str:
+        """The component its migrations are recorded under."""
+
+    @property
+    def migrations(self) -> Migrations:
+        """Its own tables, per version and dialect."""
 
     def apply(self, tx: Tx, box: str, epoch: str, events: Sequence[Applied]) -> None:
         """Apply new events of ``(box, epoch)``, in seq order, in ``tx``."""
@@ -114,7 +118,9 @@ class ReferenceOms:
     """Net stock, tasks, shipments with cartons, departures and alerts."""
 
     name = "oms-reference"
-    migrations: Migrations = {1: {"sqlite": _tables("sqlite"), "postgresql": _tables("postgresql")}}
+    migrations: ClassVar[Migrations] = {
+        1: {"sqlite": _tables("sqlite"), "postgresql": _tables("postgresql")}
+    }
 
     def apply(self, tx: Tx, box: str, epoch: str, events: Sequence[Applied]) -> None:
         moves: dict[tuple[str, str], int] = {}
@@ -198,7 +204,7 @@ class ReferenceOms:
             )
 
     @staticmethod
-    def _task_done(
+    def _task_done(  # noqa: PLR0917 - one row's columns, named at every call
         tx: Tx,
         box: str,
         task: str,
@@ -252,7 +258,9 @@ class ReferenceOms:
 
     @staticmethod
     def tasks(tx: Tx, box: str, *, state: str | None = None) -> dict[str, dict[str, Any]]:
-        sql = "SELECT task, order_id, kind, state, picker, stage, lines FROM oms_tasks WHERE box = ?"
+        sql = (
+            "SELECT task, order_id, kind, state, picker, stage, lines FROM oms_tasks WHERE box = ?"
+        )
         if state is None:
             rows = tx.all(sql + " ORDER BY task", (box,))
         else:
@@ -296,8 +304,7 @@ class ReferenceOms:
     @staticmethod
     def alerts(tx: Tx, box: str) -> dict[tuple[str, str], dict[str, Any]]:
         rows = tx.all(
-            "SELECT kind, subject, severity, state, raised, cleared FROM oms_alerts"
-            " WHERE box = ?",
+            "SELECT kind, subject, severity, state, raised, cleared FROM oms_alerts WHERE box = ?",
             (box,),
         )
         return {

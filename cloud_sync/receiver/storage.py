@@ -121,7 +121,7 @@ class SqliteDatabase:
 
     def ping(self, timeout_s: float = 1.0) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1").fetchone() == (1,)
+            return bool(self._db.execute("SELECT 1").fetchone() == (1,))
 
     def close(self) -> None:
         with self._lock:
@@ -155,9 +155,7 @@ class _PostgresTx:
             cur.executemany(_pg(sql), rows)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = self._conn.execute(
-            _pg(sql), params, prepare=True
-        ).fetchone()
+        row: tuple[Any, ...] | None = self._conn.execute(_pg(sql), params, prepare=True).fetchone()
         return row
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -213,7 +211,7 @@ class PostgresDatabase:
     def ping(self, timeout_s: float = 1.0) -> bool:
         try:
             with self._pool.connection(timeout=timeout_s) as conn:
-                return conn.execute("SELECT 1").fetchone() == (1,)
+                return bool(conn.execute("SELECT 1").fetchone() == (1,))
         except Exception:
             return False
 
