@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("edge.cli.status:status_command", "The zone at a glance (the dashboard's figures)."),
     "pda": ("edge.cli.pda:pda_group", "Enrol, list and revoke PDA handhelds."),
     "picker": ("edge.cli.pda:picker_group", "Add a picker or supervisor locally."),
+    "cloud-receiver": (
+        "edge.cli.cloud_receiver:cloud_receiver_group",
+        "Run the cloud side of sync-v1 (SQLite or PostgreSQL).",
+    ),
 }
 
 
