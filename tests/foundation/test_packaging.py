@@ -240,3 +240,16 @@ async def test_a_real_mosquitto_runs_the_generated_config(tmp_path: Path) -> Non
                 await next_message(pack1, within=0.5)
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+def test_systemd_analyze_verify_accepts_the_cloud_receiver_template(tmp_path: Path) -> None:
+    template = ROOT / "configs" / "pickedge-cloud-receiver@.service"
+    text = template.read_text()
+    assert text.count(INSTALLED) == 1
+    found = directives(text)
+    # the database URL (and its password) comes from a file, never the command line
+    assert found["EnvironmentFile"] == ["/etc/pickedge-cloud/receiver.env"]
+    assert "--db" not in found["ExecStart"][0] and "--reuse-port" in found["ExecStart"][0]
+    done = verify(installable(tmp_path, text, "pickedge-cloud-receiver@1.service"))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "", done.stderr
