@@ -50,8 +50,7 @@ need_systemd_analyze() {  # the unit test runs `systemd-analyze verify` on confi
     command -v systemd-analyze >/dev/null || apt_install systemd
 }
 
-need_postgresql() {  # tests/cloud start a throwaway PostgreSQL cluster unless PICKEDGE_TEST_PG names one
-    [ -n "${PICKEDGE_TEST_PG:-}" ] && return
+need_postgresql() {  # tests/cloud start throwaway PostgreSQL clusters (and use $PICKEDGE_TEST_PG's server when set)
     command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
 }
 
