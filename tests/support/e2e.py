@@ -339,7 +339,12 @@ class Box:
         if self.clock is not None:
             self.clock.ended(proc.pid)
         assert rc == -9, f"the daemon ended with {rc}, not SIGKILL: {self.tail()}"
+        self.after_death()
         self.check_integrity()
+
+    def after_death(self) -> None:
+        """The daemon is dead, its file not yet checked: nothing here (the
+        power-cut loop cuts the power here, tests/support/powercut_loop.py)."""
 
     def check_integrity(self) -> None:
         # read-only: closing it does not checkpoint, so the next daemon finds the
@@ -1055,6 +1060,9 @@ async def kill_loop(
     tasks: int = TASKS,
     zero_checks: bool = False,
     play: Play = Play(),
+    box_dir: Path | None = None,
+    make_box: Callable[..., Box] = Box,
+    told: list[Told] | None = None,
 ) -> AsyncIterator[LoopRun]:
     """Run the kill loop, the clean end and the drain; yields with the cloud up.
 
@@ -1062,7 +1070,11 @@ async def kill_loop(
     what ``hooks.up`` makes of it). ``cancels``: the pickers expect stops to
     leave their tours (see :func:`picker`). ``zero_checks`` sets ``[floor]
     zero_checks``; ``play`` how the pickers err (:class:`Play`: ``empty``
-    shorts, miscounts, wrong locations for a put-back).
+    shorts, miscounts, wrong locations for a put-back). ``box_dir``: where
+    the box's files live (configuration, secret, database; default
+    ``tmp_path``, which keeps the cloud's database and the daemon's log);
+    ``make_box`` builds the :class:`Box` (a subclass); ``told``: the list the
+    pickers' records go into, for a caller that reads them during the loop.
     """
     hooks = hooks or Hooks()
     started = time.monotonic()
@@ -1078,16 +1090,17 @@ async def kill_loop(
     async with cloud_for(tmp_path, feed) as cloud:
         try:
             port = free_port(rng)
-            box = Box(
+            home = box_dir or tmp_path
+            box = make_box(
                 write_config(
-                    tmp_path,
+                    home,
                     cloud.url,
                     port,
                     checkpoint_interval_s=checkpoint_interval_s,
                     metrics_token=metrics_token,
                     zero_checks=zero_checks,
                 ),
-                tmp_path / "box.db",
+                home / "box.db",
                 port,
                 tmp_path / "daemon.log",
                 clock=clock,
@@ -1108,7 +1121,9 @@ async def kill_loop(
 
             base = f"http://127.0.0.1:{port}"
             stop = asyncio.Event()
-            told = [Told() for _ in range(PICKERS)]
+            if told is None:
+                told = []
+            told[:] = [Told() for _ in range(PICKERS)]
             async with contextlib.AsyncExitStack() as stack:
                 pdas: list[Handheld] = []
                 for n, key in enumerate(keys, start=1):
