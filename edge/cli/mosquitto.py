@@ -41,6 +41,7 @@ from devices.drivers.mqtt_common import MqttDriverBase
 from devices.registry import MQTT_DRIVERS, create_driver
 from edge.cli.common import config_option, config_or_exit, fail
 from edge.config import Config
+from edge.store.db import sync_dir
 
 #: mosquitto_passwd's PBKDF2-SHA512 parameters (mosquitto 2.x)
 PBKDF2_ITERATIONS = 101
@@ -93,6 +94,7 @@ def _write(path: Path, text: str, mode: int) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    sync_dir(path.parent)  # the new name survives a power cut (docs/durability.md)
 
 
 def _password(path: Path) -> str:
@@ -189,8 +191,11 @@ def mosquitto_config_command(config_path: Path, out: Path, persistence_dir: Path
         raise fail(f"error: a device id equals the daemon's [mqtt] username {daemon_user!r}")
     out = out.resolve()
     keep = out / "passwords"
+    new_dirs = [p for p in (out.parent, out, keep) if not p.exists()]
     keep.mkdir(parents=True, exist_ok=True)
     os.chmod(keep, 0o700)
+    for new_dir in new_dirs:  # a new directory's name is its parent's to sync
+        sync_dir(new_dir.parent)
     secret = cfg.secrets.get("mqtt.password_file")
     daemon_password = secret.reveal() if secret is not None else _password(keep / daemon_user)
     passwd = [password_line(daemon_user, daemon_password)]
@@ -199,6 +204,7 @@ def mosquitto_config_command(config_path: Path, out: Path, persistence_dir: Path
     for stale in keep.iterdir():
         if stale.name not in configured and not stale.name.startswith("."):
             stale.unlink()
+    sync_dir(keep)
     _write(out / "passwd", "".join(passwd), 0o600)
     _write(out / "acl", render_acl(daemon_user, devices), 0o640)
     conf = render_conf(cfg, out, persistence_dir=persistence_dir, devices=devices)

@@ -17,6 +17,12 @@ Promises:
   :meth:`Store.checkpoint` keep the WAL from growing without limit: PASSIVE
   ones that never wait, and a TRUNCATE when idle that waits for readers a
   bounded moment at most (a reader's snapshot never stalls the writer).
+- **What it opens is on disk before it builds on it.** :meth:`Store.open`
+  fsyncs the database file (and a ``-wal`` beside it) and their directory
+  before anything is written: a file an operator just copied into place (a
+  restored backup) may still be only in the page cache, and WAL commits
+  synced on top of a main file that a power cut then takes back to older
+  pages make a malformed database (docs/durability.md).
 - **Clear failures.** A corrupt file, a schema from a newer PickEdge, a
   read-only disk, a full disk: each raises its own :class:`StoreError` subclass
   with a message that names the file, and the file is left as it was.
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -298,6 +305,7 @@ class Store:
                 path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
             )
             version = cls._read_version(conn, path)
+            sync_database_files(path)
             if version > SCHEMA_VERSION:
                 raise SchemaTooNewError(
                     f"{path}: schema version {version} was written by a newer PickEdge "
@@ -578,6 +586,32 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def sync_dir(path: Path) -> None:
+    """``fsync`` the directory ``path``: the names created, renamed or removed
+    in it survive a power cut (a file's own ``fsync`` does not cover its name)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_database_files(path: Path) -> None:
+    """``fsync`` the database at ``path``, its ``-wal`` if there is one, and
+    their directory (see the module's promises: a copied-in file is on disk
+    before the store writes anything on top of it)."""
+    for name in (path, path.with_name(path.name + "-wal")):
+        try:
+            fd = os.open(name, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    sync_dir(path.parent)
 
 
 def new_epoch() -> str:

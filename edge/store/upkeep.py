@@ -18,7 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.store.db import Transaction, open_read_only, translate_error
+from edge.store.db import Transaction, open_read_only, sync_dir, translate_error
 from edge.store.errors import StoreError
 
 
@@ -100,4 +100,9 @@ def backup_file(path: Path, dest: Path) -> int:
         target.close()
     finally:
         source.close()
+    # SQLite synced the copy, but its commit deleted the rollback journal and
+    # nothing synced the directory: after a power cut the journal would be
+    # back beside the copy (hot, rolled back at the next open) and a new
+    # copy's own name may be gone. This makes the copy what was reported.
+    sync_dir(dest.parent)
     return version
