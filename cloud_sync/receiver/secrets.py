@@ -6,16 +6,19 @@ its overlap. The service signs its answer with the signer that verified the
 request, so a box still on the old secret can verify the answer it gets.
 
 - :class:`DirectorySecrets`: ``DIR/<box>`` holds the box's secret (its first
-  line). A file is re-read when its size, mtime or inode changes (checked at
-  most every ``recheck_s`` per box); when the secret changed, the previous one
-  stays accepted for ``overlap_s``. Files others can read are refused (logged
-  once), as the box refuses its own.
+  line). A file is re-read when its size, mtime, inode or mode changes
+  (checked at most every ``recheck_s`` per box); when the secret changed, the
+  previous one stays accepted for ``overlap_s``. Files others can read are
+  refused (logged once), as the box refuses its own, until they are chmod 600.
+  Removing a box's file revokes it at once: the overlap is for a secret that
+  changed, not for one taken away.
 - :class:`TableSecrets`: rows of ``box_secrets`` in the receiver's database;
   :meth:`TableSecrets.rotate` adds a secret and retires the current one at the
   end of the overlap, so every receiver process sees the same overlap.
 
 Box ids are what a file name can safely be: ``[A-Za-z0-9][A-Za-z0-9_.-]{0,63}``.
-Secrets never appear in ``repr``, logs or errors.
+Neither source remembers a box id it has no secret for (anyone may send any
+id). Secrets never appear in ``repr``, logs or errors.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ class SecretSource(Protocol):
 
 @dataclass
 class _Entry:
-    key: tuple[int, int, int] | None
+    #: (inode, size, mtime, mode) of the file; None: no file
+    key: tuple[int, int, int, int] | None
     secret: str | None
     checked: float
     #: (secret, accepted until) of earlier secrets inside their overlap
@@ -100,18 +104,28 @@ class DirectorySecrets:
         except FileNotFoundError:
             key, secret = None, None
         else:
-            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+            # the mode too: a chmod 600 of a refused file must be seen
+            key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
             if entry is not None and entry.key == key:
                 entry.checked = now
                 return entry
             secret = self._read(box, file, st)
-        previous = [] if entry is None else [(s, u) for s, u in entry.previous if u > now]
-        if entry is not None and entry.secret and entry.secret != secret:
-            previous.append((entry.secret, now + self.overlap_s))
-            log.info("sync secret of box %s changed; the old one is accepted for %ss",
-                     box, self.overlap_s)  # fmt: skip
+        previous: list[tuple[str, float]] = []
+        if secret is None:
+            # removed (or refused): the box is refused at once, overlap or not
+            if entry is not None and (entry.secret or entry.previous):
+                log.warning("secret of box %s removed or refused: the box is refused", box)
+        elif entry is not None:
+            previous = [(s, u) for s, u in entry.previous if u > now]
+            if entry.secret and entry.secret != secret:
+                previous.append((entry.secret, now + self.overlap_s))
+                log.info("sync secret of box %s changed; the old one is accepted for %ss",
+                         box, self.overlap_s)  # fmt: skip
         fresh = _Entry(key, secret, now, previous)
-        self._entries[box] = fresh
+        if key is None:
+            self._entries.pop(box, None)  # no file: nothing to remember
+        else:
+            self._entries[box] = fresh
         return fresh
 
     def _read(self, box: str, file: Path, st: os.stat_result) -> str | None:
@@ -165,7 +179,10 @@ class TableSecrets:
                 )
             hit = (now, [str(s) for (s,) in rows])
             with self._lock:
-                self._cache[box] = hit
+                if hit[1]:
+                    self._cache[box] = hit
+                else:  # an unknown (or retired) box: nothing to remember
+                    self._cache.pop(box, None)
         return [Signer(s) for s in hit[1]]
 
     def rotate(self, box: str, secret: str, *, overlap_s: float = 3600.0) -> None:
