@@ -101,12 +101,22 @@ class SqliteDatabase:
         self.path = str(path)
         self.url = f"sqlite:///{self.path}"
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode = WAL")
-            # FULL: an answer 200 promises the batch is durably applied
-            self._db.execute("PRAGMA synchronous = FULL")
-        self._db.execute("PRAGMA busy_timeout = 5000")
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = None
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if self.path != ":memory:":
+                db.execute("PRAGMA journal_mode = WAL")
+                # FULL: an answer 200 promises the batch is durably applied
+                db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA busy_timeout = 5000")
+        except sqlite3.Error as exc:  # a missing directory, a file that is no database
+            if db is not None:
+                db.close()
+            raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from None
+        return db
 
     @contextlib.contextmanager
     def transaction(self, *, snapshot: bool = False) -> Iterator[Tx]:

@@ -108,7 +108,7 @@ def cloud_receiver_group(  # noqa: PLR0917 - click passes every option
       pickedge cloud-receiver --db postgresql://oms@db/oms --secrets /etc/pickedge/boxes
       pickedge cloud-receiver --db receiver.db --secrets boxes/ --listen 127.0.0.1:8700
       pickedge cloud-receiver --db postgresql://oms@db/oms --migrate-only
-      pickedge cloud-receiver enqueue --db … --box zone-a changes.json
+      pickedge cloud-receiver --db … enqueue --box zone-a changes.json
     """
     ctx.ensure_object(dict)
     ctx.obj["db"] = db

@@ -47,9 +47,10 @@ from cloud_sync.events import (
 )
 from cloud_sync.ports import EpochChange, SendState
 from cloud_sync.receiver import Receiver
-from cloud_sync.receiver.oms import OmsHook, ReferenceOms
+from cloud_sync.receiver.oms import Applied, OmsHook, ReferenceOms
 from cloud_sync.receiver.secrets import DirectorySecrets, SecretSource
 from cloud_sync.receiver.service import ReceiverService
+from cloud_sync.receiver.storage import Tx
 from cloud_sync.signing import BOX_HEADER, HEADER, Signer
 
 BOX = "zone-a"
@@ -340,6 +341,20 @@ def rows_as_events(rows: Iterable[RawEvent]) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- the service
+
+
+class FailingOms(ReferenceOms):
+    """The reference OMS, failing at a shipment after writing the batch's
+    earlier rows (a bug, or its own table refusing a row) while ``failing``."""
+
+    failing = True
+
+    def apply(self, tx: Tx, box: str, epoch: str, events: Sequence[Applied]) -> None:
+        for n, applied in enumerate(events):
+            if self.failing and isinstance(applied.event, ShipmentConfirmed):
+                super().apply(tx, box, epoch, events[:n])  # written, in this transaction
+                raise RuntimeError("the OMS refused a shipment")
+        super().apply(tx, box, epoch, events)
 
 
 @dataclass

@@ -29,7 +29,7 @@ import psycopg
 import pytest
 
 from cloud_sync.client import SyncClient
-from cloud_sync.events import AnyEvent, ShipmentConfirmed, StockDelta
+from cloud_sync.events import AnyEvent, StockDelta
 from cloud_sync.receiver import Answer, Receiver
 from cloud_sync.receiver import core as receiver_core
 from cloud_sync.receiver.oms import Applied, ReferenceOms
@@ -40,6 +40,7 @@ from tests.cloud.receiver_support import (
     SECRET,
     STORY,
     STORY_TASKS,
+    FailingOms,
     batch,
     db,
     delta,
@@ -244,20 +245,6 @@ async def test_a_transaction_killed_while_it_holds_the_box_lock_leaves_nothing(
             assert pic["shipments"] == expected["shipments"]
         finally:
             b.close()
-
-
-class FailingOms(ReferenceOms):
-    """The reference OMS, failing at a shipment after writing the batch's
-    earlier rows (a bug, or its own table refusing a row) while ``failing``."""
-
-    failing = True
-
-    def apply(self, tx: Tx, box: str, epoch: str, events: Sequence[Applied]) -> None:
-        for n, applied in enumerate(events):
-            if self.failing and isinstance(applied.event, ShipmentConfirmed):
-                super().apply(tx, box, epoch, events[:n])  # written, in this transaction
-                raise RuntimeError("the OMS refused a shipment")
-        super().apply(tx, box, epoch, events)
 
 
 async def test_an_oms_hook_that_raises_leaves_nothing_half_applied(
