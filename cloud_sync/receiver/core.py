@@ -89,6 +89,17 @@ def _change_row(change: Mapping[str, Any]) -> tuple[str, str]:
     type_, data = change.get("type"), change.get("data")
     if not isinstance(type_, str) or not type_ or not isinstance(data, Mapping):
         raise ChangeError("a change is a map of a non-empty str type and a map data")
+    if type_ == "stock":
+        # served as base + the box's deltas (_resolve): one that cannot be
+        # would fail every page of the box from here on
+        base = data.get("base", data.get("qty", 0))
+        if not (
+            isinstance(data.get("sku"), str)
+            and isinstance(data.get("location"), str)
+            and isinstance(base, int)
+            and not isinstance(base, bool)
+        ):
+            raise ChangeError("a stock change has a str sku, a str location and an int base")
     try:
         text = json.dumps(data, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -13,6 +13,7 @@ the reference OMS's picture.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from collections import Counter
@@ -21,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import psycopg
 import pytest
 
 from cloud_sync.client import CHANGES_PATH, SyncClient
 from cloud_sync.downloader import Downloader
 from cloud_sync.events import PickConfirmed, UnknownEvent, UpstreamEvent
-from cloud_sync.receiver import Receiver
+from cloud_sync.receiver import ChangeError, Receiver
 from cloud_sync.signing import HEADER, Signer
 from cloud_sync.uploader import Uploader
 from edge.masterdata import apply_changes
@@ -500,6 +502,90 @@ async def test_a_stock_change_is_its_base_plus_the_applied_deltas(
         "acked": 1,
     }
     assert r.net_stock(BOX) == {KEY: -9, ("SKU-2", "A01-01"): 1}
+
+
+BAD_CHANGES = [
+    {"type": "stock", "data": {"sku": "SKU-1"}},
+    {"type": "stock", "data": {"sku": "SKU-1", "location": "A01-01", "base": "7"}},
+    {"type": "stock", "data": {"sku": "SKU-1", "location": "A01-01", "base": 1.5}},
+    {"type": "stock", "data": {"sku": "SKU-1", "location": 3, "base": 7}},
+    {"type": "", "data": {}},
+    {"type": "picker", "data": [1]},
+]
+
+
+async def test_a_change_the_feed_could_not_serve_is_refused_when_enqueued(
+    cloud: LiveReceiver, client: SyncClient
+) -> None:
+    """Served, a stock change without sku, location or an int base failed
+    every page of the box from there on (500): refused at the OMS's enqueue."""
+    r = cloud.receiver
+    assert r.enqueue(BOX, picker(1)) == 1
+    for bad in [
+        *BAD_CHANGES,
+        {"type": "stock", "data": {"sku": "S", "location": "L", "base": True}},
+    ]:
+        with pytest.raises(ChangeError):
+            r.enqueue(BOX, picker(2), bad)  # the whole call, not half of it
+    stock = {"type": "stock", "data": {"sku": "SKU-1", "location": "A01-01"}}  # base 0
+    assert r.enqueue(BOX, stock) == 2
+    served, cursor = await pages(client, None, 10)
+    assert served == [
+        picker(1),
+        {
+            "type": "stock",
+            "data": {"sku": "SKU-1", "location": "A01-01", "qty": 0, "epoch": None, "acked": 0},
+        },
+    ]
+    assert cursor.startswith("v1.2.")
+
+
+async def test_the_sql_enqueue_function_feeds_boxes_and_refuses_what_it_could_not_serve(
+    pg_url: str, secrets_dir: Path
+) -> None:
+    """``pickedge_enqueue(box, type, data)`` (PostgreSQL): an OMS's own
+    transaction enqueues with the positions Receiver.enqueue gives; a change
+    the feed could not serve raises in the OMS's transaction instead of
+    failing the box's pages later."""
+    async with (
+        live_receiver(pg_url, secrets_dir) as cloud,
+        SyncClient(cloud.url, BOX, SECRET) as client,
+    ):
+        r = cloud.receiver
+        await client.post_batch(batch([delta(-3), delta(-4)]))
+        sql = "SELECT pickedge_enqueue(%s, %s, %s)"
+        with psycopg.connect(pg_url) as conn:  # one OMS transaction
+            assert conn.execute(sql, [BOX, "picker", json.dumps(picker(1)["data"])]).fetchone() == (
+                1,
+            )
+            stock = {"sku": "SKU-1", "location": "A01-01", "base": 50}
+            assert conn.execute(sql, [BOX, "stock", json.dumps(stock)]).fetchone() == (2,)
+        assert r.enqueue(BOX, picker(3)) == 3
+        with psycopg.connect(pg_url) as conn:  # rolled back: no position taken
+            conn.execute(sql, [BOX, "picker", json.dumps(picker(9)["data"])])
+            conn.rollback()
+        for bad in [*BAD_CHANGES, {"type": "picker", "data": "not json"}]:
+            data = bad["data"] if isinstance(bad["data"], str) else json.dumps(bad["data"])
+            with psycopg.connect(pg_url) as conn, pytest.raises(psycopg.errors.DataError):
+                conn.execute(sql, [BOX, bad["type"], data])
+        assert r.enqueue(BOX, picker(4)) == 4
+        served, cursor = await pages(client, None, 2)
+        assert served == [
+            picker(1),
+            {
+                "type": "stock",
+                "data": {
+                    "sku": "SKU-1",
+                    "location": "A01-01",
+                    "qty": 43,
+                    "epoch": EPOCH,
+                    "acked": 2,
+                },
+            },
+            picker(3),
+            picker(4),
+        ]
+        assert cursor.startswith("v1.4.")
 
 
 # --------------------------------------------------------------------------- the box's uploader
