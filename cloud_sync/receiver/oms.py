@@ -19,7 +19,8 @@ operator wants of the fleet —
 - net stock per (box, sku, location): the sum of ``stock_delta.qty``, which is
   also what the ``stock`` changes of the feed are computed from;
 - tasks: ``open`` when enqueued to a box, ``picking`` at the first confirmed
-  pick, then ``picked`` or ``cancelled`` (with the picker and the stage);
+  pick, then ``picked`` (with its lines as picked) or ``cancelled`` (with the
+  stage; it keeps the lines it was given);
 - shipments with their cartons and SSCCs, and each carton's departure (door,
   reader) when a portal saw it leave;
 - alerts by (kind, subject), raised or cleared, with severity and detail.
@@ -108,6 +109,15 @@ def _tables(dialect: Dialect) -> list[str]:
             raised INTEGER NOT NULL DEFAULT 0, cleared INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (box, kind, subject))""",
     ]
+
+
+_TASK_DONE = (
+    "INSERT INTO oms_tasks (box, task, order_id, state, picker, stage, lines)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (box, task) DO UPDATE SET"
+    " state = excluded.state, picker = COALESCE(excluded.picker, oms_tasks.picker),"
+    " stage = excluded.stage, lines = excluded.lines"
+)
+_TASK_DONE_KEEP_LINES = _TASK_DONE.replace("lines = excluded.lines", "lines = oms_tasks.lines")
 
 
 def _json(value: Any) -> str:
@@ -214,11 +224,10 @@ class ReferenceOms:
         stage: str | None,
         lines: list[dict[str, Any]] | None,
     ) -> None:
+        # picked: the lines as picked (picked/short); cancelled (None): the
+        # task keeps the lines it was given
         tx.execute(
-            "INSERT INTO oms_tasks (box, task, order_id, state, picker, stage, lines)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (box, task) DO UPDATE SET"
-            " state = excluded.state, picker = COALESCE(excluded.picker, oms_tasks.picker),"
-            " stage = excluded.stage, lines = excluded.lines",
+            _TASK_DONE_KEEP_LINES if lines is None else _TASK_DONE,
             (box, task, order, state, picker, stage, _json(lines or [])),
         )
 

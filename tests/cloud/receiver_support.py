@@ -279,7 +279,7 @@ def story_picture() -> dict[str, Any]:
         "stock": STORY_STOCK,
         "tasks": {
             "T1": task("O1", "picked", "p1", None, t1_lines),
-            "T2": task("O2", "cancelled", "p1", "picking", []),
+            "T2": task("O2", "cancelled", "p1", "picking", STORY_TASKS[1]["data"]["lines"]),
             "T3": task("O3", "picking", "p1", None, t3),
             "T4": task("O4", "open", None, None, t4_lines),
         },
