@@ -1,4 +1,6 @@
-"""The machinery of the pack-and-ship kill loop (tests/e2e/test_e2e_pack_ship_kills.py).
+"""The pack-and-ship kill loop, :func:`pack_ship_kill_loop`, and its machinery
+(tests/e2e/test_e2e_pack_ship_kills.py; with power cuts instead of kills,
+tests/durability/test_powercut_pack_ship.py).
 
 The daemon (``python -m edge run``, started through the test's
 :class:`~tests.support.processes.ProcessReaper`) packs at station ``P1`` and
@@ -29,6 +31,7 @@ import asyncio
 import collections
 import os
 import random
+import shutil
 import sqlite3
 import sys
 import time
@@ -40,10 +43,10 @@ from typing import Any
 from devices.printer.zpl import ParsedLabel
 from edge.store import Store, Transaction
 from edge.store.db import now_ms
-from simulators.cloud import CloudSimulator, gtin14
+from simulators.cloud import CloudSimulator, Faults, gtin14
 from simulators.printer import PrinterSimulator
-from simulators.rfid_mqtt import MqttScannerSim, ReaderSim
-from tests.support.e2e import BOX, ROOT, Box, box_config
+from simulators.rfid_mqtt import ImpinjReaderSim, MqttScannerSim, ReaderSim
+from tests.support.e2e import BOX, ROOT, SECRET, Box, box_config, free_port, outbox_epochs
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.processes import ProcessReaper
 
@@ -559,3 +562,295 @@ def ssccs_in(db: Path) -> set[str]:
         return {str(r[0]) for r in conn.execute("SELECT sscc FROM cartons WHERE sscc IS NOT NULL")}
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------- the loop
+
+PACK_CRASH_POINTS = "after_pack_commit_before_ack:0.025,after_close_before_print:0.1"
+PACK_BATCH_FAULTS = {"fail_after": 0.05, "drop_after": 0.05, "503": 0.03}
+
+
+async def _ended(proc: asyncio.subprocess.Process, event: asyncio.Event, within: float) -> bool:
+    """Wait for ``event`` (True) or the process's end or ``within`` seconds (False)."""
+    waiter = asyncio.ensure_future(event.wait())
+    dead = asyncio.ensure_future(proc.wait())
+    try:
+        done, _ = await asyncio.wait({waiter, dead}, timeout=within, return_when="FIRST_COMPLETED")
+    finally:
+        waiter.cancel()
+        dead.cancel()
+    return waiter in done
+
+
+async def _subscribed(broker: MosquittoBroker, within: float = 30.0) -> None:
+    """Until the daemon's MQTT devices hold their persistent sessions."""
+    deadline = time.monotonic() + within
+    while not all(f"packship-{d}" in broker.logs() for d in (SCANNER, READER)):
+        assert time.monotonic() < deadline, broker.logs()
+        await asyncio.sleep(0.05)
+
+
+async def pack_ship_kill_loop(
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    processes: ProcessReaper,
+    *,
+    kills: int,
+    box_dir: Path | None = None,
+    make_box: Callable[..., PackBox] = PackBox,
+    name: str = "e2e pack/ship kill loop",
+) -> tuple[PackBox, str]:
+    """The pack/ship kill loop and all its checks (tests/e2e/
+    test_e2e_pack_ship_kills.py says what they are); returns the box and the
+    summary. ``box_dir``: where the box's files live (default ``tmp_path``,
+    which keeps the cloud's database, the backup and the daemon's log);
+    ``make_box`` builds the :class:`PackBox` (a subclass)."""
+    started = time.monotonic()
+    rng = random.Random(20261204)
+    orders = make_orders(200 + 12 * kills, rng)  # more than the loop packs
+    live = Live()
+    cloud = CloudSimulator(
+        SECRET, db_path=tmp_path / "cloud.db", batch_faults=Faults(PACK_BATCH_FAULTS, seed=5)
+    )
+    printer = PrinterSimulator(on_printed=lambda _n, _label: live.label_printed())
+    settings = broker.settings("packship-sim")
+    async with (
+        cloud,
+        printer,
+        MqttScannerSim(settings, scanner_id=SCANNER, topic=SCANNER_TOPIC) as scanner,
+        ImpinjReaderSim(settings, reader_id=READER, topic=READER_TOPIC, tags=1, rate=0) as reader,
+    ):
+        port = free_port(rng)
+        home = box_dir or tmp_path
+        box = make_box(
+            write_config(
+                home,
+                cloud_url=cloud.url,
+                api_port=port,
+                broker=broker,
+                printer_url=printer.url,
+            ),
+            home / "box.db",
+            port,
+            tmp_path / "daemon.log",
+            crash_points=PACK_CRASH_POINTS,
+            reaper=processes,
+        )
+        with Store.open(box.db, box_id=BOX) as store:
+            seed_orders(store, orders)
+        packer = Packer(
+            box,
+            scanner,
+            reader,
+            printer,
+            orders,
+            live,
+            backup_path=tmp_path / "backup.db",
+            backup_after_kills=kills // 3,
+        )
+
+        # First start, unarmed: the devices' sessions exist before anything is scanned.
+        proc = await box.start(armed=False)
+        assert await box.up(proc)
+        await _subscribed(broker)
+        await box.kill(proc)
+
+        work = asyncio.create_task(packer.run())
+        kills_in: collections.Counter[str] = collections.Counter()
+        plans: collections.Counter[str] = collections.Counter()
+        restore: dict[str, int] = {}
+        armed_points = [p.split(":")[0] for p in PACK_CRASH_POINTS.split(",")]
+        loop_started = time.monotonic()
+
+        def still_short() -> bool:
+            fired = box.crash_points_fired()
+            return (
+                any(fired[p] == 0 for p in armed_points)
+                or not restore
+                # during printing: the packer waiting for its labels, or a
+                # kill fired from inside the printer as a label came out
+                or kills_in["printing"] + plans["at_label_fired"] == 0
+                or kills_in["portal"] == 0
+            )
+
+        def killed() -> int:
+            return box.test_kills + box.self_kills
+
+        while killed() < kills or (box.starts < 3 * kills and still_short()):
+            if (
+                not restore
+                and killed() >= 2 * kills // 3
+                and packer.backup_at is not None
+                and len(packer.shipped) - packer.backup_at >= 2
+            ):
+                restore = await _restore(box, cloud, packer, live)
+                continue
+            proc = await box.start(armed=True)
+            at_label_kills = 0
+            if await box.up(proc):
+                live.answered()
+                r, budget = rng.random(), rng.uniform(0.3, 2.0)
+                if r < 0.15:
+                    # as the printer takes the job: before its status answer
+                    plans["at_label"] += 1
+                    acted = live.label_acts
+                    live.at_next_label = proc.kill
+                    await _ended(proc, live.printed, budget)
+                    live.at_next_label = None
+                    if live.label_acts > acted:  # it fired: the test's kill
+                        at_label_kills += 1
+                        await proc.wait()
+                elif r < 0.3:
+                    plans["after_label"] += 1  # around the commit of "printed"
+                    if await _ended(proc, live.printed, budget):
+                        await asyncio.sleep(rng.uniform(0, 0.03))
+                elif r < 0.45:
+                    plans["portal"] += 1  # while the portal reads cartons
+                    if await _ended(proc, live.portal, budget):
+                        await asyncio.sleep(rng.uniform(0, 0.1))
+                else:
+                    plans["random"] += 1
+                    await _ended(proc, asyncio.Event(), budget)
+            live.up_since = None
+            await box.kill(proc)
+            if at_label_kills:  # box.kill found it dead: count it as the test's
+                box.self_kills -= at_label_kills
+                box.test_kills += at_label_kills
+                plans["at_label_fired"] += at_label_kills
+                at_label_kills = 0
+            kills_in[packer.phase] += 1
+            if work.done():
+                work.result()  # the packer's failure fails the test here
+                raise AssertionError("the packer stopped during the loop")
+        loop_s = time.monotonic() - loop_started
+
+        # The end: no crash points; the packer finishes its order; the outbox drains.
+        live.finish.set()
+        proc = await box.start(armed=False)
+        assert await box.up(proc)
+        live.answered()
+        await asyncio.wait_for(work, 90)
+        await asyncio.sleep(0.5)  # the portal's last reads
+        await drained(box, cloud)
+        proc.terminate()
+        assert await proc.wait() == 0, box.tail()
+        box.check_integrity()
+
+        # ---------------------------------------------------------------- checks
+        shipped = {s.order.ref: s for s in packer.shipped}
+        assert len(shipped) == len(packer.shipped)
+
+        # The printer: one SSCC per carton, one carton per SSCC.
+        cartons_of: dict[str, set[tuple[str, int]]] = collections.defaultdict(set)
+        ssccs_of: dict[tuple[str, int], set[str]] = collections.defaultdict(set)
+        for label in printer.printed:
+            order, n, _m, sscc = label_of(label)
+            cartons_of[sscc].add((order, n))
+            ssccs_of[order, n].add(sscc)
+        assert all(len(c) == 1 for c in cartons_of.values()), "an SSCC on two cartons"
+        assert all(len(s) == 1 for s in ssccs_of.values()), "a carton under two SSCCs"
+        assert {o for o, _ in ssccs_of} == set(shipped), "labels of an order never shipped"
+        printed = set(cartons_of)
+        assert printed == {x for s in packer.shipped for x in s.ssccs}
+
+        # The cloud: one shipment_confirmed per shipped order, with its labels' SSCCs.
+        confirmed = cloud_events(cloud, {"shipment_confirmed"})
+        by_order = collections.Counter(o for e in confirmed for o in e["data"]["orders"])
+        assert by_order == collections.Counter(set(shipped)), "a shipment confirmed twice or lost"
+        units: collections.Counter[str] = collections.Counter()
+        for e in confirmed:
+            (order,) = e["data"]["orders"]
+            assert [c["sscc"] for c in e["data"]["cartons"]] == shipped[order].ssccs, e
+            lines: collections.Counter[str] = collections.Counter()
+            for c in e["data"]["cartons"]:
+                lines.update({x["sku"]: x["qty"] for x in c["lines"]})
+            assert lines == shipped[order].order.lines, e
+            units.update(lines)
+        # A redelivered scan packs nothing: every unit packed is a unit the
+        # packer scanned (a scan sent again may be refused: all packed).
+        assert sum(units.values()) <= packer.scans["unit"]
+        if not packer.resent["unit"]:
+            assert sum(units.values()) == packer.scans["unit"]
+        at_cloud = [c["sscc"] for e in confirmed for c in e["data"]["cartons"]]
+        assert len(at_cloud) == len(set(at_cloud)) == len(printed), "an SSCC confirmed twice"
+
+        # Departures: once per carton through the portal, none for the others.
+        departed = collections.Counter(
+            e["data"]["sscc"] for e in cloud_events(cloud, {"carton_departed"})
+        )
+        through = [x for s in packer.shipped if s.order.leaves for x in s.ssccs]
+        assert departed == collections.Counter(through), "a departure lost or doubled"
+
+        # The restore: nothing handed out after it was handed out before it.
+        after = [x for s in packer.shipped if s.era == 1 for x in s.ssccs]
+        assert after, "nothing was packed after the restore"
+        assert min(map(serial_body, after)) > restore["max_before"], (after, restore)
+        assert not set(after) & ssccs_in(tmp_path / "backup.db")
+        assert ssccs_in(box.db) <= printed  # nothing the box holds was never printed
+
+        # The cloud holds each epoch once and in order, as the box wrote it.
+        conn = read_ro(box.db)
+        try:
+            epochs = outbox_epochs(conn)
+        finally:
+            conn.close()
+        assert len(epochs) == 2, "the restore started one new epoch"
+        for ep in epochs:
+            held = cloud.receiver.events(BOX, ep.epoch)
+            assert [x["seq"] for x in held[: ep.last]] == list(range(1, ep.last + 1))
+            kept = {r["seq"] for r in ep.rows}
+            assert ep.rows == [x for x in held[: ep.last] if x["seq"] in kept]
+        assert len(cloud.receiver.events(BOX, epochs[-1].epoch)) == epochs[-1].last
+
+        fired = box.crash_points_fired()
+        text = (
+            f"\n{name}: {box.test_kills} SIGKILLs by the test "
+            f"(aimed {dict(plans)}) + {box.self_kills} by crash points {dict(fired)}; "
+            f"kills found the packer {dict(kills_in)}; {box.starts} starts, "
+            f"{box.integrity_checks} integrity checks ({box.hot_wals} on a hot WAL); "
+            f"{len(shipped)} orders shipped in {len(printed)} cartons "
+            f"({len(after)} after the restore), {len(printer.printed)} labels printed "
+            f"({len(printer.printed) - len(printed)} again), "
+            f"{packer.reprints} REPRINTs; scans {dict(packer.scans)}, "
+            f"re-sent {dict(packer.resent)}; {sum(departed.values())} departures in "
+            f"{packer.portal_passes} portal passes; restore: {restore}, backup "
+            f"{packer.backup_took_s:.2f} s; cloud faults {dict(cloud.batch_faults.drawn)}; "
+            f"loop {loop_s:.0f} s, total {time.monotonic() - started:.0f} s"
+        )
+        assert killed() >= kills
+        # (a crash point that fires as the test kills is counted as the test's)
+        assert sum(fired.values()) >= box.self_kills
+        # a job the point stopped is printed only by a REPRINT
+        assert packer.reprints >= fired["after_close_before_print"] >= 1
+        assert not still_short(), (fired, dict(kills_in), restore)
+        assert len(shipped) >= kills // 2, "the packer got real work done"
+        return box, text
+
+
+async def _restore(
+    box: PackBox, cloud: CloudSimulator, packer: Packer, live: Live
+) -> dict[str, int]:
+    """At an order's end: drain, kill, copy the backup over the database."""
+    live.pause.set()
+    proc = await box.start(armed=False)
+    assert await box.up(proc)
+    live.answered()
+    await asyncio.wait_for(live.paused.wait(), 60)
+    live.paused.clear()
+    await asyncio.sleep(0.5)  # the portal's last reads
+    await drained(box, cloud)
+    live.up_since = None
+    await box.kill(proc)
+    before = ssccs_in(box.db) | {x for s in packer.shipped for x in s.ssccs}
+    in_backup = ssccs_in(packer.backup_path)
+    assert in_backup < before, "orders were shipped between the backup and the restore"
+    shutil.copyfile(packer.backup_path, box.db)
+    for suffix in ("-wal", "-shm"):
+        box.db.with_name(box.db.name + suffix).unlink(missing_ok=True)
+    packer.era += 1
+    live.resume.set()
+    return {
+        "max_before": max(map(serial_body, before)),
+        "handed_out_before": len(before),
+        "in_backup": len(in_backup),
+    }

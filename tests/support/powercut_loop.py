@@ -32,6 +32,7 @@ stock = the box's ledger = what the PDAs were told.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import functools
@@ -54,6 +55,7 @@ from tests.support.e2e import (
     ledger_sums,
     read_ro,
 )
+from tests.support.pack_ship import PackBox
 from tests.support.powercut_fs import PowercutFs
 
 
@@ -82,6 +84,38 @@ class PowercutBox(Box):
         self.cuts += 1
         self.fs.mount()
         self.cut_s += time.monotonic() - started
+
+
+@dataclass
+class PowercutPackBox(PackBox, PowercutBox):
+    """The pack/ship loop's box (tests/support/pack_ship.py) on the power-cut
+    filesystem: started through the test's reaper, every death a cut.
+
+    A ``pickedge db backup`` running as the power is cut dies with the box
+    (its reads fail on the cut mount); the operator runs it again, and so
+    does :meth:`backup` — only for that failure."""
+
+    async def backup(self, dest: Path) -> None:
+        for attempt in range(50):
+            cuts = self.cuts
+            try:
+                await super().backup(dest)
+                return
+            except AssertionError:
+                # only a backup that a cut met (its reads failed, or the mount
+                # was down between the cut and the next mount) is run again
+                if attempt == 49 or self.cuts == cuts:
+                    raise
+                self.backups_cut += 1
+                _remove_copy(dest)
+                await asyncio.sleep(0.2)
+
+    backups_cut: int = 0
+
+
+def _remove_copy(dest: Path) -> None:
+    for path in (dest, dest.with_name(dest.name + "-journal"), dest.with_name(dest.name + "-wal")):
+        path.unlink(missing_ok=True)
 
 
 @dataclass
