@@ -15,10 +15,13 @@ until the program makes it durable, and on command throws away what was not:
   file synced before its name is gets its durable content in a hidden orphan
   area (like an inode no directory points to yet), which a cut deletes, as
   ``fsck`` would;
-- **cut** (a control command): every later operation fails with ``EIO``, and
-  what was not synced is gone. The backing directory is then what a disk
-  holds after the power came back; the test unmounts and mounts again (a new
-  process), which also empties the kernel's page cache of the mount.
+- **cut** (a control command): what was not synced is gone, every later
+  operation fails (``EIO``, then, as the process ends and its ``/dev/fuse``
+  closes, the aborted connection's ``ENOTCONN``/``ECONNABORTED``: a process
+  still holding a file never holds the mount up). The backing directory is
+  then what a disk holds after the power came back; the test unmounts and
+  mounts again (a new process), which also empties the kernel's page cache
+  of the mount.
 
 Mode ``torn`` is harsher, what real disks and controllers do: at the cut an
 arbitrary (seeded) half of each file's unsynced pages and of the unsynced
