@@ -1190,6 +1190,7 @@ def main() -> None:
     from tests.support.postgres import (
         ENV_VAR,
         PostgresServer,
+        PostgresUnavailable,
         ThrowawayCluster,
         terminate_raises_keyboard_interrupt,
     )
@@ -1206,7 +1207,10 @@ def main() -> None:
             if not args.no_statements:
                 settings["shared_preload_libraries"] = "pg_stat_statements"
             cluster = ThrowawayCluster(shared_buffers="128MB", settings=settings)
-            server = stack.enter_context(cluster)
+            try:
+                server = stack.enter_context(cluster)
+            except PostgresUnavailable as exc:
+                sys.exit(f"fleet: {exc}")
             cluster_pid = cluster.pid
             where = "a throwaway cluster (fsync on)"
         with server.connect() as admin:
