@@ -246,6 +246,9 @@ class Store:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()
+        self._open_key: str | None = str(path.resolve())
+        with _OPEN_LOCK:
+            _OPEN_STORES[self._open_key] = _OPEN_STORES.get(self._open_key, 0) + 1
         #: False: this store never checkpoints (CLI commands beside the daemon)
         self.checkpoints = checkpoints
         # Checkpoints run on a connection of their own: a PASSIVE one then never
@@ -299,13 +302,19 @@ class Store:
                 f"{path}: no database here; run `pickedge db migrate` to create it "
                 "(the daemon creates it too when it starts)"
             )
+        key = str(path.resolve())
+        with _OPEN_LOCK:
+            # Before SQLite opens it, and only when no store of this process
+            # has it open: closing a descriptor of the file drops every POSIX
+            # lock this process holds on it, SQLite's locks included.
+            if not _OPEN_STORES.get(key):
+                sync_database_files(path)
         conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
             )
             version = cls._read_version(conn, path)
-            sync_database_files(path)
             if version > SCHEMA_VERSION:
                 raise SchemaTooNewError(
                     f"{path}: schema version {version} was written by a newer PickEdge "
@@ -553,6 +562,14 @@ class Store:
         return [str(r[0]) for r in rows]
 
     def close(self) -> None:
+        if self._open_key is not None:
+            with _OPEN_LOCK:
+                left = _OPEN_STORES.get(self._open_key, 1) - 1
+                if left > 0:
+                    _OPEN_STORES[self._open_key] = left
+                else:
+                    _OPEN_STORES.pop(self._open_key, None)
+            self._open_key = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -586,6 +603,11 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: stores of this process open per resolved path (see Store.open)
+_OPEN_STORES: dict[str, int] = {}
+_OPEN_LOCK = threading.Lock()
 
 
 def sync_dir(path: Path) -> None:
