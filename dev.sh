@@ -100,6 +100,8 @@ case "$what" in
         ;;
     bench)
         need_mosquitto
+        need_postgresql
+        need_fuse
         venv test,bench
         for script in bench/*.py; do
             case "$script" in */_*) continue ;; esac

@@ -28,12 +28,12 @@ DB_HELP = (
 )
 
 
-def _open_receiver(db: str) -> Any:
+def _open_receiver(db: str, *, pool_size: int = 2) -> Any:
     from cloud_sync.receiver import Receiver
-    from cloud_sync.receiver.storage import StorageError
+    from cloud_sync.receiver.storage import StorageError, open_database
 
     try:
-        return Receiver(db)
+        return Receiver(open_database(db, pool_size=pool_size))
     except StorageError as exc:
         raise fail(f"error: {exc}") from None
     except OSError as exc:
@@ -124,7 +124,7 @@ def cloud_receiver_group(  # noqa: PLR0917 - click passes every option
         ops_at = Listen.parse(ops_listen) if ops_listen else None
     except ValueError as exc:
         raise fail(f"error: {exc}") from None
-    receiver = _open_receiver(db)
+    receiver = _open_receiver(db, pool_size=threads)
     if migrate_only:
         click.echo(f"migrated: {receiver.db.dialect}")
         receiver.close()
