@@ -54,6 +54,15 @@ from cloud_sync.receiver.storage import Database, Tx, open_database
 
 _pack = msgpack.Packer(use_bin_type=True).pack
 
+_EVENT_COLUMNS = (
+    ("box", "text"),
+    ("epoch", "text"),
+    ("seq", "bigint"),
+    ("type", "text"),
+    ("digest", "bytea"),
+    ("body", "bytea"),
+)
+
 #: what the change feed serves at most per page
 MAX_PAGE = 5000
 
@@ -193,8 +202,9 @@ class Receiver:
             return Answer(200, batch_answer(acked, *echo), "duplicate", duplicates=duplicates)
         start = acked + 1 - batch.first
         new_raw = batch.raw[start:]
-        tx.executemany(
-            "INSERT INTO events (box, epoch, seq, type, digest, body) VALUES (?, ?, ?, ?, ?, ?)",
+        tx.insert(
+            "events",
+            _EVENT_COLUMNS,
             [
                 (box, epoch, ev["seq"], ev["type"], _digest(body), body)
                 for ev, body in zip(new_raw, bodies[start:], strict=True)

@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Protocol
 from cloud_sync.events import (
     Alert,
     AnyEvent,
+    Carton,
     CartonDeparted,
     PickConfirmed,
     ShipmentConfirmed,
@@ -118,6 +119,36 @@ _TASK_DONE = (
     " stage = excluded.stage, lines = excluded.lines"
 )
 _TASK_DONE_KEEP_LINES = _TASK_DONE.replace("lines = excluded.lines", "lines = oms_tasks.lines")
+_PICKING = (
+    "INSERT INTO oms_tasks (box, task, order_id, state, picker) VALUES (?, ?, ?, 'picking', ?)"
+    " ON CONFLICT (box, task) DO UPDATE SET state = 'picking',"
+    " picker = excluded.picker WHERE oms_tasks.state = 'open'"
+)
+_SHIPMENT = (
+    "INSERT INTO oms_shipments (box, shipment, orders, confirmed_by, epoch, seq)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (box, shipment) DO NOTHING"
+)
+_CARTON = (
+    "INSERT INTO oms_cartons (box, sscc, shipment, lines) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (box, sscc) DO UPDATE SET shipment = excluded.shipment,"
+    " lines = excluded.lines"
+)
+_DEPARTED = (
+    "INSERT INTO oms_cartons (box, sscc, shipment, door, reader, departed)"
+    " VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (box, sscc) DO UPDATE SET"
+    " door = excluded.door, reader = excluded.reader, departed = 1"
+)
+_ALERT = (
+    "INSERT INTO oms_alerts (box, kind, subject, severity, state, detail, raised, cleared)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (box, kind, subject) DO UPDATE SET"
+    " severity = excluded.severity, state = excluded.state,"
+    " detail = excluded.detail, raised = oms_alerts.raised + excluded.raised,"
+    " cleared = oms_alerts.cleared + excluded.cleared"
+)
+
+
+def _carton_lines(carton: Carton) -> str:
+    return _json([{"sku": x.sku, "qty": x.qty} for x in carton.lines])
 
 
 def _json(value: Any) -> str:
@@ -133,67 +164,48 @@ class ReferenceOms:
     }
 
     def apply(self, tx: Tx, box: str, epoch: str, events: Sequence[Applied]) -> None:
+        # Rows are gathered per statement and written with one executemany
+        # each (pipelined on PostgreSQL: one round trip a statement, not an
+        # event). Each statement's result does not depend on the order of the
+        # others (the upserts below commute across tables and kinds), and
+        # within one statement the rows keep the events' seq order.
         moves: dict[tuple[str, str], int] = {}
+        rows: dict[str, list[tuple[Any, ...]]] = {}
         for applied in events:
             ev = applied.event
             if isinstance(ev, StockDelta):
                 key = (ev.sku, ev.location)
                 moves[key] = moves.get(key, 0) + ev.qty
             elif isinstance(ev, PickConfirmed):
-                tx.execute(
-                    "INSERT INTO oms_tasks (box, task, order_id, state, picker)"
-                    " VALUES (?, ?, ?, 'picking', ?)"
-                    " ON CONFLICT (box, task) DO UPDATE SET state = 'picking',"
-                    " picker = excluded.picker WHERE oms_tasks.state = 'open'",
-                    (box, ev.task, ev.order, ev.picker),
-                )
+                rows.setdefault(_PICKING, []).append((box, ev.task, ev.order, ev.picker))
             elif isinstance(ev, TaskPicked):
                 lines = [
                     {"line": ln.line, "sku": ln.sku, "picked": ln.picked, "short": ln.short}
                     for ln in ev.lines
                 ]
-                self._task_done(tx, box, ev.task, ev.order, "picked", ev.picker, None, lines)
+                rows.setdefault(_TASK_DONE, []).append(
+                    (box, ev.task, ev.order, "picked", ev.picker, None, _json(lines))
+                )
             elif isinstance(ev, TaskCancelled):
-                self._task_done(
-                    tx, box, ev.task, ev.order, "cancelled", None, str(ev.at_stage), None
+                # the task keeps the lines it was given
+                rows.setdefault(_TASK_DONE_KEEP_LINES, []).append(
+                    (box, ev.task, ev.order, "cancelled", None, str(ev.at_stage), "[]")
                 )
             elif isinstance(ev, ShipmentConfirmed):
-                tx.execute(
-                    "INSERT INTO oms_shipments (box, shipment, orders, confirmed_by, epoch, seq)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (box, shipment) DO NOTHING",
-                    (box, ev.shipment, _json(list(ev.orders)), ev.by, epoch, applied.seq),
+                rows.setdefault(_SHIPMENT, []).append(
+                    (box, ev.shipment, _json(list(ev.orders)), ev.by, epoch, applied.seq)
                 )
-                tx.executemany(
-                    "INSERT INTO oms_cartons (box, sscc, shipment, lines) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (box, sscc) DO UPDATE SET shipment = excluded.shipment,"
-                    " lines = excluded.lines",
-                    [
-                        (
-                            box,
-                            c.sscc,
-                            ev.shipment,
-                            _json([{"sku": ln.sku, "qty": ln.qty} for ln in c.lines]),
-                        )
-                        for c in ev.cartons
-                    ],
+                rows.setdefault(_CARTON, []).extend(
+                    (box, c.sscc, ev.shipment, _carton_lines(c)) for c in ev.cartons
                 )
             elif isinstance(ev, CartonDeparted):
                 # a portal may read a carton whose shipment is not here yet
-                tx.execute(
-                    "INSERT INTO oms_cartons (box, sscc, shipment, door, reader, departed)"
-                    " VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (box, sscc) DO UPDATE SET"
-                    " door = excluded.door, reader = excluded.reader, departed = 1",
-                    (box, ev.sscc, ev.shipment, ev.door, ev.reader),
+                rows.setdefault(_DEPARTED, []).append(
+                    (box, ev.sscc, ev.shipment, ev.door, ev.reader)
                 )
             elif isinstance(ev, Alert):
                 raised = str(ev.state) == "raised"
-                tx.execute(
-                    "INSERT INTO oms_alerts (box, kind, subject, severity, state, detail,"
-                    " raised, cleared) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (box, kind, subject) DO UPDATE SET"
-                    " severity = excluded.severity, state = excluded.state,"
-                    " detail = excluded.detail, raised = oms_alerts.raised + excluded.raised,"
-                    " cleared = oms_alerts.cleared + excluded.cleared",
+                rows.setdefault(_ALERT, []).append(
                     (
                         box,
                         ev.kind,
@@ -203,8 +215,10 @@ class ReferenceOms:
                         _json(ev.detail),
                         int(raised),
                         int(not raised),
-                    ),
+                    )
                 )
+        for sql, batch in rows.items():
+            tx.executemany(sql, batch)
         if moves:
             tx.executemany(
                 "INSERT INTO oms_stock (box, sku, location, qty) VALUES (?, ?, ?, ?)"
@@ -212,24 +226,6 @@ class ReferenceOms:
                 " qty = oms_stock.qty + excluded.qty",
                 [(box, sku, loc, qty) for (sku, loc), qty in sorted(moves.items())],
             )
-
-    @staticmethod
-    def _task_done(  # noqa: PLR0917 - one row's columns, named at every call
-        tx: Tx,
-        box: str,
-        task: str,
-        order: str | None,
-        state: str,
-        picker: str | None,
-        stage: str | None,
-        lines: list[dict[str, Any]] | None,
-    ) -> None:
-        # picked: the lines as picked (picked/short); cancelled (None): the
-        # task keeps the lines it was given
-        tx.execute(
-            _TASK_DONE_KEEP_LINES if lines is None else _TASK_DONE,
-            (box, task, order, state, picker, stage, _json(lines or [])),
-        )
 
     def enqueued(self, tx: Tx, box: str, changes: Sequence[Mapping[str, Any]]) -> None:
         for change in changes:
