@@ -220,11 +220,13 @@ class ReferenceOms:
         for sql, batch in rows.items():
             tx.executemany(sql, batch)
         if moves:
-            tx.executemany(
-                "INSERT INTO oms_stock (box, sku, location, qty) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (box, sku, location) DO UPDATE SET"
-                " qty = oms_stock.qty + excluded.qty",
+            # one row per key (summed above), so one statement can upsert them all
+            tx.insert(
+                "oms_stock",
+                (("box", "text"), ("sku", "text"), ("location", "text"), ("qty", "bigint")),
                 [(box, sku, loc, qty) for (sku, loc), qty in sorted(moves.items())],
+                upsert="ON CONFLICT (box, sku, location) DO UPDATE SET"
+                " qty = oms_stock.qty + excluded.qty",
             )
 
     def enqueued(self, tx: Tx, box: str, changes: Sequence[Mapping[str, Any]]) -> None:

@@ -50,11 +50,17 @@ class Tx(Protocol):
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
     def insert(
-        self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        upsert: str = "",
     ) -> None:
         """Insert ``rows`` into ``table``; ``columns`` are (name, PostgreSQL
-        type) pairs. One statement on PostgreSQL (``unnest`` of one array per
-        column), ``executemany`` on SQLite."""
+        type) pairs, ``upsert`` an ``ON CONFLICT …`` clause (then no two rows
+        may share a key). One statement on PostgreSQL (``unnest`` of one array
+        per column), ``executemany`` on SQLite."""
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
 
@@ -91,11 +97,17 @@ class _SqliteTx:
         self._db.executemany(sql, rows)
 
     def insert(
-        self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        upsert: str = "",
     ) -> None:
         names = ", ".join(name for name, _ in columns)
         marks = ", ".join("?" for _ in columns)
-        self._db.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608 - names are the caller's constants
+        sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) {upsert}"  # noqa: S608 - the caller's constants
+        self._db.executemany(sql, rows)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._db.execute(sql, params).fetchone()
@@ -179,12 +191,19 @@ class _PostgresTx:
             cur.executemany(_pg(sql), rows)
 
     def insert(
-        self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        upsert: str = "",
     ) -> None:
+        if not rows:
+            return
         names = ", ".join(name for name, _ in columns)
         arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
         self._conn.execute(
-            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",  # noqa: S608 - names are the caller's constants
+            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {upsert}",  # noqa: S608 - the caller's constants
             [list(column) for column in zip(*rows, strict=True)],
             prepare=True,
         )
