@@ -332,17 +332,7 @@ class Receiver:
     def _resolve(self, tx: Tx, box: str, type_: str, data: dict[str, Any]) -> dict[str, Any]:
         if type_ != "stock":
             return {"type": type_, "data": data}
-        net, epoch, acked = self._stock_view(tx, box, data["sku"], data["location"])
-        return {
-            "type": "stock",
-            "data": {
-                "sku": data["sku"],
-                "location": data["location"],
-                "qty": int(data.get("base", data.get("qty", 0))) + net,
-                "epoch": epoch,
-                "acked": acked,
-            },
-        }
+        return stock_change(data, *self._stock_view(tx, box, data["sku"], data["location"]))
 
     def _stock_view(self, tx: Tx, box: str, sku: str, location: str) -> tuple[int, str | None, int]:
         head = tx.one(
@@ -415,6 +405,24 @@ class Receiver:
 
 def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def stock_change(
+    data: Mapping[str, Any], net: int, epoch: str | None, acked: int
+) -> dict[str, Any]:
+    """The ``stock`` change served for an enqueued one (``base``, or ``qty`` as
+    the base): the cloud's absolute view, base + the box's applied deltas of
+    the (sku, location), with the ``epoch``/``acked`` those deltas include."""
+    return {
+        "type": "stock",
+        "data": {
+            "sku": data["sku"],
+            "location": data["location"],
+            "qty": int(data.get("base", data.get("qty", 0))) + net,
+            "epoch": epoch,
+            "acked": acked,
+        },
+    }
 
 
 # --------------------------------------------------------------------------- cursors

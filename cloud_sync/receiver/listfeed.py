@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cloud_sync.codec import url_safe
-from cloud_sync.receiver.core import Answer, Receiver
+from cloud_sync.receiver.core import Answer, Receiver, stock_change
 
 
 class ChangeFeed:
@@ -50,17 +50,7 @@ class ChangeFeed:
         if change["type"] != "stock":
             return change
         d = change["data"]
-        net, epoch, acked = self.receiver.stock_view(box, d["sku"], d["location"])
-        return {
-            "type": "stock",
-            "data": {
-                "sku": d["sku"],
-                "location": d["location"],
-                "qty": int(d.get("base", d.get("qty", 0))) + net,
-                "epoch": epoch,
-                "acked": acked,
-            },
-        }
+        return stock_change(d, *self.receiver.stock_view(box, d["sku"], d["location"]))
 
 
 __all__ = ["ChangeFeed"]
