@@ -51,25 +51,15 @@ from tests.support.mosquitto_config import (
     start_generated,
     write_config,
 )
+from tests.support.mosquitto_config import DEVICES as PACKAGING_DEVICES
 
 pytestmark = pytest.mark.timeout(90)
 
-DEVICES = """
-[[devices]]
-id = "dock-1-portal"
-driver = "impinj-iot"
-role = "dock_door"
-topic = "impinj/dock-1/events"
-bound_to = "dock-1"
-
-[[devices]]
-id = "dock-2-portal"
-driver = "zebra-iotc"
-role = "dock_door"
-topic = "zebra/fx9600-2/data"
-bound_to = "dock-2"
-options = { events_topic = "zebra/fx9600-2/events" }
-
+#: the packaging tests' devices and two more dock portals (after them: the
+#: order of [[devices]] does not matter to the ACL)
+DEVICES = (
+    PACKAGING_DEVICES
+    + """
 [[devices]]
 id = "dock-3-portal"
 driver = "impinj-iot"
@@ -83,27 +73,8 @@ driver = "zebra-iotc"
 role = "dock_door"
 topic = "zebra/fx9600-4/data"
 bound_to = "dock-4"
-
-[[devices]]
-id = "pack-1-mqtt"
-driver = "mqtt-scanner"
-role = "pack_station"
-topic = "scanners/pack-1"
-bound_to = "pack-1"
-
-[[devices]]
-id = "pack-1-serial"
-driver = "serial-scanner"
-role = "pack_station"
-url = "/dev/ttyACM0"
-bound_to = "pack-1"
-
-[[devices]]
-id = "old-reader"
-driver = "impinj-iot"
-topic = "impinj/old/events"
-enabled = false
 """
+)
 
 #: what each enabled MQTT device publishes on: the filters its driver subscribes
 #: to (impinj-iot and mqtt-scanner: ``topic``; zebra-iotc: ``topic`` and

@@ -16,7 +16,7 @@ import aiomqtt
 import pytest
 
 from tests.support.mosquitto import find_mosquitto, free_port
-from tests.support.mosquitto_config import generate, start_generated
+from tests.support.mosquitto_config import DEVICES, generate, start_generated
 from tests.support.mosquitto_config import write_config as support_write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,43 +100,6 @@ def test_the_unit_says_what_the_box_needs() -> None:
 
 
 # --------------------------------------------------------------------------- Mosquitto
-
-DEVICES = """
-[[devices]]
-id = "dock-1-portal"
-driver = "impinj-iot"
-role = "dock_door"
-topic = "impinj/dock-1/events"
-bound_to = "dock-1"
-
-[[devices]]
-id = "dock-2-portal"
-driver = "zebra-iotc"
-role = "dock_door"
-topic = "zebra/fx9600-2/data"
-bound_to = "dock-2"
-options = { events_topic = "zebra/fx9600-2/events" }
-
-[[devices]]
-id = "pack-1-mqtt"
-driver = "mqtt-scanner"
-role = "pack_station"
-topic = "scanners/pack-1"
-bound_to = "pack-1"
-
-[[devices]]
-id = "pack-1-serial"
-driver = "serial-scanner"
-role = "pack_station"
-url = "/dev/ttyACM0"
-bound_to = "pack-1"
-
-[[devices]]
-id = "old-reader"
-driver = "impinj-iot"
-topic = "impinj/old/events"
-enabled = false
-"""
 
 
 def write_config(tmp_path: Path, port: int, *, devices: str = DEVICES) -> Path:

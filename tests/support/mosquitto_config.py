@@ -12,11 +12,58 @@ from pathlib import Path
 
 from tests.support.mosquitto import MosquittoBroker
 
-__all__ = ["DAEMON_PASSWORD", "DAEMON_USER", "ROOT", "generate", "start_generated", "write_config"]
+__all__ = [
+    "DAEMON_PASSWORD",
+    "DAEMON_USER",
+    "DEVICES",
+    "ROOT",
+    "generate",
+    "start_generated",
+    "write_config",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 DAEMON_USER = "pickedge"
 DAEMON_PASSWORD = "the-daemons-own-password"
+
+#: two dock portals (Impinj, Zebra with its events topic), a pack station's
+#: MQTT and serial scanners, and a disabled reader (no MQTT user)
+DEVICES = """
+[[devices]]
+id = "dock-1-portal"
+driver = "impinj-iot"
+role = "dock_door"
+topic = "impinj/dock-1/events"
+bound_to = "dock-1"
+
+[[devices]]
+id = "dock-2-portal"
+driver = "zebra-iotc"
+role = "dock_door"
+topic = "zebra/fx9600-2/data"
+bound_to = "dock-2"
+options = { events_topic = "zebra/fx9600-2/events" }
+
+[[devices]]
+id = "pack-1-mqtt"
+driver = "mqtt-scanner"
+role = "pack_station"
+topic = "scanners/pack-1"
+bound_to = "pack-1"
+
+[[devices]]
+id = "pack-1-serial"
+driver = "serial-scanner"
+role = "pack_station"
+url = "/dev/ttyACM0"
+bound_to = "pack-1"
+
+[[devices]]
+id = "old-reader"
+driver = "impinj-iot"
+topic = "impinj/old/events"
+enabled = false
+"""
 
 
 def write_config(tmp_path: Path, port: int, *, devices: str) -> Path:
