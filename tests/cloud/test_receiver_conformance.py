@@ -67,6 +67,7 @@ from tests.cloud.receiver_support import (
     story_picture,
     write_secret,
 )
+from tests.sync.sync_helpers import box_rows
 
 __all__ = ["db", "secrets_dir"]  # fixtures
 
@@ -718,21 +719,7 @@ def rows_as_typed(rows: list[Any]) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- a real box store
-
-
-def box_rows(store: Store, epoch: str) -> list[dict[str, Any]]:
-    rows = store.query(
-        "SELECT seq, type, at_ms, payload FROM outbox WHERE epoch = ? ORDER BY seq", (epoch,)
-    )
-    return [
-        {
-            "seq": x["seq"],
-            "type": x["type"],
-            "at": x["at_ms"],
-            "data": msgpack.unpackb(x["payload"]),
-        }
-        for x in rows
-    ]
+# (box_rows: the outbox as the cloud stores it, shared with the sync tests)
 
 
 def write(store: Store, events: list[UpstreamEvent]) -> None:
