@@ -14,18 +14,37 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from edge.cli.common import fail, load_json_or_exit
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 DB_HELP = (
     "postgresql://… (or a libpq key=value string) for PostgreSQL, a file path or "
     "sqlite:///path for SQLite. Also from $PICKEDGE_RECEIVER_DB, which keeps a "
     "password out of the process list."
 )
+
+
+def _db(db: str | None) -> str:
+    if not db:
+        raise fail("error: --db (or $PICKEDGE_RECEIVER_DB) names the database")
+    return db
+
+
+def overlap_option(help_text: str) -> Callable[[FC], FC]:
+    return click.option(
+        "--overlap",
+        type=click.FloatRange(min=0),
+        default=3600.0,
+        show_default=True,
+        help=help_text,
+    )
 
 
 def _open_receiver(db: str, *, pool_size: int = 2) -> Any:
@@ -60,13 +79,7 @@ def _open_receiver(db: str, *, pool_size: int = 2) -> Any:
     show_default=True,
     help="/livez, /readyz and /metrics HOST:PORT ('' for none).",
 )
-@click.option(
-    "--overlap",
-    type=click.FloatRange(min=0),
-    default=3600.0,
-    show_default=True,
-    help="Seconds a box's previous secret stays accepted after it changes (directory).",
-)
+@overlap_option("Seconds a box's previous secret stays accepted after it changes (directory).")
 @click.option(
     "--threads",
     type=click.IntRange(1, 64),
@@ -114,8 +127,7 @@ def cloud_receiver_group(  # noqa: PLR0917 - click passes every option
     ctx.obj["db"] = db
     if ctx.invoked_subcommand is not None:
         return
-    if not db:
-        raise fail("error: --db (or $PICKEDGE_RECEIVER_DB) names the database")
+    db = _db(db)
     _configure_logging(log_format)
     from cloud_sync.receiver.service import Listen
 
@@ -223,9 +235,7 @@ def enqueue_command(
     """Append the changes of a JSON list ([{"type": …, "data": {…}}, …]) to a feed."""
     from cloud_sync.receiver import ChangeError
 
-    db = ctx.obj.get("db")
-    if not db:
-        raise fail("error: --db (or $PICKEDGE_RECEIVER_DB) names the database")
+    db = _db(ctx.obj.get("db"))
     if (box is None) == (site is None):
         raise fail("error: give exactly one of --box and --site")
     changes = load_json_or_exit(changes_file)
@@ -255,9 +265,7 @@ def register_command(ctx: click.Context, box: str, site: str) -> None:
     """Record which site a box belongs to."""
     from cloud_sync.receiver.secrets import valid_box_id
 
-    db = ctx.obj.get("db")
-    if not db:
-        raise fail("error: --db (or $PICKEDGE_RECEIVER_DB) names the database")
+    db = _db(ctx.obj.get("db"))
     if not valid_box_id(box):
         raise fail("error: box ids are [A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
     receiver = _open_receiver(db)
@@ -276,21 +284,13 @@ def register_command(ctx: click.Context, box: str, site: str) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="File holding the new secret (first line).",
 )
-@click.option(
-    "--overlap",
-    type=click.FloatRange(min=0),
-    default=3600.0,
-    show_default=True,
-    help="Seconds the current secret stays accepted.",
-)
+@overlap_option("Seconds the current secret stays accepted.")
 @click.pass_context
 def rotate_secret_command(ctx: click.Context, box: str, secret_file: Path, overlap: float) -> None:
     """Give a box a new secret in the box_secrets table (for --secrets-table)."""
     from cloud_sync.receiver.secrets import TableSecrets
 
-    db = ctx.obj.get("db")
-    if not db:
-        raise fail("error: --db (or $PICKEDGE_RECEIVER_DB) names the database")
+    db = _db(ctx.obj.get("db"))
     lines = secret_file.read_text(encoding="utf-8").splitlines()
     secret = lines[0].strip() if lines else ""
     receiver = _open_receiver(db)
